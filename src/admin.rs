@@ -1,0 +1,395 @@
+//! Administrative operations shared by the CLI and the console: validate
+//! with `rules`, make key material with `keys`, persist with `store`. Each
+//! front end only gathers input and shows the outcome, so both enforce the
+//! same rules by calling the same function.
+
+use crate::domain::{Actor, KeyRecord, Mcp, McpAccess, McpTransport, Org, Plan, Timestamp};
+use crate::keys::{self, ApiKey};
+use crate::rules::{self, Expiry, Field, RuleError};
+use crate::store::{KeyEdit, NewKey, NewMcp, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// One or more inputs broke a rule; each names its field for forms.
+    #[error("{}", .0.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<RuleError>),
+    #[error("{0}")]
+    LimitReached(String),
+    #[error("{0}")]
+    Store(StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::LimitReached { plan, limit, org } => {
+                AdminError::LimitReached(rules::plan_limit_message(plan, limit, &org))
+            }
+            StoreError::UnknownMcp { .. } => AdminError::Invalid(vec![RuleError {
+                field: Field::McpAccess,
+                message: e.to_string(),
+            }]),
+            other => AdminError::Store(other),
+        }
+    }
+}
+
+impl From<RuleError> for AdminError {
+    fn from(e: RuleError) -> Self {
+        AdminError::Invalid(vec![e])
+    }
+}
+
+pub type Result<T, E = AdminError> = std::result::Result<T, E>;
+
+/// What an operator asks for when creating a key, as typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRequest {
+    pub name: String,
+    pub description: Option<String>,
+    /// An expiry spec such as `90d` or `2027-01-31` (see `rules::Expiry`).
+    pub expires: String,
+    pub access: McpAccess,
+}
+
+/// A validated key request, anchored at `now`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidKeyRequest {
+    pub name: String,
+    pub description: Option<String>,
+    pub expires_at: Option<Timestamp>,
+    pub access: McpAccess,
+}
+
+fn access_rule(access: &McpAccess) -> Result<(), RuleError> {
+    match access {
+        McpAccess::Only(slugs) if slugs.is_empty() => Err(RuleError {
+            field: Field::McpAccess,
+            message: "choose at least one MCP, or all MCPs".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Checks every field and reports every broken rule at once.
+pub fn validate_key_request(req: &KeyRequest, now: Timestamp) -> Result<ValidKeyRequest> {
+    let name = rules::key_name(&req.name);
+    let description = rules::key_description(req.description.as_deref());
+    let expires_at = Expiry::parse(&req.expires).and_then(|e| e.resolve(now));
+    let access = access_rule(&req.access);
+    match (name, description, expires_at, access) {
+        (Ok(name), Ok(description), Ok(expires_at), Ok(())) => Ok(ValidKeyRequest {
+            name,
+            description,
+            expires_at,
+            access: req.access.clone(),
+        }),
+        (name, description, expires_at, access) => Err(AdminError::Invalid(
+            [
+                name.err(),
+                description.err(),
+                expires_at.err(),
+                access.err(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        )),
+    }
+}
+
+/// Generates key material and stores it; retries the (astronomically
+/// unlikely) lookup-id collision with fresh randomness.
+fn issue_key(
+    store: &mut Store,
+    org: &Org,
+    valid: &ValidKeyRequest,
+    mut save: impl FnMut(&mut Store, &NewKey<'_>) -> Result<KeyRecord, StoreError>,
+) -> Result<(KeyRecord, ApiKey)> {
+    let server = store.server_secret()?;
+    for _ in 0..3 {
+        let key = keys::generate(&server);
+        let hash = keys::hash_key(&key).map_err(|e| AdminError::Internal(e.to_string()))?;
+        let new = NewKey {
+            org_id: org.row_id,
+            lookup_id: key.id(),
+            name: &valid.name,
+            description: valid.description.as_deref(),
+            secret_hash: &hash,
+            access: &valid.access,
+            expires_at: valid.expires_at,
+        };
+        match save(store, &new) {
+            Ok(record) => return Ok((record, key)),
+            Err(StoreError::IdCollision) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(AdminError::Internal(
+        "could not allocate a unique key id; try again".into(),
+    ))
+}
+
+/// Creates a key. The returned `ApiKey` is the only copy of the secret.
+pub fn create_key(
+    store: &mut Store,
+    org: &Org,
+    req: &KeyRequest,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<(KeyRecord, ApiKey)> {
+    let valid = validate_key_request(req, now)?;
+    issue_key(store, org, &valid, |s, new| s.create_key(new, actor, now))
+}
+
+/// Issues a replacement with the same name, description, access and expiry
+/// length. The old key keeps working unless `revoke_old` is set.
+pub fn rotate_key(
+    store: &mut Store,
+    org: &Org,
+    old: &KeyRecord,
+    revoke_old: bool,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<(KeyRecord, ApiKey)> {
+    if old.revoked_at.is_some() {
+        return Err(StoreError::Revoked(old.prefix()).into());
+    }
+    let now = rules::truncate(now);
+    let expires_at = old
+        .expires_at
+        .map(|at| now + (at - old.created_at).max(chrono::TimeDelta::seconds(1)));
+    let valid = ValidKeyRequest {
+        name: old.name.clone(),
+        description: old.description.clone(),
+        expires_at,
+        access: old.access.clone(),
+    };
+    issue_key(store, org, &valid, |s, new| {
+        s.rotate_key(old, new, revoke_old, actor, now)
+    })
+}
+
+pub fn revoke_key(
+    store: &mut Store,
+    key: &KeyRecord,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<KeyRecord> {
+    Ok(store.revoke_key(key, actor, now)?)
+}
+
+/// Edits as typed; `None` leaves a field alone, an empty description clears it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EditRequest {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub access: Option<McpAccess>,
+}
+
+pub fn edit_key(
+    store: &mut Store,
+    key: &KeyRecord,
+    req: &EditRequest,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<KeyRecord> {
+    let name = req.name.as_deref().map(rules::key_name).transpose();
+    let description = req
+        .description
+        .as_deref()
+        .map(|d| rules::key_description(Some(d)))
+        .transpose();
+    let access = req.access.as_ref().map(access_rule).transpose();
+    let edit = match (name, description, access) {
+        (Ok(name), Ok(description), Ok(_)) => KeyEdit {
+            name,
+            description,
+            access: req.access.clone(),
+        },
+        (name, description, access) => {
+            return Err(AdminError::Invalid(
+                [name.err(), description.err(), access.err()]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+            ));
+        }
+    };
+    Ok(store.edit_key(key, &edit, actor, now)?)
+}
+
+/// Finds a key of the org by id (`Ab3dE9xQ`), display prefix
+/// (`pmcp_Ab3dE9xQ`) or even the full key, without echoing what was typed.
+pub fn find_key(store: &Store, org: &Org, ident: &str) -> Result<KeyRecord> {
+    let ident = ident.trim();
+    let rest = ident.strip_prefix(keys::KEY_PREFIX).unwrap_or(ident);
+    let id = if rest.len() == keys::KEY_LEN - keys::KEY_PREFIX.len() {
+        rest.get(..keys::ID_LEN).unwrap_or(rest)
+    } else {
+        rest
+    };
+    if !keys::is_valid_id(id) {
+        return Err(AdminError::Invalid(vec![RuleError {
+            field: Field::Name,
+            message: format!(
+                "not a key id or prefix (expected {}XXXXXXXX: 8 letters or digits; see `plexmcp keys list`)",
+                keys::KEY_PREFIX
+            ),
+        }]));
+    }
+    store.key_by_lookup(org.row_id, id)?.ok_or_else(|| {
+        AdminError::Store(StoreError::NotFound(format!(
+            "no key {}{id} in organization '{}' (see `plexmcp keys list`)",
+            keys::KEY_PREFIX,
+            org.slug
+        )))
+    })
+}
+
+/// An MCP registration as typed on the command line or in the console.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct McpRequest {
+    pub slug: String,
+    pub name: Option<String>,
+    /// A command line, split like a shell would.
+    pub stdio: Option<String>,
+    pub url: Option<String>,
+    pub env: Vec<String>,
+    pub headers: Vec<String>,
+    pub timeout_secs: Option<u64>,
+}
+
+/// Keeps a rule's value, or records its error so every problem is reported at once.
+fn keep<T>(errors: &mut Vec<RuleError>, r: Result<T, RuleError>) -> Option<T> {
+    r.map_err(|e| errors.push(e)).ok()
+}
+
+pub fn validate_mcp_request(req: &McpRequest) -> Result<NewMcp> {
+    let mut errors = Vec::new();
+    let slug = keep(&mut errors, rules::slug(&req.slug, "MCP id"));
+    let name = match &req.name {
+        Some(n) => keep(&mut errors, rules::mcp_name(n)),
+        None => Some(req.slug.clone()),
+    };
+    let timeout = keep(
+        &mut errors,
+        rules::timeout_secs(req.timeout_secs.unwrap_or(rules::DEFAULT_TIMEOUT.as_secs())),
+    );
+    let misplaced = |field, message: &str| RuleError {
+        field,
+        message: message.to_string(),
+    };
+    let transport = match (&req.stdio, &req.url) {
+        (Some(cmd), None) => {
+            if !req.headers.is_empty() {
+                errors.push(misplaced(
+                    Field::Header,
+                    "--header applies to --url MCPs only",
+                ));
+            }
+            let command = keep(&mut errors, rules::stdio_command(cmd));
+            let env: Vec<_> = req
+                .env
+                .iter()
+                .filter_map(|e| keep(&mut errors, rules::env_pair(e)))
+                .collect();
+            command.map(|(command, args)| McpTransport::Stdio { command, args, env })
+        }
+        (None, Some(url)) => {
+            if !req.env.is_empty() {
+                errors.push(misplaced(Field::Env, "--env applies to --stdio MCPs only"));
+            }
+            let url = keep(&mut errors, rules::http_url(url));
+            let headers: Vec<_> = req
+                .headers
+                .iter()
+                .filter_map(|h| keep(&mut errors, rules::header_pair(h)))
+                .collect();
+            url.map(|url| McpTransport::Http { url, headers })
+        }
+        _ => {
+            errors.push(misplaced(
+                Field::Command,
+                "give exactly one of a stdio command or an HTTP URL",
+            ));
+            None
+        }
+    };
+    match (slug, name, timeout, transport) {
+        (Some(slug), Some(name), Some(timeout), Some(transport)) if errors.is_empty() => {
+            Ok(NewMcp {
+                slug,
+                name,
+                transport,
+                timeout,
+            })
+        }
+        _ => Err(AdminError::Invalid(errors)),
+    }
+}
+
+pub fn add_mcp(
+    store: &mut Store,
+    org: &Org,
+    req: &McpRequest,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<Mcp> {
+    let new = validate_mcp_request(req)?;
+    Ok(store.add_mcp(org.row_id, &new, actor, now)?)
+}
+
+pub fn remove_mcp(
+    store: &mut Store,
+    org: &Org,
+    slug: &str,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<()> {
+    Ok(store.remove_mcp(org.row_id, slug, actor, now)?)
+}
+
+pub fn create_org(store: &mut Store, slug: &str, actor: &Actor, now: Timestamp) -> Result<Org> {
+    let slug = rules::slug(slug, "organization")?;
+    Ok(store.create_org(&slug, actor, now)?)
+}
+
+/// What a plan change did, so front ends can warn about keys over the new limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanChange {
+    pub old: Plan,
+    pub new: Plan,
+    pub active_keys: u32,
+}
+
+impl PlanChange {
+    /// A warning when the org now has more active keys than its plan allows.
+    pub fn over_limit_warning(&self) -> Option<String> {
+        let limit = self.new.key_limit()?;
+        (self.active_keys > limit).then(|| {
+            format!(
+                "the {} plan allows {limit} active keys and this organization has {}: existing keys keep working, but no new key can be created until some are revoked or expire",
+                self.new, self.active_keys
+            )
+        })
+    }
+}
+
+pub fn set_plan(
+    store: &mut Store,
+    org: &Org,
+    plan: Plan,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<PlanChange> {
+    let old = store.set_plan(org.row_id, plan, actor, now)?;
+    let active_keys = store.active_key_count(org.row_id, now)?;
+    Ok(PlanChange {
+        old,
+        new: plan,
+        active_keys,
+    })
+}

@@ -1,0 +1,250 @@
+//! The command line: `plexmcp` (console), `serve`, and the scriptable
+//! `keys`, `mcps` and `org` commands. Output contracts (JSON fields, exit
+//! codes) are relied on by scripts, so they are defined here and tested
+//! black-box in `tests/cli.rs`.
+
+mod format;
+mod keys_cmd;
+mod mcps_cmd;
+mod org_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use crate::config;
+use crate::domain::{McpAccess, Plan};
+use crate::store::Store;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "plexmcp",
+    version,
+    about = "Self-hosted MCP gateway with API keys, and a terminal console to manage them",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// The database file [default: $XDG_DATA_HOME/plexmcp/plexmcp.db]
+    #[arg(long, global = true, env = "PLEXMCP_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// The organization to work in
+    #[arg(long, global = true, env = "PLEXMCP_ORG", value_name = "SLUG", default_value = config::DEFAULT_ORG)]
+    pub org: String,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, list, inspect, revoke, rotate and edit API keys
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Register and remove upstream MCP servers
+    #[command(subcommand)]
+    Mcps(McpsCommand),
+    /// Show and manage organizations and their plans
+    #[command(subcommand)]
+    Org(OrgCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; the full key is printed once and never again
+    Create {
+        /// A descriptive name, e.g. "Production Server" (1-100 characters)
+        #[arg(long)]
+        name: String,
+        /// Optional notes about where the key is used
+        #[arg(long)]
+        description: Option<String>,
+        /// 30d, 90d, 1y, never, a date YYYY-MM-DD (end of day, UTC) or an RFC 3339 time
+        #[arg(long, value_name = "SPEC", default_value = crate::rules::DEFAULT_EXPIRY)]
+        expires: String,
+        #[command(flatten)]
+        access: AccessArgs,
+        /// Print a JSON object (with the full key in `key`)
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every key of the organization, revoked ones included
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one key's details and activity
+    Show {
+        /// The key's id or display prefix (pmcp_XXXXXXXX)
+        key: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key for good; it stops working at once and stays listed
+    Revoke {
+        /// The key's id or display prefix
+        key: String,
+        /// Do not ask for confirmation
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Issue a replacement with the same name, description, access and expiry length
+    Rotate {
+        /// The key's id or display prefix
+        key: String,
+        /// Revoke the old key in the same step (otherwise it works until revoked)
+        #[arg(long)]
+        revoke_old: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a key's name, description or MCP access
+    Edit {
+        /// The key's id or display prefix
+        key: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// New description ("" clears it)
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        access: AccessArgs,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AccessArgs {
+    /// MCP access: `all` (including MCPs added later) or an MCP id; repeat for several [create default: all]
+    #[arg(long = "mcp", value_name = "ID")]
+    pub mcp: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McpsCommand {
+    /// Register an upstream MCP server
+    Add {
+        /// Its id in the organization, used in requests as `mcp_id` (e.g. github)
+        id: String,
+        /// Spawn this command and speak MCP over its stdin/stdout
+        #[arg(
+            long,
+            value_name = "CMD ARGS",
+            conflicts_with = "url",
+            required_unless_present = "url"
+        )]
+        stdio: Option<String>,
+        /// Speak Streamable HTTP MCP to this URL
+        #[arg(long)]
+        url: Option<String>,
+        /// Display name [default: the id]
+        #[arg(long)]
+        name: Option<String>,
+        /// Environment for a stdio MCP, K=V; repeatable
+        #[arg(long, value_name = "K=V")]
+        env: Vec<String>,
+        /// Header sent to an HTTP MCP, K=V; repeatable
+        #[arg(long, value_name = "K=V")]
+        header: Vec<String>,
+        /// Seconds a tool call may take before it answers 504 [default: 30]
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
+    },
+    /// List the organization's MCPs (env and header values are never shown)
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an MCP; keys lose access to it at once
+    Remove { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Show the organization, its plan and key usage
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change the organization's plan
+    SetPlan {
+        #[arg(value_parser = parse_plan)]
+        plan: Plan,
+    },
+    /// Create an organization (on the free plan)
+    Create { slug: String },
+    /// List organizations
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_plan(s: &str) -> Result<Plan, String> {
+    s.parse()
+}
+
+impl AccessArgs {
+    /// `None` when no `--mcp` was given; a usage error for `all` mixed with ids.
+    fn access(&self) -> Result<Option<McpAccess>, CliError> {
+        if self.mcp.is_empty() {
+            return Ok(None);
+        }
+        let all = self.mcp.iter().any(|m| m == "all");
+        if all && self.mcp.len() > 1 {
+            return Err(CliError::Usage(
+                "--mcp all cannot be combined with specific MCP ids".into(),
+            ));
+        }
+        if all {
+            return Ok(Some(McpAccess::All));
+        }
+        let mut ids = self.mcp.clone();
+        ids.sort();
+        ids.dedup();
+        Ok(Some(McpAccess::Only(ids)))
+    }
+}
+
+/// A failure: `Usage` exits 2 like clap's own errors, `Failed` exits 1.
+#[derive(Debug)]
+pub enum CliError {
+    Usage(String),
+    Failed(String),
+}
+
+impl<E: std::error::Error> From<E> for CliError {
+    fn from(e: E) -> Self {
+        CliError::Failed(e.to_string())
+    }
+}
+
+pub type CliResult = Result<(), CliError>;
+
+/// Runs a parsed command line and turns the outcome into an exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let Some(command) = cli.command else {
+        // The console takes this over; until then, say what there is.
+        let _ = Cli::command().print_help();
+        return ExitCode::SUCCESS;
+    };
+    let db = cli.db.clone().unwrap_or_else(config::default_db_path);
+    let outcome = Store::open(&db)
+        .map_err(CliError::from)
+        .and_then(|mut store| match command {
+            Command::Keys(cmd) => keys_cmd::run(&mut store, &cli.org, cmd),
+            Command::Mcps(cmd) => mcps_cmd::run(&mut store, &cli.org, cmd),
+            Command::Org(cmd) => org_cmd::run(&mut store, &cli.org, cmd),
+        });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Usage(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+        Err(CliError::Failed(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

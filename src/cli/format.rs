@@ -1,0 +1,182 @@
+//! How the CLI prints things: aligned tables for people, JSON for scripts.
+
+use chrono::SecondsFormat;
+use serde::Serialize;
+use unicode_width::UnicodeWidthStr;
+
+use crate::domain::{KeyRecord, Mcp, McpAccess, Timestamp};
+use crate::store::OrgSummary;
+
+/// RFC 3339 in UTC with whole seconds, as every JSON time field uses.
+pub fn rfc3339(at: Timestamp) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A short human time, always UTC so tables from different hosts agree.
+pub fn human(at: Timestamp) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// Replaces control characters so stored text cannot drive the terminal.
+pub fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// Prints rows under headers, each column as wide as its widest cell.
+pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.width()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.width());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.zip(&widths).enumerate() {
+            if i + 1 == widths.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(cell);
+                out.push_str(&" ".repeat(w - cell.width() + 2));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(&mut headers.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+}
+
+/// The JSON key object scripts rely on; exactly these fields.
+#[derive(Debug, Serialize)]
+pub struct KeyJson<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub description: Option<&'a str>,
+    pub prefix: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub status: &'static str,
+    pub mcp_access: serde_json::Value,
+    pub request_count: i64,
+    /// Only when the key was just made (create, rotate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<&'a str>,
+}
+
+pub fn access_json(access: &McpAccess) -> serde_json::Value {
+    match access {
+        McpAccess::All => serde_json::Value::from("all"),
+        McpAccess::Only(slugs) => serde_json::Value::from(slugs.clone()),
+    }
+}
+
+pub fn key_json<'a>(key: &'a KeyRecord, now: Timestamp, full: Option<&'a str>) -> KeyJson<'a> {
+    KeyJson {
+        id: &key.id,
+        name: &key.name,
+        description: key.description.as_deref(),
+        prefix: key.prefix(),
+        created_at: rfc3339(key.created_at),
+        last_used_at: key.last_used_at.map(rfc3339),
+        expires_at: key.expires_at.map(rfc3339),
+        status: key.status(now).as_str(),
+        mcp_access: access_json(&key.access),
+        request_count: key.request_count,
+        key: full,
+    }
+}
+
+pub fn print_json(value: &impl Serialize) -> Result<(), serde_json::Error> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+pub fn expires_cell(key: &KeyRecord) -> String {
+    key.expires_at.map_or_else(|| "Never".to_string(), human)
+}
+
+pub fn last_used_cell(key: &KeyRecord) -> String {
+    key.last_used_at.map_or_else(|| "never".to_string(), human)
+}
+
+#[derive(Debug, Serialize)]
+pub struct McpJson<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub transport: &'static str,
+    pub command: Option<&'a str>,
+    pub args: Option<&'a [String]>,
+    pub url: Option<&'a str>,
+    /// Names only: values may be credentials.
+    pub env: Vec<&'a str>,
+    pub headers: Vec<&'a str>,
+    pub timeout_secs: u64,
+    pub created_at: String,
+}
+
+pub fn mcp_json(mcp: &Mcp) -> McpJson<'_> {
+    use crate::domain::McpTransport::*;
+    let (command, args, url, env, headers) = match &mcp.transport {
+        Stdio { command, args, env } => (
+            Some(command.as_str()),
+            Some(args.as_slice()),
+            None,
+            env.iter().map(|(k, _)| k.as_str()).collect(),
+            Vec::new(),
+        ),
+        Http { url, headers } => (
+            None,
+            None,
+            Some(url.as_str()),
+            Vec::new(),
+            headers.iter().map(|(k, _)| k.as_str()).collect(),
+        ),
+    };
+    McpJson {
+        id: &mcp.slug,
+        name: &mcp.name,
+        transport: mcp.transport.kind(),
+        command,
+        args,
+        url,
+        env,
+        headers,
+        timeout_secs: mcp.timeout.as_secs(),
+        created_at: rfc3339(mcp.created_at),
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct OrgJson<'a> {
+    pub slug: &'a str,
+    pub name: &'a str,
+    pub plan: &'static str,
+    pub active_keys: u32,
+    /// `null` on the unlimited enterprise plan.
+    pub key_limit: Option<u32>,
+    pub total_keys: u32,
+    pub mcps: u32,
+    pub created_at: String,
+}
+
+pub fn org_json(s: &OrgSummary) -> OrgJson<'_> {
+    OrgJson {
+        slug: &s.org.slug,
+        name: &s.org.name,
+        plan: s.org.plan.as_str(),
+        active_keys: s.active_keys,
+        key_limit: s.org.plan.key_limit(),
+        total_keys: s.total_keys,
+        mcps: s.mcps,
+        created_at: rfc3339(s.org.created_at),
+    }
+}
+
+pub fn limit_text(limit: Option<u32>) -> String {
+    limit.map_or_else(|| "unlimited".to_string(), |l| l.to_string())
+}

@@ -1,0 +1,264 @@
+//! `plexmcp keys …`
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use chrono::Utc;
+
+use super::format::{self, clean, human};
+use super::{CliError, CliResult, KeysCommand};
+use crate::admin::{self, EditRequest, KeyRequest};
+use crate::config;
+use crate::domain::{KeyRecord, McpAccess};
+use crate::keys::ApiKey;
+use crate::store::Store;
+
+pub fn run(store: &mut Store, org_slug: &str, cmd: KeysCommand) -> CliResult {
+    let org = store.org(org_slug)?;
+    let actor = config::actor_from_env();
+    let now = Utc::now();
+    match cmd {
+        KeysCommand::Create {
+            name,
+            description,
+            expires,
+            access,
+            json,
+        } => {
+            let req = KeyRequest {
+                name,
+                description,
+                expires,
+                access: access.access()?.unwrap_or(McpAccess::All),
+            };
+            let (record, key) = admin::create_key(store, &org, &req, &actor, now)?;
+            print_new_key(&record, &key, json, None)
+        }
+        KeysCommand::List { json } => {
+            let keys = store.list_keys(org.row_id)?;
+            if json {
+                let items: Vec<_> = keys
+                    .iter()
+                    .map(|k| format::key_json(k, now, None))
+                    .collect();
+                return Ok(format::print_json(&items)?);
+            }
+            if keys.is_empty() {
+                println!(
+                    "No API keys in organization '{}'. Create one with: plexmcp keys create --name NAME",
+                    org.slug
+                );
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = keys
+                .iter()
+                .map(|k| {
+                    vec![
+                        k.prefix(),
+                        k.name.clone(),
+                        k.status(now).label().to_string(),
+                        human(k.created_at),
+                        format::last_used_cell(k),
+                        format::expires_cell(k),
+                        k.access.describe(),
+                        k.request_count.to_string(),
+                    ]
+                })
+                .collect();
+            format::print_table(
+                &[
+                    "PREFIX",
+                    "NAME",
+                    "STATUS",
+                    "CREATED",
+                    "LAST USED",
+                    "EXPIRES",
+                    "MCP ACCESS",
+                    "REQUESTS",
+                ],
+                &rows,
+            );
+            Ok(())
+        }
+        KeysCommand::Show { key, json } => {
+            let record = admin::find_key(store, &org, &key)?;
+            if json {
+                return Ok(format::print_json(&format::key_json(&record, now, None))?);
+            }
+            print_details(store, &record, now)
+        }
+        KeysCommand::Revoke { key, yes } => {
+            let record = admin::find_key(store, &org, &key)?;
+            if record.revoked_at.is_some() {
+                return Err(CliError::Failed(format!(
+                    "key {} is already revoked",
+                    record.prefix()
+                )));
+            }
+            if !yes && !confirm_revoke(&record)? {
+                return Err(CliError::Failed(
+                    "revoke cancelled; the key still works".into(),
+                ));
+            }
+            let revoked = admin::revoke_key(store, &record, &actor, now)?;
+            println!(
+                "Revoked key {} (\"{}\"). Requests with it now get 401 Invalid API Key.",
+                revoked.prefix(),
+                revoked.name
+            );
+            Ok(())
+        }
+        KeysCommand::Rotate {
+            key,
+            revoke_old,
+            json,
+        } => {
+            let old = admin::find_key(store, &org, &key)?;
+            let (record, new_key) = admin::rotate_key(store, &org, &old, revoke_old, &actor, now)?;
+            print_new_key(&record, &new_key, json, Some((&old, revoke_old)))
+        }
+        KeysCommand::Edit {
+            key,
+            name,
+            description,
+            access,
+        } => {
+            let req = EditRequest {
+                name,
+                description,
+                access: access.access()?,
+            };
+            if req == EditRequest::default() {
+                return Err(CliError::Usage(
+                    "nothing to change: give --name, --description or --mcp".into(),
+                ));
+            }
+            let record = admin::find_key(store, &org, &key)?;
+            let edited = admin::edit_key(store, &record, &req, &actor, now)?;
+            println!(
+                "Updated key {}: name \"{}\", MCP access {}.",
+                edited.prefix(),
+                edited.name,
+                edited.access.describe()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Asks on the terminal; without one, refuses rather than guessing.
+fn confirm_revoke(key: &KeyRecord) -> Result<bool, CliError> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(CliError::Usage(format!(
+            "refusing to revoke {} without confirmation: stdin is not a terminal; pass --yes",
+            key.prefix()
+        )));
+    }
+    eprint!(
+        "Revoke key {} (\"{}\")? It stops working immediately and cannot be reactivated. [y/N] ",
+        key.prefix(),
+        key.name
+    );
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+fn print_new_key(
+    record: &KeyRecord,
+    key: &ApiKey,
+    json: bool,
+    rotated: Option<(&KeyRecord, bool)>,
+) -> CliResult {
+    if json {
+        return Ok(format::print_json(&format::key_json(
+            record,
+            record.created_at,
+            Some(key.expose()),
+        ))?);
+    }
+    match rotated {
+        Some((old, _)) => println!(
+            "Rotated {} (\"{}\"): the new key is {}.",
+            old.prefix(),
+            record.name,
+            record.prefix()
+        ),
+        None => println!("Created API key {} (\"{}\").", record.prefix(), record.name),
+    }
+    println!();
+    println!("    {}", key.expose());
+    println!();
+    println!("This is the only time the key is shown: copy it now and store it securely.");
+    println!(
+        "Expires: {}   MCP access: {}",
+        format::expires_cell(record),
+        record.access.describe()
+    );
+    match rotated {
+        Some((old, true)) => println!("The old key {} is revoked.", old.prefix()),
+        Some((old, false)) => println!(
+            "The old key {} keeps working until you revoke it: plexmcp keys revoke {}",
+            old.prefix(),
+            old.prefix()
+        ),
+        None => {}
+    }
+    Ok(())
+}
+
+fn print_details(store: &Store, key: &KeyRecord, now: chrono::DateTime<Utc>) -> CliResult {
+    let mut lines = vec![
+        ("Key", key.prefix()),
+        ("Name", key.name.clone()),
+        (
+            "Description",
+            key.description.clone().unwrap_or_else(|| "-".into()),
+        ),
+        ("Status", key.status(now).label().to_string()),
+        (
+            "Created",
+            format!("{} by {}", human(key.created_at), key.created_by),
+        ),
+        ("Expires", format::expires_cell(key)),
+        ("Last used", format::last_used_cell(key)),
+        ("Requests", key.request_count.to_string()),
+        ("MCP access", key.access.describe()),
+    ];
+    if let Some(from) = &key.rotated_from {
+        lines.push(("Rotated from", format!("{}{from}", crate::keys::KEY_PREFIX)));
+    }
+    if let Some(at) = key.revoked_at {
+        let by = key.revoked_by.as_deref().unwrap_or("unknown");
+        lines.push(("Revoked", format!("{} by {by}", human(at))));
+    }
+    for (label, value) in lines {
+        println!("{label:<13}{}", clean(&value));
+    }
+    let events = store.audit_for("key", &key.id, 20)?;
+    if !events.is_empty() {
+        println!();
+        println!("Activity");
+        let rows: Vec<Vec<String>> = events
+            .iter()
+            .map(|e| {
+                let who = match &e.actor_addr {
+                    Some(addr) => format!("{} ({addr})", e.actor),
+                    None => e.actor.clone(),
+                };
+                vec![
+                    format!("  {}", human(e.at)),
+                    e.action.clone(),
+                    clean(&who),
+                    clean(e.detail.as_deref().unwrap_or("")),
+                ]
+            })
+            .collect();
+        format::print_table(&["  TIME", "EVENT", "BY", "DETAIL"], &rows);
+    }
+    Ok(())
+}

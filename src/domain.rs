@@ -1,0 +1,258 @@
+//! The nouns of plexmcp — organizations, MCPs, API keys, audit events — as
+//! plain data shared by the store, the CLI, the server and the console.
+//! Nothing here does I/O; rules about them live in `rules`.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+/// Points in time are UTC with one-second resolution everywhere.
+pub type Timestamp = DateTime<Utc>;
+
+/// An organization's plan; it bounds how many keys may be active at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Plan {
+    Free,
+    Pro,
+    Team,
+    Enterprise,
+}
+
+impl Plan {
+    pub const ALL: [Plan; 4] = [Plan::Free, Plan::Pro, Plan::Team, Plan::Enterprise];
+
+    /// Keys that may be active (neither revoked nor expired) at once; `None` is unlimited.
+    pub fn key_limit(self) -> Option<u32> {
+        match self {
+            Plan::Free => Some(5),
+            Plan::Pro => Some(20),
+            Plan::Team => Some(50),
+            Plan::Enterprise => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Plan::Free => "free",
+            Plan::Pro => "pro",
+            Plan::Team => "team",
+            Plan::Enterprise => "enterprise",
+        }
+    }
+
+    /// The next plan up, named in "limit reached" messages.
+    pub fn next_up(self) -> Option<Plan> {
+        match self {
+            Plan::Free => Some(Plan::Pro),
+            Plan::Pro => Some(Plan::Team),
+            Plan::Team => Some(Plan::Enterprise),
+            Plan::Enterprise => None,
+        }
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Plan {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Plan::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| format!("unknown plan '{s}' (expected free, pro, team or enterprise)"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Org {
+    pub row_id: i64,
+    pub slug: String,
+    pub name: String,
+    pub plan: Plan,
+    pub created_at: Timestamp,
+}
+
+/// How plexmcp reaches an upstream MCP server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum McpTransport {
+    Stdio {
+        command: String,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+    },
+    Http {
+        url: String,
+        headers: Vec<(String, String)>,
+    },
+}
+
+impl McpTransport {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            McpTransport::Stdio { .. } => "stdio",
+            McpTransport::Http { .. } => "http",
+        }
+    }
+
+    /// A one-line description without env or header values, which may hold credentials.
+    pub fn target(&self) -> String {
+        match self {
+            McpTransport::Stdio { command, args, .. } => {
+                let mut words = vec![
+                    shlex::try_quote(command).map_or_else(|_| command.clone(), |q| q.into_owned()),
+                ];
+                words.extend(
+                    args.iter().map(|a| {
+                        shlex::try_quote(a).map_or_else(|_| a.clone(), |q| q.into_owned())
+                    }),
+                );
+                words.join(" ")
+            }
+            McpTransport::Http { url, .. } => url.clone(),
+        }
+    }
+
+    /// Names of env variables or headers, never their values.
+    pub fn secret_names(&self) -> Vec<&str> {
+        match self {
+            McpTransport::Stdio { env, .. } => env.iter().map(|(k, _)| k.as_str()).collect(),
+            McpTransport::Http { headers, .. } => headers.iter().map(|(k, _)| k.as_str()).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mcp {
+    pub row_id: i64,
+    pub org_id: i64,
+    pub slug: String,
+    pub name: String,
+    pub transport: McpTransport,
+    pub timeout: Duration,
+    pub created_at: Timestamp,
+}
+
+/// Which MCPs a key may call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum McpAccess {
+    /// Every MCP of the org, including ones added later.
+    All,
+    /// Only these MCP slugs (live ones; removed MCPs drop out).
+    Only(Vec<String>),
+}
+
+impl McpAccess {
+    pub fn allows(&self, slug: &str) -> bool {
+        match self {
+            McpAccess::All => true,
+            McpAccess::Only(slugs) => slugs.iter().any(|s| s == slug),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            McpAccess::All => "all".to_string(),
+            McpAccess::Only(slugs) if slugs.is_empty() => "none".to_string(),
+            McpAccess::Only(slugs) => slugs.join(", "),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyStatus {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl KeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::Expired => "expired",
+            KeyStatus::Revoked => "revoked",
+        }
+    }
+
+    /// Capitalised, for tables and the console.
+    pub fn label(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "Active",
+            KeyStatus::Expired => "Expired",
+            KeyStatus::Revoked => "Revoked",
+        }
+    }
+}
+
+/// An API key as stored: everything but its secret, which is never kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub row_id: i64,
+    pub org_id: i64,
+    /// Public lookup id, the part of the key after `pmcp_` that identifies it.
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_at: Timestamp,
+    pub created_by: String,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub revoked_by: Option<String>,
+    /// The lookup id of the key this one replaced by rotation.
+    pub rotated_from: Option<String>,
+    pub last_used_at: Option<Timestamp>,
+    pub request_count: i64,
+    pub access: McpAccess,
+}
+
+impl KeyRecord {
+    /// Status is derived, never stored: expiry needs no job to flip a flag.
+    pub fn status(&self, now: Timestamp) -> KeyStatus {
+        if self.revoked_at.is_some() {
+            KeyStatus::Revoked
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            KeyStatus::Expired
+        } else {
+            KeyStatus::Active
+        }
+    }
+
+    pub fn prefix(&self) -> String {
+        format!("{}{}", crate::keys::KEY_PREFIX, self.id)
+    }
+}
+
+/// Who made an administrative change: the OS user, and the SSH client's
+/// address when the change came over SSH.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub user: String,
+    pub addr: Option<String>,
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.addr {
+            Some(addr) => write!(f, "{} (ssh from {addr})", self.user),
+            None => f.write_str(&self.user),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub at: Timestamp,
+    pub actor: String,
+    pub actor_addr: Option<String>,
+    pub action: String,
+    pub target_kind: String,
+    pub target_id: String,
+    pub detail: Option<String>,
+}

@@ -1,0 +1,11 @@
+//! plexmcp: a self-hosted MCP gateway whose API keys live in one SQLite
+//! database, managed from a terminal console or the command line. The
+//! modules are public so the black-box tests in `tests/` can reach them.
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod keys;
+pub mod rules;
+pub mod store;

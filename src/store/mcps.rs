@@ -1,0 +1,170 @@
+//! Upstream MCP servers registered in an org. Removal is a soft delete so
+//! old usage and audit records still name the MCP.
+
+use std::time::Duration;
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{Result, Store, StoreError, audit, is_unique_violation, secs, ts};
+use crate::domain::{Actor, Mcp, McpTransport, Timestamp};
+
+/// An MCP about to be registered, already validated by `rules`.
+#[derive(Debug, Clone)]
+pub struct NewMcp {
+    pub slug: String,
+    pub name: String,
+    pub transport: McpTransport,
+    pub timeout: Duration,
+}
+
+const MCP_COLUMNS: &str = "id, org_id, slug, name, transport, command, args_json, env_json, url, headers_json, timeout_ms, created_at";
+
+fn json_pairs(text: &str) -> Vec<(String, String)> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+fn mcp_from_row(row: &Row<'_>) -> rusqlite::Result<Mcp> {
+    let kind: String = row.get("transport")?;
+    let transport = if kind == "http" {
+        McpTransport::Http {
+            url: row.get::<_, Option<String>>("url")?.unwrap_or_default(),
+            headers: json_pairs(&row.get::<_, String>("headers_json")?),
+        }
+    } else {
+        McpTransport::Stdio {
+            command: row.get::<_, Option<String>>("command")?.unwrap_or_default(),
+            args: serde_json::from_str(&row.get::<_, String>("args_json")?).unwrap_or_default(),
+            env: json_pairs(&row.get::<_, String>("env_json")?),
+        }
+    };
+    let timeout_ms: i64 = row.get("timeout_ms")?;
+    Ok(Mcp {
+        row_id: row.get("id")?,
+        org_id: row.get("org_id")?,
+        slug: row.get("slug")?,
+        name: row.get("name")?,
+        transport,
+        timeout: Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(30_000)),
+        created_at: ts(row.get("created_at")?),
+    })
+}
+
+impl Store {
+    /// Live (not removed) MCPs of an org, by slug.
+    pub fn list_mcps(&self, org_id: i64) -> Result<Vec<Mcp>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {MCP_COLUMNS} FROM mcps WHERE org_id = ?1 AND deleted_at IS NULL ORDER BY slug"
+        ))?;
+        let rows = stmt.query_map([org_id], mcp_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// A live MCP by slug; `None` for unknown or removed ones.
+    pub fn mcp_by_slug(&self, org_id: i64, slug: &str) -> Result<Option<Mcp>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {MCP_COLUMNS} FROM mcps WHERE org_id = ?1 AND slug = ?2 AND deleted_at IS NULL"
+                ),
+                params![org_id, slug],
+                mcp_from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn add_mcp(
+        &mut self,
+        org_id: i64,
+        new: &NewMcp,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<Mcp> {
+        let to_json = |pairs: &Vec<(String, String)>| {
+            serde_json::to_string(pairs).unwrap_or_else(|_| "[]".into())
+        };
+        let (command, args, env, url, headers) = match &new.transport {
+            McpTransport::Stdio { command, args, env } => (
+                Some(command.as_str()),
+                serde_json::to_string(args).unwrap_or_else(|_| "[]".into()),
+                to_json(env),
+                None,
+                "[]".to_string(),
+            ),
+            McpTransport::Http { url, headers } => (
+                None,
+                "[]".to_string(),
+                "[]".to_string(),
+                Some(url.as_str()),
+                to_json(headers),
+            ),
+        };
+        let timeout_ms = i64::try_from(new.timeout.as_millis()).unwrap_or(i64::MAX);
+        let tx = self.write_tx()?;
+        tx.execute(
+            "INSERT INTO mcps (org_id, slug, name, transport, command, args_json, env_json, url, headers_json, timeout_ms, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                org_id,
+                new.slug,
+                new.name,
+                new.transport.kind(),
+                command,
+                args,
+                env,
+                url,
+                headers,
+                timeout_ms,
+                secs(now)
+            ],
+        )
+        .map_err(|e| {
+            if is_unique_violation(&e, "mcps") {
+                StoreError::Conflict(format!(
+                    "an MCP with id '{}' already exists in this organization",
+                    new.slug
+                ))
+            } else {
+                e.into()
+            }
+        })?;
+        let detail = format!("{} {}", new.transport.kind(), new.transport.target());
+        audit(
+            &tx,
+            org_id,
+            now,
+            actor,
+            "mcp.added",
+            "mcp",
+            &new.slug,
+            Some(&detail),
+        )?;
+        tx.commit()?;
+        self.mcp_by_slug(org_id, &new.slug)?.ok_or_else(|| {
+            StoreError::NotFound(format!("MCP '{}' vanished after adding it", new.slug))
+        })
+    }
+
+    /// Soft-deletes an MCP: keys lose access to it at once.
+    pub fn remove_mcp(
+        &mut self,
+        org_id: i64,
+        slug: &str,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<()> {
+        let tx = self.write_tx()?;
+        let changed = tx.execute(
+            "UPDATE mcps SET deleted_at = ?1 WHERE org_id = ?2 AND slug = ?3 AND deleted_at IS NULL",
+            params![secs(now), org_id, slug],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!(
+                "no MCP '{slug}' in this organization (see `plexmcp mcps list`)"
+            )));
+        }
+        audit(&tx, org_id, now, actor, "mcp.removed", "mcp", slug, None)?;
+        tx.commit()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,322 @@
+//! The only module that speaks SQL. It opens (or creates) the one SQLite
+//! file plexmcp keeps, refuses files that are not ours or are newer than
+//! this build, migrates, and offers typed operations; every parameter is
+//! bound, and every change writes its audit event in the same transaction.
+
+mod audit;
+mod keys;
+mod mcps;
+mod orgs;
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use chrono::DateTime;
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite_migration::{M, Migrations};
+
+use crate::domain::{Actor, Plan, Timestamp};
+use crate::keys::ServerSecret;
+
+pub use keys::{KeyEdit, NewKey};
+pub use mcps::NewMcp;
+pub use orgs::OrgSummary;
+
+/// "PMCP": written into the SQLite header so foreign files are recognised.
+pub const APPLICATION_ID: u32 = 0x504D_4350;
+/// How long a writer waits for another process's transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
+    Migrations::new(vec![M::up(include_str!(
+        "../../assets/migrations/0001_initial.sql"
+    ))])
+});
+
+/// Schema versions this build knows how to read.
+pub fn schema_version() -> u32 {
+    // One migration per version; the count is tiny and fixed at compile time.
+    u32::try_from(MIGRATIONS_COUNT).unwrap_or(u32::MAX)
+}
+const MIGRATIONS_COUNT: usize = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path} is not a plexmcp database ({why}); nothing was changed")]
+    Foreign { path: String, why: &'static str },
+    #[error(
+        "{path} was written by a newer plexmcp (schema version {found}, this build reads up to {known}); upgrade plexmcp — nothing was changed"
+    )]
+    TooNew {
+        path: String,
+        found: u32,
+        known: u32,
+    },
+    #[error("cannot open database {path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("database {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("upgrading the database schema failed: {0}")]
+    Migration(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("unknown MCP '{slug}' in organization '{org}' (see `plexmcp mcps list`)")]
+    UnknownMcp { slug: String, org: String },
+    #[error("plan limit reached")]
+    LimitReached { plan: Plan, limit: u32, org: String },
+    #[error("key {0} is revoked; revoked keys cannot be changed")]
+    Revoked(String),
+    #[error("lookup id already in use")]
+    IdCollision,
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One connection to the database. Not `Sync`: each thread or task that
+/// needs the store opens its own (`Store::open` is cheap once created).
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens the database at `path`, creating it (mode 0600, folder 0700) if
+    /// absent. A file that is not a plexmcp database, or one from a newer
+    /// schema, is refused before anything is written to it.
+    pub fn open(path: &Path) -> Result<Store> {
+        let shown = path.display().to_string();
+        let io_err = |source| StoreError::Io {
+            path: shown.clone(),
+            source,
+        };
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => {
+                return Err(StoreError::Foreign {
+                    path: shown,
+                    why: "it is a directory",
+                });
+            }
+            Ok(meta) if meta.len() > 0 => check_header(path)?,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => create_file(path).map_err(io_err)?,
+            Err(e) => return Err(io_err(e)),
+        }
+
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn =
+            Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
+                path: shown.clone(),
+                source,
+            })?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // The header may be stale when the last writer left changes in the
+        // WAL, so ask SQLite too before writing anything.
+        let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > schema_version() {
+            return Err(StoreError::TooNew {
+                path: shown,
+                found: version,
+                known: schema_version(),
+            });
+        }
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.pragma_update_and_check(None, "journal_mode", "wal", |_| Ok(()))?;
+        // FULL: a change the CLI or console reports as done survives power loss.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        MIGRATIONS
+            .to_latest(&mut conn)
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        let store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.ensure_server_secret()?;
+        Ok(store)
+    }
+
+    /// Another connection to the same file, for another thread.
+    pub fn reopen(&self) -> Result<Store> {
+        Store::open(&self.path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Relaxes fsync for the usage writer: losing the last batch on power
+    /// loss is acceptable there, and it is many times faster.
+    pub fn relax_durability(&self) -> Result<()> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(())
+    }
+
+    /// Changes whenever another connection commits; a cheap "has anything changed?".
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "data_version", |r| r.get(0))?)
+    }
+
+    /// The per-database secret that keys the integrity tag of every API key.
+    pub fn server_secret(&self) -> Result<ServerSecret> {
+        let bytes: Vec<u8> = self.conn.query_row(
+            "SELECT value FROM meta WHERE name = 'server_secret'",
+            [],
+            |r| r.get(0),
+        )?;
+        let array: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Migration("server secret has the wrong length".into()))?;
+        Ok(ServerSecret::from_bytes(array))
+    }
+
+    pub fn integrity_check(&self) -> Result<String> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+
+    fn ensure_server_secret(&self) -> Result<()> {
+        let secret = ServerSecret::generate();
+        self.conn.execute(
+            "INSERT OR IGNORE INTO meta (name, value) VALUES ('server_secret', ?1)",
+            [secret.as_bytes().as_slice()],
+        )?;
+        Ok(())
+    }
+
+    /// A write transaction that takes the lock up front, so two processes
+    /// never deadlock upgrading read locks (busy_timeout then applies).
+    fn write_tx(&mut self) -> Result<Transaction<'_>> {
+        Ok(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+    }
+}
+
+fn create_file(path: &Path) -> io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    }
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        // Another process created it first; it will be checked and migrated as usual.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads the 100-byte SQLite header without opening the file for writing.
+fn check_header(path: &Path) -> Result<()> {
+    let shown = path.display().to_string();
+    let mut header = [0u8; 100];
+    let mut file = std::fs::File::open(path).map_err(|source| StoreError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    let foreign = |why| StoreError::Foreign {
+        path: shown.clone(),
+        why,
+    };
+    file.read_exact(&mut header)
+        .map_err(|_| foreign("too short to be SQLite"))?;
+    if &header[..16] != b"SQLite format 3\0" {
+        return Err(foreign("not an SQLite file"));
+    }
+    let be = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    if be(68) != APPLICATION_ID {
+        return Err(foreign("an SQLite database of another application"));
+    }
+    let version = be(60);
+    if version > schema_version() {
+        return Err(StoreError::TooNew {
+            path: shown,
+            found: version,
+            known: schema_version(),
+        });
+    }
+    Ok(())
+}
+
+/// Seconds since the epoch, the store's unit of time.
+fn secs(at: Timestamp) -> i64 {
+    at.timestamp()
+}
+
+fn ts(secs: i64) -> Timestamp {
+    DateTime::from_timestamp(secs, 0).unwrap_or_default()
+}
+
+fn opt_ts(secs: Option<i64>) -> Option<Timestamp> {
+    secs.map(ts)
+}
+
+/// Writes one audit event inside the caller's transaction.
+#[allow(clippy::too_many_arguments)]
+fn audit(
+    tx: &Transaction<'_>,
+    org_id: i64,
+    at: Timestamp,
+    actor: &Actor,
+    action: &str,
+    target_kind: &str,
+    target_id: &str,
+    detail: Option<&str>,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO audit_events (org_id, at, actor, actor_addr, action, target_kind, target_id, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        rusqlite::params![
+            org_id,
+            secs(at),
+            actor.user,
+            actor.addr,
+            action,
+            target_kind,
+            target_id,
+            detail
+        ],
+    )?;
+    Ok(())
+}
+
+fn is_unique_violation(e: &rusqlite::Error, needle: &str) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, Some(msg))
+        if f.code == rusqlite::ErrorCode::ConstraintViolation && msg.contains(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        MIGRATIONS.validate().unwrap();
+        assert_eq!(schema_version() as usize, MIGRATIONS_COUNT);
+    }
+}

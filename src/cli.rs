@@ -7,6 +7,7 @@ mod format;
 mod keys_cmd;
 mod mcps_cmd;
 mod org_cmd;
+mod serve_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +40,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the /mcp API only (no console), e.g. under systemd
+    Serve {
+        /// Address to listen on
+        #[arg(long, env = "PLEXMCP_LISTEN", value_name = "ADDR", default_value = config::DEFAULT_LISTEN)]
+        listen: String,
+    },
     /// Create, list, inspect, revoke, rotate and edit API keys
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -223,6 +230,7 @@ pub type CliResult = Result<(), CliError>;
 
 /// Runs a parsed command line and turns the outcome into an exit code.
 pub fn run(cli: Cli) -> ExitCode {
+    init_logging(matches!(cli.command, Some(Command::Serve { .. })));
     let Some(command) = cli.command else {
         // The console takes this over; until then, say what there is.
         let _ = Cli::command().print_help();
@@ -232,6 +240,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let outcome = Store::open(&db)
         .map_err(CliError::from)
         .and_then(|mut store| match command {
+            Command::Serve { listen } => serve_cmd::run(store, &listen),
             Command::Keys(cmd) => keys_cmd::run(&mut store, &cli.org, cmd),
             Command::Mcps(cmd) => mcps_cmd::run(&mut store, &cli.org, cmd),
             Command::Org(cmd) => org_cmd::run(&mut store, &cli.org, cmd),
@@ -247,4 +256,18 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs go to stderr: `info` for the server, warnings only for one-shot
+/// commands. `PLEXMCP_LOG` (an `EnvFilter` directive) overrides.
+fn init_logging(serving: bool) {
+    // rmcp narrates every session at info; its warnings are what matter here.
+    let default = if serving { "info,rmcp=warn" } else { "warn,rmcp=error" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PLEXMCP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }

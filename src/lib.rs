@@ -3,9 +3,12 @@
 //! modules are public so the black-box tests in `tests/` can reach them.
 
 pub mod admin;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod keys;
 pub mod rules;
+pub mod server;
 pub mod store;
+pub mod upstream;

@@ -127,3 +127,25 @@ CREATE TABLE audit_events (
 
 CREATE INDEX audit_events_target ON audit_events (target_kind, target_id, at);
 CREATE INDEX audit_events_org_time ON audit_events (org_id, at);
+
+-- Bumped by every change that can alter an authentication decision, so the
+-- server's in-memory key cache can tell key changes from usage writes.
+CREATE TABLE auth_generation (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    value INTEGER NOT NULL
+) STRICT;
+INSERT INTO auth_generation (id, value) VALUES (1, 0);
+
+CREATE TRIGGER auth_gen_key_insert AFTER INSERT ON api_keys
+BEGIN UPDATE auth_generation SET value = value + 1 WHERE id = 1; END;
+CREATE TRIGGER auth_gen_key_update
+AFTER UPDATE OF name, description, all_mcps, expires_at, revoked_at, secret_hash, org_id ON api_keys
+BEGIN UPDATE auth_generation SET value = value + 1 WHERE id = 1; END;
+CREATE TRIGGER auth_gen_access_insert AFTER INSERT ON key_mcp_access
+BEGIN UPDATE auth_generation SET value = value + 1 WHERE id = 1; END;
+CREATE TRIGGER auth_gen_access_delete AFTER DELETE ON key_mcp_access
+BEGIN UPDATE auth_generation SET value = value + 1 WHERE id = 1; END;
+CREATE TRIGGER auth_gen_mcp_insert AFTER INSERT ON mcps
+BEGIN UPDATE auth_generation SET value = value + 1 WHERE id = 1; END;
+CREATE TRIGGER auth_gen_mcp_update AFTER UPDATE ON mcps
+BEGIN UPDATE auth_generation SET value = value + 1 WHERE id = 1; END;

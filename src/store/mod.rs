@@ -7,6 +7,7 @@ mod audit;
 mod keys;
 mod mcps;
 mod orgs;
+mod usage;
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::{self, Read};
@@ -25,6 +26,7 @@ use crate::keys::ServerSecret;
 pub use keys::{KeyEdit, NewKey};
 pub use mcps::NewMcp;
 pub use orgs::OrgSummary;
+pub use usage::UsageEvent;
 
 /// "PMCP": written into the SQLite header so foreign files are recognised.
 pub const APPLICATION_ID: u32 = 0x504D_4350;

@@ -1,0 +1,86 @@
+//! The `/mcp` API's error answers: one type, one JSON shape
+//! (`{"error": {"code", "message", ...}}`), statuses as DESIGN.md's table.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::auth::Reason;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    InvalidApiKey(Reason),
+    UnauthorizedMcp,
+    InvalidRequest(String),
+    UnknownTool { mcp: String, tool: String },
+    PayloadTooLarge,
+    Upstream { mcp: String, message: String },
+    UpstreamTimeout { mcp: String, message: String },
+    /// Our own fault (the store failed): logged, answered opaquely.
+    Internal,
+}
+
+/// Bodies larger than this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidApiKey(_) => StatusCode::UNAUTHORIZED,
+            ApiError::UnauthorizedMcp => StatusCode::FORBIDDEN,
+            ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnknownTool { .. } => StatusCode::NOT_FOUND,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable `code`, also stored as a usage event's outcome.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidApiKey(_) => "invalid_api_key",
+            ApiError::UnauthorizedMcp => "unauthorized_mcp",
+            ApiError::InvalidRequest(_) => "invalid_request",
+            ApiError::UnknownTool { .. } => "unknown_tool",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::Upstream { .. } => "upstream_error",
+            ApiError::UpstreamTimeout { .. } => "upstream_timeout",
+            ApiError::Internal => "internal_error",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::InvalidApiKey(_) => "Invalid API Key".into(),
+            ApiError::UnauthorizedMcp => "Unauthorized MCP".into(),
+            ApiError::InvalidRequest(what) => what.clone(),
+            ApiError::UnknownTool { mcp, tool } => format!("Unknown tool '{tool}' on MCP '{mcp}'"),
+            ApiError::PayloadTooLarge => {
+                format!("Request body is larger than {} bytes", MAX_BODY_BYTES)
+            }
+            ApiError::Upstream { mcp, message } => format!("Upstream MCP '{mcp}' failed: {message}"),
+            ApiError::UpstreamTimeout { mcp, message } => {
+                format!("Upstream MCP '{mcp}' timed out: {message}")
+            }
+            ApiError::Internal => "Internal error; see the server log".into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = json!({ "code": self.code(), "message": self.message() });
+        if let ApiError::InvalidApiKey(reason) = &self {
+            error["reason"] = json!(reason.as_str());
+        }
+        let mut response = (self.status(), axum::Json(json!({ "error": error }))).into_response();
+        if matches!(self, ApiError::InvalidApiKey(_)) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("ApiKey"));
+        }
+        response
+    }
+}

@@ -1,0 +1,199 @@
+//! `POST /mcp`: authenticate, decode, authorize, forward, count. The order
+//! matters: the key is checked before the body is read, so unauthenticated
+//! clients cannot make the server buffer a megabyte; and every request that
+//! reached a key is recorded as a usage event, success or not.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::AppState;
+use super::error::{ApiError, MAX_BODY_BYTES};
+use crate::auth::{AuthError, Reason};
+use crate::domain::{Mcp, McpTransport};
+use crate::store::UsageEvent;
+use crate::upstream::{Transport, UpstreamError, UpstreamSpec};
+
+#[derive(Debug, Deserialize)]
+struct CallRequest {
+    mcp_id: String,
+    tool: String,
+    #[serde(default)]
+    arguments: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// What a finished request leaves behind for the usage record.
+struct Outcome {
+    key_row: Option<i64>,
+    mcp: Option<String>,
+    tool: Option<String>,
+}
+
+pub async fn call(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let started = Instant::now();
+    let client_ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string());
+    let user_agent = request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(256).collect::<String>());
+    let mut outcome = Outcome {
+        key_row: None,
+        mcp: None,
+        tool: None,
+    };
+    let result = handle(&state, request, &mut outcome).await;
+    let (status, code, response) = match result {
+        Ok(value) => (200, "ok", axum::Json(value).into_response()),
+        Err(e) => {
+            if e == ApiError::Internal {
+                tracing::error!("internal error answering /mcp");
+            }
+            (e.status().as_u16(), e.code(), e.into_response())
+        }
+    };
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    state.live.record(now.as_secs(), status >= 400);
+    let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    tracing::info!(
+        status,
+        code,
+        latency_us,
+        key = outcome.key_row,
+        mcp = outcome.mcp.as_deref(),
+        tool = outcome.tool.as_deref(),
+        "POST /mcp"
+    );
+    if let Some(key_row) = outcome.key_row {
+        state.usage.record(UsageEvent {
+            key_row,
+            mcp_slug: outcome.mcp,
+            tool: outcome.tool,
+            outcome: code,
+            http_status: status,
+            latency_us,
+            client_ip,
+            user_agent,
+            at_ms: i64::try_from(now.as_millis()).unwrap_or(i64::MAX),
+        });
+    }
+    response
+}
+
+/// The key as presented: `Authorization: ApiKey|Bearer <key>` or `X-API-Key`.
+/// `Err` means a header was there but unusable.
+fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, ()> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let value = value.to_str().map_err(|_| ())?.trim();
+        let (scheme, key) = value.split_once(' ').ok_or(())?;
+        return if scheme.eq_ignore_ascii_case("apikey") || scheme.eq_ignore_ascii_case("bearer") {
+            Ok(Some(key.trim()))
+        } else {
+            Err(())
+        };
+    }
+    match headers.get("x-api-key") {
+        Some(value) => value.to_str().map(|k| Some(k.trim())).map_err(|_| ()),
+        None => Ok(None),
+    }
+}
+
+async fn handle(state: &AppState, request: Request, outcome: &mut Outcome) -> Result<serde_json::Value, ApiError> {
+    let (parts, body) = request.into_parts();
+    let presented = presented_key(&parts.headers).map_err(|()| ApiError::InvalidApiKey(Reason::Malformed))?;
+    let key = match state.verifier.authenticate(presented, chrono::Utc::now()).await {
+        Ok(key) => key,
+        Err(AuthError::Refused { reason, key_row }) => {
+            outcome.key_row = key_row;
+            return Err(ApiError::InvalidApiKey(reason));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "authentication failed");
+            return Err(ApiError::Internal);
+        }
+    };
+    outcome.key_row = Some(key.row_id);
+
+    let request = read_call(body).await?;
+    outcome.mcp = Some(request.mcp_id.clone());
+    outcome.tool = Some(request.tool.clone());
+    // Unknown, removed and forbidden MCPs answer alike: no enumeration.
+    if !key.access.allows(&request.mcp_id) {
+        return Err(ApiError::UnauthorizedMcp);
+    }
+    let mcp = state
+        .verifier
+        .mcp(key.org_id, &request.mcp_id)
+        .map_err(|e| {
+            tracing::error!(error = %e, "MCP lookup failed");
+            ApiError::Internal
+        })?
+        .ok_or(ApiError::UnauthorizedMcp)?;
+
+    let spec = upstream_spec(&mcp);
+    state
+        .upstreams
+        .call(&spec, &request.tool, request.arguments)
+        .await
+        .map_err(|e| match e {
+            UpstreamError::UnknownTool(tool) => ApiError::UnknownTool {
+                mcp: mcp.slug.clone(),
+                tool,
+            },
+            UpstreamError::Timeout(_) => ApiError::UpstreamTimeout {
+                mcp: mcp.slug.clone(),
+                message: e.to_string(),
+            },
+            UpstreamError::Failed(message) => ApiError::Upstream {
+                mcp: mcp.slug.clone(),
+                message,
+            },
+        })
+}
+
+async fn read_call(body: Body) -> Result<CallRequest, ApiError> {
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::InvalidRequest(format!("Could not read the request body: {e}"))
+        }
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::InvalidRequest(format!(
+            "Invalid request body: {e}; expected {{\"mcp_id\": \"...\", \"tool\": \"...\", \"arguments\": {{...}}}}"
+        ))
+    })
+}
+
+/// The upstream pool's view of a registered MCP. The name carries the row
+/// id, so a removed and re-added MCP never reuses the old connection.
+fn upstream_spec(mcp: &Mcp) -> UpstreamSpec {
+    let transport = match &mcp.transport {
+        McpTransport::Stdio { command, args, env } => Transport::Stdio {
+            command: command.clone(),
+            args: args.clone(),
+            env: env.clone(),
+        },
+        McpTransport::Http { url, headers } => Transport::Http {
+            url: url.clone(),
+            headers: headers.clone(),
+        },
+    };
+    UpstreamSpec {
+        name: format!("{}#{}", mcp.slug, mcp.row_id),
+        transport,
+        timeout: mcp.timeout,
+    }
+}

@@ -1,0 +1,116 @@
+//! The HTTP side: `POST /mcp` and `GET /healthz` on axum. `Gateway` owns
+//! what requests share (verifier, upstream pool, usage writer, live
+//! counters); `serve` runs it on a bound listener until a cancellation
+//! token fires, then finishes in-flight requests and drains the usage
+//! writer. The console starts the very same `serve` as a background task.
+
+mod error;
+pub mod live;
+mod mcp;
+pub mod usage_writer;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use error::{ApiError, MAX_BODY_BYTES};
+pub use live::LiveStats;
+
+use crate::auth::Verifier;
+use crate::store::{Store, StoreError};
+use crate::upstream::Upstreams;
+use usage_writer::{UsageSink, UsageWriter};
+
+/// What every request handler shares.
+pub struct AppState {
+    pub verifier: Verifier,
+    pub upstreams: Upstreams,
+    pub usage: UsageSink,
+    pub live: Arc<LiveStats>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The server's parts, built before anything listens.
+pub struct Gateway {
+    state: Arc<AppState>,
+    writer: UsageWriter,
+}
+
+impl Gateway {
+    /// Opens the connections it needs from `store`: one reader for the
+    /// verifier, one for the usage writer.
+    pub fn new(store: Store) -> Result<Gateway, ServeError> {
+        let writer = UsageWriter::start(store.reopen()?)?;
+        let state = Arc::new(AppState {
+            verifier: Verifier::new(store)?,
+            upstreams: Upstreams::new(),
+            usage: writer.sink(),
+            live: Arc::new(LiveStats::default()),
+        });
+        Ok(Gateway { state, writer })
+    }
+
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    pub fn router(&self) -> Router {
+        router(self.state.clone())
+    }
+
+    /// Serves until `cancel` fires; then stops accepting, lets in-flight
+    /// requests finish, closes upstreams and commits every usage event.
+    pub async fn serve(self, listener: TcpListener, cancel: CancellationToken) -> Result<(), ServeError> {
+        // Without TCP_NODELAY small streamed responses wait ~40 ms for delayed ACKs.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(cancel.cancelled_owned())
+            .await?;
+        self.state.upstreams.shutdown().await;
+        self.writer.finish().await;
+        Ok(())
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/mcp", post(mcp::call))
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn not_found() -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({
+            "error": { "code": "not_found", "message": "No such endpoint; use POST /mcp" }
+        })),
+    )
+}
+
+/// Runs the gateway over `store` on `listener` until `cancel` fires.
+pub async fn serve(store: Store, listener: TcpListener, cancel: CancellationToken) -> Result<(), ServeError> {
+    Gateway::new(store)?.serve(listener, cancel).await
+}

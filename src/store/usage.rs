@@ -1,0 +1,152 @@
+//! Usage events and their roll-ups. Events arrive in batches from the
+//! server's single writer; each batch is one transaction that also keeps
+//! the hourly roll-ups, per-client first/last seen, and each key's
+//! `last_used_at` / `request_count` in step.
+
+use std::collections::HashMap;
+
+use rusqlite::params;
+
+use super::{Result, Store};
+
+/// One `/mcp` request that got as far as a key lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageEvent {
+    pub key_row: i64,
+    pub mcp_slug: Option<String>,
+    pub tool: Option<String>,
+    /// The error code (`invalid_api_key`, `upstream_error`, …) or `ok`.
+    pub outcome: &'static str,
+    pub http_status: u16,
+    pub latency_us: u64,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// Unix milliseconds.
+    pub at_ms: i64,
+}
+
+impl UsageEvent {
+    pub fn is_error(&self) -> bool {
+        self.http_status >= 400
+    }
+}
+
+#[derive(Default)]
+struct HourTotals {
+    requests: i64,
+    errors: i64,
+    latency_us: i64,
+}
+
+#[derive(Default)]
+struct KeyTotals {
+    requests: i64,
+    last_ms: i64,
+}
+
+impl Store {
+    /// Writes a batch of events in one transaction. Aggregates in memory
+    /// first so a batch of thousands costs a few hundred statements.
+    pub fn record_usage(&mut self, events: &[UsageEvent]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut hours: HashMap<(i64, i64, &str, &str), HourTotals> = HashMap::new();
+        let mut keys: HashMap<i64, KeyTotals> = HashMap::new();
+        let mut clients: HashMap<(i64, &str), (i64, i64, i64)> = HashMap::new();
+        for e in events {
+            let secs = e.at_ms.div_euclid(1000);
+            let hour = secs - secs.rem_euclid(3600);
+            let h = hours
+                .entry((
+                    e.key_row,
+                    hour,
+                    e.mcp_slug.as_deref().unwrap_or(""),
+                    e.tool.as_deref().unwrap_or(""),
+                ))
+                .or_default();
+            h.requests += 1;
+            h.errors += i64::from(e.is_error());
+            h.latency_us += i64::try_from(e.latency_us).unwrap_or(i64::MAX);
+            let k = keys.entry(e.key_row).or_default();
+            k.requests += 1;
+            k.last_ms = k.last_ms.max(e.at_ms);
+            if let Some(ip) = e.client_ip.as_deref() {
+                let c = clients.entry((e.key_row, ip)).or_insert((secs, secs, 0));
+                c.0 = c.0.min(secs);
+                c.1 = c.1.max(secs);
+                c.2 += 1;
+            }
+        }
+
+        let tx = self.write_tx()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO usage_events (key_id, mcp_slug, tool, outcome, http_status, latency_us, client_ip, user_agent, at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for e in events {
+                insert.execute(params![
+                    e.key_row,
+                    e.mcp_slug,
+                    e.tool,
+                    e.outcome,
+                    e.http_status,
+                    i64::try_from(e.latency_us).unwrap_or(i64::MAX),
+                    e.client_ip,
+                    e.user_agent,
+                    e.at_ms
+                ])?;
+            }
+            let mut hourly = tx.prepare_cached(
+                "INSERT INTO usage_hourly (key_id, hour, mcp_slug, tool, requests, errors, latency_us_sum)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (key_id, hour, mcp_slug, tool) DO UPDATE SET
+                    requests = requests + excluded.requests,
+                    errors = errors + excluded.errors,
+                    latency_us_sum = latency_us_sum + excluded.latency_us_sum",
+            )?;
+            for ((key, hour, mcp, tool), t) in &hours {
+                hourly.execute(params![key, hour, mcp, tool, t.requests, t.errors, t.latency_us])?;
+            }
+            let mut client = tx.prepare_cached(
+                "INSERT INTO key_clients (key_id, client_ip, first_seen, last_seen, requests)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (key_id, client_ip) DO UPDATE SET
+                    first_seen = min(first_seen, excluded.first_seen),
+                    last_seen = max(last_seen, excluded.last_seen),
+                    requests = requests + excluded.requests",
+            )?;
+            for ((key, ip), (first, last, n)) in &clients {
+                client.execute(params![key, ip, first, last, n])?;
+            }
+            let mut key_update = tx.prepare_cached(
+                "UPDATE api_keys SET request_count = request_count + ?1,
+                    last_used_at = max(coalesce(last_used_at, 0), ?2)
+                 WHERE id = ?3",
+            )?;
+            for (key, t) in &keys {
+                key_update.execute(params![t.requests, t.last_ms.div_euclid(1000), key])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Changes whenever anything that can alter an authentication decision
+    /// changes (keys, access, MCPs) — but not on usage writes.
+    pub fn auth_generation(&self) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT value FROM auth_generation WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Total usage events stored (all keys), for tests and diagnostics.
+    pub fn usage_event_count(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM usage_events", [], |r| r.get(0))?)
+    }
+}

@@ -7,6 +7,7 @@ mod audit;
 mod keys;
 mod mcps;
 mod orgs;
+mod stats;
 mod usage;
 
 use std::fs::{DirBuilder, OpenOptions};
@@ -26,6 +27,7 @@ use crate::keys::ServerSecret;
 pub use keys::{KeyEdit, NewKey};
 pub use mcps::NewMcp;
 pub use orgs::OrgSummary;
+pub use stats::{ClientIp, KeyUsage, RecentRequest, ToolCount};
 pub use usage::UsageEvent;
 
 /// "PMCP": written into the SQLite header so foreign files are recognised.

@@ -189,13 +189,12 @@ pub struct EditRequest {
     pub access: Option<McpAccess>,
 }
 
-pub fn edit_key(
-    store: &mut Store,
-    key: &KeyRecord,
-    req: &EditRequest,
-    actor: &Actor,
-    now: Timestamp,
-) -> Result<KeyRecord> {
+/// Checks an edit without touching the store (forms call this before submitting).
+pub fn validate_edit_request(req: &EditRequest) -> Result<()> {
+    edit_from_request(req).map(|_| ())
+}
+
+fn edit_from_request(req: &EditRequest) -> Result<KeyEdit> {
     let name = req.name.as_deref().map(rules::key_name).transpose();
     let description = req
         .description
@@ -203,21 +202,29 @@ pub fn edit_key(
         .map(|d| rules::key_description(Some(d)))
         .transpose();
     let access = req.access.as_ref().map(access_rule).transpose();
-    let edit = match (name, description, access) {
-        (Ok(name), Ok(description), Ok(_)) => KeyEdit {
+    match (name, description, access) {
+        (Ok(name), Ok(description), Ok(_)) => Ok(KeyEdit {
             name,
             description,
             access: req.access.clone(),
-        },
-        (name, description, access) => {
-            return Err(AdminError::Invalid(
-                [name.err(), description.err(), access.err()]
-                    .into_iter()
-                    .flatten()
-                    .collect(),
-            ));
-        }
-    };
+        }),
+        (name, description, access) => Err(AdminError::Invalid(
+            [name.err(), description.err(), access.err()]
+                .into_iter()
+                .flatten()
+                .collect(),
+        )),
+    }
+}
+
+pub fn edit_key(
+    store: &mut Store,
+    key: &KeyRecord,
+    req: &EditRequest,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<KeyRecord> {
+    let edit = edit_from_request(req)?;
     Ok(store.edit_key(key, &edit, actor, now)?)
 }
 

@@ -48,7 +48,10 @@ pub enum AuthError {
     /// The key was refused; `key_row` is set when the lookup found a key,
     /// so the attempt can be counted against it.
     #[error("invalid API key ({})", reason.as_str())]
-    Refused { reason: Reason, key_row: Option<i64> },
+    Refused {
+        reason: Reason,
+        key_row: Option<i64>,
+    },
     #[error("key store unavailable: {0}")]
     Store(#[from] StoreError),
     #[error("verification failed: {0}")]
@@ -129,15 +132,26 @@ impl Verifier {
 
     /// Checks a presented key and returns the key's current state if it may
     /// be used now. The secret is never logged or kept, only its fingerprint.
-    pub async fn authenticate(&self, presented: Option<&str>, now: Timestamp) -> Result<KeyState, AuthError> {
+    pub async fn authenticate(
+        &self,
+        presented: Option<&str>,
+        now: Timestamp,
+    ) -> Result<KeyState, AuthError> {
         let refused = |reason, key_row| AuthError::Refused { reason, key_row };
         let Some(presented) = presented else {
             return Err(refused(Reason::Missing, None));
         };
-        let parsed = keys::parse_and_check(presented, &self.secret).map_err(|_| refused(Reason::Malformed, None))?;
-        let cached = self.lookup(parsed.id())?.ok_or_else(|| refused(Reason::NotFound, None))?;
+        let parsed = keys::parse_and_check(presented, &self.secret)
+            .map_err(|_| refused(Reason::Malformed, None))?;
+        let cached = self
+            .lookup(parsed.id())?
+            .ok_or_else(|| refused(Reason::NotFound, None))?;
         let fingerprint = keys::fingerprint(presented);
-        if !self.is_verified(&fingerprint) && !self.verify_slow(presented, fingerprint, &cached.hash).await? {
+        if !self.is_verified(&fingerprint)
+            && !self
+                .verify_slow(presented, fingerprint, &cached.hash)
+                .await?
+        {
             // Wrong secret for a real id: reported like an unknown key.
             return Err(refused(Reason::NotFound, Some(cached.key.row_id)));
         }
@@ -186,7 +200,12 @@ impl Verifier {
 
     /// Runs argon2 at most once at a time per presented key; concurrent
     /// requests with the same key wait for and share that one result.
-    async fn verify_slow(&self, presented: &str, fingerprint: [u8; 32], hash: &str) -> Result<bool, AuthError> {
+    async fn verify_slow(
+        &self,
+        presented: &str,
+        fingerprint: [u8; 32],
+        hash: &str,
+    ) -> Result<bool, AuthError> {
         let cell = self
             .in_flight
             .lock()
@@ -223,6 +242,9 @@ impl Verifier {
 
     /// How many distinct keys have passed argon2 in this process.
     pub fn verified_count(&self) -> usize {
-        self.verified.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 }

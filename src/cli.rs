@@ -12,7 +12,7 @@ mod serve_cmd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::config;
 use crate::domain::{McpAccess, Plan};
@@ -33,6 +33,14 @@ pub struct Cli {
     /// The organization to work in
     #[arg(long, global = true, env = "PLEXMCP_ORG", value_name = "SLUG", default_value = config::DEFAULT_ORG)]
     pub org: String,
+
+    /// Console only: where its built-in /mcp server listens
+    #[arg(long, env = "PLEXMCP_LISTEN", value_name = "ADDR", default_value = config::DEFAULT_LISTEN)]
+    pub listen: String,
+
+    /// Console only: do not start the /mcp server alongside
+    #[arg(long)]
+    pub no_server: bool,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -230,12 +238,13 @@ pub type CliResult = Result<(), CliError>;
 
 /// Runs a parsed command line and turns the outcome into an exit code.
 pub fn run(cli: Cli) -> ExitCode {
-    init_logging(matches!(cli.command, Some(Command::Serve { .. })));
     let Some(command) = cli.command else {
-        // The console takes this over; until then, say what there is.
-        let _ = Cli::command().print_help();
-        return ExitCode::SUCCESS;
+        return run_console(&cli);
     };
+    init_logging(matches!(command, Command::Serve { .. }));
+    if !matches!(command, Command::Serve { .. }) {
+        exit_quietly_on_closed_pipe();
+    }
     let db = cli.db.clone().unwrap_or_else(config::default_db_path);
     let outcome = Store::open(&db)
         .map_err(CliError::from)
@@ -248,21 +257,119 @@ pub fn run(cli: Cli) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError::Usage(msg)) => {
-            eprintln!("error: {msg}");
+            eprintln!("error: {}", one_line(&msg));
             ExitCode::from(2)
         }
         Err(CliError::Failed(msg)) => {
-            eprintln!("error: {msg}");
+            eprintln!("error: {}", one_line(&msg));
             ExitCode::FAILURE
         }
     }
+}
+
+/// No subcommand: the console, with the server alongside unless `--no-server`.
+fn run_console(cli: &Cli) -> ExitCode {
+    let listen = if cli.no_server {
+        None
+    } else {
+        match cli.listen.parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                eprintln!(
+                    "error: --listen '{}' is not an address like 127.0.0.1:8470",
+                    one_line(&cli.listen)
+                );
+                return ExitCode::from(2);
+            }
+        }
+    };
+    let log_path = init_file_logging();
+    let options = crate::tui::ConsoleOptions {
+        db: cli.db.clone().unwrap_or_else(config::default_db_path),
+        org: cli.org.clone(),
+        listen,
+    };
+    match crate::tui::run(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&format!("{e:#}")));
+            if let Some(path) = log_path {
+                eprintln!("(log: {})", path.display());
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// While the console owns the terminal, logs go to
+/// `$XDG_STATE_HOME/plexmcp/plexmcp.log` (mode 0600), never to the screen.
+fn init_file_logging() -> Option<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = config::log_dir();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .ok()?;
+    let path = dir.join("plexmcp.log");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&path)
+        .ok()?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PLEXMCP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .try_init()
+        .ok()?;
+    Some(path)
+}
+
+/// A one-shot command whose reader went away (`plexmcp keys list | head -1`)
+/// ends quietly like other Unix tools, instead of panicking in `println!`
+/// (Rust ignores SIGPIPE by default). Not for `serve`: a write to a dead
+/// stdio MCP must stay an error there, not kill the gateway.
+fn exit_quietly_on_closed_pipe() {
+    #[cfg(unix)]
+    {
+        unsafe extern "C" {
+            fn signal(signum: i32, handler: usize) -> usize;
+        }
+        const SIGPIPE: i32 = 13;
+        const SIG_DFL: usize = 0;
+        // SAFETY: restores the default disposition of one signal before any
+        // thread is started; no handler code is involved.
+        unsafe {
+            signal(SIGPIPE, SIG_DFL);
+        }
+    }
+}
+
+/// Errors are one line on stderr, whatever a lower layer put in them, and
+/// echoed input cannot drive the terminal.
+fn one_line(msg: &str) -> String {
+    let joined = msg
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    format::clean(&joined)
 }
 
 /// Logs go to stderr: `info` for the server, warnings only for one-shot
 /// commands. `PLEXMCP_LOG` (an `EnvFilter` directive) overrides.
 fn init_logging(serving: bool) {
     // rmcp narrates every session at info; its warnings are what matter here.
-    let default = if serving { "info,rmcp=warn" } else { "warn,rmcp=error" };
+    let default = if serving {
+        "info,rmcp=warn"
+    } else {
+        "warn,rmcp=error"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PLEXMCP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()

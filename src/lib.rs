@@ -11,4 +11,5 @@ pub mod keys;
 pub mod rules;
 pub mod server;
 pub mod store;
+pub mod tui;
 pub mod upstream;

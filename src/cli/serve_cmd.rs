@@ -11,7 +11,9 @@ use crate::store::Store;
 
 pub fn run(store: Store, listen: &str) -> Result<(), CliError> {
     let addr: SocketAddr = listen.parse().map_err(|_| {
-        CliError::Usage(format!("--listen '{listen}' is not an address like 127.0.0.1:8470"))
+        CliError::Usage(format!(
+            "--listen '{listen}' is not an address like 127.0.0.1:8470"
+        ))
     })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

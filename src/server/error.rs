@@ -12,10 +12,19 @@ pub enum ApiError {
     InvalidApiKey(Reason),
     UnauthorizedMcp,
     InvalidRequest(String),
-    UnknownTool { mcp: String, tool: String },
+    UnknownTool {
+        mcp: String,
+        tool: String,
+    },
     PayloadTooLarge,
-    Upstream { mcp: String, message: String },
-    UpstreamTimeout { mcp: String, message: String },
+    Upstream {
+        mcp: String,
+        message: String,
+    },
+    UpstreamTimeout {
+        mcp: String,
+        message: String,
+    },
     /// Our own fault (the store failed): logged, answered opaquely.
     Internal,
 }
@@ -60,7 +69,9 @@ impl ApiError {
             ApiError::PayloadTooLarge => {
                 format!("Request body is larger than {} bytes", MAX_BODY_BYTES)
             }
-            ApiError::Upstream { mcp, message } => format!("Upstream MCP '{mcp}' failed: {message}"),
+            ApiError::Upstream { mcp, message } => {
+                format!("Upstream MCP '{mcp}' failed: {message}")
+            }
             ApiError::UpstreamTimeout { mcp, message } => {
                 format!("Upstream MCP '{mcp}' timed out: {message}")
             }

@@ -19,7 +19,9 @@ impl Default for LiveStats {
         LiveStats {
             total: AtomicU64::new(0),
             errors: AtomicU64::new(0),
-            slots: std::array::from_fn(|_| (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0))),
+            slots: std::array::from_fn(|_| {
+                (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0))
+            }),
         }
     }
 }
@@ -69,10 +71,28 @@ mod tests {
         live.record(1000, false);
         live.record(1000, true);
         live.record(1030, false);
-        assert_eq!(live.last_minute(1030), Window { requests: 3, errors: 1 });
-        assert_eq!(live.last_minute(1070), Window { requests: 1, errors: 0 });
+        assert_eq!(
+            live.last_minute(1030),
+            Window {
+                requests: 3,
+                errors: 1
+            }
+        );
+        assert_eq!(
+            live.last_minute(1070),
+            Window {
+                requests: 1,
+                errors: 0
+            }
+        );
         live.record(1060, false); // reuses the slot of second 1000
-        assert_eq!(live.last_minute(1060), Window { requests: 2, errors: 0 });
+        assert_eq!(
+            live.last_minute(1060),
+            Window {
+                requests: 2,
+                errors: 0
+            }
+        );
         assert_eq!(live.total.load(Ordering::Relaxed), 4);
     }
 }

@@ -61,7 +61,9 @@ pub async fn call(State(state): State<Arc<AppState>>, request: Request) -> Respo
             (e.status().as_u16(), e.code(), e.into_response())
         }
     };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     state.live.record(now.as_secs(), status >= 400);
     let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     tracing::info!(
@@ -107,10 +109,19 @@ fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, ()> {
     }
 }
 
-async fn handle(state: &AppState, request: Request, outcome: &mut Outcome) -> Result<serde_json::Value, ApiError> {
+async fn handle(
+    state: &AppState,
+    request: Request,
+    outcome: &mut Outcome,
+) -> Result<serde_json::Value, ApiError> {
     let (parts, body) = request.into_parts();
-    let presented = presented_key(&parts.headers).map_err(|()| ApiError::InvalidApiKey(Reason::Malformed))?;
-    let key = match state.verifier.authenticate(presented, chrono::Utc::now()).await {
+    let presented =
+        presented_key(&parts.headers).map_err(|()| ApiError::InvalidApiKey(Reason::Malformed))?;
+    let key = match state
+        .verifier
+        .authenticate(presented, chrono::Utc::now())
+        .await
+    {
         Ok(key) => key,
         Err(AuthError::Refused { reason, key_row }) => {
             outcome.key_row = key_row;
@@ -161,15 +172,17 @@ async fn handle(state: &AppState, request: Request, outcome: &mut Outcome) -> Re
 }
 
 async fn read_call(body: Body) -> Result<CallRequest, ApiError> {
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            ApiError::PayloadTooLarge
-        } else {
-            ApiError::InvalidRequest(format!("Could not read the request body: {e}"))
-        }
-    })?;
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::InvalidRequest(format!("Could not read the request body: {e}"))
+            }
+        })?;
     serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::InvalidRequest(format!(
             "Invalid request body: {e}; expected {{\"mcp_id\": \"...\", \"tool\": \"...\", \"arguments\": {{...}}}}"

@@ -72,14 +72,20 @@ impl Gateway {
 
     /// Serves until `cancel` fires; then stops accepting, lets in-flight
     /// requests finish, closes upstreams and commits every usage event.
-    pub async fn serve(self, listener: TcpListener, cancel: CancellationToken) -> Result<(), ServeError> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        cancel: CancellationToken,
+    ) -> Result<(), ServeError> {
         // Without TCP_NODELAY small streamed responses wait ~40 ms for delayed ACKs.
         let listener = listener.tap_io(|tcp| {
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::debug!(error = %e, "could not set TCP_NODELAY");
             }
         });
-        let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, app)
             .with_graceful_shutdown(cancel.cancelled_owned())
             .await?;
@@ -111,6 +117,10 @@ async fn not_found() -> (axum::http::StatusCode, axum::Json<serde_json::Value>) 
 }
 
 /// Runs the gateway over `store` on `listener` until `cancel` fires.
-pub async fn serve(store: Store, listener: TcpListener, cancel: CancellationToken) -> Result<(), ServeError> {
+pub async fn serve(
+    store: Store,
+    listener: TcpListener,
+    cancel: CancellationToken,
+) -> Result<(), ServeError> {
     Gateway::new(store)?.serve(listener, cancel).await
 }

@@ -275,6 +275,15 @@ impl Store {
         Ok(Some((key, hash)))
     }
 
+    /// The public id of the key with this row id.
+    pub fn lookup_id_of(&self, row_id: i64) -> Result<String> {
+        Ok(self.conn.query_row(
+            "SELECT lookup_id FROM api_keys WHERE id = ?1",
+            [row_id],
+            |r| r.get(0),
+        )?)
+    }
+
     fn key_by_row(&self, row_id: i64) -> Result<KeyRecord> {
         load_key(&self.conn, "k.id = ?1", [row_id])?
             .ok_or_else(|| StoreError::NotFound("key vanished while it was being changed".into()))

@@ -117,10 +117,16 @@ impl Store {
                     why: "it is a directory",
                 });
             }
-            Ok(meta) if meta.len() > 0 => check_header(path)?,
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => create_file(path).map_err(io_err)?,
             Err(e) => return Err(io_err(e)),
+        }
+        // Serialises checks and first-time migration between processes
+        // opening a new file at once (flock, apart from SQLite's fcntl locks).
+        let migration_lock = std::fs::File::open(path).map_err(io_err)?;
+        migration_lock.lock().map_err(io_err)?;
+        if migration_lock.metadata().map_err(io_err)?.len() > 0 {
+            check_header(path)?;
         }
 
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -144,9 +150,14 @@ impl Store {
         conn.pragma_update_and_check(None, "journal_mode", "wal", |_| Ok(()))?;
         // FULL: a change the CLI or console reports as done survives power loss.
         conn.pragma_update(None, "synchronous", "FULL")?;
-        MIGRATIONS
-            .to_latest(&mut conn)
-            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        MIGRATIONS.to_latest(&mut conn).map_err(|e| {
+            StoreError::Migration(match e {
+                // Its Display repeats the whole migration SQL.
+                rusqlite_migration::Error::RusqliteError { err, .. } => err.to_string(),
+                other => other.to_string(),
+            })
+        })?;
+        drop(migration_lock);
         let store = Store {
             conn,
             path: path.to_path_buf(),
@@ -253,10 +264,16 @@ fn check_header(path: &Path) -> Result<()> {
     let be = |at: usize| {
         u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
     };
-    if be(68) != APPLICATION_ID {
+    let (app_id, version) = match (be(68), be(60)) {
+        // A new plexmcp file whose first transaction still sits in the WAL
+        // has a blank header; ask SQLite, read-only, what it really holds.
+        (0, 0) => read_only_ids(path)
+            .ok_or_else(|| foreign("an SQLite database of another application"))?,
+        ids => ids,
+    };
+    if app_id != APPLICATION_ID {
         return Err(foreign("an SQLite database of another application"));
     }
-    let version = be(60);
     if version > schema_version() {
         return Err(StoreError::TooNew {
             path: shown,
@@ -265,6 +282,20 @@ fn check_header(path: &Path) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// `(application_id, user_version)` as SQLite sees them, WAL included,
+/// through a read-only connection that cannot change the file.
+fn read_only_ids(path: &Path) -> Option<(u32, u32)> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).ok()?;
+    let id: i64 = conn
+        .pragma_query_value(None, "application_id", |r| r.get(0))
+        .ok()?;
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .ok()?;
+    Some((id as u32, u32::try_from(version).ok()?))
 }
 
 /// Seconds since the epoch, the store's unit of time.

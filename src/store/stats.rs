@@ -111,15 +111,13 @@ impl Store {
                 if hour >= today - 6 * 86_400 {
                     usage.last_7d += requests;
                 }
-                if let Ok(day) = usize::try_from((hour - first_day).div_euclid(86_400)) {
-                    if let Some(slot) = usage.per_day.get_mut(day) {
-                        *slot += requests;
-                    }
+                let day = usize::try_from((hour - first_day).div_euclid(86_400)).ok();
+                if let Some(slot) = day.and_then(|d| usage.per_day.get_mut(d)) {
+                    *slot += requests;
                 }
-                if let Ok(h) = usize::try_from((hour - first_hour).div_euclid(3600)) {
-                    if let Some(slot) = usage.per_hour.get_mut(h) {
-                        *slot += requests;
-                    }
+                let h = usize::try_from((hour - first_hour).div_euclid(3600)).ok();
+                if let Some(slot) = h.and_then(|h| usage.per_hour.get_mut(h)) {
+                    *slot += requests;
                 }
             }
         }

@@ -107,7 +107,15 @@ impl Store {
                     latency_us_sum = latency_us_sum + excluded.latency_us_sum",
             )?;
             for ((key, hour, mcp, tool), t) in &hours {
-                hourly.execute(params![key, hour, mcp, tool, t.requests, t.errors, t.latency_us])?;
+                hourly.execute(params![
+                    key,
+                    hour,
+                    mcp,
+                    tool,
+                    t.requests,
+                    t.errors,
+                    t.latency_us
+                ])?;
             }
             let mut client = tx.prepare_cached(
                 "INSERT INTO key_clients (key_id, client_ip, first_seen, last_seen, requests)
@@ -136,11 +144,11 @@ impl Store {
     /// Changes whenever anything that can alter an authentication decision
     /// changes (keys, access, MCPs) — but not on usage writes.
     pub fn auth_generation(&self) -> Result<i64> {
-        Ok(self.conn.query_row(
-            "SELECT value FROM auth_generation WHERE id = 1",
-            [],
-            |r| r.get(0),
-        )?)
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM auth_generation WHERE id = 1", [], |r| {
+                r.get(0)
+            })?)
     }
 
     /// Total usage events stored (all keys), for tests and diagnostics.

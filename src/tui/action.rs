@@ -1,0 +1,246 @@
+//! What can happen to the console: input from the terminal, time passing,
+//! and the results of effects. Also the key bindings of the list view, kept
+//! in one table so the help overlay always lists exactly what works.
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::layout::Rect;
+
+use crate::admin::AdminError;
+use crate::domain::{AuditEvent, KeyRecord, Mcp, Plan, Timestamp};
+use crate::keys::ApiKey;
+use crate::store::KeyUsage;
+
+/// Everything the store knows that the list view shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub org_slug: String,
+    pub plan: Plan,
+    pub active_keys: u32,
+    pub orgs: Vec<String>,
+    pub keys: Vec<KeyRecord>,
+    pub mcps: Vec<Mcp>,
+}
+
+/// The selected key's statistics and audit trail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detail {
+    pub key_row: i64,
+    pub usage: KeyUsage,
+    pub audit: Vec<AuditEvent>,
+}
+
+/// How the background server is doing, for the status bar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerStatus {
+    /// Started with `--no-server`.
+    Off,
+    /// Could not start (e.g. the port is taken); the console works anyway.
+    Failed(String),
+    Running {
+        addr: String,
+        per_minute: u64,
+        errors_per_minute: u64,
+    },
+}
+
+/// What a copy to the clipboard achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyReport {
+    /// The OSC 52 sequence was written to the terminal.
+    pub osc52: bool,
+    /// The system clipboard took it, or why not.
+    pub system: Result<(), String>,
+}
+
+/// Which operation an error belongs to, so it is shown in the right place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Load,
+    CreateKey,
+    EditKey,
+    RotateKey,
+    RevokeKey,
+    AddMcp,
+    RemoveMcp,
+}
+
+#[derive(Debug)]
+pub enum Action {
+    /// A key press; the app routes it by mode, dialogs first.
+    Key(KeyEvent),
+    Click {
+        column: u16,
+        row: u16,
+    },
+    /// Mouse wheel: positive scrolls down.
+    Scroll(i32),
+    /// Where the list and detail panes were drawn, for paging and clicks.
+    Layout {
+        list: Rect,
+        detail: Rect,
+    },
+    Tick(Timestamp),
+    Server(ServerStatus),
+    Loaded(Box<Snapshot>),
+    DetailLoaded(Box<Detail>),
+    /// A key was just made (create or rotate): its one showing.
+    KeyIssued {
+        record: Box<KeyRecord>,
+        key: ApiKey,
+        /// For rotation: the old key's prefix and whether it was revoked.
+        replaced: Option<(String, bool)>,
+    },
+    /// A change succeeded; the message says what happened.
+    Done(Operation, String),
+    Failed(Operation, AdminError),
+    Copied(CopyReport),
+}
+
+/// Intents of the list view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    Quit,
+    Up,
+    Down,
+    Top,
+    Bottom,
+    PageUp,
+    PageDown,
+    SwitchPane,
+    Filter,
+    Sort,
+    Create,
+    Edit,
+    Revoke,
+    Rotate,
+    Mcps,
+    Orgs,
+    Help,
+}
+
+/// One row of the help overlay: keys as shown, what they do, the intent.
+pub struct Binding {
+    pub keys: &'static str,
+    pub does: &'static str,
+    pub intent: Intent,
+}
+
+pub const BINDINGS: &[Binding] = &[
+    Binding {
+        keys: "j / ↓",
+        does: "next key (scroll details when focused)",
+        intent: Intent::Down,
+    },
+    Binding {
+        keys: "k / ↑",
+        does: "previous key",
+        intent: Intent::Up,
+    },
+    Binding {
+        keys: "g / Home",
+        does: "first key",
+        intent: Intent::Top,
+    },
+    Binding {
+        keys: "G / End",
+        does: "last key",
+        intent: Intent::Bottom,
+    },
+    Binding {
+        keys: "PgUp / PgDn",
+        does: "page up / down",
+        intent: Intent::PageDown,
+    },
+    Binding {
+        keys: "Tab",
+        does: "switch focus: key list / details",
+        intent: Intent::SwitchPane,
+    },
+    Binding {
+        keys: "/",
+        does: "filter by name or prefix",
+        intent: Intent::Filter,
+    },
+    Binding {
+        keys: "s",
+        does: "cycle sort column",
+        intent: Intent::Sort,
+    },
+    Binding {
+        keys: "n",
+        does: "new key",
+        intent: Intent::Create,
+    },
+    Binding {
+        keys: "e",
+        does: "edit name, description, MCP access",
+        intent: Intent::Edit,
+    },
+    Binding {
+        keys: "r",
+        does: "revoke (asks first)",
+        intent: Intent::Revoke,
+    },
+    Binding {
+        keys: "R",
+        does: "rotate: issue a replacement",
+        intent: Intent::Rotate,
+    },
+    Binding {
+        keys: "m",
+        does: "MCP servers (add, remove)",
+        intent: Intent::Mcps,
+    },
+    Binding {
+        keys: "o",
+        does: "switch organization",
+        intent: Intent::Orgs,
+    },
+    Binding {
+        keys: "?",
+        does: "this help",
+        intent: Intent::Help,
+    },
+    Binding {
+        keys: "q / Ctrl-C",
+        does: "quit",
+        intent: Intent::Quit,
+    },
+];
+
+/// The list view's key map.
+pub fn intent_for(key: KeyEvent) -> Option<Intent> {
+    if key.modifiers.contains(KeyModifiers::CONTROL) {
+        return match key.code {
+            KeyCode::Char('c') => Some(Intent::Quit),
+            KeyCode::Char('d') => Some(Intent::PageDown),
+            KeyCode::Char('u') => Some(Intent::PageUp),
+            _ => None,
+        };
+    }
+    Some(match key.code {
+        KeyCode::Char('q') => Intent::Quit,
+        KeyCode::Char('j') | KeyCode::Down => Intent::Down,
+        KeyCode::Char('k') | KeyCode::Up => Intent::Up,
+        KeyCode::Char('g') | KeyCode::Home => Intent::Top,
+        KeyCode::Char('G') | KeyCode::End => Intent::Bottom,
+        KeyCode::PageUp => Intent::PageUp,
+        KeyCode::PageDown => Intent::PageDown,
+        KeyCode::Tab | KeyCode::BackTab => Intent::SwitchPane,
+        KeyCode::Char('/') => Intent::Filter,
+        KeyCode::Char('s') => Intent::Sort,
+        KeyCode::Char('n') => Intent::Create,
+        KeyCode::Char('e') => Intent::Edit,
+        KeyCode::Char('r') => Intent::Revoke,
+        KeyCode::Char('R') => Intent::Rotate,
+        KeyCode::Char('m') => Intent::Mcps,
+        KeyCode::Char('o') => Intent::Orgs,
+        KeyCode::Char('?') => Intent::Help,
+        _ => return None,
+    })
+}
+
+/// Ctrl-C quits from anywhere, even inside a form.
+pub fn is_force_quit(key: &KeyEvent) -> bool {
+    key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c')
+}

@@ -1,0 +1,730 @@
+//! The console's state machine. `App::update` takes an `Action` (a key,
+//! a tick, an effect's result) and returns at most one `Effect` for the
+//! outer loop to carry out against the store or the terminal. No I/O
+//! happens here, and the clock arrives in `Tick`s, so every behaviour is
+//! tested as a plain function.
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::layout::Rect;
+use tui_input::Input;
+use tui_input::backend::crossterm::EventHandler;
+use zeroize::Zeroizing;
+
+use super::action::{
+    Action, CopyReport, Detail, Intent, Operation, ServerStatus, Snapshot, intent_for,
+    is_force_quit,
+};
+use super::forms::{FormOutcome, KeyForm, KeySubmit, McpForm};
+use crate::admin::{EditRequest, KeyRequest, McpRequest};
+use crate::domain::{KeyRecord, KeyStatus, Plan, Timestamp};
+use crate::keys::ApiKey;
+
+/// Work for the outer loop; results come back as `Action`s.
+#[derive(Debug)]
+pub enum Effect {
+    /// Reload the list (and the selected key's detail) if the database
+    /// changed since the last load, or always when `force`.
+    Refresh {
+        org: String,
+        key_row: Option<i64>,
+        force: bool,
+    },
+    LoadDetail {
+        key_row: i64,
+    },
+    CreateKey {
+        org: String,
+        request: KeyRequest,
+    },
+    EditKey {
+        org: String,
+        id: String,
+        request: EditRequest,
+    },
+    RotateKey {
+        org: String,
+        id: String,
+        revoke_old: bool,
+    },
+    RevokeKey {
+        org: String,
+        id: String,
+    },
+    AddMcp {
+        org: String,
+        request: McpRequest,
+    },
+    RemoveMcp {
+        org: String,
+        slug: String,
+    },
+    /// Put this text on the clipboard (OSC 52 and the system clipboard).
+    Copy(Zeroizing<String>),
+    Quit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    List,
+    Detail,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Created,
+    Name,
+    LastUsed,
+    Expires,
+    Status,
+}
+
+impl SortKey {
+    pub fn next(self) -> SortKey {
+        match self {
+            SortKey::Created => SortKey::Name,
+            SortKey::Name => SortKey::LastUsed,
+            SortKey::LastUsed => SortKey::Expires,
+            SortKey::Expires => SortKey::Status,
+            SortKey::Status => SortKey::Created,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            SortKey::Created => "Created",
+            SortKey::Name => "Name",
+            SortKey::LastUsed => "Last Used",
+            SortKey::Expires => "Expires",
+            SortKey::Status => "Status",
+        }
+    }
+}
+
+/// The one showing of a new key. Dropping it zeroizes the key text.
+#[derive(Debug)]
+pub struct ShowKey {
+    pub key: ApiKey,
+    pub record: KeyRecord,
+    pub replaced: Option<(String, bool)>,
+    pub copied: Option<CopyReport>,
+}
+
+/// A destructive action waiting for `y`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pending {
+    RevokeKey { id: String, name: String },
+    RemoveMcp { slug: String },
+}
+
+#[derive(Debug)]
+pub enum Mode {
+    Normal,
+    Filter(Input),
+    Help,
+    KeyForm(Box<KeyForm>),
+    ShowKey(Box<ShowKey>),
+    Confirm(Pending),
+    Rotate { id: String, name: String },
+    Mcps { selected: usize },
+    McpForm(Box<McpForm>),
+    Orgs { selected: usize },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flash {
+    pub text: String,
+    pub error: bool,
+    pub until: Timestamp,
+}
+
+/// How long a status message stays.
+const FLASH_SECS: i64 = 6;
+
+#[derive(Debug)]
+pub struct App {
+    pub now: Timestamp,
+    pub org: String,
+    pub plan: Plan,
+    pub active_keys: u32,
+    pub orgs: Vec<String>,
+    pub keys: Vec<KeyRecord>,
+    pub mcps: Vec<crate::domain::Mcp>,
+    /// Indices into `keys` that pass the filter, in sort order.
+    pub view: Vec<usize>,
+    /// Position in `view`.
+    pub selected: usize,
+    /// First row of `view` drawn in the list.
+    pub offset: usize,
+    pub filter: String,
+    pub sort: SortKey,
+    pub focus: Focus,
+    pub detail: Option<Detail>,
+    pub detail_scroll: u16,
+    pub server: ServerStatus,
+    pub mode: Mode,
+    pub flash: Option<Flash>,
+    pub loaded: bool,
+    /// A key to select once the next load lists it (a key just issued).
+    pub select_on_load: Option<i64>,
+    pub list_area: Rect,
+    pub detail_area: Rect,
+    pub quit: bool,
+}
+
+impl App {
+    pub fn new(org: &str, now: Timestamp, server: ServerStatus) -> App {
+        App {
+            now,
+            org: org.to_string(),
+            plan: Plan::Free,
+            active_keys: 0,
+            orgs: Vec::new(),
+            keys: Vec::new(),
+            mcps: Vec::new(),
+            view: Vec::new(),
+            selected: 0,
+            offset: 0,
+            filter: String::new(),
+            sort: SortKey::Created,
+            focus: Focus::List,
+            detail: None,
+            detail_scroll: 0,
+            server,
+            mode: Mode::Normal,
+            flash: None,
+            loaded: false,
+            select_on_load: None,
+            list_area: Rect::default(),
+            detail_area: Rect::default(),
+            quit: false,
+        }
+    }
+
+    /// The first effect: load everything.
+    pub fn start(&self) -> Effect {
+        self.refresh(true)
+    }
+
+    pub fn selected_key(&self) -> Option<&KeyRecord> {
+        self.view.get(self.selected).and_then(|&i| self.keys.get(i))
+    }
+
+    /// The selected key's detail, if it has arrived.
+    pub fn selected_detail(&self) -> Option<&Detail> {
+        let key = self.selected_key()?;
+        self.detail.as_ref().filter(|d| d.key_row == key.row_id)
+    }
+
+    /// Rows of keys the list pane shows at once.
+    pub fn page_rows(&self) -> usize {
+        usize::from(self.list_area.height.saturating_sub(3)).max(1)
+    }
+
+    fn refresh(&self, force: bool) -> Effect {
+        Effect::Refresh {
+            org: self.org.clone(),
+            key_row: self.selected_key().map(|k| k.row_id),
+            force,
+        }
+    }
+
+    fn flash(&mut self, text: impl Into<String>, error: bool) {
+        self.flash = Some(Flash {
+            text: text.into(),
+            error,
+            until: self.now + chrono::TimeDelta::seconds(FLASH_SECS),
+        });
+    }
+
+    pub fn update(&mut self, action: Action) -> Option<Effect> {
+        match action {
+            Action::Key(key) => {
+                if is_force_quit(&key) {
+                    return self.quit();
+                }
+                self.on_key(key)
+            }
+            Action::Click { column, row } => self.on_click(column, row),
+            Action::Scroll(delta) => {
+                if !matches!(self.mode, Mode::Normal) {
+                    return None;
+                }
+                match self.focus {
+                    Focus::List => self.move_by(delta.saturating_mul(3) as isize),
+                    Focus::Detail => {
+                        self.scroll_detail(delta.saturating_mul(3));
+                        None
+                    }
+                }
+            }
+            Action::Layout { list, detail } => {
+                self.list_area = list;
+                self.detail_area = detail;
+                self.keep_selection_visible();
+                None
+            }
+            Action::Tick(now) => {
+                self.now = now;
+                if self.flash.as_ref().is_some_and(|f| f.until <= now) {
+                    self.flash = None;
+                }
+                Some(self.refresh(false))
+            }
+            Action::Server(status) => {
+                self.server = status;
+                None
+            }
+            Action::Loaded(snapshot) => self.on_loaded(*snapshot),
+            Action::DetailLoaded(detail) => {
+                self.detail = Some(*detail);
+                None
+            }
+            Action::KeyIssued {
+                record,
+                key,
+                replaced,
+            } => {
+                self.select_on_load = Some(record.row_id);
+                self.mode = Mode::ShowKey(Box::new(ShowKey {
+                    key,
+                    record: *record,
+                    replaced,
+                    copied: None,
+                }));
+                None
+            }
+            Action::Done(op, message) => {
+                match op {
+                    Operation::AddMcp | Operation::RemoveMcp => {
+                        self.mode = Mode::Mcps { selected: 0 };
+                    }
+                    Operation::EditKey | Operation::RevokeKey => self.mode = Mode::Normal,
+                    _ => {}
+                }
+                self.flash(message, false);
+                None
+            }
+            Action::Failed(op, error) => {
+                match (&mut self.mode, op) {
+                    (Mode::KeyForm(form), Operation::CreateKey | Operation::EditKey) => {
+                        form.show_error(error)
+                    }
+                    (Mode::McpForm(form), Operation::AddMcp) => form.show_error(error),
+                    _ => {
+                        if matches!(self.mode, Mode::Confirm(_) | Mode::Rotate { .. }) {
+                            self.mode = Mode::Normal;
+                        }
+                        self.flash(error.to_string(), true);
+                    }
+                }
+                None
+            }
+            Action::Copied(report) => {
+                if let Mode::ShowKey(show) = &mut self.mode {
+                    show.copied = Some(report);
+                }
+                None
+            }
+        }
+    }
+
+    fn quit(&mut self) -> Option<Effect> {
+        self.quit = true;
+        // Leaving the show-once dialog drops (and zeroizes) the key.
+        self.mode = Mode::Normal;
+        Some(Effect::Quit)
+    }
+
+    fn on_loaded(&mut self, snapshot: Snapshot) -> Option<Effect> {
+        let previous = self.selected_key().map(|k| k.row_id);
+        if snapshot.org_slug != self.org {
+            return None; // a load for an org we have since left
+        }
+        self.plan = snapshot.plan;
+        self.active_keys = snapshot.active_keys;
+        self.orgs = snapshot.orgs;
+        self.keys = snapshot.keys;
+        self.mcps = snapshot.mcps;
+        self.loaded = true;
+        let keep = self.select_on_load.take().or(previous);
+        self.rebuild_view(keep);
+        let now_selected = self.selected_key().map(|k| k.row_id);
+        match now_selected {
+            Some(row) if self.detail.as_ref().is_none_or(|d| d.key_row != row) => {
+                Some(Effect::LoadDetail { key_row: row })
+            }
+            _ => None,
+        }
+    }
+
+    /// Recomputes filter and sort, keeping `keep` selected if still visible.
+    fn rebuild_view(&mut self, keep: Option<i64>) {
+        let needle = self.filter.to_lowercase();
+        let mut view: Vec<usize> = self
+            .keys
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| {
+                needle.is_empty()
+                    || k.name.to_lowercase().contains(&needle)
+                    || k.prefix().to_lowercase().contains(&needle)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let keys = &self.keys;
+        let now = self.now;
+        match self.sort {
+            // The store lists newest first already.
+            SortKey::Created => {}
+            SortKey::Name => view.sort_by_cached_key(|&i| keys[i].name.to_lowercase()),
+            SortKey::LastUsed => view.sort_by_key(|&i| std::cmp::Reverse(keys[i].last_used_at)),
+            SortKey::Expires => {
+                view.sort_by_key(|&i| (keys[i].expires_at.is_none(), keys[i].expires_at))
+            }
+            SortKey::Status => view.sort_by_key(|&i| match keys[i].status(now) {
+                KeyStatus::Active => 0,
+                KeyStatus::Expired => 1,
+                KeyStatus::Revoked => 2,
+            }),
+        }
+        self.view = view;
+        self.selected = keep
+            .and_then(|row| self.view.iter().position(|&i| self.keys[i].row_id == row))
+            .unwrap_or(0)
+            .min(self.view.len().saturating_sub(1));
+        self.keep_selection_visible();
+    }
+
+    fn keep_selection_visible(&mut self) {
+        let rows = self.page_rows();
+        if self.selected < self.offset {
+            self.offset = self.selected;
+        } else if self.selected >= self.offset + rows {
+            self.offset = self.selected + 1 - rows;
+        }
+        self.offset = self.offset.min(self.view.len().saturating_sub(rows));
+    }
+
+    /// Moves the selection; returns the detail load for the new key.
+    fn move_by(&mut self, delta: isize) -> Option<Effect> {
+        if self.view.is_empty() {
+            return None;
+        }
+        let last = self.view.len() - 1;
+        let target = self.selected.saturating_add_signed(delta).min(last);
+        self.select(target)
+    }
+
+    fn select(&mut self, index: usize) -> Option<Effect> {
+        let before = self.selected_key().map(|k| k.row_id);
+        self.selected = index.min(self.view.len().saturating_sub(1));
+        self.keep_selection_visible();
+        let after = self.selected_key().map(|k| k.row_id);
+        if after != before {
+            self.detail_scroll = 0;
+        }
+        match after {
+            Some(key_row) if after != before => Some(Effect::LoadDetail { key_row }),
+            _ => None,
+        }
+    }
+
+    fn scroll_detail(&mut self, delta: i32) {
+        let next = i32::from(self.detail_scroll)
+            .saturating_add(delta)
+            .clamp(0, i32::from(u16::MAX));
+        self.detail_scroll = u16::try_from(next).unwrap_or(0);
+    }
+
+    fn on_click(&mut self, column: u16, row: u16) -> Option<Effect> {
+        if !matches!(self.mode, Mode::Normal) {
+            return None;
+        }
+        let inside =
+            |r: Rect| column >= r.x && column < r.x + r.width && row >= r.y && row < r.y + r.height;
+        if inside(self.detail_area) {
+            self.focus = Focus::Detail;
+            return None;
+        }
+        if inside(self.list_area) {
+            self.focus = Focus::List;
+            // Border and header take the first two rows.
+            let first = self.list_area.y + 2;
+            if row >= first {
+                let index = self.offset + usize::from(row - first);
+                if index < self.view.len() {
+                    return self.select(index);
+                }
+            }
+        }
+        None
+    }
+
+    fn on_key(&mut self, key: KeyEvent) -> Option<Effect> {
+        match std::mem::replace(&mut self.mode, Mode::Normal) {
+            Mode::Normal => self.normal_key(key),
+            Mode::Help => None,
+            Mode::Filter(mut input) => {
+                match key.code {
+                    KeyCode::Esc => {
+                        self.filter.clear();
+                        self.rebuild_view(self.selected_key().map(|k| k.row_id));
+                    }
+                    KeyCode::Enter => {}
+                    _ => {
+                        input.handle_event(&ratatui::crossterm::event::Event::Key(key));
+                        self.filter = input.value().to_string();
+                        let keep = self.selected_key().map(|k| k.row_id);
+                        self.rebuild_view(keep);
+                        self.mode = Mode::Filter(input);
+                    }
+                }
+                self.selected_key()
+                    .map(|k| Effect::LoadDetail { key_row: k.row_id })
+            }
+            Mode::KeyForm(mut form) => match form.handle_key(key, self.now) {
+                FormOutcome::Stay => {
+                    self.mode = Mode::KeyForm(form);
+                    None
+                }
+                FormOutcome::Cancel => None,
+                FormOutcome::Submit(submit) => {
+                    self.mode = Mode::KeyForm(form);
+                    let org = self.org.clone();
+                    Some(match submit {
+                        KeySubmit::Create(request) => Effect::CreateKey { org, request },
+                        KeySubmit::Edit { id, request } => Effect::EditKey { org, id, request },
+                    })
+                }
+            },
+            Mode::ShowKey(show) => match key.code {
+                KeyCode::Char('c') => {
+                    let text = Zeroizing::new(show.key.expose().to_string());
+                    self.mode = Mode::ShowKey(show);
+                    Some(Effect::Copy(text))
+                }
+                // Closing drops `show`, which zeroizes the key.
+                KeyCode::Enter | KeyCode::Esc => None,
+                _ => {
+                    self.mode = Mode::ShowKey(show);
+                    None
+                }
+            },
+            Mode::Confirm(pending) => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') => {
+                    let org = self.org.clone();
+                    Some(match pending {
+                        Pending::RevokeKey { id, .. } => Effect::RevokeKey { org, id },
+                        Pending::RemoveMcp { slug } => Effect::RemoveMcp { org, slug },
+                    })
+                }
+                KeyCode::Char('n') | KeyCode::Esc => {
+                    if matches!(pending, Pending::RemoveMcp { .. }) {
+                        self.mode = Mode::Mcps { selected: 0 };
+                    }
+                    None
+                }
+                _ => {
+                    self.mode = Mode::Confirm(pending);
+                    None
+                }
+            },
+            Mode::Rotate { id, name } => match key.code {
+                KeyCode::Char('k') | KeyCode::Char('r') => Some(Effect::RotateKey {
+                    org: self.org.clone(),
+                    id,
+                    revoke_old: key.code == KeyCode::Char('r'),
+                }),
+                KeyCode::Esc | KeyCode::Char('n') => None,
+                _ => {
+                    self.mode = Mode::Rotate { id, name };
+                    None
+                }
+            },
+            Mode::Mcps { selected } => self.mcps_key(key, selected),
+            Mode::McpForm(mut form) => match form.handle_key(key) {
+                FormOutcome::Stay => {
+                    self.mode = Mode::McpForm(form);
+                    None
+                }
+                FormOutcome::Cancel => {
+                    self.mode = Mode::Mcps { selected: 0 };
+                    None
+                }
+                FormOutcome::Submit(request) => {
+                    self.mode = Mode::McpForm(form);
+                    Some(Effect::AddMcp {
+                        org: self.org.clone(),
+                        request,
+                    })
+                }
+            },
+            Mode::Orgs { selected } => match key.code {
+                KeyCode::Char('j') | KeyCode::Down => {
+                    self.mode = Mode::Orgs {
+                        selected: (selected + 1).min(self.orgs.len().saturating_sub(1)),
+                    };
+                    None
+                }
+                KeyCode::Char('k') | KeyCode::Up => {
+                    self.mode = Mode::Orgs {
+                        selected: selected.saturating_sub(1),
+                    };
+                    None
+                }
+                KeyCode::Enter => {
+                    let org = self.orgs.get(selected)?.clone();
+                    if org == self.org {
+                        return None;
+                    }
+                    self.org = org;
+                    self.keys.clear();
+                    self.view.clear();
+                    self.detail = None;
+                    self.selected = 0;
+                    self.offset = 0;
+                    self.loaded = false;
+                    Some(self.refresh(true))
+                }
+                KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('o') => None,
+                _ => {
+                    self.mode = Mode::Orgs { selected };
+                    None
+                }
+            },
+        }
+    }
+
+    fn mcps_key(&mut self, key: KeyEvent, selected: usize) -> Option<Effect> {
+        let last = self.mcps.len().saturating_sub(1);
+        match key.code {
+            KeyCode::Char('j') | KeyCode::Down => {
+                self.mode = Mode::Mcps {
+                    selected: (selected + 1).min(last),
+                }
+            }
+            KeyCode::Char('k') | KeyCode::Up => {
+                self.mode = Mode::Mcps {
+                    selected: selected.saturating_sub(1),
+                }
+            }
+            KeyCode::Char('a') | KeyCode::Char('n') => self.mode = Mode::McpForm(Box::default()),
+            KeyCode::Char('d') | KeyCode::Char('x') | KeyCode::Delete => {
+                match self.mcps.get(selected) {
+                    Some(mcp) => {
+                        self.mode = Mode::Confirm(Pending::RemoveMcp {
+                            slug: mcp.slug.clone(),
+                        })
+                    }
+                    None => self.mode = Mode::Mcps { selected },
+                }
+            }
+            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('m') => {}
+            _ => self.mode = Mode::Mcps { selected },
+        }
+        None
+    }
+
+    fn normal_key(&mut self, key: KeyEvent) -> Option<Effect> {
+        let intent = intent_for(key)?;
+        if self.focus == Focus::Detail {
+            match intent {
+                Intent::Down => {
+                    self.scroll_detail(1);
+                    return None;
+                }
+                Intent::Up => {
+                    self.scroll_detail(-1);
+                    return None;
+                }
+                Intent::PageDown => {
+                    self.scroll_detail(i32::from(self.detail_area.height.max(2) - 2));
+                    return None;
+                }
+                Intent::PageUp => {
+                    self.scroll_detail(-i32::from(self.detail_area.height.max(2) - 2));
+                    return None;
+                }
+                Intent::Top => {
+                    self.detail_scroll = 0;
+                    return None;
+                }
+                _ => {}
+            }
+        }
+        let page = self.page_rows() as isize;
+        match intent {
+            Intent::Quit => self.quit(),
+            Intent::Down => self.move_by(1),
+            Intent::Up => self.move_by(-1),
+            Intent::Top => self.select(0),
+            Intent::Bottom => self.select(self.view.len().saturating_sub(1)),
+            Intent::PageDown => self.move_by(page),
+            Intent::PageUp => self.move_by(-page),
+            Intent::SwitchPane => {
+                self.focus = match self.focus {
+                    Focus::List => Focus::Detail,
+                    Focus::Detail => Focus::List,
+                };
+                None
+            }
+            Intent::Filter => {
+                self.mode = Mode::Filter(Input::new(self.filter.clone()));
+                None
+            }
+            Intent::Sort => {
+                self.sort = self.sort.next();
+                self.rebuild_view(self.selected_key().map(|k| k.row_id));
+                self.flash(format!("Sorted by {}", self.sort.label()), false);
+                None
+            }
+            Intent::Create => {
+                let slugs: Vec<String> = self.mcps.iter().map(|m| m.slug.clone()).collect();
+                self.mode = Mode::KeyForm(Box::new(KeyForm::create(&slugs)));
+                None
+            }
+            Intent::Edit | Intent::Revoke | Intent::Rotate => self.key_action(intent),
+            Intent::Mcps => {
+                self.mode = Mode::Mcps { selected: 0 };
+                None
+            }
+            Intent::Orgs => {
+                let selected = self.orgs.iter().position(|o| *o == self.org).unwrap_or(0);
+                self.mode = Mode::Orgs { selected };
+                None
+            }
+            Intent::Help => {
+                self.mode = Mode::Help;
+                None
+            }
+        }
+    }
+
+    /// Edit, revoke and rotate act on the selected key, never a revoked one.
+    fn key_action(&mut self, intent: Intent) -> Option<Effect> {
+        let Some(key) = self.selected_key().cloned() else {
+            self.flash("No key selected", true);
+            return None;
+        };
+        if key.revoked_at.is_some() {
+            self.flash(
+                format!("{} is revoked: it can be viewed, not changed", key.prefix()),
+                true,
+            );
+            return None;
+        }
+        let slugs: Vec<String> = self.mcps.iter().map(|m| m.slug.clone()).collect();
+        self.mode = match intent {
+            Intent::Edit => Mode::KeyForm(Box::new(KeyForm::edit(&key, &slugs))),
+            Intent::Revoke => Mode::Confirm(Pending::RevokeKey {
+                id: key.id.clone(),
+                name: key.name.clone(),
+            }),
+            _ => Mode::Rotate {
+                id: key.id.clone(),
+                name: key.name.clone(),
+            },
+        };
+        None
+    }
+}

@@ -1,0 +1,202 @@
+//! Carries out the app's effects against the store, off the UI thread, and
+//! reports back as actions. The console never waits on SQLite or argon2
+//! while drawing: each effect runs on a blocking thread and its result
+//! arrives through the event loop's channel.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::action::{Action, Detail, Operation, Snapshot};
+use super::app::Effect;
+use crate::admin::{self, AdminError};
+use crate::config;
+use crate::domain::Actor;
+use crate::store::{Store, StoreError};
+
+/// How many recent requests and audit events the detail pane lists.
+const RECENT: u32 = 12;
+
+/// The store, shared by effect threads, plus what the last load saw.
+pub struct Executor {
+    inner: Arc<Mutex<Inner>>,
+    actions: UnboundedSender<Action>,
+    actor: Actor,
+}
+
+struct Inner {
+    store: Store,
+    /// `data_version` at the last load; unchanged means nothing to reload.
+    seen_version: Option<i64>,
+}
+
+impl Executor {
+    pub fn new(store: Store, actions: UnboundedSender<Action>) -> Executor {
+        Executor {
+            inner: Arc::new(Mutex::new(Inner {
+                store,
+                seen_version: None,
+            })),
+            actions,
+            actor: config::actor_from_env(),
+        }
+    }
+
+    /// Starts `effect` in the background. (Copy and Quit are the caller's.)
+    pub fn spawn(&self, effect: Effect) {
+        let inner = self.inner.clone();
+        let actions = self.actions.clone();
+        let actor = self.actor.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+            for action in run(&mut inner, &actor, effect) {
+                if actions.send(action).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+fn run(inner: &mut Inner, actor: &Actor, effect: Effect) -> Vec<Action> {
+    let now = Utc::now();
+    let store = &mut inner.store;
+    let mut out = Vec::new();
+    let org_slug = match &effect {
+        Effect::Refresh { org, .. }
+        | Effect::CreateKey { org, .. }
+        | Effect::EditKey { org, .. }
+        | Effect::RotateKey { org, .. }
+        | Effect::RevokeKey { org, .. }
+        | Effect::AddMcp { org, .. }
+        | Effect::RemoveMcp { org, .. } => org.clone(),
+        Effect::LoadDetail { key_row } => {
+            return detail(store, *key_row)
+                .map_or_else(|e| vec![failed(Operation::Load, e)], |d| vec![d]);
+        }
+        Effect::Copy(_) | Effect::Quit => return out,
+    };
+    let org = match store.org(&org_slug) {
+        Ok(org) => org,
+        Err(e) => return vec![failed(Operation::Load, e.into())],
+    };
+    let changed = match effect {
+        Effect::Refresh { key_row, force, .. } => {
+            let version = store.data_version().ok();
+            if !force && version.is_some() && version == inner.seen_version {
+                return out;
+            }
+            inner.seen_version = version;
+            out.push(load(store, &org_slug));
+            if let Some(row) = key_row {
+                out.push(detail(store, row).unwrap_or_else(|e| failed(Operation::Load, e)));
+            }
+            return out;
+        }
+        Effect::CreateKey { request, .. } => {
+            match admin::create_key(store, &org, &request, actor, now) {
+                Ok((record, key)) => Action::KeyIssued {
+                    record: Box::new(record),
+                    key,
+                    replaced: None,
+                },
+                Err(e) => failed(Operation::CreateKey, e),
+            }
+        }
+        Effect::RotateKey { id, revoke_old, .. } => {
+            let rotated = admin::find_key(store, &org, &id).and_then(|old| {
+                admin::rotate_key(store, &org, &old, revoke_old, actor, now).map(|new| (old, new))
+            });
+            match rotated {
+                Ok((old, (record, key))) => Action::KeyIssued {
+                    record: Box::new(record),
+                    key,
+                    replaced: Some((old.prefix(), revoke_old)),
+                },
+                Err(e) => failed(Operation::RotateKey, e),
+            }
+        }
+        Effect::RevokeKey { id, .. } => {
+            match admin::find_key(store, &org, &id)
+                .and_then(|k| admin::revoke_key(store, &k, actor, now))
+            {
+                Ok(k) => Action::Done(
+                    Operation::RevokeKey,
+                    format!(
+                        "Revoked {} (\"{}\"): it no longer works",
+                        k.prefix(),
+                        k.name
+                    ),
+                ),
+                Err(e) => failed(Operation::RevokeKey, e),
+            }
+        }
+        Effect::EditKey { id, request, .. } => {
+            match admin::find_key(store, &org, &id)
+                .and_then(|k| admin::edit_key(store, &k, &request, actor, now))
+            {
+                Ok(k) => Action::Done(
+                    Operation::EditKey,
+                    format!("Updated {} (\"{}\")", k.prefix(), k.name),
+                ),
+                Err(e) => failed(Operation::EditKey, e),
+            }
+        }
+        Effect::AddMcp { request, .. } => match admin::add_mcp(store, &org, &request, actor, now) {
+            Ok(mcp) => Action::Done(Operation::AddMcp, format!("Added MCP '{}'", mcp.slug)),
+            Err(e) => failed(Operation::AddMcp, e),
+        },
+        Effect::RemoveMcp { slug, .. } => match admin::remove_mcp(store, &org, &slug, actor, now) {
+            Ok(()) => Action::Done(
+                Operation::RemoveMcp,
+                format!("Removed MCP '{slug}': keys can no longer call it"),
+            ),
+            Err(e) => failed(Operation::RemoveMcp, e),
+        },
+        Effect::LoadDetail { .. } | Effect::Copy(_) | Effect::Quit => return out,
+    };
+    out.push(changed);
+    inner.seen_version = store.data_version().ok();
+    out.push(load(store, &org_slug));
+    out
+}
+
+fn failed(op: Operation, error: AdminError) -> Action {
+    Action::Failed(op, error)
+}
+
+/// Everything the list view shows for one org.
+fn load(store: &Store, org_slug: &str) -> Action {
+    let now = Utc::now();
+    let snapshot = (|| -> Result<Snapshot, StoreError> {
+        let org = store.org(org_slug)?;
+        Ok(Snapshot {
+            org_slug: org.slug.clone(),
+            plan: org.plan,
+            active_keys: store.active_key_count(org.row_id, now)?,
+            orgs: store
+                .list_orgs(now)?
+                .into_iter()
+                .map(|s| s.org.slug)
+                .collect(),
+            keys: store.list_keys(org.row_id)?,
+            mcps: store.list_mcps(org.row_id)?,
+        })
+    })();
+    match snapshot {
+        Ok(s) => Action::Loaded(Box::new(s)),
+        Err(e) => failed(Operation::Load, e.into()),
+    }
+}
+
+fn detail(store: &Store, key_row: i64) -> Result<Action, AdminError> {
+    let usage = store.key_usage(key_row, Utc::now(), RECENT)?;
+    let lookup = store.lookup_id_of(key_row)?;
+    let audit = store.audit_for("key", &lookup, RECENT)?;
+    Ok(Action::DetailLoaded(Box::new(Detail {
+        key_row,
+        usage,
+        audit,
+    })))
+}

@@ -1,0 +1,423 @@
+//! The console's forms as plain state: the key form (create and edit) and
+//! the MCP form. Each field owns its key handling; a small focus enum moves
+//! between fields. Submitting validates with the same rules as the CLI and
+//! either returns errors per field or a request for the store.
+
+use ratatui::crossterm::event::{Event, KeyCode, KeyEvent};
+use tui_input::Input;
+use tui_input::backend::crossterm::EventHandler;
+
+use crate::admin::{self, AdminError, EditRequest, KeyRequest, McpRequest};
+use crate::domain::{KeyRecord, McpAccess, Timestamp};
+use crate::rules::{Field, RuleError};
+
+/// Expiry choices offered by the form, cycled with ←/→.
+pub const EXPIRY_CHOICES: [(&str, &str); 5] = [
+    ("30 days", "30d"),
+    ("90 days", "90d"),
+    ("1 year", "1y"),
+    ("Never", "never"),
+    ("Custom date", ""),
+];
+const CUSTOM: usize = 4;
+const DEFAULT_EXPIRY: usize = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyField {
+    Name,
+    Description,
+    Expiry,
+    CustomDate,
+    Access,
+    McpList,
+}
+
+/// What a form wants after a key press.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormOutcome<R> {
+    Stay,
+    Cancel,
+    Submit(R),
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyForm {
+    /// The key being edited; `None` when creating.
+    pub editing: Option<KeyRecord>,
+    pub name: Input,
+    pub description: Input,
+    pub expiry: usize,
+    pub custom_date: Input,
+    pub all_mcps: bool,
+    /// The org's MCPs and whether each is ticked.
+    pub mcps: Vec<(String, bool)>,
+    pub mcp_cursor: usize,
+    pub focus: KeyField,
+    pub errors: Vec<RuleError>,
+    /// An error not tied to one field (plan limit, store failure).
+    pub general_error: Option<String>,
+    /// Waiting for the store; further submits are ignored.
+    pub busy: bool,
+}
+
+/// A request the form produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySubmit {
+    Create(KeyRequest),
+    Edit { id: String, request: EditRequest },
+}
+
+impl KeyForm {
+    pub fn create(mcp_slugs: &[String]) -> KeyForm {
+        KeyForm {
+            editing: None,
+            name: Input::default(),
+            description: Input::default(),
+            expiry: DEFAULT_EXPIRY,
+            custom_date: Input::default(),
+            all_mcps: true,
+            mcps: mcp_slugs.iter().map(|s| (s.clone(), false)).collect(),
+            mcp_cursor: 0,
+            focus: KeyField::Name,
+            errors: Vec::new(),
+            general_error: None,
+            busy: false,
+        }
+    }
+
+    pub fn edit(key: &KeyRecord, mcp_slugs: &[String]) -> KeyForm {
+        let mut form = KeyForm::create(mcp_slugs);
+        form.name = Input::new(key.name.clone());
+        form.description = Input::new(key.description.clone().unwrap_or_default());
+        if let McpAccess::Only(slugs) = &key.access {
+            form.all_mcps = false;
+            for (slug, on) in &mut form.mcps {
+                *on = slugs.contains(slug);
+            }
+        }
+        form.editing = Some(key.clone());
+        form
+    }
+
+    /// Fields in tab order; hidden ones are skipped.
+    fn fields(&self) -> Vec<KeyField> {
+        let mut fields = vec![KeyField::Name, KeyField::Description];
+        if self.editing.is_none() {
+            fields.push(KeyField::Expiry);
+            if self.expiry == CUSTOM {
+                fields.push(KeyField::CustomDate);
+            }
+        }
+        fields.push(KeyField::Access);
+        if !self.all_mcps && !self.mcps.is_empty() {
+            fields.push(KeyField::McpList);
+        }
+        fields
+    }
+
+    fn move_focus(&mut self, forward: bool) {
+        let fields = self.fields();
+        let at = fields.iter().position(|f| *f == self.focus).unwrap_or(0);
+        let next = if forward {
+            (at + 1) % fields.len()
+        } else {
+            (at + fields.len() - 1) % fields.len()
+        };
+        self.focus = fields[next];
+    }
+
+    pub fn error_for(&self, field: Field) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|e| e.field == field)
+            .map(|e| e.message.as_str())
+    }
+
+    pub fn access(&self) -> McpAccess {
+        if self.all_mcps {
+            McpAccess::All
+        } else {
+            McpAccess::Only(
+                self.mcps
+                    .iter()
+                    .filter(|(_, on)| *on)
+                    .map(|(s, _)| s.clone())
+                    .collect(),
+            )
+        }
+    }
+
+    pub fn expiry_spec(&self) -> String {
+        if self.expiry == CUSTOM {
+            self.custom_date.value().trim().to_string()
+        } else {
+            EXPIRY_CHOICES[self.expiry].1.to_string()
+        }
+    }
+
+    pub fn handle_key(&mut self, key: KeyEvent, now: Timestamp) -> FormOutcome<KeySubmit> {
+        match key.code {
+            KeyCode::Esc => return FormOutcome::Cancel,
+            KeyCode::Tab => self.move_focus(true),
+            KeyCode::BackTab => self.move_focus(false),
+            KeyCode::Enter => return self.submit(now),
+            _ => self.field_key(key),
+        }
+        FormOutcome::Stay
+    }
+
+    fn field_key(&mut self, key: KeyEvent) {
+        let cycle = |value: &mut usize, len: usize, code: KeyCode| match code {
+            KeyCode::Left => *value = (*value + len - 1) % len,
+            KeyCode::Right | KeyCode::Char(' ') => *value = (*value + 1) % len,
+            _ => {}
+        };
+        match self.focus {
+            KeyField::Name => text_key(&mut self.name, key),
+            KeyField::Description => text_key(&mut self.description, key),
+            KeyField::CustomDate => text_key(&mut self.custom_date, key),
+            KeyField::Expiry => cycle(&mut self.expiry, EXPIRY_CHOICES.len(), key.code),
+            KeyField::Access => {
+                if matches!(
+                    key.code,
+                    KeyCode::Left | KeyCode::Right | KeyCode::Char(' ')
+                ) {
+                    self.all_mcps = !self.all_mcps;
+                }
+            }
+            KeyField::McpList => match key.code {
+                KeyCode::Up | KeyCode::Char('k') => {
+                    self.mcp_cursor = self.mcp_cursor.saturating_sub(1)
+                }
+                KeyCode::Down | KeyCode::Char('j') => {
+                    self.mcp_cursor = (self.mcp_cursor + 1).min(self.mcps.len().saturating_sub(1));
+                }
+                KeyCode::Char(' ') => {
+                    if let Some((_, on)) = self.mcps.get_mut(self.mcp_cursor) {
+                        *on = !*on;
+                    }
+                }
+                _ => {}
+            },
+        }
+    }
+
+    fn submit(&mut self, now: Timestamp) -> FormOutcome<KeySubmit> {
+        if self.busy {
+            return FormOutcome::Stay;
+        }
+        self.general_error = None;
+        let description = Some(self.description.value().to_string());
+        let outcome = match &self.editing {
+            None => {
+                let request = KeyRequest {
+                    name: self.name.value().to_string(),
+                    description,
+                    expires: self.expiry_spec(),
+                    access: self.access(),
+                };
+                admin::validate_key_request(&request, now).map(|_| KeySubmit::Create(request))
+            }
+            Some(key) => {
+                // Only what changed, so the audit trail names real edits.
+                let name = self.name.value().trim().to_string();
+                let old_description = key.description.clone().unwrap_or_default();
+                let access = self.access();
+                let request = EditRequest {
+                    name: (name != key.name).then_some(name),
+                    description: description.filter(|d| d.trim() != old_description),
+                    access: (access != key.access).then_some(access),
+                };
+                if request == EditRequest::default() {
+                    return FormOutcome::Cancel;
+                }
+                admin::validate_edit_request(&request).map(|()| KeySubmit::Edit {
+                    id: key.id.clone(),
+                    request,
+                })
+            }
+        };
+        match outcome {
+            Ok(submit) => {
+                self.errors.clear();
+                self.busy = true;
+                FormOutcome::Submit(submit)
+            }
+            Err(e) => {
+                self.show_error(e);
+                FormOutcome::Stay
+            }
+        }
+    }
+
+    /// Puts an error from validation or the store where it belongs.
+    pub fn show_error(&mut self, error: AdminError) {
+        self.busy = false;
+        match error {
+            AdminError::Invalid(errors) => {
+                self.errors = errors;
+                if let Some(first) = self.errors.first() {
+                    self.focus = match first.field {
+                        Field::Name => KeyField::Name,
+                        Field::Description => KeyField::Description,
+                        Field::Expiry if self.expiry == CUSTOM => KeyField::CustomDate,
+                        Field::Expiry => KeyField::Expiry,
+                        _ => KeyField::Access,
+                    };
+                }
+            }
+            other => self.general_error = Some(other.to_string()),
+        }
+    }
+}
+
+/// Text editing keys for a tui-input field.
+fn text_key(input: &mut Input, key: KeyEvent) {
+    input.handle_event(&Event::Key(key));
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum McpField {
+    Id,
+    Name,
+    Transport,
+    Target,
+    Timeout,
+}
+
+const MCP_FIELDS: [McpField; 5] = [
+    McpField::Id,
+    McpField::Name,
+    McpField::Transport,
+    McpField::Target,
+    McpField::Timeout,
+];
+
+/// Registering an MCP: id, name, stdio command or URL, timeout.
+#[derive(Debug, Clone)]
+pub struct McpForm {
+    pub id: Input,
+    pub name: Input,
+    /// `true` for a stdio command, `false` for a Streamable HTTP URL.
+    pub stdio: bool,
+    pub target: Input,
+    pub timeout: Input,
+    pub focus: McpField,
+    pub errors: Vec<RuleError>,
+    pub general_error: Option<String>,
+    pub busy: bool,
+}
+
+impl Default for McpForm {
+    fn default() -> Self {
+        McpForm {
+            id: Input::default(),
+            name: Input::default(),
+            stdio: true,
+            target: Input::default(),
+            timeout: Input::new("30".into()),
+            focus: McpField::Id,
+            errors: Vec::new(),
+            general_error: None,
+            busy: false,
+        }
+    }
+}
+
+impl McpForm {
+    pub fn handle_key(&mut self, key: KeyEvent) -> FormOutcome<McpRequest> {
+        let at = MCP_FIELDS
+            .iter()
+            .position(|f| *f == self.focus)
+            .unwrap_or(0);
+        match key.code {
+            KeyCode::Esc => return FormOutcome::Cancel,
+            KeyCode::Tab => self.focus = MCP_FIELDS[(at + 1) % MCP_FIELDS.len()],
+            KeyCode::BackTab => {
+                self.focus = MCP_FIELDS[(at + MCP_FIELDS.len() - 1) % MCP_FIELDS.len()]
+            }
+            KeyCode::Enter => return self.submit(),
+            _ => match self.focus {
+                McpField::Id => text_key(&mut self.id, key),
+                McpField::Name => text_key(&mut self.name, key),
+                McpField::Target => text_key(&mut self.target, key),
+                McpField::Timeout => text_key(&mut self.timeout, key),
+                McpField::Transport => {
+                    if matches!(
+                        key.code,
+                        KeyCode::Left | KeyCode::Right | KeyCode::Char(' ')
+                    ) {
+                        self.stdio = !self.stdio;
+                    }
+                }
+            },
+        }
+        FormOutcome::Stay
+    }
+
+    pub fn error_for(&self, field: Field) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|e| e.field == field)
+            .map(|e| e.message.as_str())
+    }
+
+    fn submit(&mut self) -> FormOutcome<McpRequest> {
+        if self.busy {
+            return FormOutcome::Stay;
+        }
+        self.general_error = None;
+        let timeout = self.timeout.value().trim();
+        let timeout_secs = match timeout.parse::<u64>() {
+            Ok(secs) => Some(secs),
+            Err(_) => {
+                self.errors = vec![RuleError {
+                    field: Field::Timeout,
+                    message: format!("timeout '{timeout}' is not a whole number of seconds"),
+                }];
+                self.focus = McpField::Timeout;
+                return FormOutcome::Stay;
+            }
+        };
+        let name = self.name.value().trim();
+        let target = self.target.value().to_string();
+        let request = McpRequest {
+            slug: self.id.value().trim().to_string(),
+            name: (!name.is_empty()).then(|| name.to_string()),
+            stdio: self.stdio.then(|| target.clone()),
+            url: (!self.stdio).then_some(target),
+            env: Vec::new(),
+            headers: Vec::new(),
+            timeout_secs,
+        };
+        match admin::validate_mcp_request(&request) {
+            Ok(_) => {
+                self.errors.clear();
+                self.busy = true;
+                FormOutcome::Submit(request)
+            }
+            Err(e) => {
+                self.show_error(e);
+                FormOutcome::Stay
+            }
+        }
+    }
+
+    pub fn show_error(&mut self, error: AdminError) {
+        self.busy = false;
+        match error {
+            AdminError::Invalid(errors) => {
+                self.errors = errors;
+                if let Some(first) = self.errors.first() {
+                    self.focus = match first.field {
+                        Field::Slug => McpField::Id,
+                        Field::Name => McpField::Name,
+                        Field::Timeout => McpField::Timeout,
+                        _ => McpField::Target,
+                    };
+                }
+            }
+            other => self.general_error = Some(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! The console: terminal setup and teardown, the `/mcp` server as a
+//! background task, and one `tokio::select!` loop over terminal events, a
+//! one-second tick and effect results. Input becomes an `Action`, the app
+//! returns an `Effect`, effects run off the UI thread and come back as
+//! actions; drawing only reads the app.
+
+pub mod action;
+pub mod app;
+mod clipboard;
+mod effects;
+pub mod forms;
+pub mod panes;
+pub mod theme;
+pub mod ui;
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures_util::StreamExt;
+use ratatui::DefaultTerminal;
+use ratatui::crossterm::event::{
+    DisableMouseCapture, EnableMouseCapture, Event, EventStream, KeyEventKind, MouseEventKind,
+};
+use ratatui::crossterm::execute;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use action::{Action, ServerStatus};
+use app::{App, Effect};
+use effects::Executor;
+use theme::Theme;
+
+use crate::server::{Gateway, LiveStats};
+use crate::store::Store;
+
+/// How the console was asked to start.
+#[derive(Debug, Clone)]
+pub struct ConsoleOptions {
+    pub db: PathBuf,
+    pub org: String,
+    /// `None` with `--no-server`.
+    pub listen: Option<SocketAddr>,
+}
+
+/// How long quitting waits for in-flight requests and the usage writer.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub fn run(options: ConsoleOptions) -> anyhow::Result<()> {
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "the console needs a terminal; use `plexmcp serve` for the API alone, or the keys, mcps and org commands"
+        );
+    }
+    // Open (and if needed create) the database before the terminal is
+    // taken over, so a bad path is reported as a plain error line.
+    let store = Store::open(&options.db)?;
+    store.org(&options.org)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("plexmcp")
+        .build()?;
+    runtime.block_on(console(store, options))
+}
+
+struct BackgroundServer {
+    status: ServerStatus,
+    live: Option<Arc<LiveStats>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+async fn start_server(
+    store: &Store,
+    listen: Option<SocketAddr>,
+    cancel: &CancellationToken,
+) -> BackgroundServer {
+    let not_running = |status| BackgroundServer {
+        status,
+        live: None,
+        task: None,
+    };
+    let Some(addr) = listen else {
+        return not_running(ServerStatus::Off);
+    };
+    let listener = match TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::warn!(error = %e, %addr, "server not started");
+            let why = if e.kind() == std::io::ErrorKind::AddrInUse {
+                format!("{addr} is in use")
+            } else {
+                format!("{addr}: {e}")
+            };
+            return not_running(ServerStatus::Failed(why));
+        }
+    };
+    let gateway = match store.reopen().map_err(Into::into).and_then(Gateway::new) {
+        Ok(gateway) => gateway,
+        Err(e) => return not_running(ServerStatus::Failed(e.to_string())),
+    };
+    let bound = listener
+        .local_addr()
+        .map_or_else(|_| addr.to_string(), |a| a.to_string());
+    tracing::info!("serving POST /mcp on http://{bound}");
+    let live = gateway.state().live.clone();
+    let cancel = cancel.clone();
+    let task = tokio::spawn(async move {
+        if let Err(e) = gateway.serve(listener, cancel).await {
+            tracing::error!(error = %e, "server stopped");
+        }
+    });
+    BackgroundServer {
+        status: ServerStatus::Running {
+            addr: bound,
+            per_minute: 0,
+            errors_per_minute: 0,
+        },
+        live: Some(live),
+        task: Some(task),
+    }
+}
+
+async fn console(store: Store, options: ConsoleOptions) -> anyhow::Result<()> {
+    let cancel = CancellationToken::new();
+    let server = start_server(&store, options.listen, &cancel).await;
+
+    install_panic_hook();
+    let mut terminal = ratatui::try_init()?;
+    execute!(std::io::stdout(), EnableMouseCapture)?;
+    let outcome = event_loop(&mut terminal, store, &options, &server).await;
+    let _ = execute!(std::io::stdout(), DisableMouseCapture);
+    ratatui::restore();
+
+    cancel.cancel();
+    let stopped = match server.task {
+        Some(task) => tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_ok(),
+        None => true,
+    };
+    if !stopped {
+        eprintln!(
+            "warning: the server did not stop within {SHUTDOWN_GRACE:?}; some usage may not be recorded"
+        );
+    }
+    outcome
+}
+
+/// Restores the terminal (mouse mode included) before a panic is printed.
+fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = execute!(std::io::stdout(), DisableMouseCapture);
+        ratatui::restore();
+        previous(info);
+    }));
+}
+
+async fn event_loop(
+    terminal: &mut DefaultTerminal,
+    store: Store,
+    options: &ConsoleOptions,
+    server: &BackgroundServer,
+) -> anyhow::Result<()> {
+    let theme = Theme::from_env();
+    let (results, mut incoming) = mpsc::unbounded_channel();
+    let executor = Executor::new(store, results);
+    let mut app = App::new(&options.org, Utc::now(), server.status.clone());
+    executor.spawn(app.start());
+    let mut events = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+
+    loop {
+        let size = terminal.size()?;
+        let areas = ui::areas(ratatui::layout::Rect::new(0, 0, size.width, size.height));
+        if (areas.list, areas.detail) != (app.list_area, app.detail_area) {
+            app.update(Action::Layout {
+                list: areas.list,
+                detail: areas.detail,
+            });
+        }
+        terminal.draw(|frame| ui::render(&app, frame, &theme))?;
+
+        let action = tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(event)) => match to_action(event) {
+                    Some(action) => action,
+                    None => continue,
+                },
+                Some(Err(e)) => return Err(e.into()),
+                None => return Ok(()),
+            },
+            Some(action) = incoming.recv() => action,
+            _ = tick.tick() => {
+                if let Some(live) = &server.live {
+                    let window = live.last_minute(u64::try_from(Utc::now().timestamp()).unwrap_or(0));
+                    if let ServerStatus::Running { addr, .. } = &app.server {
+                        let status = ServerStatus::Running {
+                            addr: addr.clone(),
+                            per_minute: window.requests,
+                            errors_per_minute: window.errors,
+                        };
+                        app.update(Action::Server(status));
+                    }
+                }
+                Action::Tick(Utc::now())
+            }
+        };
+        match app.update(action) {
+            None => {}
+            Some(Effect::Quit) => return Ok(()),
+            Some(Effect::Copy(text)) => {
+                let mut stdout = std::io::stdout();
+                let report = clipboard::copy(&mut stdout, &text);
+                let _ = stdout.flush();
+                drop(text);
+                app.update(Action::Copied(report));
+            }
+            Some(effect) => executor.spawn(effect),
+        }
+        if app.quit {
+            return Ok(());
+        }
+    }
+}
+
+fn to_action(event: Event) -> Option<Action> {
+    match event {
+        Event::Key(key) if key.kind != KeyEventKind::Release => Some(Action::Key(key)),
+        Event::Mouse(mouse) => match mouse.kind {
+            MouseEventKind::Down(_) => Some(Action::Click {
+                column: mouse.column,
+                row: mouse.row,
+            }),
+            MouseEventKind::ScrollDown => Some(Action::Scroll(1)),
+            MouseEventKind::ScrollUp => Some(Action::Scroll(-1)),
+            _ => None,
+        },
+        // The loop redraws after every event; a resize needs nothing more.
+        Event::Resize(_, _) => Some(Action::Tick(Utc::now())),
+        _ => None,
+    }
+}

@@ -1,0 +1,249 @@
+//! The selected key in full: details, permissions, usage statistics with
+//! sparklines, busiest tools, client addresses (new ones flagged) and the
+//! activity log mixing lifecycle events and recent requests.
+
+use chrono::{DateTime, TimeDelta};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Wrap};
+
+use super::{ago, date, date_time, sparkline};
+use crate::domain::{KeyRecord, KeyStatus, McpAccess};
+use crate::store::KeyUsage;
+use crate::tui::action::Detail;
+use crate::tui::app::{App, Focus};
+use crate::tui::theme::Theme;
+
+pub fn render(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
+    let block = Block::bordered()
+        .title(Line::styled(" Details ", theme.bold()))
+        .border_style(theme.border(app.focus == Focus::Detail));
+    let Some(key) = app.selected_key() else {
+        frame.render_widget(
+            Paragraph::new("Select a key to see its details.")
+                .style(theme.dim())
+                .block(block),
+            area,
+        );
+        return;
+    };
+    let lines = lines(app, key, app.selected_detail(), theme);
+    let paragraph = Paragraph::new(lines)
+        .block(block)
+        .wrap(Wrap { trim: false })
+        .scroll((app.detail_scroll, 0));
+    frame.render_widget(paragraph, area);
+}
+
+fn field<'a>(label: &'a str, value: impl Into<Span<'a>>, theme: &Theme) -> Line<'a> {
+    Line::from(vec![
+        Span::styled(format!("{label:<12}"), theme.dim()),
+        value.into(),
+    ])
+}
+
+fn heading<'a>(text: &'a str, theme: &Theme) -> Line<'a> {
+    Line::styled(text, theme.accent())
+}
+
+fn lines<'a>(
+    app: &'a App,
+    key: &'a KeyRecord,
+    detail: Option<&'a Detail>,
+    theme: &Theme,
+) -> Vec<Line<'a>> {
+    let status = key.status(app.now);
+    let status_style = match status {
+        KeyStatus::Active => theme.ok(),
+        KeyStatus::Expired => theme.warn(),
+        KeyStatus::Revoked => theme.error(),
+    };
+    let mut status_text = status.label().to_string();
+    if let (KeyStatus::Revoked, Some(at)) = (status, key.revoked_at) {
+        status_text.push_str(&format!(
+            " {} by {}",
+            date_time(at),
+            key.revoked_by.as_deref().unwrap_or("?")
+        ));
+    }
+    let expires = match key.expires_at {
+        None => "Never".to_string(),
+        Some(at) if at > app.now => format!("{} (in {} days)", date(at), (at - app.now).num_days()),
+        Some(at) => format!("{} (expired)", date_time(at)),
+    };
+    let mut out = vec![
+        field("Name", Span::styled(key.name.as_str(), theme.bold()), theme),
+        field("Key", format!("{} (id {})", key.prefix(), key.id), theme),
+        field("Status", Span::styled(status_text, status_style), theme),
+        field(
+            "Description",
+            key.description.as_deref().unwrap_or("—"),
+            theme,
+        ),
+        field(
+            "Created",
+            format!("{} by {}", date_time(key.created_at), key.created_by),
+            theme,
+        ),
+        field("Expires", expires, theme),
+        field(
+            "Last used",
+            key.last_used_at
+                .map_or_else(|| "Never".to_string(), |at| ago(app.now, at)),
+            theme,
+        ),
+    ];
+    if let Some(from) = &key.rotated_from {
+        out.push(field("Replaces", format!("pmcp_{from}"), theme));
+    }
+    out.push(field(
+        "MCP access",
+        match &key.access {
+            McpAccess::All => "All MCPs (including ones added later)".to_string(),
+            McpAccess::Only(slugs) if slugs.is_empty() => {
+                "None (its MCPs were removed)".to_string()
+            }
+            McpAccess::Only(slugs) => slugs.join(", "),
+        },
+        theme,
+    ));
+    out.push(Line::default());
+    match detail {
+        Some(detail) => {
+            usage_lines(app, &detail.usage, theme, &mut out);
+            activity_lines(detail, theme, &mut out);
+        }
+        None => out.push(Line::styled("Loading usage…", theme.dim())),
+    }
+    out
+}
+
+fn usage_lines<'a>(app: &App, usage: &KeyUsage, theme: &Theme, out: &mut Vec<Line<'a>>) {
+    out.push(heading("Usage", theme));
+    out.push(field(
+        "Requests",
+        format!(
+            "{} total · {} 24h · {} 7d · {} 30d",
+            usage.total, usage.last_24h, usage.last_7d, usage.last_30d
+        ),
+        theme,
+    ));
+    let errors = match usage.error_rate() {
+        Some(rate) => format!("{:.1}% errors (30d)", rate * 100.0),
+        None => "no requests in 30d".to_string(),
+    };
+    let latency = usage.avg_latency_us.map_or_else(String::new, |us| {
+        format!(" · avg latency {:.1} ms", us as f64 / 1000.0)
+    });
+    let error_style = if usage.errors_30d > 0 {
+        theme.warn()
+    } else {
+        theme.ok()
+    };
+    out.push(field(
+        "Errors",
+        Span::styled(format!("{errors}{latency}"), error_style),
+        theme,
+    ));
+    out.push(field(
+        "Daily 30d",
+        Span::styled(sparkline(&usage.per_day), theme.accent()),
+        theme,
+    ));
+    out.push(field(
+        "Hourly 24h",
+        Span::styled(sparkline(&usage.per_hour), theme.accent()),
+        theme,
+    ));
+    if !usage.by_tool.is_empty() {
+        out.push(Line::default());
+        out.push(heading("By MCP / tool (30d)", theme));
+        for t in &usage.by_tool {
+            let errors = if t.errors > 0 {
+                format!(" ({} errors)", t.errors)
+            } else {
+                String::new()
+            };
+            out.push(Line::from(format!(
+                "  {}/{}  {}{errors}",
+                t.mcp, t.tool, t.requests
+            )));
+        }
+    }
+    if !usage.clients.is_empty() {
+        out.push(Line::default());
+        out.push(heading("Client IPs", theme));
+        for c in &usage.clients {
+            let mut spans = vec![Span::raw(format!(
+                "  {:<15} first {} · last {} · {} req",
+                c.ip,
+                date_time(c.first_seen),
+                ago(app.now, c.last_seen),
+                c.requests
+            ))];
+            // The guide's "requests from unexpected locations": an address first seen in the last day.
+            if app.now - c.first_seen < TimeDelta::hours(24) {
+                spans.push(Span::styled("  NEW", theme.warn()));
+            }
+            out.push(Line::from(spans));
+        }
+    }
+}
+
+fn activity_lines<'a>(detail: &'a Detail, theme: &Theme, out: &mut Vec<Line<'a>>) {
+    out.push(Line::default());
+    out.push(heading("Activity", theme));
+    // Lifecycle events and requests, newest first.
+    let mut items: Vec<(i64, Line<'a>)> = Vec::new();
+    for e in &detail.audit {
+        let who = match &e.actor_addr {
+            Some(addr) => format!("{} ({addr})", e.actor),
+            None => e.actor.clone(),
+        };
+        let detail_text = e
+            .detail
+            .as_deref()
+            .map(|d| format!(" — {d}"))
+            .unwrap_or_default();
+        items.push((
+            e.at.timestamp_millis(),
+            Line::from(vec![
+                Span::styled(format!("  {} ", date_time(e.at)), theme.dim()),
+                Span::styled(e.action.clone(), theme.bold()),
+                Span::raw(format!(" by {who}{detail_text}")),
+            ]),
+        ));
+    }
+    for r in &detail.usage.recent {
+        let at = DateTime::from_timestamp_millis(r.at_ms).unwrap_or_default();
+        let style = if r.http_status >= 400 {
+            theme.error()
+        } else {
+            theme.ok()
+        };
+        let target = format!(
+            "{}/{}",
+            r.mcp.as_deref().unwrap_or("-"),
+            r.tool.as_deref().unwrap_or("-")
+        );
+        items.push((
+            r.at_ms,
+            Line::from(vec![
+                Span::styled(format!("  {} ", date_time(at)), theme.dim()),
+                Span::styled(format!("{} ", r.http_status), style),
+                Span::raw(format!(
+                    "{target} {} · {:.1} ms · {}",
+                    r.outcome,
+                    r.latency_us as f64 / 1000.0,
+                    r.client_ip.as_deref().unwrap_or("-")
+                )),
+            ]),
+        ));
+    }
+    items.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+    if items.is_empty() {
+        out.push(Line::styled("  nothing yet", theme.dim()));
+    }
+    out.extend(items.into_iter().map(|(_, line)| line));
+}

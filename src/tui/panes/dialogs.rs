@@ -1,0 +1,199 @@
+//! Popups: the show-once key dialog, confirmations, rotation choice, the
+//! organization picker and the help overlay.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Wrap};
+
+use crate::tui::action::BINDINGS;
+use crate::tui::app::{App, Pending, ShowKey};
+use crate::tui::theme::Theme;
+use crate::tui::ui::{centered, clear};
+
+fn popup<'a>(title: &'a str, theme: &Theme) -> Block<'a> {
+    Block::bordered()
+        .title(Line::styled(format!(" {title} "), theme.bold()))
+        .border_style(theme.border(true))
+}
+
+fn draw(
+    frame: &mut Frame,
+    area: Rect,
+    title: &str,
+    lines: Vec<Line<'_>>,
+    width: u16,
+    theme: &Theme,
+) {
+    let height = u16::try_from(lines.len())
+        .unwrap_or(u16::MAX)
+        .saturating_add(2);
+    let rect = centered(area, width, height);
+    clear(frame, rect);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(popup(title, theme)),
+        rect,
+    );
+}
+
+pub fn show_key(show: &ShowKey, frame: &mut Frame, area: Rect, theme: &Theme) {
+    let title = if show.replaced.is_some() {
+        "Key rotated"
+    } else {
+        "Key created"
+    };
+    let mut lines = vec![
+        Line::from(vec![
+            Span::raw("Name: "),
+            Span::styled(show.record.name.as_str(), theme.bold()),
+            Span::raw(format!("   Prefix: {}", show.record.prefix())),
+        ]),
+        Line::default(),
+        Line::styled(format!(" {} ", show.key.expose()), theme.selected()),
+        Line::default(),
+        Line::styled(
+            "⚠ This key is shown only once. Copy it now and store it securely.",
+            theme.warn(),
+        ),
+    ];
+    if let Some((old, revoked)) = &show.replaced {
+        lines.push(Line::from(if *revoked {
+            format!("The old key {old} is revoked.")
+        } else {
+            format!("The old key {old} keeps working until you revoke it (r).")
+        }));
+    }
+    lines.push(Line::default());
+    match &show.copied {
+        None => lines.push(Line::styled(
+            "c copy to clipboard · Enter/Esc close",
+            theme.dim(),
+        )),
+        Some(report) => {
+            let osc = if report.osc52 {
+                "copied via OSC 52 (your terminal)"
+            } else {
+                "OSC 52 failed"
+            };
+            let system = match &report.system {
+                Ok(()) => "system clipboard: copied".to_string(),
+                Err(why) => format!("system clipboard: {why}"),
+            };
+            let style = if report.osc52 || report.system.is_ok() {
+                theme.ok()
+            } else {
+                theme.error()
+            };
+            lines.push(Line::styled(format!("✓ {osc} · {system}"), style));
+            lines.push(Line::styled("Enter/Esc close", theme.dim()));
+        }
+    }
+    draw(frame, area, title, lines, 76, theme);
+}
+
+pub fn confirm(pending: &Pending, frame: &mut Frame, area: Rect, theme: &Theme) {
+    let (title, lines) = match pending {
+        Pending::RevokeKey { id, name } => (
+            "Revoke key",
+            vec![
+                Line::from(vec![
+                    Span::raw("Revoke "),
+                    Span::styled(format!("\"{name}\""), theme.bold()),
+                    Span::raw(format!(" (pmcp_{id})?")),
+                ]),
+                Line::default(),
+                Line::from("It stops working immediately and can never be reactivated."),
+                Line::from("It stays listed for audit."),
+                Line::default(),
+                Line::styled("y revoke · n/Esc cancel", theme.accent()),
+            ],
+        ),
+        Pending::RemoveMcp { slug } => (
+            "Remove MCP",
+            vec![
+                Line::from(vec![
+                    Span::raw("Remove MCP "),
+                    Span::styled(slug.as_str(), theme.bold()),
+                    Span::raw("?"),
+                ]),
+                Line::default(),
+                Line::from("Keys lose access to it at once; its past usage stays."),
+                Line::default(),
+                Line::styled("y remove · n/Esc cancel", theme.accent()),
+            ],
+        ),
+    };
+    draw(frame, area, title, lines, 64, theme);
+}
+
+pub fn rotate(id: &str, name: &str, frame: &mut Frame, area: Rect, theme: &Theme) {
+    let lines = vec![
+        Line::from(vec![
+            Span::raw("Rotate "),
+            Span::styled(format!("\"{name}\""), theme.bold()),
+            Span::raw(format!(" (pmcp_{id})?")),
+        ]),
+        Line::default(),
+        Line::from("A new key with the same name, description, MCP access"),
+        Line::from("and expiry length is created and shown once."),
+        Line::default(),
+        Line::styled(
+            "k keep the old key working (revoke it later)",
+            theme.accent(),
+        ),
+        Line::styled("r revoke the old key now", theme.accent()),
+        Line::styled("Esc cancel", theme.dim()),
+    ];
+    draw(frame, area, "Rotate key", lines, 64, theme);
+}
+
+pub fn orgs(app: &App, selected: usize, frame: &mut Frame, area: Rect, theme: &Theme) {
+    let mut lines: Vec<Line> = app
+        .orgs
+        .iter()
+        .enumerate()
+        .map(|(i, org)| {
+            let marker = if *org == app.org { " (current)" } else { "" };
+            let line = Line::from(format!(" {org}{marker}"));
+            if i == selected {
+                line.style(theme.selected())
+            } else {
+                line
+            }
+        })
+        .collect();
+    if lines.is_empty() {
+        lines.push(Line::styled(" no organizations", theme.dim()));
+    }
+    lines.push(Line::default());
+    lines.push(Line::styled(
+        "Enter switch · Esc back · new ones: plexmcp org create SLUG",
+        theme.dim(),
+    ));
+    draw(frame, area, "Organizations", lines, 64, theme);
+}
+
+pub fn help(frame: &mut Frame, area: Rect, theme: &Theme) {
+    let mut lines: Vec<Line> = BINDINGS
+        .iter()
+        .map(|b| {
+            Line::from(vec![
+                Span::styled(format!(" {:<13}", b.keys), theme.accent()),
+                Span::raw(b.does),
+            ])
+        })
+        .collect();
+    lines.push(Line::default());
+    lines.push(Line::styled(
+        " In dialogs: y confirm · n/Esc cancel · c copy a new key",
+        theme.dim(),
+    ));
+    lines.push(Line::styled(
+        " Mouse: click selects a row, the wheel scrolls",
+        theme.dim(),
+    ));
+    lines.push(Line::styled(" Press any key to close", theme.dim()));
+    draw(frame, area, "Keys", lines, 64, theme);
+}

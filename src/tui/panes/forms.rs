@@ -1,0 +1,246 @@
+//! Drawing the key form (create / edit) and the MCP form. Each field shows
+//! its own validation error beneath it.
+
+use ratatui::Frame;
+use ratatui::layout::{Position, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph};
+use tui_input::Input;
+
+use crate::rules::Field;
+use crate::tui::forms::{EXPIRY_CHOICES, KeyField, KeyForm, McpField, McpForm};
+use crate::tui::theme::Theme;
+use crate::tui::ui::{centered, clear};
+
+const LABEL: usize = 14;
+
+/// Lines being built plus where the text cursor belongs.
+struct FormLines<'a> {
+    lines: Vec<Line<'a>>,
+    cursor: Option<(u16, u16)>,
+}
+
+impl<'a> FormLines<'a> {
+    fn label(name: &str, focused: bool, theme: &Theme) -> Span<'a> {
+        let marker = if focused { "▶ " } else { "  " };
+        let style = if focused { theme.accent() } else { theme.dim() };
+        Span::styled(format!("{marker}{name:<width$}", width = LABEL - 2), style)
+    }
+
+    fn text(&mut self, name: &str, input: &Input, focused: bool, width: usize, theme: &Theme) {
+        let room = width.saturating_sub(LABEL + 1).max(1);
+        let scroll = input.visual_scroll(room);
+        let shown: String = input.value().chars().skip(scroll).take(room).collect();
+        if focused {
+            let x = LABEL + input.visual_cursor().saturating_sub(scroll);
+            self.cursor = Some((
+                u16::try_from(x).unwrap_or(0),
+                u16::try_from(self.lines.len()).unwrap_or(0),
+            ));
+        }
+        let value = if focused {
+            Span::styled(shown, theme.bold())
+        } else {
+            Span::raw(shown)
+        };
+        self.lines
+            .push(Line::from(vec![Self::label(name, focused, theme), value]));
+    }
+
+    fn choice(&mut self, name: &str, value: String, focused: bool, theme: &Theme) {
+        let value = if focused {
+            Span::styled(format!("◀ {value} ▶"), theme.bold())
+        } else {
+            Span::raw(format!("  {value}"))
+        };
+        self.lines
+            .push(Line::from(vec![Self::label(name, focused, theme), value]));
+    }
+
+    fn error(&mut self, message: Option<&str>, theme: &Theme) {
+        if let Some(message) = message {
+            self.lines.push(Line::styled(
+                format!("{:LABEL$}{message}", ""),
+                theme.error(),
+            ));
+        }
+    }
+
+    fn finish(mut self, general: Option<&str>, busy: bool, help: &'a str, theme: &Theme) -> Self {
+        self.lines.push(Line::default());
+        if let Some(general) = general {
+            self.lines
+                .push(Line::styled(general.to_string(), theme.error()));
+        }
+        if busy {
+            self.lines.push(Line::styled("Saving…", theme.dim()));
+        }
+        self.lines.push(Line::styled(help, theme.dim()));
+        self
+    }
+
+    fn draw(self, title: &str, frame: &mut Frame, area: Rect, width: u16, theme: &Theme) {
+        let height = u16::try_from(self.lines.len())
+            .unwrap_or(u16::MAX)
+            .saturating_add(2);
+        let rect = centered(area, width, height);
+        clear(frame, rect);
+        let block = Block::bordered()
+            .title(Line::styled(format!(" {title} "), theme.bold()))
+            .border_style(theme.border(true));
+        frame.render_widget(Paragraph::new(self.lines).block(block), rect);
+        if let Some((x, y)) = self.cursor {
+            let position = Position::new(rect.x + 1 + x, rect.y + 1 + y);
+            if rect.contains(position) {
+                frame.set_cursor_position(position);
+            }
+        }
+    }
+}
+
+pub fn key_form(form: &KeyForm, frame: &mut Frame, area: Rect, theme: &Theme) {
+    let width: u16 = 72;
+    let inner = usize::from(width - 2);
+    let mut f = FormLines {
+        lines: Vec::new(),
+        cursor: None,
+    };
+    f.text(
+        "Name",
+        &form.name,
+        form.focus == KeyField::Name,
+        inner,
+        theme,
+    );
+    f.error(form.error_for(Field::Name), theme);
+    f.text(
+        "Description",
+        &form.description,
+        form.focus == KeyField::Description,
+        inner,
+        theme,
+    );
+    f.error(form.error_for(Field::Description), theme);
+    if form.editing.is_none() {
+        f.choice(
+            "Expiration",
+            EXPIRY_CHOICES[form.expiry].0.to_string(),
+            form.focus == KeyField::Expiry,
+            theme,
+        );
+        if form.expiry == EXPIRY_CHOICES.len() - 1 {
+            f.text(
+                "  Date",
+                &form.custom_date,
+                form.focus == KeyField::CustomDate,
+                inner,
+                theme,
+            );
+            if form.custom_date.value().is_empty() {
+                f.lines.push(Line::styled(
+                    format!("{:LABEL$}YYYY-MM-DD (end of day, UTC)", ""),
+                    theme.dim(),
+                ));
+            }
+        }
+        f.error(form.error_for(Field::Expiry), theme);
+    }
+    let access = if form.all_mcps {
+        "All MCPs (including ones added later)"
+    } else {
+        "Specific MCPs"
+    };
+    f.choice(
+        "MCP Access",
+        access.to_string(),
+        form.focus == KeyField::Access,
+        theme,
+    );
+    if !form.all_mcps {
+        if form.mcps.is_empty() {
+            f.lines.push(Line::styled(
+                format!("{:LABEL$}no MCPs yet: add them in the MCPs view (m)", ""),
+                theme.warn(),
+            ));
+        }
+        for (i, (slug, on)) in form.mcps.iter().enumerate() {
+            let focused = form.focus == KeyField::McpList && i == form.mcp_cursor;
+            let text = format!("{:LABEL$}[{}] {slug}", "", if *on { "x" } else { " " });
+            f.lines.push(if focused {
+                Line::styled(text, theme.selected())
+            } else {
+                Line::from(text)
+            });
+        }
+    }
+    f.error(form.error_for(Field::McpAccess), theme);
+    let title = match &form.editing {
+        Some(key) => format!("Edit key {}", key.prefix()),
+        None => "Create API key".to_string(),
+    };
+    f.finish(
+        form.general_error.as_deref(),
+        form.busy,
+        "Tab move · ←/→ choose · Space toggle · Enter save · Esc cancel",
+        theme,
+    )
+    .draw(&title, frame, area, width, theme);
+}
+
+pub fn mcp_form(form: &McpForm, frame: &mut Frame, area: Rect, theme: &Theme) {
+    let width: u16 = 76;
+    let inner = usize::from(width - 2);
+    let mut f = FormLines {
+        lines: Vec::new(),
+        cursor: None,
+    };
+    f.text("ID", &form.id, form.focus == McpField::Id, inner, theme);
+    f.error(form.error_for(Field::Slug), theme);
+    f.text(
+        "Name",
+        &form.name,
+        form.focus == McpField::Name,
+        inner,
+        theme,
+    );
+    f.error(form.error_for(Field::Name), theme);
+    let kind = if form.stdio {
+        "stdio command"
+    } else {
+        "Streamable HTTP URL"
+    };
+    f.choice(
+        "Transport",
+        kind.to_string(),
+        form.focus == McpField::Transport,
+        theme,
+    );
+    let target = if form.stdio { "Command" } else { "URL" };
+    f.text(
+        target,
+        &form.target,
+        form.focus == McpField::Target,
+        inner,
+        theme,
+    );
+    f.error(
+        form.error_for(Field::Command)
+            .or(form.error_for(Field::Url)),
+        theme,
+    );
+    f.text(
+        "Timeout (s)",
+        &form.timeout,
+        form.focus == McpField::Timeout,
+        inner,
+        theme,
+    );
+    f.error(form.error_for(Field::Timeout), theme);
+    f.finish(
+        form.general_error.as_deref(),
+        form.busy,
+        "Tab move · Enter save · Esc cancel · env/headers: CLI mcps add",
+        theme,
+    )
+    .draw("Add MCP server", frame, area, width, theme);
+}

@@ -1,0 +1,55 @@
+//! The MCPs view: the org's upstream servers, with add and remove.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Paragraph, Row, Table};
+
+use crate::tui::app::App;
+use crate::tui::theme::Theme;
+use crate::tui::ui::{centered, clear};
+
+pub fn render(app: &App, selected: usize, frame: &mut Frame, area: Rect, theme: &Theme) {
+    let rect = centered(
+        area,
+        area.width.saturating_sub(8).max(60),
+        area.height.saturating_sub(4).max(10),
+    );
+    clear(frame, rect);
+    let block = Block::bordered()
+        .title(Line::styled(
+            format!(" MCP servers of {} ", app.org),
+            theme.bold(),
+        ))
+        .title_bottom(Line::styled(" a add · d remove · Esc back ", theme.dim()))
+        .border_style(theme.border(true));
+    if app.mcps.is_empty() {
+        let text =
+            "No MCP servers yet. Press a to add one (a stdio command or a Streamable HTTP URL).";
+        frame.render_widget(Paragraph::new(text).style(theme.dim()).block(block), rect);
+        return;
+    }
+    let rows = app.mcps.iter().enumerate().map(|(i, m)| {
+        let row = Row::new(vec![
+            m.slug.clone(),
+            m.name.clone(),
+            m.transport.kind().to_string(),
+            m.transport.target(),
+            format!("{}s", m.timeout.as_secs()),
+        ]);
+        if i == selected {
+            row.style(theme.selected())
+        } else {
+            row
+        }
+    });
+    let widths = [
+        Constraint::Length(16),
+        Constraint::Length(16),
+        Constraint::Length(6),
+        Constraint::Fill(1),
+        Constraint::Length(5),
+    ];
+    let header = Row::new(["ID", "Name", "Kind", "Target", "Timeout"]).style(theme.accent());
+    frame.render_widget(Table::new(rows, widths).header(header).block(block), rect);
+}

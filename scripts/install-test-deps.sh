@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the reference MCP server used by plexmcp's upstream tests
-# (@modelcontextprotocol/server-everything, pinned) into <repo>/test-deps/.
+# Installs what plexmcp's tests need beyond Rust: the reference MCP server
+# (@modelcontextprotocol/server-everything, pinned) into <repo>/test-deps/,
+# and tmux (for the console's end-to-end test) from the system packages.
 # Safe to run repeatedly: npm leaves an already-satisfied install alone.
 set -euo pipefail
 
@@ -35,3 +36,18 @@ if [[ ! -f "$entry" ]]; then
 fi
 
 echo "server-everything: $entry"
+
+# tmux drives the real console in the end-to-end test; OSC 52 support
+# (set-clipboard) has been in every tmux since 2.6.
+if ! command -v tmux >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1; then
+        sudo=""
+        [[ "$(id -u)" -ne 0 ]] && sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq tmux
+    else
+        echo "error: tmux not found and apt-get is unavailable; install tmux" >&2
+        exit 1
+    fi
+fi
+echo "tmux: $(tmux -V)"

@@ -35,7 +35,7 @@ pub fn areas(area: Rect) -> Areas {
     let (direction, split) = if area.width >= 120 {
         (
             Direction::Horizontal,
-            [Constraint::Percentage(55), Constraint::Percentage(45)],
+            [Constraint::Percentage(58), Constraint::Percentage(42)],
         )
     } else {
         (

@@ -8,7 +8,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
-use super::{ago, date, date_time, sparkline};
+use super::{ago, date, date_time, plural, short_time, sparkline};
 use crate::domain::{KeyRecord, KeyStatus, McpAccess};
 use crate::store::KeyUsage;
 use crate::tui::action::Detail;
@@ -134,7 +134,7 @@ fn usage_lines<'a>(app: &App, usage: &KeyUsage, theme: &Theme, out: &mut Vec<Lin
         None => "no requests in 30d".to_string(),
     };
     let latency = usage.avg_latency_us.map_or_else(String::new, |us| {
-        format!(" · avg latency {:.1} ms", us as f64 / 1000.0)
+        format!(" · avg {:.1} ms", us as f64 / 1000.0)
     });
     let error_style = if usage.errors_30d > 0 {
         theme.warn()
@@ -161,13 +161,15 @@ fn usage_lines<'a>(app: &App, usage: &KeyUsage, theme: &Theme, out: &mut Vec<Lin
         out.push(heading("By MCP / tool (30d)", theme));
         for t in &usage.by_tool {
             let errors = if t.errors > 0 {
-                format!(" ({} errors)", t.errors)
+                format!(" ({})", plural(t.errors, "error"))
             } else {
                 String::new()
             };
             out.push(Line::from(format!(
                 "  {}/{}  {}{errors}",
-                t.mcp, t.tool, t.requests
+                t.mcp,
+                t.tool,
+                plural(t.requests, "request")
             )));
         }
     }
@@ -176,11 +178,11 @@ fn usage_lines<'a>(app: &App, usage: &KeyUsage, theme: &Theme, out: &mut Vec<Lin
         out.push(heading("Client IPs", theme));
         for c in &usage.clients {
             let mut spans = vec![Span::raw(format!(
-                "  {:<15} first {} · last {} · {} req",
+                "  {} · first {} · last {} · {}",
                 c.ip,
-                date_time(c.first_seen),
+                short_time(c.first_seen),
                 ago(app.now, c.last_seen),
-                c.requests
+                plural(c.requests, "request")
             ))];
             // The guide's "requests from unexpected locations": an address first seen in the last day.
             if app.now - c.first_seen < TimeDelta::hours(24) {
@@ -209,7 +211,7 @@ fn activity_lines<'a>(detail: &'a Detail, theme: &Theme, out: &mut Vec<Line<'a>>
         items.push((
             e.at.timestamp_millis(),
             Line::from(vec![
-                Span::styled(format!("  {} ", date_time(e.at)), theme.dim()),
+                Span::styled(format!("  {} ", short_time(e.at)), theme.dim()),
                 Span::styled(e.action.clone(), theme.bold()),
                 Span::raw(format!(" by {who}{detail_text}")),
             ]),
@@ -230,11 +232,11 @@ fn activity_lines<'a>(detail: &'a Detail, theme: &Theme, out: &mut Vec<Line<'a>>
         items.push((
             r.at_ms,
             Line::from(vec![
-                Span::styled(format!("  {} ", date_time(at)), theme.dim()),
+                Span::styled(format!("  {} ", short_time(at)), theme.dim()),
                 Span::styled(format!("{} ", r.http_status), style),
                 Span::raw(format!(
-                    "{target} {} · {:.1} ms · {}",
-                    r.outcome,
+                    "{target}{} {:.1}ms {}",
+                    if r.http_status >= 400 { format!(" {}", r.outcome) } else { String::new() },
                     r.latency_us as f64 / 1000.0,
                     r.client_ip.as_deref().unwrap_or("-")
                 )),

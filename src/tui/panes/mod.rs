@@ -24,6 +24,16 @@ pub fn date(at: Timestamp) -> String {
     at.format("%Y-%m-%d").to_string()
 }
 
+/// Month, day and time: enough for an activity log that spans weeks.
+pub fn short_time(at: Timestamp) -> String {
+    at.format("%m-%d %H:%M").to_string()
+}
+
+/// `1 error`, `3 errors`.
+pub fn plural(n: u64, word: &str) -> String {
+    if n == 1 { format!("{n} {word}") } else { format!("{n} {word}s") }
+}
+
 pub fn date_time(at: Timestamp) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
 }

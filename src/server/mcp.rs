@@ -183,11 +183,15 @@ async fn read_call(body: Body) -> Result<CallRequest, ApiError> {
                 ApiError::InvalidRequest(format!("Could not read the request body: {e}"))
             }
         })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::InvalidRequest(format!(
-            "Invalid request body: {e}; expected {{\"mcp_id\": \"...\", \"tool\": \"...\", \"arguments\": {{...}}}}"
-        ))
-    })
+    // Through a map first: serde would otherwise also take a JSON array
+    // (`["id", "tool"]`) for the struct, which is not the documented API.
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes)
+        .and_then(|map| CallRequest::deserialize(serde_json::Value::Object(map)))
+        .map_err(|e| {
+            ApiError::InvalidRequest(format!(
+                "Invalid request body: {e}; expected {{\"mcp_id\": \"...\", \"tool\": \"...\", \"arguments\": {{...}}}}"
+            ))
+        })
 }
 
 /// The upstream pool's view of a registered MCP. The name carries the row

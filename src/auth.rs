@@ -240,6 +240,13 @@ impl Verifier {
         Ok(ok)
     }
 
+    /// True if `presented` is well formed and already passed argon2 here:
+    /// costs a tag check and a hash, no database or argon2 work.
+    pub fn is_known_good(&self, presented: &str) -> bool {
+        keys::parse_and_check(presented, &self.secret).is_ok()
+            && self.is_verified(&keys::fingerprint(presented))
+    }
+
     /// How many distinct keys have passed argon2 in this process.
     pub fn verified_count(&self) -> usize {
         self.verified

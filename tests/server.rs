@@ -227,9 +227,16 @@ async fn revoke_from_another_process_is_honoured_by_the_next_request() {
 #[tokio::test]
 async fn forged_keys_are_refused_as_malformed_without_a_trace() {
     const FORGED: usize = 1000;
+    /// Failed authentications one address may make per minute.
+    const ALLOWED_FAILURES: usize = 20;
     let env = Env::new();
     let (id, key) = env.create_key("real", &[]);
     let server = Server::start(&env).await;
+    let body = json!({"mcp_id": "ev", "tool": "echo"});
+
+    // The real key, verified once (no MCP "ev" exists, so 403 after auth).
+    let first = server.call(Some(&key), &body).await;
+    assert_eq!(first.status, StatusCode::FORBIDDEN, "{:#}", first.body);
 
     // Valid format, wrong integrity tag: one character of the secret or
     // of the tag changed, as a mistyped or guessed key would be.
@@ -241,23 +248,41 @@ async fn forged_keys_are_refused_as_malformed_without_a_trace() {
             chars.into_iter().collect()
         })
         .collect();
-    let body = json!({"mcp_id": "ev", "tool": "echo"});
     let started = Instant::now();
-    for forged in &forged {
-        server
-            .call(Some(forged), &body)
-            .await
-            .assert_invalid_key("malformed");
+    for (i, forged) in forged.iter().enumerate() {
+        let reply = server.call(Some(forged), &body).await;
+        if i < ALLOWED_FAILURES {
+            reply.assert_invalid_key("malformed");
+        } else {
+            // Then the address is refused before any key work…
+            assert_eq!(
+                reply.status,
+                StatusCode::TOO_MANY_REQUESTS,
+                "request {i}: {:#}",
+                reply.body
+            );
+            assert_eq!(reply.body["error"]["code"], "rate_limited");
+            let retry: u64 = reply.headers["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=60).contains(&retry), "Retry-After {retry}");
+        }
     }
     let mean = started.elapsed() / FORGED as u32;
     eprintln!(
         "forged key: mean round trip {mean:?} over {FORGED} sequential requests (information only)"
     );
+    // …but a key already verified from that address still gets through.
+    let again = server.call(Some(&key), &body).await;
+    assert_eq!(again.status, StatusCode::FORBIDDEN, "{:#}", again.body);
 
     let status = server.terminate();
     assert!(status.success(), "serve exited with {status}");
-    assert_eq!(env.usage_event_count(), 0, "forged keys left usage events");
-    assert_eq!(env.key_json(&id)["request_count"], 0);
+    // Only the real key's two requests were recorded.
+    assert_eq!(env.usage_event_count(), 2, "forged keys left usage events");
+    assert_eq!(env.key_json(&id)["request_count"], 2);
 }
 
 #[tokio::test]

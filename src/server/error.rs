@@ -17,6 +17,12 @@ pub enum ApiError {
         tool: String,
     },
     PayloadTooLarge,
+    /// The body did not arrive in time.
+    RequestTimeout,
+    /// Too many failed authentications from this address.
+    RateLimited {
+        retry_after: u64,
+    },
     Upstream {
         mcp: String,
         message: String,
@@ -40,6 +46,8 @@ impl ApiError {
             ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnknownTool { .. } => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Upstream { .. } => StatusCode::BAD_GATEWAY,
             ApiError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -54,6 +62,8 @@ impl ApiError {
             ApiError::InvalidRequest(_) => "invalid_request",
             ApiError::UnknownTool { .. } => "unknown_tool",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::RequestTimeout => "request_timeout",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Upstream { .. } => "upstream_error",
             ApiError::UpstreamTimeout { .. } => "upstream_timeout",
             ApiError::Internal => "internal_error",
@@ -69,6 +79,10 @@ impl ApiError {
             ApiError::PayloadTooLarge => {
                 format!("Request body is larger than {} bytes", MAX_BODY_BYTES)
             }
+            ApiError::RequestTimeout => "The request body did not arrive in time".into(),
+            ApiError::RateLimited { retry_after } => format!(
+                "Too many failed authentication attempts from this address; retry in {retry_after} s"
+            ),
             ApiError::Upstream { mcp, message } => {
                 format!("Upstream MCP '{mcp}' failed: {message}")
             }
@@ -87,10 +101,18 @@ impl IntoResponse for ApiError {
             error["reason"] = json!(reason.as_str());
         }
         let mut response = (self.status(), axum::Json(json!({ "error": error }))).into_response();
-        if matches!(self, ApiError::InvalidApiKey(_)) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("ApiKey"));
+        match &self {
+            ApiError::InvalidApiKey(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("ApiKey"));
+            }
+            ApiError::RateLimited { retry_after } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            _ => {}
         }
         response
     }

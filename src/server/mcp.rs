@@ -115,8 +115,31 @@ async fn handle(
     outcome: &mut Outcome,
 ) -> Result<serde_json::Value, ApiError> {
     let (parts, body) = request.into_parts();
-    let presented =
-        presented_key(&parts.headers).map_err(|()| ApiError::InvalidApiKey(Reason::Malformed))?;
+    let client = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let presented = presented_key(&parts.headers);
+    // A client that keeps failing is turned away before any key work,
+    // unless it presents a key this process has already verified.
+    let blocked = client.and_then(|ip| state.limiter.blocked(ip, Instant::now()));
+    if let Some(retry_after) = blocked {
+        let known_good = matches!(presented, Ok(Some(k)) if state.verifier.is_known_good(k));
+        if !known_good {
+            return Err(ApiError::RateLimited { retry_after });
+        }
+    }
+    let refused = |reason, key_row: Option<i64>, outcome: &mut Outcome| {
+        if let Some(ip) = client {
+            state.limiter.record_failure(ip, Instant::now());
+        }
+        outcome.key_row = key_row;
+        ApiError::InvalidApiKey(reason)
+    };
+    let presented = match presented {
+        Ok(presented) => presented,
+        Err(()) => return Err(refused(Reason::Malformed, None, outcome)),
+    };
     let key = match state
         .verifier
         .authenticate(presented, chrono::Utc::now())
@@ -124,8 +147,7 @@ async fn handle(
     {
         Ok(key) => key,
         Err(AuthError::Refused { reason, key_row }) => {
-            outcome.key_row = key_row;
-            return Err(ApiError::InvalidApiKey(reason));
+            return Err(refused(reason, key_row, outcome));
         }
         Err(e) => {
             tracing::error!(error = %e, "authentication failed");
@@ -171,9 +193,14 @@ async fn handle(
         })
 }
 
+/// A body must arrive within this once the headers have (slow uploads
+/// would otherwise hold a connection and a buffer indefinitely).
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 async fn read_call(body: Body) -> Result<CallRequest, ApiError> {
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+    let bytes = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES))
         .await
+        .map_err(|_| ApiError::RequestTimeout)?
         .map_err(|e| {
             let too_large = std::error::Error::source(&e)
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());

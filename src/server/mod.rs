@@ -4,21 +4,22 @@
 //! token fires, then finishes in-flight requests and drains the usage
 //! writer. The console starts the very same `serve` as a background task.
 
+pub mod connections;
 mod error;
+pub mod limiter;
 pub mod live;
 mod mcp;
 pub mod usage_writer;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use error::{ApiError, MAX_BODY_BYTES};
+pub use limiter::FailureLimiter;
 pub use live::LiveStats;
 
 use crate::auth::Verifier;
@@ -32,6 +33,7 @@ pub struct AppState {
     pub upstreams: Upstreams,
     pub usage: UsageSink,
     pub live: Arc<LiveStats>,
+    pub limiter: FailureLimiter,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +60,7 @@ impl Gateway {
             upstreams: Upstreams::new(),
             usage: writer.sink(),
             live: Arc::new(LiveStats::default()),
+            limiter: FailureLimiter::default(),
         });
         Ok(Gateway { state, writer })
     }
@@ -77,18 +80,13 @@ impl Gateway {
         listener: TcpListener,
         cancel: CancellationToken,
     ) -> Result<(), ServeError> {
-        // Without TCP_NODELAY small streamed responses wait ~40 ms for delayed ACKs.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(cancel.cancelled_owned())
-            .await?;
+        connections::serve(
+            listener,
+            self.router(),
+            cancel,
+            connections::Limits::default(),
+        )
+        .await;
         self.state.upstreams.shutdown().await;
         self.writer.finish().await;
         Ok(())

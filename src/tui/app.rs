@@ -519,8 +519,12 @@ impl App {
                     })
                 }
                 KeyCode::Char('n') | KeyCode::Esc => {
-                    if matches!(pending, Pending::RemoveMcp { .. }) {
-                        self.mode = Mode::Mcps { selected: 0 };
+                    // Back to the MCPs view with the cursor where it was.
+                    if let Pending::RemoveMcp { slug } = &pending {
+                        let selected = self.mcps.iter().position(|m| m.slug == *slug);
+                        self.mode = Mode::Mcps {
+                            selected: selected.unwrap_or(0),
+                        };
                     }
                     None
                 }

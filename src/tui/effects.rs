@@ -3,6 +3,7 @@
 //! while drawing: each effect runs on a blocking thread and its result
 //! arrives through the event loop's channel.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
@@ -23,6 +24,8 @@ pub struct Executor {
     inner: Arc<Mutex<Inner>>,
     actions: UnboundedSender<Action>,
     actor: Actor,
+    /// A routine (tick) refresh is queued or running.
+    refreshing: Arc<AtomicBool>,
 }
 
 struct Inner {
@@ -40,17 +43,29 @@ impl Executor {
             })),
             actions,
             actor: config::actor_from_env(),
+            refreshing: Arc::new(AtomicBool::new(false)),
         }
     }
 
     /// Starts `effect` in the background. (Copy and Quit are the caller's.)
     pub fn spawn(&self, effect: Effect) {
+        // Ticks ask for a refresh every second; on a big database under load
+        // one may take longer, so routine refreshes never queue up behind it.
+        let routine = matches!(effect, Effect::Refresh { force: false, .. });
+        if routine && self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let refreshing = self.refreshing.clone();
         let inner = self.inner.clone();
         let actions = self.actions.clone();
         let actor = self.actor.clone();
         tokio::task::spawn_blocking(move || {
             let mut inner = inner.lock().unwrap_or_else(|p| p.into_inner());
-            for action in run(&mut inner, &actor, effect) {
+            let results = run(&mut inner, &actor, effect);
+            if routine {
+                refreshing.store(false, Ordering::Release);
+            }
+            for action in results {
                 if actions.send(action).is_err() {
                     break;
                 }

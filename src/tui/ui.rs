@@ -7,10 +7,11 @@ use ratatui::layout::{Constraint, Direction, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
+use unicode_width::UnicodeWidthStr;
 
 use super::action::ServerStatus;
 use super::app::{App, Focus, Mode};
-use super::panes::{detail, dialogs, forms, key_list, mcps};
+use super::panes::{detail, dialogs, forms, key_list, mcps, plural};
 use super::theme::Theme;
 
 pub const MIN_WIDTH: u16 = 80;
@@ -76,10 +77,10 @@ pub fn render(app: &App, frame: &mut Frame, theme: &Theme) {
         return;
     }
     let areas = areas(area);
-    frame.render_widget(status_bar(app, theme), areas.status);
+    status_bar(app, frame, areas.status, theme);
     key_list::render(app, frame, areas.list, theme);
     detail::render(app, frame, areas.detail, theme);
-    frame.render_widget(footer(app, theme), areas.footer);
+    frame.render_widget(footer(app, theme, areas.footer.width), areas.footer);
 
     match &app.mode {
         Mode::Normal | Mode::Filter(_) => {}
@@ -94,46 +95,61 @@ pub fn render(app: &App, frame: &mut Frame, theme: &Theme) {
     }
 }
 
-fn status_bar<'a>(app: &'a App, theme: &Theme) -> Paragraph<'a> {
-    let limit = app
-        .plan
-        .key_limit()
-        .map_or_else(|| "unlimited".to_string(), |l| l.to_string());
-    let mut spans = vec![
+/// Org and plan on the left; the server on the right, kept whole so its
+/// address (or why it is not running) shows even at 80 columns.
+fn status_bar(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
+    let mut left = vec![
         Span::styled(" plexmcp ", theme.title()),
-        Span::raw(" org "),
+        Span::raw(" "),
         Span::styled(app.org.as_str(), theme.bold()),
-        Span::raw(format!(
-            " · {} plan · {}/{limit} keys",
-            app.plan, app.active_keys
-        )),
-        Span::raw(" · "),
     ];
+    if app.loaded {
+        let limit = app
+            .plan
+            .key_limit()
+            .map_or_else(|| "unlimited".to_string(), |l| l.to_string());
+        left.push(Span::raw(format!(
+            " ({}) · {}/{limit} keys",
+            app.plan, app.active_keys
+        )));
+    }
+    let mut right = Vec::new();
     match &app.server {
         ServerStatus::Running {
             addr,
             per_minute,
             errors_per_minute,
         } => {
-            spans.push(Span::styled(format!("serving {addr}"), theme.ok()));
-            spans.push(Span::raw(format!(" · {per_minute} req/min")));
-            let errors = Span::raw(format!(" · {errors_per_minute} errors"));
-            spans.push(if *errors_per_minute > 0 {
+            right.push(Span::styled(format!("serving {addr}"), theme.ok()));
+            right.push(Span::raw(format!(" · {per_minute} req/min · ")));
+            let errors = Span::raw(plural(*errors_per_minute, "error"));
+            right.push(if *errors_per_minute > 0 {
                 errors.style(theme.error())
             } else {
                 errors
             });
         }
-        ServerStatus::Off => spans.push(Span::styled("server off (--no-server)", theme.dim())),
-        ServerStatus::Failed(why) => spans.push(Span::styled(
-            format!("server not running: {why}"),
-            theme.error(),
-        )),
+        ServerStatus::Off => right.push(Span::styled("server off (--no-server)", theme.dim())),
+        ServerStatus::Failed(why) => {
+            right.push(Span::styled(format!("not serving: {why}"), theme.error()))
+        }
     }
-    Paragraph::new(Line::from(spans)).style(theme.bar())
+    right.push(Span::raw(" "));
+    let right = Line::from(right);
+    let width = u16::try_from(right.width()).unwrap_or(u16::MAX);
+    let [left_area, right_area] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(width)]).areas(area);
+    frame.render_widget(
+        Paragraph::new(Line::from(left)).style(theme.bar()),
+        left_area,
+    );
+    frame.render_widget(
+        Paragraph::new(right).right_aligned().style(theme.bar()),
+        right_area,
+    );
 }
 
-fn footer<'a>(app: &'a App, theme: &Theme) -> Paragraph<'a> {
+fn footer<'a>(app: &'a App, theme: &Theme, width: u16) -> Paragraph<'a> {
     if let Mode::Filter(input) = &app.mode {
         let line = Line::from(vec![
             Span::styled(" / ", theme.title()),
@@ -189,17 +205,27 @@ fn footer<'a>(app: &'a App, theme: &Theme) -> Paragraph<'a> {
         Mode::Orgs { .. } => &[("j/k", "move"), ("Enter", "switch"), ("Esc", "back")],
         Mode::Help | Mode::Filter(_) => &[("any key", "close")],
     };
-    let mut spans = Vec::with_capacity(hints.len() * 3);
+    let filter = (!app.filter.is_empty() && matches!(app.mode, Mode::Normal))
+        .then(|| Span::styled(format!(" filter: {}", app.filter), theme.dim()));
+    // When the hints do not fit, drop them from the middle: help and quit
+    // (the last two) always stay, and `?` lists the rest.
+    let mut hints = hints.to_vec();
+    let used = |hints: &[(&str, &str)]| {
+        hints
+            .iter()
+            .map(|(key, does)| key.width() + does.width() + 3)
+            .sum::<usize>()
+            + filter.as_ref().map_or(0, Span::width)
+    };
+    while hints.len() > 2 && used(&hints) > usize::from(width) {
+        hints.remove(hints.len() - 3);
+    }
+    let mut spans = Vec::with_capacity(hints.len() * 2 + 1);
     for (key, does) in hints {
         spans.push(Span::styled(format!(" {key}"), theme.accent()));
         spans.push(Span::raw(format!(" {does} ")));
     }
-    if !app.filter.is_empty() && matches!(app.mode, Mode::Normal) {
-        spans.push(Span::styled(
-            format!(" filter: {}", app.filter),
-            theme.dim(),
-        ));
-    }
+    spans.extend(filter);
     Paragraph::new(Line::from(spans))
 }
 

@@ -236,7 +236,11 @@ fn activity_lines<'a>(detail: &'a Detail, theme: &Theme, out: &mut Vec<Line<'a>>
                 Span::styled(format!("{} ", r.http_status), style),
                 Span::raw(format!(
                     "{target}{} {:.1}ms {}",
-                    if r.http_status >= 400 { format!(" {}", r.outcome) } else { String::new() },
+                    if r.http_status >= 400 {
+                        format!(" {}", r.outcome)
+                    } else {
+                        String::new()
+                    },
                     r.latency_us as f64 / 1000.0,
                     r.client_ip.as_deref().unwrap_or("-")
                 )),

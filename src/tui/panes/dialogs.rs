@@ -81,12 +81,12 @@ pub fn show_key(show: &ShowKey, frame: &mut Frame, area: Rect, theme: &Theme) {
                 Ok(()) => "system clipboard: copied".to_string(),
                 Err(why) => format!("system clipboard: {why}"),
             };
-            let style = if report.osc52 || report.system.is_ok() {
-                theme.ok()
+            let (mark, style) = if report.osc52 || report.system.is_ok() {
+                ("✓", theme.ok())
             } else {
-                theme.error()
+                ("✗", theme.error())
             };
-            lines.push(Line::styled(format!("✓ {osc} · {system}"), style));
+            lines.push(Line::styled(format!("{mark} {osc} · {system}"), style));
             lines.push(Line::styled("Enter/Esc close", theme.dim()));
         }
     }

@@ -57,20 +57,29 @@ impl<'a> FormLines<'a> {
             .push(Line::from(vec![Self::label(name, focused, theme), value]));
     }
 
-    fn error(&mut self, message: Option<&str>, theme: &Theme) {
+    /// A field's error under it, aligned with the values and wrapped.
+    fn error(&mut self, message: Option<&str>, width: usize, theme: &Theme) {
         if let Some(message) = message {
-            self.lines.push(Line::styled(
-                format!("{:LABEL$}{message}", ""),
-                theme.error(),
-            ));
+            for part in wrap(message, width.saturating_sub(LABEL)) {
+                self.lines
+                    .push(Line::styled(format!("{:LABEL$}{part}", ""), theme.error()));
+            }
         }
     }
 
-    fn finish(mut self, general: Option<&str>, busy: bool, help: &'a str, theme: &Theme) -> Self {
+    fn finish(
+        mut self,
+        general: Option<&str>,
+        busy: bool,
+        help: &'a str,
+        width: usize,
+        theme: &Theme,
+    ) -> Self {
         self.lines.push(Line::default());
         if let Some(general) = general {
-            self.lines
-                .push(Line::styled(general.to_string(), theme.error()));
+            for part in wrap(general, width) {
+                self.lines.push(Line::styled(part, theme.error()));
+            }
         }
         if busy {
             self.lines.push(Line::styled("Saving…", theme.dim()));
@@ -112,7 +121,7 @@ pub fn key_form(form: &KeyForm, frame: &mut Frame, area: Rect, theme: &Theme) {
         inner,
         theme,
     );
-    f.error(form.error_for(Field::Name), theme);
+    f.error(form.error_for(Field::Name), inner, theme);
     f.text(
         "Description",
         &form.description,
@@ -120,7 +129,7 @@ pub fn key_form(form: &KeyForm, frame: &mut Frame, area: Rect, theme: &Theme) {
         inner,
         theme,
     );
-    f.error(form.error_for(Field::Description), theme);
+    f.error(form.error_for(Field::Description), inner, theme);
     if form.editing.is_none() {
         f.choice(
             "Expiration",
@@ -143,7 +152,7 @@ pub fn key_form(form: &KeyForm, frame: &mut Frame, area: Rect, theme: &Theme) {
                 ));
             }
         }
-        f.error(form.error_for(Field::Expiry), theme);
+        f.error(form.error_for(Field::Expiry), inner, theme);
     }
     let access = if form.all_mcps {
         "All MCPs (including ones added later)"
@@ -173,7 +182,7 @@ pub fn key_form(form: &KeyForm, frame: &mut Frame, area: Rect, theme: &Theme) {
             });
         }
     }
-    f.error(form.error_for(Field::McpAccess), theme);
+    f.error(form.error_for(Field::McpAccess), inner, theme);
     let title = match &form.editing {
         Some(key) => format!("Edit key {}", key.prefix()),
         None => "Create API key".to_string(),
@@ -182,6 +191,7 @@ pub fn key_form(form: &KeyForm, frame: &mut Frame, area: Rect, theme: &Theme) {
         form.general_error.as_deref(),
         form.busy,
         "Tab move · ←/→ choose · Space toggle · Enter save · Esc cancel",
+        inner,
         theme,
     )
     .draw(&title, frame, area, width, theme);
@@ -195,7 +205,7 @@ pub fn mcp_form(form: &McpForm, frame: &mut Frame, area: Rect, theme: &Theme) {
         cursor: None,
     };
     f.text("ID", &form.id, form.focus == McpField::Id, inner, theme);
-    f.error(form.error_for(Field::Slug), theme);
+    f.error(form.error_for(Field::Slug), inner, theme);
     f.text(
         "Name",
         &form.name,
@@ -203,7 +213,7 @@ pub fn mcp_form(form: &McpForm, frame: &mut Frame, area: Rect, theme: &Theme) {
         inner,
         theme,
     );
-    f.error(form.error_for(Field::Name), theme);
+    f.error(form.error_for(Field::Name), inner, theme);
     let kind = if form.stdio {
         "stdio command"
     } else {
@@ -226,6 +236,7 @@ pub fn mcp_form(form: &McpForm, frame: &mut Frame, area: Rect, theme: &Theme) {
     f.error(
         form.error_for(Field::Command)
             .or(form.error_for(Field::Url)),
+        inner,
         theme,
     );
     f.text(
@@ -235,12 +246,55 @@ pub fn mcp_form(form: &McpForm, frame: &mut Frame, area: Rect, theme: &Theme) {
         inner,
         theme,
     );
-    f.error(form.error_for(Field::Timeout), theme);
+    f.error(form.error_for(Field::Timeout), inner, theme);
     f.finish(
         form.general_error.as_deref(),
         form.busy,
         "Tab move · Enter save · Esc cancel · env/headers: CLI mcps add",
+        inner,
         theme,
     )
     .draw("Add MCP server", frame, area, width, theme);
+}
+
+/// Splits `text` into lines of at most `width` characters at spaces; a word
+/// longer than a line is cut.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        while word.len() > width {
+            if !line.is_empty() {
+                lines.push(std::mem::take(&mut line));
+            }
+            lines.push(word.drain(..width).collect());
+        }
+        let used = line.chars().count();
+        if used > 0 && used + 1 + word.len() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.extend(word);
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wrap_breaks_at_spaces_and_cuts_long_words() {
+        assert_eq!(wrap("a bb ccc", 4), ["a bb", "ccc"]);
+        assert_eq!(wrap("abcdefghij x", 4), ["abcd", "efgh", "ij x"]);
+        assert_eq!(wrap("", 4), [""]);
+        assert_eq!(wrap("fits", 10), ["fits"]);
+    }
 }

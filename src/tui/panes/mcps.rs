@@ -3,7 +3,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Paragraph, Row, Table};
+use ratatui::widgets::{Block, Paragraph, Row, Table, Wrap};
 
 use crate::tui::app::App;
 use crate::tui::theme::Theme;
@@ -26,7 +26,13 @@ pub fn render(app: &App, selected: usize, frame: &mut Frame, area: Rect, theme: 
     if app.mcps.is_empty() {
         let text =
             "No MCP servers yet. Press a to add one (a stdio command or a Streamable HTTP URL).";
-        frame.render_widget(Paragraph::new(text).style(theme.dim()).block(block), rect);
+        frame.render_widget(
+            Paragraph::new(text)
+                .style(theme.dim())
+                .wrap(Wrap { trim: true })
+                .block(block),
+            rect,
+        );
         return;
     }
     let rows = app.mcps.iter().enumerate().map(|(i, m)| {
@@ -48,7 +54,7 @@ pub fn render(app: &App, selected: usize, frame: &mut Frame, area: Rect, theme: 
         Constraint::Length(16),
         Constraint::Length(6),
         Constraint::Fill(1),
-        Constraint::Length(5),
+        Constraint::Length(7),
     ];
     let header = Row::new(["ID", "Name", "Kind", "Target", "Timeout"]).style(theme.accent());
     frame.render_widget(Table::new(rows, widths).header(header).block(block), rect);

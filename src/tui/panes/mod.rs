@@ -31,7 +31,11 @@ pub fn short_time(at: Timestamp) -> String {
 
 /// `1 error`, `3 errors`.
 pub fn plural(n: u64, word: &str) -> String {
-    if n == 1 { format!("{n} {word}") } else { format!("{n} {word}s") }
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 pub fn date_time(at: Timestamp) -> String {

@@ -1,0 +1,590 @@
+//! Every pane and dialog of the console drawn into ratatui's `TestBackend`
+//! at 80×24 (stacked panes) and 120×40 (side by side), compared with insta
+//! snapshots in `tests/snapshots/`. The data and the clock are fixed (see
+//! `tui_support`), so times and ids are stable; the secret part of a shown
+//! key is masked so a change to key generation does not churn the dialogs.
+
+mod tui_support;
+
+use plexmcp::admin::AdminError;
+use plexmcp::tui::action::{Action, CopyReport, ServerStatus};
+use plexmcp::tui::app::App;
+use plexmcp::tui::theme::Theme;
+use plexmcp::tui::ui;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::KeyCode;
+use ratatui::layout::Rect;
+use tui_support::*;
+
+const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
+
+/// Draws `app` at `width`×`height` after telling it the layout, as the
+/// event loop does before every draw.
+fn draw(app: &mut App, width: u16, height: u16) -> Terminal<TestBackend> {
+    let areas = ui::areas(Rect::new(0, 0, width, height));
+    app.update(Action::Layout {
+        list: areas.list,
+        detail: areas.detail,
+    });
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal
+        .draw(|f| ui::render(app, f, &Theme { color: false }))
+        .unwrap();
+    terminal
+}
+
+fn assert_screen(name: &str, app: &mut App, width: u16, height: u16) {
+    let terminal = draw(app, width, height);
+    let screen = mask_keys(&terminal.backend().to_string());
+    insta::with_settings!({
+        snapshot_suffix => format!("{width}x{height}"),
+    }, {
+        insta::assert_snapshot!(name, screen);
+    });
+}
+
+/// Hides the secret and tag of any whole key on screen, keeping its public
+/// prefix and its width. (insta's regex filters are not enabled here.)
+fn mask_keys(screen: &str) -> String {
+    const PREFIX: &str = "pmcp_";
+    const KEY_LEN: usize = 51;
+    const SHOWN: usize = 13; // pmcp_ + the 8-character id
+    let mut out = String::with_capacity(screen.len());
+    let mut rest = screen;
+    while let Some(at) = rest.find(PREFIX) {
+        let (before, from) = rest.split_at(at);
+        out.push_str(before);
+        let whole = from.len() >= KEY_LEN
+            && from.as_bytes()[PREFIX.len()..KEY_LEN]
+                .iter()
+                .all(u8::is_ascii_alphanumeric)
+            && !from
+                .as_bytes()
+                .get(KEY_LEN)
+                .is_some_and(u8::is_ascii_alphanumeric);
+        if whole {
+            out.push_str(&from[..SHOWN]);
+            out.push_str(&"*".repeat(KEY_LEN - SHOWN));
+            rest = &from[KEY_LEN..];
+        } else {
+            out.push_str(PREFIX);
+            rest = &from[PREFIX.len()..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn masking_keeps_prefixes_and_hides_secrets() {
+    let key = issued_key();
+    let text = format!("a {} b pmcp_Ab3dE5fG c", key.expose());
+    let masked = mask_keys(&text);
+    assert_eq!(masked.len(), text.len());
+    assert!(!masked.contains(&key.expose()[13..]));
+    assert!(masked.contains(&key.expose()[..13]));
+    assert!(masked.ends_with(" b pmcp_Ab3dE5fG c"));
+}
+
+/// Snapshots `build()` at both sizes; each size gets a fresh app.
+fn screens(name: &str, build: impl Fn() -> App) {
+    for (width, height) in SIZES {
+        let mut app = build();
+        assert_screen(name, &mut app, width, height);
+    }
+}
+
+fn keys_press(app: &mut App, actions: Vec<Action>) {
+    for action in actions {
+        app.update(action);
+    }
+}
+
+fn issue(app: &mut App, replaced: Option<(String, bool)>) {
+    let key = issued_key();
+    let record = issued_record(&key, "ci-runner");
+    app.update(Action::KeyIssued {
+        record: Box::new(record),
+        key,
+        replaced,
+    });
+}
+
+// ------------------------------------------------------------------ list
+
+#[test]
+fn loading() {
+    screens("loading", || App::new(ORG, now(), running()));
+}
+
+#[test]
+fn empty_list() {
+    screens("empty_list", || {
+        loaded_with(snapshot_with(Vec::new(), Vec::new()), 10)
+    });
+}
+
+#[test]
+fn list_with_detail() {
+    screens("list_with_detail", loaded);
+}
+
+#[test]
+fn detail_loading() {
+    screens("detail_loading", || loaded_with(snapshot(), 10));
+}
+
+#[test]
+fn list_selected_revoked_key() {
+    screens("list_selected_revoked_key", || {
+        let mut app = loaded();
+        app.update(ch('G'));
+        app
+    });
+}
+
+#[test]
+fn list_selected_specific_access() {
+    screens("list_selected_specific_access", || {
+        let mut app = loaded();
+        app.update(ch('j'));
+        app
+    });
+}
+
+#[test]
+fn detail_focused() {
+    screens("detail_focused", || {
+        let mut app = loaded();
+        app.update(press(KeyCode::Tab));
+        app
+    });
+}
+
+#[test]
+fn detail_scrolled() {
+    screens("detail_scrolled", || {
+        let mut app = loaded();
+        app.update(press(KeyCode::Tab));
+        for _ in 0..12 {
+            app.update(ch('j'));
+        }
+        app
+    });
+}
+
+#[test]
+fn long_list_scrolled_to_the_end() {
+    screens("long_list_scrolled_to_the_end", || {
+        let mut app = loaded_with(snapshot_with(many_keys(60), mcps()), 10);
+        app.update(ch('G'));
+        app
+    });
+}
+
+#[test]
+fn filter_footer() {
+    screens("filter_footer", || {
+        let mut app = loaded();
+        keys_press(&mut app, vec![ch('/'), ch('l'), ch('a')]);
+        app
+    });
+}
+
+#[test]
+fn filter_kept() {
+    screens("filter_kept", || {
+        let mut app = loaded();
+        keys_press(
+            &mut app,
+            vec![ch('/'), ch('l'), ch('a'), press(KeyCode::Enter)],
+        );
+        app
+    });
+}
+
+#[test]
+fn filter_matches_nothing() {
+    screens("filter_matches_nothing", || {
+        let mut app = loaded();
+        keys_press(&mut app, vec![ch('/'), ch('z'), ch('z')]);
+        app
+    });
+}
+
+#[test]
+fn flash_message() {
+    screens("flash_message", || {
+        let mut app = loaded();
+        app.update(ch('s'));
+        app
+    });
+}
+
+#[test]
+fn flash_error() {
+    screens("flash_error", || {
+        let mut app = loaded();
+        app.update(ch('G'));
+        app.update(ch('r'));
+        app
+    });
+}
+
+// ---------------------------------------------------------- server status
+
+#[test]
+fn server_failed() {
+    screens("server_failed", || {
+        let mut app = loaded();
+        app.update(Action::Server(ServerStatus::Failed(
+            "127.0.0.1:8470 is in use".into(),
+        )));
+        app
+    });
+}
+
+#[test]
+fn server_off() {
+    screens("server_off", || {
+        let mut app = loaded();
+        app.update(Action::Server(ServerStatus::Off));
+        app
+    });
+}
+
+#[test]
+fn server_running_idle() {
+    screens("server_running_idle", || {
+        let mut app = loaded();
+        app.update(Action::Server(ServerStatus::Running {
+            addr: "127.0.0.1:8470".into(),
+            per_minute: 0,
+            errors_per_minute: 0,
+        }));
+        app
+    });
+}
+
+// ------------------------------------------------------------ key forms
+
+#[test]
+fn create_form_empty() {
+    screens("create_form_empty", || {
+        let mut app = loaded();
+        app.update(ch('n'));
+        app
+    });
+}
+
+#[test]
+fn create_form_with_errors() {
+    screens("create_form_with_errors", || {
+        let mut app = loaded();
+        app.update(ch('n'));
+        keys_press(
+            &mut app,
+            vec![
+                press(KeyCode::Tab),
+                press(KeyCode::Tab),
+                press(KeyCode::Left),
+                press(KeyCode::Left),
+                press(KeyCode::Tab),
+            ],
+        );
+        type_text(&mut app, "2020-01-01");
+        app.update(press(KeyCode::Enter));
+        app
+    });
+}
+
+#[test]
+fn create_form_custom_date_hint() {
+    screens("create_form_custom_date_hint", || {
+        let mut app = loaded();
+        app.update(ch('n'));
+        type_text(&mut app, "ci-runner");
+        keys_press(
+            &mut app,
+            vec![
+                press(KeyCode::Tab),
+                press(KeyCode::Tab),
+                press(KeyCode::Left),
+                press(KeyCode::Left),
+                press(KeyCode::Tab),
+            ],
+        );
+        app
+    });
+}
+
+#[test]
+fn create_form_specific_checklist() {
+    screens("create_form_specific_checklist", || {
+        let mut app = loaded();
+        app.update(ch('n'));
+        type_text(&mut app, "ci-runner");
+        app.update(press(KeyCode::Tab));
+        type_text(&mut app, "Nightly builds");
+        keys_press(
+            &mut app,
+            vec![
+                press(KeyCode::Tab),
+                press(KeyCode::Right),
+                press(KeyCode::Tab),
+                ch(' '),
+                press(KeyCode::Tab),
+                press(KeyCode::Down),
+                ch(' '),
+            ],
+        );
+        app
+    });
+}
+
+#[test]
+fn create_form_specific_nothing_ticked() {
+    screens("create_form_specific_nothing_ticked", || {
+        let mut app = loaded();
+        app.update(ch('n'));
+        type_text(&mut app, "ci-runner");
+        keys_press(
+            &mut app,
+            vec![
+                press(KeyCode::Tab),
+                press(KeyCode::Tab),
+                press(KeyCode::Tab),
+                ch(' '),
+                press(KeyCode::Enter),
+            ],
+        );
+        app
+    });
+}
+
+#[test]
+fn create_form_specific_without_mcps() {
+    screens("create_form_specific_without_mcps", || {
+        let mut app = loaded_with(snapshot_with(keys(), Vec::new()), 10);
+        app.update(ch('n'));
+        keys_press(
+            &mut app,
+            vec![
+                press(KeyCode::Tab),
+                press(KeyCode::Tab),
+                press(KeyCode::Tab),
+                ch(' '),
+            ],
+        );
+        app
+    });
+}
+
+#[test]
+fn create_form_plan_limit() {
+    screens("create_form_plan_limit", || {
+        let mut app = loaded();
+        app.update(ch('n'));
+        type_text(&mut app, "one-too-many");
+        app.update(press(KeyCode::Enter));
+        app.update(Action::Failed(
+            plexmcp::tui::action::Operation::CreateKey,
+            AdminError::LimitReached(
+                "organization 'acme' has 20 active keys, the limit of the pro plan; \
+                 revoke one or upgrade to team"
+                    .into(),
+            ),
+        ));
+        app
+    });
+}
+
+#[test]
+fn create_form_saving() {
+    screens("create_form_saving", || {
+        let mut app = loaded();
+        app.update(ch('n'));
+        type_text(&mut app, "ci-runner");
+        app.update(press(KeyCode::Enter));
+        app
+    });
+}
+
+#[test]
+fn edit_form() {
+    screens("edit_form", || {
+        let mut app = loaded();
+        app.update(ch('j'));
+        app.update(ch('e'));
+        app
+    });
+}
+
+// -------------------------------------------------------------- dialogs
+
+#[test]
+fn show_key_before_copy() {
+    screens("show_key_before_copy", || {
+        let mut app = loaded();
+        issue(&mut app, None);
+        app
+    });
+}
+
+#[test]
+fn show_key_after_copy() {
+    screens("show_key_after_copy", || {
+        let mut app = loaded();
+        issue(&mut app, None);
+        app.update(ch('c'));
+        app.update(Action::Copied(CopyReport {
+            osc52: true,
+            system: Err("no display".into()),
+        }));
+        app
+    });
+}
+
+#[test]
+fn show_key_copy_failed() {
+    screens("show_key_copy_failed", || {
+        let mut app = loaded();
+        issue(&mut app, None);
+        app.update(Action::Copied(CopyReport {
+            osc52: false,
+            system: Err("no display".into()),
+        }));
+        app
+    });
+}
+
+#[test]
+fn show_key_rotated_old_kept() {
+    screens("show_key_rotated_old_kept", || {
+        let mut app = loaded();
+        issue(&mut app, Some(("pmcp_Ab3dE5fG".into(), false)));
+        app
+    });
+}
+
+#[test]
+fn show_key_rotated_old_revoked() {
+    screens("show_key_rotated_old_revoked", || {
+        let mut app = loaded();
+        issue(&mut app, Some(("pmcp_Ab3dE5fG".into(), true)));
+        app
+    });
+}
+
+#[test]
+fn revoke_confirm() {
+    screens("revoke_confirm", || {
+        let mut app = loaded();
+        app.update(ch('r'));
+        app
+    });
+}
+
+#[test]
+fn rotate_dialog() {
+    screens("rotate_dialog", || {
+        let mut app = loaded();
+        app.update(ch('R'));
+        app
+    });
+}
+
+#[test]
+fn org_picker() {
+    screens("org_picker", || {
+        let mut app = loaded();
+        app.update(ch('o'));
+        app.update(ch('j'));
+        app
+    });
+}
+
+#[test]
+fn help() {
+    screens("help", || {
+        let mut app = loaded();
+        app.update(ch('?'));
+        app
+    });
+}
+
+// ------------------------------------------------------------------ MCPs
+
+#[test]
+fn mcps_empty() {
+    screens("mcps_empty", || {
+        let mut app = loaded_with(snapshot_with(keys(), Vec::new()), 10);
+        app.update(ch('m'));
+        app
+    });
+}
+
+#[test]
+fn mcps_with_entries() {
+    screens("mcps_with_entries", || {
+        let mut app = loaded();
+        app.update(ch('m'));
+        app.update(ch('j'));
+        app
+    });
+}
+
+#[test]
+fn mcp_remove_confirm() {
+    screens("mcp_remove_confirm", || {
+        let mut app = loaded();
+        app.update(ch('m'));
+        app.update(ch('d'));
+        app
+    });
+}
+
+#[test]
+fn mcp_form_empty() {
+    screens("mcp_form_empty", || {
+        let mut app = loaded();
+        app.update(ch('m'));
+        app.update(ch('a'));
+        app
+    });
+}
+
+#[test]
+fn mcp_form_with_errors() {
+    screens("mcp_form_with_errors", || {
+        let mut app = loaded();
+        app.update(ch('m'));
+        app.update(ch('a'));
+        type_text(&mut app, "Bad Id");
+        keys_press(
+            &mut app,
+            vec![
+                press(KeyCode::Tab),
+                press(KeyCode::Tab),
+                press(KeyCode::Right),
+                press(KeyCode::Tab),
+            ],
+        );
+        type_text(&mut app, "ftp://example.com");
+        app.update(press(KeyCode::Enter));
+        app
+    });
+}
+
+// ------------------------------------------------------------ too small
+
+#[test]
+fn terminal_too_small() {
+    let mut app = loaded();
+    assert_screen("terminal_too_small", &mut app, 60, 20);
+    let mut app = loaded();
+    assert_screen("terminal_too_small", &mut app, 79, 24);
+    let mut app = loaded();
+    assert_screen("terminal_too_small", &mut app, 80, 23);
+}

@@ -1,0 +1,1334 @@
+//! The console's state machine driven by actions alone: no terminal, no
+//! database, the clock injected. Each test feeds keys, loads and effect
+//! results to `App` and checks its state and the effect it asks for.
+
+mod tui_support;
+
+use chrono::TimeDelta;
+use plexmcp::admin::{AdminError, EditRequest, KeyRequest, McpRequest};
+use plexmcp::domain::McpAccess;
+use plexmcp::rules::Field;
+use plexmcp::tui::action::{Action, CopyReport, Operation, ServerStatus};
+use plexmcp::tui::app::{App, Effect, Focus, Mode, Pending, SortKey};
+use plexmcp::tui::forms::{KeyField, McpField};
+use ratatui::crossterm::event::KeyCode;
+use tui_support::*;
+
+fn selected_name(app: &App) -> &str {
+    app.selected_key().map_or("<none>", |k| k.name.as_str())
+}
+
+fn names_in_view(app: &App) -> Vec<&str> {
+    app.view
+        .iter()
+        .map(|&i| app.keys[i].name.as_str())
+        .collect()
+}
+
+fn detail_row(effect: Option<Effect>) -> i64 {
+    match effect {
+        Some(Effect::LoadDetail { key_row }) => key_row,
+        other => panic!("expected LoadDetail, got {other:?}"),
+    }
+}
+
+fn key_form(app: &App) -> &plexmcp::tui::forms::KeyForm {
+    match &app.mode {
+        Mode::KeyForm(form) => form,
+        other => panic!("expected the key form, got {other:?}"),
+    }
+}
+
+fn assert_normal(app: &App) {
+    assert!(matches!(app.mode, Mode::Normal), "mode is {:?}", app.mode);
+}
+
+// ---------------------------------------------------------------- loading
+
+#[test]
+fn start_forces_a_refresh_and_first_load_selects_the_newest_key() {
+    let mut app = App::new(ORG, now(), ServerStatus::Off);
+    match app.start() {
+        Effect::Refresh {
+            org,
+            key_row,
+            force,
+        } => {
+            assert_eq!(org, ORG);
+            assert_eq!(key_row, None);
+            assert!(force);
+        }
+        other => panic!("expected Refresh, got {other:?}"),
+    }
+    assert!(!app.loaded);
+    app.update(layout(10));
+    let effect = app.update(Action::Loaded(Box::new(snapshot())));
+    assert!(app.loaded);
+    assert_eq!(selected_name(&app), "ci-deploy");
+    assert_eq!(detail_row(effect), 4);
+    // The same detail again is not asked for twice.
+    app.update(Action::DetailLoaded(Box::new(detail())));
+    assert!(app.update(Action::Loaded(Box::new(snapshot()))).is_none());
+    assert_eq!(app.selected_detail().map(|d| d.key_row), Some(4));
+}
+
+#[test]
+fn a_load_for_another_org_is_ignored() {
+    let mut app = loaded();
+    let mut other = snapshot_with(many_keys(3), Vec::new());
+    other.org_slug = "beta-labs".into();
+    assert!(app.update(Action::Loaded(Box::new(other))).is_none());
+    assert_eq!(app.keys.len(), 4);
+}
+
+// ------------------------------------------------------------- navigation
+
+#[test]
+fn j_k_g_and_arrows_move_and_load_the_new_keys_detail() {
+    let mut app = loaded();
+    assert_eq!(detail_row(app.update(ch('j'))), 3);
+    assert_eq!(selected_name(&app), "laptop");
+    assert_eq!(detail_row(app.update(press(KeyCode::Down))), 2);
+    assert_eq!(detail_row(app.update(ch('G'))), 1);
+    assert_eq!(selected_name(&app), "intern");
+    // At the bottom, down stays and asks for nothing.
+    assert!(app.update(ch('j')).is_none());
+    assert!(app.update(press(KeyCode::End)).is_none());
+    assert_eq!(app.selected, 3);
+    assert_eq!(detail_row(app.update(ch('k'))), 2);
+    assert_eq!(detail_row(app.update(press(KeyCode::Up))), 3);
+    assert_eq!(detail_row(app.update(ch('g'))), 4);
+    // At the top, up stays.
+    assert!(app.update(ch('k')).is_none());
+    assert!(app.update(press(KeyCode::Home)).is_none());
+    assert_eq!(app.selected, 0);
+}
+
+#[test]
+fn page_keys_move_by_the_list_height_and_keep_the_selection_in_view() {
+    let mut app = loaded_with(snapshot_with(many_keys(25), Vec::new()), 5);
+    assert_eq!(app.page_rows(), 5);
+    assert_eq!(detail_row(app.update(press(KeyCode::PageDown))), 20);
+    assert_eq!(app.selected, 5);
+    assert_eq!(app.offset, 1, "selected row is the last visible one");
+    app.update(press(KeyCode::PageDown));
+    app.update(press(KeyCode::PageDown));
+    app.update(press(KeyCode::PageDown));
+    assert_eq!(app.selected, 20);
+    assert_eq!(app.offset, 16);
+    // The last page clamps to the last key.
+    app.update(press(KeyCode::PageDown));
+    assert_eq!(app.selected, 24);
+    assert_eq!(app.offset, 20);
+    assert!(app.update(press(KeyCode::PageDown)).is_none());
+    assert_eq!(detail_row(app.update(press(KeyCode::PageUp))), 6);
+    assert_eq!(app.selected, 19);
+    assert_eq!(app.offset, 19, "selection scrolled to the top row");
+    app.update(ctrl('u'));
+    app.update(ctrl('u'));
+    app.update(ctrl('u'));
+    app.update(ctrl('u'));
+    assert_eq!(app.selected, 0);
+    assert_eq!(app.offset, 0);
+    app.update(ctrl('d'));
+    assert_eq!(app.selected, 5);
+}
+
+#[test]
+fn a_smaller_layout_scrolls_the_selection_back_into_view() {
+    let mut app = loaded_with(snapshot_with(many_keys(30), Vec::new()), 20);
+    app.update(ch('G'));
+    app.update(ch('k'));
+    assert_eq!((app.selected, app.offset), (28, 10));
+    app.update(layout(4));
+    assert!(app.selected >= app.offset && app.selected < app.offset + 4);
+}
+
+/// Every navigation key in a long pseudo-random sequence, across loads
+/// that shrink and grow the list and filters that empty it.
+#[test]
+fn selection_never_leaves_the_list() {
+    let keys = [
+        ch('j'),
+        ch('k'),
+        ch('g'),
+        ch('G'),
+        press(KeyCode::PageDown),
+        press(KeyCode::PageUp),
+        press(KeyCode::Down),
+        press(KeyCode::Up),
+        Action::Scroll(1),
+        Action::Scroll(-1),
+        ch('s'),
+    ];
+    let mut app = loaded_with(snapshot_with(many_keys(40), Vec::new()), 7);
+    let mut state: u32 = 99;
+    let mut next = move |n: usize| {
+        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        (state >> 16) as usize % n
+    };
+    for step in 0..3000 {
+        match next(40) {
+            0 => {
+                let n = next(45);
+                app.update(Action::Loaded(Box::new(snapshot_with(
+                    many_keys(n),
+                    Vec::new(),
+                ))));
+            }
+            1 => {
+                app.update(layout(1 + next(12) as u16));
+            }
+            2 => {
+                // A filter that matches some keys, or none.
+                app.update(ch('/'));
+                let text = ["key-01", "zzz", "k00000", ""][next(4)];
+                type_text_or_detail(&mut app, text);
+                app.update(press(KeyCode::Enter));
+            }
+            3 => {
+                app.update(ch('/'));
+                app.update(press(KeyCode::Esc));
+            }
+            _ => {
+                let i = next(keys.len());
+                let action = match &keys[i] {
+                    Action::Key(k) => Action::Key(*k),
+                    Action::Scroll(d) => Action::Scroll(*d),
+                    _ => unreachable!(),
+                };
+                app.update(action);
+            }
+        }
+        let rows = app.page_rows();
+        if app.view.is_empty() {
+            assert_eq!(app.selected, 0, "step {step}");
+            assert!(app.selected_key().is_none());
+        } else {
+            assert!(app.selected < app.view.len(), "step {step}");
+            assert!(app.selected >= app.offset, "step {step}");
+            assert!(app.selected < app.offset + rows, "step {step}");
+            assert!(app.selected_key().is_some());
+        }
+        assert!(app.view.iter().all(|&i| i < app.keys.len()), "step {step}");
+        assert_normal(&app);
+    }
+}
+
+/// Typing into the filter may ask for the selected key's detail; nothing else.
+fn type_text_or_detail(app: &mut App, text: &str) {
+    for c in text.chars() {
+        match app.update(ch(c)) {
+            None | Some(Effect::LoadDetail { .. }) => {}
+            other => panic!("filter typing gave {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn filter_by_name_and_by_prefix_and_esc_clears_it() {
+    let mut app = loaded();
+    app.update(ch('/'));
+    assert!(matches!(app.mode, Mode::Filter(_)));
+    type_text_or_detail(&mut app, "LAP");
+    assert_eq!(app.filter, "LAP");
+    assert_eq!(names_in_view(&app), ["laptop"]);
+    assert_eq!(selected_name(&app), "laptop");
+    // Enter keeps the filter and leaves filter mode.
+    app.update(press(KeyCode::Enter));
+    assert_normal(&app);
+    assert_eq!(names_in_view(&app), ["laptop"]);
+    // `/` again edits the same filter; Esc clears it.
+    app.update(ch('/'));
+    app.update(press(KeyCode::Esc));
+    assert_normal(&app);
+    assert_eq!(app.filter, "");
+    assert_eq!(app.view.len(), 4);
+    assert_eq!(selected_name(&app), "laptop", "selection survives clearing");
+
+    // By prefix, with or without `pmcp_`.
+    app.update(ch('/'));
+    type_text_or_detail(&mut app, "pmcp_qr7");
+    assert_eq!(names_in_view(&app), ["old-staging"]);
+    for _ in 0.."pmcp_".len() + 3 {
+        app.update(press(KeyCode::Backspace));
+    }
+    type_text_or_detail(&mut app, "mn5op");
+    assert_eq!(names_in_view(&app), ["intern"]);
+    // Nothing matches: no selection, no detail.
+    type_text_or_detail(&mut app, "zzz");
+    assert!(app.view.is_empty());
+    assert!(app.selected_key().is_none());
+    assert!(app.selected_detail().is_none());
+    app.update(press(KeyCode::Esc));
+    assert_eq!(app.view.len(), 4);
+}
+
+#[test]
+fn filter_mode_takes_letters_that_are_bindings_elsewhere() {
+    let mut app = loaded();
+    app.update(ch('/'));
+    type_text_or_detail(&mut app, "qnr");
+    assert!(!app.quit);
+    assert!(matches!(app.mode, Mode::Filter(_)));
+    assert_eq!(app.filter, "qnr");
+}
+
+#[test]
+fn s_cycles_the_sort_column() {
+    let mut app = loaded();
+    assert_eq!(app.sort, SortKey::Created);
+    assert_eq!(
+        names_in_view(&app),
+        ["ci-deploy", "laptop", "old-staging", "intern"]
+    );
+    let expected: [(SortKey, [&str; 4]); 5] = [
+        (
+            SortKey::Name,
+            ["ci-deploy", "intern", "laptop", "old-staging"],
+        ),
+        // Most recently used first, never used last.
+        (
+            SortKey::LastUsed,
+            ["ci-deploy", "laptop", "old-staging", "intern"],
+        ),
+        // Soonest expiry first, never last.
+        (
+            SortKey::Expires,
+            ["old-staging", "intern", "ci-deploy", "laptop"],
+        ),
+        (
+            SortKey::Status,
+            ["ci-deploy", "laptop", "old-staging", "intern"],
+        ),
+        (
+            SortKey::Created,
+            ["ci-deploy", "laptop", "old-staging", "intern"],
+        ),
+    ];
+    for (sort, names) in expected {
+        assert!(app.update(ch('s')).is_none());
+        assert_eq!(app.sort, sort);
+        assert_eq!(names_in_view(&app), names, "{sort:?}");
+        assert_eq!(
+            selected_name(&app),
+            "ci-deploy",
+            "selection follows the key"
+        );
+        let flash = app.flash.as_ref().expect("sort is announced");
+        assert_eq!(flash.text, format!("Sorted by {}", sort.label()));
+        assert!(!flash.error);
+    }
+}
+
+#[test]
+fn tab_switches_focus_and_j_then_scrolls_the_detail() {
+    let mut app = loaded();
+    assert_eq!(app.focus, Focus::List);
+    app.update(press(KeyCode::Tab));
+    assert_eq!(app.focus, Focus::Detail);
+    assert!(app.update(ch('j')).is_none());
+    assert!(app.update(ch('j')).is_none());
+    assert_eq!(app.detail_scroll, 2);
+    assert_eq!(selected_name(&app), "ci-deploy", "list selection unchanged");
+    app.update(ch('k'));
+    assert_eq!(app.detail_scroll, 1);
+    app.update(ch('g'));
+    assert_eq!(app.detail_scroll, 0);
+    app.update(ch('k'));
+    assert_eq!(app.detail_scroll, 0, "never scrolls above the top");
+    app.update(press(KeyCode::BackTab));
+    assert_eq!(app.focus, Focus::List);
+    assert_eq!(detail_row(app.update(ch('j'))), 3);
+    assert_eq!(app.detail_scroll, 0);
+}
+
+// ------------------------------------------------------------ create form
+
+#[test]
+fn create_form_tab_order_and_expiry_choices() {
+    let mut app = loaded();
+    assert!(app.update(ch('n')).is_none());
+    assert_eq!(key_form(&app).focus, KeyField::Name);
+    assert!(key_form(&app).editing.is_none());
+    let order = [
+        KeyField::Description,
+        KeyField::Expiry,
+        KeyField::Access,
+        KeyField::Name,
+    ];
+    for field in order {
+        app.update(press(KeyCode::Tab));
+        assert_eq!(key_form(&app).focus, field);
+    }
+    app.update(press(KeyCode::BackTab));
+    assert_eq!(key_form(&app).focus, KeyField::Access);
+    app.update(press(KeyCode::BackTab));
+    assert_eq!(key_form(&app).focus, KeyField::Expiry);
+
+    // Default 90 days; → walks the choices and wraps, ← goes back.
+    assert_eq!(key_form(&app).expiry_spec(), "90d");
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        app.update(press(KeyCode::Right));
+        seen.push(key_form(&app).expiry);
+    }
+    assert_eq!(seen, [2, 3, 4, 0, 1]);
+    app.update(press(KeyCode::Left));
+    assert_eq!(key_form(&app).expiry_spec(), "30d");
+    app.update(press(KeyCode::Left));
+    assert_eq!(key_form(&app).expiry, 4, "Custom date");
+    assert_eq!(key_form(&app).expiry_spec(), "");
+    app.update(press(KeyCode::Right));
+    app.update(press(KeyCode::Right));
+    app.update(press(KeyCode::Right));
+    assert_eq!(key_form(&app).expiry_spec(), "1y");
+    app.update(press(KeyCode::Right));
+    assert_eq!(key_form(&app).expiry_spec(), "never");
+
+    // Custom date adds a date field after Expiration.
+    app.update(press(KeyCode::Right));
+    app.update(press(KeyCode::Tab));
+    assert_eq!(key_form(&app).focus, KeyField::CustomDate);
+    app.update(press(KeyCode::Tab));
+    assert_eq!(key_form(&app).focus, KeyField::Access);
+
+    // Specific access adds the checklist after MCP Access.
+    app.update(press(KeyCode::Right));
+    assert_eq!(key_form(&app).access(), McpAccess::Only(Vec::new()));
+    app.update(press(KeyCode::Tab));
+    assert_eq!(key_form(&app).focus, KeyField::McpList);
+    app.update(press(KeyCode::Tab));
+    assert_eq!(key_form(&app).focus, KeyField::Name);
+    app.update(press(KeyCode::BackTab));
+    assert_eq!(key_form(&app).focus, KeyField::McpList);
+
+    // Esc cancels without an effect.
+    assert!(app.update(press(KeyCode::Esc)).is_none());
+    assert_normal(&app);
+}
+
+#[test]
+fn create_form_shows_each_error_beside_its_field_without_an_effect() {
+    let mut app = loaded();
+    app.update(ch('n'));
+
+    // Empty name.
+    assert!(app.update(press(KeyCode::Enter)).is_none());
+    let form = key_form(&app);
+    assert!(
+        form.error_for(Field::Name)
+            .is_some_and(|e| e.contains("empty"))
+    );
+    assert_eq!(form.focus, KeyField::Name);
+    assert!(!form.busy);
+
+    // A custom date in the past.
+    type_text(&mut app, "ci");
+    app.update(press(KeyCode::Tab));
+    app.update(press(KeyCode::Tab));
+    app.update(press(KeyCode::Left));
+    app.update(press(KeyCode::Left));
+    assert_eq!(key_form(&app).expiry, 4);
+    app.update(press(KeyCode::Tab));
+    type_text(&mut app, "2026-03-01");
+    assert!(app.update(press(KeyCode::Enter)).is_none());
+    let form = key_form(&app);
+    assert_eq!(form.error_for(Field::Name), None, "name is fixed now");
+    assert!(
+        form.error_for(Field::Expiry)
+            .is_some_and(|e| e.contains("past")),
+        "{:?}",
+        form.errors
+    );
+    assert_eq!(form.focus, KeyField::CustomDate);
+
+    // Specific access with nothing ticked.
+    for _ in 0.."2026-03-01".len() {
+        app.update(press(KeyCode::Backspace));
+    }
+    type_text(&mut app, "2027-01-31");
+    app.update(press(KeyCode::Tab));
+    app.update(ch(' '));
+    assert!(app.update(press(KeyCode::Enter)).is_none());
+    let form = key_form(&app);
+    assert_eq!(form.error_for(Field::Expiry), None);
+    assert!(form.error_for(Field::McpAccess).is_some());
+    assert_eq!(form.focus, KeyField::Access);
+
+    // All three at once: every field has its own message.
+    let mut app = loaded();
+    app.update(ch('n'));
+    app.update(press(KeyCode::Tab));
+    app.update(press(KeyCode::Tab));
+    app.update(press(KeyCode::Left));
+    app.update(press(KeyCode::Left));
+    app.update(press(KeyCode::Tab));
+    type_text(&mut app, "2020-01-01");
+    app.update(press(KeyCode::Tab));
+    app.update(press(KeyCode::Right));
+    assert!(app.update(press(KeyCode::Enter)).is_none());
+    let form = key_form(&app);
+    assert!(form.error_for(Field::Name).is_some());
+    assert!(form.error_for(Field::Expiry).is_some());
+    assert!(form.error_for(Field::McpAccess).is_some());
+    assert_eq!(form.focus, KeyField::Name, "focus goes to the first error");
+}
+
+#[test]
+fn create_form_submits_the_request_as_entered() {
+    let mut app = loaded();
+    app.update(ch('n'));
+    type_text(&mut app, "ci-runner");
+    app.update(press(KeyCode::Tab));
+    type_text(&mut app, "Nightly builds");
+    app.update(press(KeyCode::Tab));
+    app.update(press(KeyCode::Right)); // 1 year
+    app.update(press(KeyCode::Tab));
+    app.update(ch(' ')); // Specific
+    app.update(press(KeyCode::Tab));
+    app.update(press(KeyCode::Down));
+    app.update(ch(' ')); // tick github
+    app.update(ch(' ')); // untick
+    app.update(ch(' ')); // tick again
+    match app.update(press(KeyCode::Enter)) {
+        Some(Effect::CreateKey { org, request }) => {
+            assert_eq!(org, ORG);
+            assert_eq!(
+                request,
+                KeyRequest {
+                    name: "ci-runner".into(),
+                    description: Some("Nightly builds".into()),
+                    expires: "1y".into(),
+                    access: McpAccess::Only(vec!["github".into()]),
+                }
+            );
+        }
+        other => panic!("expected CreateKey, got {other:?}"),
+    }
+    // The form stays open, busy, until the store answers; Enter again is ignored.
+    assert!(key_form(&app).busy);
+    assert!(app.update(press(KeyCode::Enter)).is_none());
+}
+
+#[test]
+fn create_form_defaults_give_a_90_day_key_for_all_mcps() {
+    let mut app = loaded();
+    app.update(ch('n'));
+    type_text(&mut app, "  spaced  ");
+    match app.update(press(KeyCode::Enter)) {
+        Some(Effect::CreateKey { request, .. }) => {
+            assert_eq!(request.expires, "90d");
+            assert_eq!(request.access, McpAccess::All);
+            // The CLI's rules trim the name and drop a blank description.
+            let valid = plexmcp::admin::validate_key_request(&request, now()).unwrap();
+            assert_eq!(valid.name, "spaced");
+            assert_eq!(valid.description, None);
+            assert_eq!(valid.expires_at, Some(now() + TimeDelta::days(90)));
+        }
+        other => panic!("expected CreateKey, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_plan_limit_failure_is_a_general_error_in_the_form() {
+    let mut app = loaded();
+    app.update(ch('n'));
+    type_text(&mut app, "sixth");
+    assert!(matches!(
+        app.update(press(KeyCode::Enter)),
+        Some(Effect::CreateKey { .. })
+    ));
+    let message = "organization acme is on the pro plan, which allows 20 active keys";
+    let effect = app.update(Action::Failed(
+        Operation::CreateKey,
+        AdminError::LimitReached(message.into()),
+    ));
+    assert!(effect.is_none());
+    let form = key_form(&app);
+    assert_eq!(form.general_error.as_deref(), Some(message));
+    assert!(form.errors.is_empty());
+    assert!(!form.busy, "the form can be submitted again");
+    assert_eq!(form.name.value(), "sixth", "input is kept");
+    assert!(app.flash.is_none());
+    // A retry clears the general error.
+    assert!(app.update(press(KeyCode::Enter)).is_some());
+    assert_eq!(key_form(&app).general_error, None);
+}
+
+#[test]
+fn a_store_validation_failure_lands_on_its_field() {
+    let mut app = loaded();
+    app.update(ch('n'));
+    type_text(&mut app, "x");
+    app.update(press(KeyCode::Enter));
+    app.update(Action::Failed(
+        Operation::CreateKey,
+        AdminError::Invalid(vec![plexmcp::rules::RuleError {
+            field: Field::McpAccess,
+            message: "unknown MCP 'gone'".into(),
+        }]),
+    ));
+    let form = key_form(&app);
+    assert_eq!(form.error_for(Field::McpAccess), Some("unknown MCP 'gone'"));
+    assert_eq!(form.focus, KeyField::Access);
+}
+
+// --------------------------------------------------------- show-once key
+
+#[test]
+fn issued_key_is_shown_once_copied_then_forgotten() {
+    let mut app = loaded();
+    app.update(ch('n'));
+    type_text(&mut app, "new-one");
+    app.update(press(KeyCode::Enter));
+
+    let key = issued_key();
+    let text = key.expose().to_string();
+    let record = issued_record(&key, "new-one");
+    let row = record.row_id;
+    let effect = app.update(Action::KeyIssued {
+        record: Box::new(record.clone()),
+        key,
+        replaced: None,
+    });
+    assert!(effect.is_none());
+    match &app.mode {
+        Mode::ShowKey(show) => {
+            assert_eq!(show.key.expose(), text);
+            assert_eq!(show.record.name, "new-one");
+            assert!(show.copied.is_none());
+        }
+        other => panic!("expected ShowKey, got {other:?}"),
+    }
+
+    // c copies the whole key and keeps the dialog open.
+    match app.update(ch('c')) {
+        Some(Effect::Copy(copied)) => assert_eq!(copied.as_str(), text),
+        other => panic!("expected Copy, got {other:?}"),
+    }
+    let report = CopyReport {
+        osc52: true,
+        system: Err("no display".into()),
+    };
+    app.update(Action::Copied(report.clone()));
+    match &app.mode {
+        Mode::ShowKey(show) => assert_eq!(show.copied.as_ref(), Some(&report)),
+        other => panic!("expected ShowKey, got {other:?}"),
+    }
+    // Other keys do nothing here, not even the list's bindings.
+    assert!(app.update(ch('q')).is_none());
+    assert!(app.update(ch('r')).is_none());
+    assert!(!app.quit);
+    assert!(matches!(app.mode, Mode::ShowKey(_)));
+
+    // The store's reload arrives while the dialog is open...
+    let mut keys = keys();
+    keys.insert(0, record);
+    let effect = app.update(Action::Loaded(Box::new(snapshot_with(
+        keys.clone(),
+        mcps(),
+    ))));
+    assert_eq!(detail_row(effect), row, "the new key is selected");
+    assert_eq!(selected_name(&app), "new-one");
+
+    // ...and Enter closes it; the key text is nowhere in the state.
+    assert!(app.update(press(KeyCode::Enter)).is_none());
+    assert_normal(&app);
+    let state = format!("{app:?}");
+    assert!(!state.contains(&text[13..]), "key text still in state");
+    assert!(
+        state.contains(&text[5..13]),
+        "the key's id is listed as usual"
+    );
+
+    // Later loads keep it selected.
+    app.update(Action::Loaded(Box::new(snapshot_with(keys, mcps()))));
+    assert_eq!(selected_name(&app), "new-one");
+}
+
+#[test]
+fn the_new_key_is_selected_when_the_load_comes_after_closing() {
+    let mut app = loaded();
+    app.update(ch('j'));
+    let key = issued_key();
+    let record = issued_record(&key, "late");
+    app.update(Action::KeyIssued {
+        record: Box::new(record.clone()),
+        key,
+        replaced: None,
+    });
+    assert!(app.update(press(KeyCode::Esc)).is_none());
+    assert_normal(&app);
+    let mut keys = keys();
+    keys.insert(0, record);
+    let effect = app.update(Action::Loaded(Box::new(snapshot_with(keys, mcps()))));
+    assert_eq!(selected_name(&app), "late");
+    assert_eq!(detail_row(effect), 5);
+}
+
+#[test]
+fn quitting_from_the_show_once_dialog_drops_the_key() {
+    let mut app = loaded();
+    let key = issued_key();
+    let text = key.expose().to_string();
+    app.update(Action::KeyIssued {
+        record: Box::new(issued_record(&key, "k")),
+        key,
+        replaced: None,
+    });
+    assert!(matches!(app.update(ctrl('c')), Some(Effect::Quit)));
+    assert!(app.quit);
+    assert!(!format!("{app:?}").contains(&text[13..]));
+}
+
+// ----------------------------------------------------------------- revoke
+
+#[test]
+fn revoke_asks_first_and_the_dialog_holds_the_pending_action() {
+    let mut app = loaded();
+    assert!(app.update(ch('r')).is_none());
+    let pending = Pending::RevokeKey {
+        id: "Ab3dE5fG".into(),
+        name: "ci-deploy".into(),
+    };
+    match &app.mode {
+        Mode::Confirm(p) => assert_eq!(*p, pending),
+        other => panic!("expected Confirm, got {other:?}"),
+    }
+    // Unrelated keys leave the question open.
+    assert!(app.update(ch('j')).is_none());
+    assert!(app.update(ch('q')).is_none());
+    assert!(matches!(app.mode, Mode::Confirm(_)));
+    assert_eq!(selected_name(&app), "ci-deploy");
+
+    // n and Esc cancel with no effect.
+    assert!(app.update(ch('n')).is_none());
+    assert_normal(&app);
+    app.update(ch('r'));
+    assert!(app.update(press(KeyCode::Esc)).is_none());
+    assert_normal(&app);
+
+    // y revokes the key the dialog named, even if the selection moved since.
+    app.update(ch('r'));
+    app.selected = 1;
+    match app.update(ch('y')) {
+        Some(Effect::RevokeKey { org, id }) => {
+            assert_eq!(org, ORG);
+            assert_eq!(id, "Ab3dE5fG");
+        }
+        other => panic!("expected RevokeKey, got {other:?}"),
+    }
+    assert_normal(&app);
+    app.update(Action::Done(
+        Operation::RevokeKey,
+        "Revoked pmcp_Ab3dE5fG (\"ci-deploy\"): it no longer works".into(),
+    ));
+    let flash = app.flash.as_ref().unwrap();
+    assert!(flash.text.starts_with("Revoked pmcp_Ab3dE5fG"));
+    assert!(!flash.error);
+}
+
+#[test]
+fn a_failed_revoke_closes_the_dialog_and_says_why() {
+    let mut app = loaded();
+    app.update(ch('r'));
+    app.update(ch('y'));
+    app.update(Action::Failed(
+        Operation::RevokeKey,
+        AdminError::Internal("database is locked".into()),
+    ));
+    assert_normal(&app);
+    let flash = app.flash.as_ref().unwrap();
+    assert_eq!(flash.text, "database is locked");
+    assert!(flash.error);
+}
+
+#[test]
+fn a_revoked_key_can_be_viewed_but_not_changed() {
+    let mut app = loaded();
+    app.update(ch('G'));
+    assert_eq!(selected_name(&app), "intern");
+    for c in ['r', 'e', 'R'] {
+        app.flash = None;
+        assert!(app.update(ch(c)).is_none(), "{c}");
+        assert_normal(&app);
+        let flash = app.flash.as_ref().expect("an explanation");
+        assert!(flash.error);
+        assert!(flash.text.contains("pmcp_Mn5Op4Kl"), "{}", flash.text);
+        assert!(flash.text.contains("revoked"), "{}", flash.text);
+    }
+}
+
+#[test]
+fn key_actions_without_a_key_say_so() {
+    let mut app = loaded_with(snapshot_with(Vec::new(), mcps()), 10);
+    for c in ['r', 'e', 'R'] {
+        assert!(app.update(ch(c)).is_none());
+        assert_normal(&app);
+        assert!(app.flash.as_ref().is_some_and(|f| f.error));
+    }
+}
+
+// ----------------------------------------------------------------- rotate
+
+#[test]
+fn rotate_keep_or_revoke_the_old_key() {
+    for (choice, revoke_old) in [('k', false), ('r', true)] {
+        let mut app = loaded();
+        app.update(ch('j'));
+        assert!(app.update(ch('R')).is_none());
+        match &app.mode {
+            Mode::Rotate { id, name } => {
+                assert_eq!(id, "Zx9Yw8Vu");
+                assert_eq!(name, "laptop");
+            }
+            other => panic!("expected Rotate, got {other:?}"),
+        }
+        match app.update(ch(choice)) {
+            Some(Effect::RotateKey {
+                org,
+                id,
+                revoke_old: r,
+            }) => {
+                assert_eq!(org, ORG);
+                assert_eq!(id, "Zx9Yw8Vu");
+                assert_eq!(r, revoke_old, "{choice}");
+            }
+            other => panic!("expected RotateKey, got {other:?}"),
+        }
+        // The replacement arrives as a show-once dialog naming the old key.
+        let key = issued_key();
+        app.update(Action::KeyIssued {
+            record: Box::new(issued_record(&key, "laptop")),
+            key,
+            replaced: Some(("pmcp_Zx9Yw8Vu".into(), revoke_old)),
+        });
+        match &app.mode {
+            Mode::ShowKey(show) => {
+                assert_eq!(show.replaced, Some(("pmcp_Zx9Yw8Vu".into(), revoke_old)))
+            }
+            other => panic!("expected ShowKey, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn rotate_cancels_with_esc_or_n() {
+    for cancel in [press(KeyCode::Esc), ch('n')] {
+        let mut app = loaded();
+        app.update(ch('R'));
+        assert!(app.update(ch('x')).is_none());
+        assert!(matches!(app.mode, Mode::Rotate { .. }));
+        assert!(app.update(cancel).is_none());
+        assert_normal(&app);
+    }
+}
+
+// ------------------------------------------------------------------- edit
+
+#[test]
+fn edit_form_is_prefilled_and_unchanged_submit_just_closes() {
+    let mut app = loaded();
+    app.update(ch('j'));
+    assert!(app.update(ch('e')).is_none());
+    let form = key_form(&app);
+    assert_eq!(
+        form.editing.as_ref().map(|k| k.id.as_str()),
+        Some("Zx9Yw8Vu")
+    );
+    assert_eq!(form.name.value(), "laptop");
+    assert_eq!(form.description.value(), "");
+    assert!(!form.all_mcps);
+    assert_eq!(
+        form.mcps,
+        [
+            ("everything".to_string(), false),
+            ("github".to_string(), true)
+        ]
+    );
+    // No expiry field when editing.
+    app.update(press(KeyCode::Tab));
+    app.update(press(KeyCode::Tab));
+    assert_eq!(key_form(&app).focus, KeyField::Access);
+    app.update(press(KeyCode::Tab));
+    assert_eq!(key_form(&app).focus, KeyField::McpList);
+
+    assert!(app.update(press(KeyCode::Enter)).is_none());
+    assert_normal(&app);
+}
+
+#[test]
+fn edit_submits_only_what_changed() {
+    let mut app = loaded();
+    app.update(ch('e'));
+    assert_eq!(key_form(&app).name.value(), "ci-deploy");
+    assert_eq!(
+        key_form(&app).description.value(),
+        "Deploys from GitHub Actions"
+    );
+    assert!(key_form(&app).all_mcps);
+    type_text(&mut app, "-2");
+    match app.update(press(KeyCode::Enter)) {
+        Some(Effect::EditKey { org, id, request }) => {
+            assert_eq!(org, ORG);
+            assert_eq!(id, "Ab3dE5fG");
+            assert_eq!(
+                request,
+                EditRequest {
+                    name: Some("ci-deploy-2".into()),
+                    description: None,
+                    access: None,
+                }
+            );
+        }
+        other => panic!("expected EditKey, got {other:?}"),
+    }
+    app.update(Action::Done(
+        Operation::EditKey,
+        "Updated pmcp_Ab3dE5fG (\"ci-deploy-2\")".into(),
+    ));
+    assert_normal(&app);
+    assert!(app.flash.as_ref().is_some_and(|f| !f.error));
+}
+
+#[test]
+fn edit_to_an_empty_name_is_refused_in_the_form() {
+    let mut app = loaded();
+    app.update(ch('e'));
+    for _ in 0.."ci-deploy".len() {
+        app.update(press(KeyCode::Backspace));
+    }
+    assert!(app.update(press(KeyCode::Enter)).is_none());
+    assert!(key_form(&app).error_for(Field::Name).is_some());
+}
+
+// ------------------------------------------------------------------- MCPs
+
+#[test]
+fn mcps_view_add_flow() {
+    let mut app = loaded();
+    assert!(app.update(ch('m')).is_none());
+    assert!(matches!(app.mode, Mode::Mcps { selected: 0 }));
+    app.update(ch('j'));
+    assert!(matches!(app.mode, Mode::Mcps { selected: 1 }));
+    app.update(ch('j'));
+    assert!(matches!(app.mode, Mode::Mcps { selected: 1 }), "clamped");
+    app.update(ch('a'));
+    let form = match &app.mode {
+        Mode::McpForm(form) => form,
+        other => panic!("expected McpForm, got {other:?}"),
+    };
+    assert_eq!(form.focus, McpField::Id);
+    assert!(form.stdio);
+    type_text(&mut app, "fs");
+    app.update(press(KeyCode::Tab));
+    type_text(&mut app, "Files");
+    app.update(press(KeyCode::Tab));
+    app.update(press(KeyCode::Tab));
+    type_text(
+        &mut app,
+        "npx -y @modelcontextprotocol/server-filesystem /srv",
+    );
+    match app.update(press(KeyCode::Enter)) {
+        Some(Effect::AddMcp { org, request }) => {
+            assert_eq!(org, ORG);
+            assert_eq!(
+                request,
+                McpRequest {
+                    slug: "fs".into(),
+                    name: Some("Files".into()),
+                    stdio: Some("npx -y @modelcontextprotocol/server-filesystem /srv".into()),
+                    url: None,
+                    env: Vec::new(),
+                    headers: Vec::new(),
+                    timeout_secs: Some(30),
+                }
+            );
+        }
+        other => panic!("expected AddMcp, got {other:?}"),
+    }
+    app.update(Action::Done(Operation::AddMcp, "Added MCP 'fs'".into()));
+    assert!(matches!(app.mode, Mode::Mcps { .. }));
+    assert_eq!(app.flash.as_ref().unwrap().text, "Added MCP 'fs'");
+    assert!(app.update(press(KeyCode::Esc)).is_none());
+    assert_normal(&app);
+}
+
+#[test]
+fn mcp_form_errors_and_url_transport() {
+    let mut app = loaded();
+    app.update(ch('m'));
+    app.update(ch('a'));
+    assert!(app.update(press(KeyCode::Enter)).is_none());
+    match &app.mode {
+        Mode::McpForm(form) => {
+            assert!(form.error_for(Field::Slug).is_some(), "{:?}", form.errors);
+            assert_eq!(form.focus, McpField::Id);
+        }
+        other => panic!("expected McpForm, got {other:?}"),
+    }
+    type_text(&mut app, "web");
+    app.update(press(KeyCode::Tab));
+    app.update(press(KeyCode::Tab));
+    app.update(press(KeyCode::Right)); // URL
+    app.update(press(KeyCode::Tab));
+    type_text(&mut app, "http://127.0.0.1:9000/mcp");
+    app.update(press(KeyCode::Tab));
+    app.update(press(KeyCode::Backspace));
+    app.update(press(KeyCode::Backspace));
+    type_text(&mut app, "soon");
+    assert!(app.update(press(KeyCode::Enter)).is_none());
+    match &app.mode {
+        Mode::McpForm(form) => assert!(form.error_for(Field::Timeout).is_some()),
+        other => panic!("expected McpForm, got {other:?}"),
+    }
+    for _ in 0..4 {
+        app.update(press(KeyCode::Backspace));
+    }
+    type_text(&mut app, "5");
+    match app.update(press(KeyCode::Enter)) {
+        Some(Effect::AddMcp { request, .. }) => {
+            assert_eq!(request.slug, "web");
+            assert_eq!(request.name, None);
+            assert_eq!(request.stdio, None);
+            assert_eq!(request.url.as_deref(), Some("http://127.0.0.1:9000/mcp"));
+            assert_eq!(request.timeout_secs, Some(5));
+        }
+        other => panic!("expected AddMcp, got {other:?}"),
+    }
+    // A store failure stays in the form.
+    app.update(Action::Failed(
+        Operation::AddMcp,
+        AdminError::Internal("MCP 'web' already exists".into()),
+    ));
+    match &app.mode {
+        Mode::McpForm(form) => {
+            assert_eq!(
+                form.general_error.as_deref(),
+                Some("MCP 'web' already exists")
+            );
+            assert!(!form.busy);
+        }
+        other => panic!("expected McpForm, got {other:?}"),
+    }
+    // Esc goes back to the list of MCPs, not all the way out.
+    app.update(press(KeyCode::Esc));
+    assert!(matches!(app.mode, Mode::Mcps { .. }));
+}
+
+#[test]
+fn mcps_view_remove_flow() {
+    let mut app = loaded();
+    app.update(ch('m'));
+    app.update(ch('j'));
+    assert!(app.update(ch('d')).is_none());
+    match &app.mode {
+        Mode::Confirm(Pending::RemoveMcp { slug }) => assert_eq!(slug, "github"),
+        other => panic!("expected Confirm, got {other:?}"),
+    }
+    // n goes back to the MCPs view, on the same MCP.
+    assert!(app.update(ch('n')).is_none());
+    assert!(matches!(app.mode, Mode::Mcps { selected: 1 }));
+    app.update(ch('d'));
+    assert!(app.update(press(KeyCode::Esc)).is_none());
+    assert!(matches!(app.mode, Mode::Mcps { selected: 1 }));
+    app.update(ch('k'));
+    app.update(ch('d'));
+    match app.update(ch('y')) {
+        Some(Effect::RemoveMcp { org, slug }) => {
+            assert_eq!(org, ORG);
+            assert_eq!(slug, "everything");
+        }
+        other => panic!("expected RemoveMcp, got {other:?}"),
+    }
+    app.update(Action::Done(
+        Operation::RemoveMcp,
+        "Removed MCP 'everything'".into(),
+    ));
+    assert!(matches!(app.mode, Mode::Mcps { .. }));
+}
+
+#[test]
+fn mcps_view_with_no_mcps_removes_nothing() {
+    let mut app = loaded_with(snapshot_with(keys(), Vec::new()), 10);
+    app.update(ch('m'));
+    assert!(app.update(ch('d')).is_none());
+    assert!(matches!(app.mode, Mode::Mcps { .. }));
+    app.update(ch('j'));
+    assert!(matches!(app.mode, Mode::Mcps { selected: 0 }));
+    app.update(ch('q'));
+    assert_normal(&app);
+    assert!(!app.quit, "q leaves the view, not the console");
+}
+
+// -------------------------------------------------------------- org picker
+
+#[test]
+fn org_picker_switches_org_and_forces_a_refresh() {
+    let mut app = loaded();
+    assert!(app.update(ch('o')).is_none());
+    assert!(matches!(app.mode, Mode::Orgs { selected: 0 }));
+    // Enter on the current org changes nothing.
+    assert!(app.update(press(KeyCode::Enter)).is_none());
+    assert_normal(&app);
+    assert_eq!(app.org, ORG);
+
+    app.update(ch('o'));
+    app.update(ch('j'));
+    app.update(ch('j'));
+    app.update(ch('j'));
+    assert!(matches!(app.mode, Mode::Orgs { selected: 2 }), "clamped");
+    app.update(ch('k'));
+    match app.update(press(KeyCode::Enter)) {
+        Some(Effect::Refresh {
+            org,
+            key_row,
+            force,
+        }) => {
+            assert_eq!(org, "beta-labs");
+            assert_eq!(key_row, None);
+            assert!(force);
+        }
+        other => panic!("expected Refresh, got {other:?}"),
+    }
+    assert_normal(&app);
+    assert_eq!(app.org, "beta-labs");
+    assert!(app.keys.is_empty());
+    assert!(app.detail.is_none());
+    assert!(!app.loaded);
+
+    // A late load of the old org does not come back.
+    assert!(app.update(Action::Loaded(Box::new(snapshot()))).is_none());
+    assert!(app.keys.is_empty());
+    let mut beta = snapshot_with(many_keys(2), Vec::new());
+    beta.org_slug = "beta-labs".into();
+    assert_eq!(detail_row(app.update(Action::Loaded(Box::new(beta)))), 2);
+    assert_eq!(app.keys.len(), 2);
+}
+
+#[test]
+fn org_picker_closes_with_esc() {
+    let mut app = loaded();
+    app.update(ch('o'));
+    app.update(ch('j'));
+    assert!(app.update(press(KeyCode::Esc)).is_none());
+    assert_normal(&app);
+    assert_eq!(app.org, ORG);
+}
+
+// --------------------------------------------------------- help and quit
+
+#[test]
+fn help_opens_with_question_mark_and_any_key_closes_it() {
+    for close in [ch('x'), ch('q'), press(KeyCode::Esc), press(KeyCode::Enter)] {
+        let mut app = loaded();
+        assert!(app.update(ch('?')).is_none());
+        assert!(matches!(app.mode, Mode::Help));
+        assert!(app.update(close).is_none());
+        assert_normal(&app);
+        assert!(!app.quit);
+    }
+}
+
+#[test]
+fn help_lists_every_binding_of_the_list_view() {
+    use plexmcp::tui::action::{BINDINGS, Intent};
+    let intents = [
+        Intent::Quit,
+        Intent::Down,
+        Intent::Up,
+        Intent::Top,
+        Intent::Bottom,
+        Intent::PageDown,
+        Intent::SwitchPane,
+        Intent::Filter,
+        Intent::Sort,
+        Intent::Create,
+        Intent::Edit,
+        Intent::Revoke,
+        Intent::Rotate,
+        Intent::Mcps,
+        Intent::Orgs,
+        Intent::Help,
+    ];
+    for intent in intents {
+        assert!(
+            BINDINGS.iter().any(|b| b.intent == intent),
+            "{intent:?} missing from help"
+        );
+    }
+}
+
+#[test]
+fn q_quits() {
+    let mut app = loaded();
+    assert!(matches!(app.update(ch('q')), Some(Effect::Quit)));
+    assert!(app.quit);
+}
+
+#[test]
+fn ctrl_c_quits_from_anywhere() {
+    let openers: [&[Action]; 7] = [
+        &[],
+        &[ch('n')],
+        &[ch('/')],
+        &[ch('r')],
+        &[ch('m'), ch('a')],
+        &[ch('o')],
+        &[ch('?')],
+    ];
+    for keys in openers {
+        let mut app = loaded();
+        for key in keys {
+            let Action::Key(k) = key else { unreachable!() };
+            app.update(Action::Key(*k));
+        }
+        assert!(
+            matches!(app.update(ctrl('c')), Some(Effect::Quit)),
+            "{:?}",
+            app.mode
+        );
+        assert!(app.quit);
+    }
+}
+
+// ------------------------------------------------------- ticks and server
+
+#[test]
+fn tick_advances_the_clock_expires_flashes_and_polls_for_changes() {
+    let mut app = loaded();
+    app.update(ch('s'));
+    assert!(app.flash.is_some());
+    match app.update(Action::Tick(now() + TimeDelta::seconds(3))) {
+        Some(Effect::Refresh {
+            org,
+            key_row,
+            force,
+        }) => {
+            assert_eq!(org, ORG);
+            assert_eq!(key_row, Some(4));
+            assert!(!force, "ticks only reload when the database changed");
+        }
+        other => panic!("expected Refresh, got {other:?}"),
+    }
+    assert!(app.flash.is_some(), "still showing after 3 s");
+    app.update(Action::Tick(now() + TimeDelta::seconds(6)));
+    assert!(app.flash.is_none(), "gone after 6 s");
+    assert_eq!(app.now, now() + TimeDelta::seconds(6));
+}
+
+#[test]
+fn time_passing_expires_keys() {
+    let mut app = loaded();
+    let ci = &app.keys[0];
+    let expires = ci.expires_at.unwrap();
+    assert_eq!(
+        ci.status(app.now),
+        plexmcp::domain::KeyStatus::Active,
+        "fixture"
+    );
+    app.update(Action::Tick(expires + TimeDelta::seconds(1)));
+    assert_eq!(
+        app.keys[0].status(app.now),
+        plexmcp::domain::KeyStatus::Expired
+    );
+}
+
+#[test]
+fn server_status_updates_are_kept() {
+    let mut app = loaded();
+    let failed = ServerStatus::Failed("127.0.0.1:8470 is in use".into());
+    assert!(app.update(Action::Server(failed.clone())).is_none());
+    assert_eq!(app.server, failed);
+}
+
+#[test]
+fn a_failed_load_is_flashed() {
+    let mut app = loaded();
+    app.update(Action::Failed(
+        Operation::Load,
+        AdminError::Internal("disk I/O error".into()),
+    ));
+    assert!(app.flash.as_ref().is_some_and(|f| f.error));
+    assert_normal(&app);
+}
+
+// ------------------------------------------------------------------ mouse
+
+#[test]
+fn clicks_select_rows_and_focus_panes() {
+    let mut app = loaded_with(snapshot_with(many_keys(20), Vec::new()), 6);
+    // The list is at y=1: border at 1, header at 2, first row at 3.
+    assert_eq!(
+        detail_row(app.update(Action::Click { column: 5, row: 5 })),
+        18
+    );
+    assert_eq!(app.selected, 2);
+    // The same row again: nothing to load.
+    assert!(app.update(Action::Click { column: 9, row: 5 }).is_none());
+    // Border and header do nothing.
+    assert!(app.update(Action::Click { column: 5, row: 1 }).is_none());
+    assert!(app.update(Action::Click { column: 5, row: 2 }).is_none());
+    assert_eq!(app.selected, 2);
+    // Clicking the detail pane focuses it; the list takes focus back.
+    assert!(
+        app.update(Action::Click {
+            column: 80,
+            row: 10
+        })
+        .is_none()
+    );
+    assert_eq!(app.focus, Focus::Detail);
+    app.update(Action::Click { column: 5, row: 3 });
+    assert_eq!(app.focus, Focus::List);
+    assert_eq!(app.selected, 0);
+    // Rows count from the scroll offset.
+    app.update(ch('G'));
+    assert_eq!(app.offset, 14);
+    app.update(Action::Click { column: 5, row: 3 });
+    assert_eq!(app.selected, 14);
+    // A click outside both panes (status bar) does nothing.
+    assert!(app.update(Action::Click { column: 5, row: 0 }).is_none());
+    assert_eq!(app.selected, 14);
+}
+
+#[test]
+fn clicks_below_the_last_row_select_nothing() {
+    let mut app = loaded_with(snapshot(), 10);
+    assert!(app.update(Action::Click { column: 5, row: 10 }).is_none());
+    assert_eq!(app.selected, 0);
+}
+
+#[test]
+fn clicks_are_ignored_while_a_dialog_is_open() {
+    let mut app = loaded();
+    app.update(ch('?'));
+    assert!(app.update(Action::Click { column: 5, row: 4 }).is_none());
+    assert_eq!(app.selected, 0);
+    assert!(matches!(app.mode, Mode::Help));
+}
+
+#[test]
+fn the_wheel_scrolls_the_focused_pane() {
+    let mut app = loaded_with(snapshot_with(many_keys(10), Vec::new()), 5);
+    assert_eq!(detail_row(app.update(Action::Scroll(1))), 7);
+    assert_eq!(app.selected, 3);
+    app.update(Action::Scroll(5));
+    assert_eq!(app.selected, 9, "clamped to the last key");
+    app.update(Action::Scroll(-1));
+    assert_eq!(app.selected, 6);
+    app.update(Action::Scroll(-10));
+    assert_eq!(app.selected, 0);
+    // Over the detail pane it scrolls the text.
+    app.update(press(KeyCode::Tab));
+    assert!(app.update(Action::Scroll(2)).is_none());
+    assert_eq!(app.detail_scroll, 6);
+    assert_eq!(app.selected, 0);
+    app.update(Action::Scroll(-5));
+    assert_eq!(app.detail_scroll, 0);
+    // Not while a dialog is open.
+    app.update(ch('?'));
+    assert!(app.update(Action::Scroll(1)).is_none());
+    assert_eq!(app.detail_scroll, 0);
+}

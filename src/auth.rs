@@ -174,6 +174,17 @@ impl Verifier {
         Ok(mcp)
     }
 
+    /// Every live MCP of an org (for listing tools to MCP clients).
+    pub fn live_mcps(&self, org_id: i64) -> Result<Vec<Arc<Mcp>>, StoreError> {
+        let reader = self.reader();
+        Ok(reader
+            .store
+            .list_mcps(org_id)?
+            .into_iter()
+            .map(Arc::new)
+            .collect())
+    }
+
     fn lookup(&self, lookup_id: &str) -> Result<Option<Arc<Cached>>, StoreError> {
         let mut reader = self.reader();
         reader.refresh()?;

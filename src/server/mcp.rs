@@ -13,19 +13,26 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::AppState;
 use super::error::{ApiError, MAX_BODY_BYTES};
+use super::{AppState, jsonrpc};
 use crate::auth::{AuthError, Reason};
 use crate::domain::{Mcp, McpTransport};
 use crate::store::UsageEvent;
 use crate::upstream::{Transport, UpstreamError, UpstreamSpec};
 
+/// A decoded `POST /mcp` body.
 #[derive(Debug, Deserialize)]
-struct CallRequest {
-    mcp_id: String,
-    tool: String,
+pub struct CallRequest {
+    pub mcp_id: String,
+    pub tool: String,
     #[serde(default)]
-    arguments: Option<serde_json::Map<String, serde_json::Value>>,
+    pub arguments: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A successful answer: a plain call's `CallToolResult`, or a JSON-RPC reply.
+enum Reply {
+    Call(serde_json::Value),
+    Rpc(jsonrpc::RpcOutcome),
 }
 
 /// What a finished request leaves behind for the usage record.
@@ -53,7 +60,12 @@ pub async fn call(State(state): State<Arc<AppState>>, request: Request) -> Respo
     };
     let result = handle(&state, request, &mut outcome).await;
     let (status, code, response) = match result {
-        Ok(value) => (200, "ok", axum::Json(value).into_response()),
+        Ok(Reply::Call(value)) => (200, "ok", axum::Json(value).into_response()),
+        Ok(Reply::Rpc(rpc)) => {
+            outcome.mcp = rpc.mcp;
+            outcome.tool = rpc.tool;
+            (rpc.status, rpc.code, rpc.response)
+        }
         Err(e) => {
             if e == ApiError::Internal {
                 tracing::error!("internal error answering /mcp");
@@ -113,7 +125,7 @@ async fn handle(
     state: &AppState,
     request: Request,
     outcome: &mut Outcome,
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<Reply, ApiError> {
     let (parts, body) = request.into_parts();
     let client = parts
         .extensions
@@ -156,7 +168,14 @@ async fn handle(
     };
     outcome.key_row = Some(key.row_id);
 
-    let request = read_call(body).await?;
+    let bytes = read_body(body).await?;
+    let request = match decode_body(&bytes)? {
+        Decoded::Call(request) => request,
+        // MCP clients speak JSON-RPC on the same path.
+        Decoded::JsonRpc(message) => {
+            return Ok(Reply::Rpc(jsonrpc::handle(state, &key, message).await));
+        }
+    };
     outcome.mcp = Some(request.mcp_id.clone());
     outcome.tool = Some(request.tool.clone());
     // Unknown, removed and forbidden MCPs answer alike: no enumeration.
@@ -191,13 +210,14 @@ async fn handle(
                 message,
             },
         })
+        .map(Reply::Call)
 }
 
 /// A body must arrive within this once the headers have (slow uploads
 /// would otherwise hold a connection and a buffer indefinitely).
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-async fn read_call(body: Body) -> Result<CallRequest, ApiError> {
+async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
     let bytes = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES))
         .await
         .map_err(|_| ApiError::RequestTimeout)?
@@ -210,20 +230,47 @@ async fn read_call(body: Body) -> Result<CallRequest, ApiError> {
                 ApiError::InvalidRequest(format!("Could not read the request body: {e}"))
             }
         })?;
+    Ok(bytes)
+}
+
+/// Decodes a `POST /mcp` body: a JSON object with `mcp_id`, `tool` and an
+/// optional `arguments` object. Anything else is `InvalidRequest`.
+pub fn decode_call(bytes: &[u8]) -> Result<CallRequest, ApiError> {
+    match decode_body(bytes)? {
+        Decoded::Call(call) => Ok(call),
+        Decoded::JsonRpc(_) => Err(invalid_body("a JSON-RPC message is not a plain call")),
+    }
+}
+
+/// A `POST /mcp` body: a plain call, or a JSON-RPC message from an MCP client.
+pub enum Decoded {
+    Call(CallRequest),
+    JsonRpc(serde_json::Value),
+}
+
+/// Decodes a body once, telling plain calls from JSON-RPC messages.
+pub fn decode_body(bytes: &[u8]) -> Result<Decoded, ApiError> {
     // Through a map first: serde would otherwise also take a JSON array
     // (`["id", "tool"]`) for the struct, which is not the documented API.
-    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes)
-        .and_then(|map| CallRequest::deserialize(serde_json::Value::Object(map)))
-        .map_err(|e| {
-            ApiError::InvalidRequest(format!(
-                "Invalid request body: {e}; expected {{\"mcp_id\": \"...\", \"tool\": \"...\", \"arguments\": {{...}}}}"
-            ))
-        })
+    let map = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(bytes)
+        .map_err(invalid_body)?;
+    if map.contains_key("jsonrpc") {
+        return Ok(Decoded::JsonRpc(serde_json::Value::Object(map)));
+    }
+    CallRequest::deserialize(serde_json::Value::Object(map))
+        .map(Decoded::Call)
+        .map_err(invalid_body)
+}
+
+fn invalid_body(e: impl std::fmt::Display) -> ApiError {
+    ApiError::InvalidRequest(format!(
+        "Invalid request body: {e}; expected {{\"mcp_id\": \"...\", \"tool\": \"...\", \"arguments\": {{...}}}}"
+    ))
 }
 
 /// The upstream pool's view of a registered MCP. The name carries the row
 /// id, so a removed and re-added MCP never reuses the old connection.
-fn upstream_spec(mcp: &Mcp) -> UpstreamSpec {
+pub(super) fn upstream_spec(mcp: &Mcp) -> UpstreamSpec {
     let transport = match &mcp.transport {
         McpTransport::Stdio { command, args, env } => Transport::Stdio {
             command: command.clone(),

@@ -6,6 +6,7 @@
 
 pub mod connections;
 mod error;
+mod jsonrpc;
 pub mod limiter;
 pub mod live;
 mod mcp;
@@ -21,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 pub use error::{ApiError, MAX_BODY_BYTES};
 pub use limiter::FailureLimiter;
 pub use live::LiveStats;
+pub use mcp::{CallRequest, decode_call};
 
 use crate::auth::Verifier;
 use crate::store::{Store, StoreError};

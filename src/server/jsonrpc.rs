@@ -1,0 +1,214 @@
+//! `/mcp` as an MCP server over Streamable HTTP, for MCP clients (Claude
+//! Desktop, Cursor, the Inspector, SDK clients). A body with
+//! `"jsonrpc": "2.0"` is a JSON-RPC message: `initialize`, `ping`,
+//! `tools/list` (the tools of every MCP the key may use, named
+//! `<mcp_id>__<tool>`) and `tools/call`. The server is stateless — no
+//! session id, no server-sent stream — and answers each request with one
+//! JSON response, which the transport allows.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::mcp::upstream_spec;
+use crate::domain::KeyRecord;
+use crate::upstream::UpstreamError;
+
+/// Protocol versions this server speaks; the first is preferred.
+pub const PROTOCOL_VERSIONS: [&str; 3] = ["2025-11-25", "2025-06-18", "2025-03-26"];
+/// Separates the MCP id from the upstream tool name in listed tool names.
+pub const SEPARATOR: &str = "__";
+
+// JSON-RPC error codes.
+const INVALID_REQUEST: i64 = -32600;
+const METHOD_NOT_FOUND: i64 = -32601;
+const INVALID_PARAMS: i64 = -32602;
+const INTERNAL_ERROR: i64 = -32603;
+
+/// A JSON-RPC exchange's answer plus what the usage record should say.
+pub struct RpcOutcome {
+    pub response: Response,
+    /// The `/mcp` error code this maps to (`ok` on success).
+    pub code: &'static str,
+    /// The status the REST API would have used, so error rates count alike.
+    pub status: u16,
+    pub mcp: Option<String>,
+    pub tool: Option<String>,
+}
+
+fn outcome(response: Response, code: &'static str, status: u16) -> RpcOutcome {
+    RpcOutcome {
+        response,
+        code,
+        status,
+        mcp: None,
+        tool: None,
+    }
+}
+
+fn result(id: &Value, result: Value) -> Response {
+    axum::Json(json!({ "jsonrpc": "2.0", "id": id, "result": result })).into_response()
+}
+
+fn error(id: &Value, code: i64, message: impl Into<String>) -> Response {
+    let body =
+        json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message.into() } });
+    axum::Json(body).into_response()
+}
+
+pub async fn handle(state: &AppState, key: &KeyRecord, message: Value) -> RpcOutcome {
+    let Some(method) = message.get("method").and_then(Value::as_str) else {
+        // A response or something else from the client: nothing to answer.
+        return outcome(StatusCode::ACCEPTED.into_response(), "ok", 202);
+    };
+    let Some(id) = message.get("id").cloned() else {
+        // Notifications (`notifications/initialized`, cancellations) need no reply.
+        let mut o = outcome(StatusCode::ACCEPTED.into_response(), "ok", 202);
+        o.tool = Some(method.to_string());
+        return o;
+    };
+    if message.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return outcome(
+            error(&id, INVALID_REQUEST, "jsonrpc must be \"2.0\""),
+            "invalid_request",
+            400,
+        );
+    }
+    let params = message.get("params").cloned().unwrap_or(Value::Null);
+    let mut answered = match method {
+        "initialize" => outcome(result(&id, initialize(&params)), "ok", 200),
+        "ping" => outcome(result(&id, json!({})), "ok", 200),
+        "tools/list" => outcome(result(&id, list_tools(state, key).await), "ok", 200),
+        "tools/call" => return call_tool(state, key, &id, &params).await,
+        _ => outcome(
+            error(&id, METHOD_NOT_FOUND, format!("Method not found: {method}")),
+            "invalid_request",
+            400,
+        ),
+    };
+    answered.tool = Some(method.to_string());
+    answered
+}
+
+fn initialize(params: &Value) -> Value {
+    let asked = params.get("protocolVersion").and_then(Value::as_str);
+    let version = asked
+        .filter(|v| PROTOCOL_VERSIONS.contains(v))
+        .unwrap_or(PROTOCOL_VERSIONS[0]);
+    json!({
+        "protocolVersion": version,
+        "capabilities": { "tools": { "listChanged": false } },
+        "serverInfo": { "name": "plexmcp", "version": env!("CARGO_PKG_VERSION") },
+        "instructions": format!(
+            "Tools of the MCP servers this API key may use, named <mcp_id>{SEPARATOR}<tool>."
+        ),
+    })
+}
+
+/// Every tool of every MCP the key may use. An upstream that cannot be
+/// reached is left out (and logged) rather than failing the whole list.
+async fn list_tools(state: &AppState, key: &KeyRecord) -> Value {
+    let mcps = match state.verifier.live_mcps(key.org_id) {
+        Ok(mcps) => mcps,
+        Err(e) => {
+            tracing::error!(error = %e, "listing MCPs failed");
+            Vec::new()
+        }
+    };
+    let mut tools = Vec::new();
+    for mcp in mcps.iter().filter(|m| key.access.allows(&m.slug)) {
+        match state.upstreams.tools(&upstream_spec(mcp)).await {
+            Ok(list) => {
+                for tool in list.iter() {
+                    let Ok(mut value) = serde_json::to_value(tool) else {
+                        continue;
+                    };
+                    value["name"] = json!(format!("{}{SEPARATOR}{}", mcp.slug, tool.name));
+                    tools.push(value);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(mcp = %mcp.slug, error = %e, "tools/list: upstream unavailable")
+            }
+        }
+    }
+    json!({ "tools": tools })
+}
+
+async fn call_tool(state: &AppState, key: &KeyRecord, id: &Value, params: &Value) -> RpcOutcome {
+    let name = params
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let Some((mcp_id, tool)) = name.split_once(SEPARATOR) else {
+        let response = error(id, INVALID_PARAMS, format!("Unknown tool: {name}"));
+        return outcome(response, "unknown_tool", 404);
+    };
+    let arguments = match params.get("arguments") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(map)) => Some(map.clone()),
+        Some(_) => {
+            return outcome(
+                error(id, INVALID_PARAMS, "arguments must be an object"),
+                "invalid_request",
+                400,
+            );
+        }
+    };
+    let named = |mut o: RpcOutcome| {
+        o.mcp = Some(mcp_id.to_string());
+        o.tool = Some(tool.to_string());
+        o
+    };
+    // Unknown, removed and forbidden MCPs answer alike: no enumeration.
+    let mcp = match state.verifier.mcp(key.org_id, mcp_id) {
+        Ok(Some(mcp)) if key.access.allows(mcp_id) => mcp,
+        Ok(_) => {
+            return named(outcome(
+                error(id, INVALID_PARAMS, "Unauthorized MCP"),
+                "unauthorized_mcp",
+                403,
+            ));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "MCP lookup failed");
+            return named(outcome(
+                error(id, INTERNAL_ERROR, "Internal error"),
+                "internal_error",
+                500,
+            ));
+        }
+    };
+    let answer = match state
+        .upstreams
+        .call(&upstream_spec(&mcp), tool, arguments)
+        .await
+    {
+        Ok(value) => outcome(result(id, value), "ok", 200),
+        Err(UpstreamError::UnknownTool(_)) => outcome(
+            error(id, INVALID_PARAMS, format!("Unknown tool: {name}")),
+            "unknown_tool",
+            404,
+        ),
+        Err(e @ UpstreamError::Timeout(_)) => outcome(
+            error(
+                id,
+                INTERNAL_ERROR,
+                format!("Upstream MCP '{mcp_id}' timed out: {e}"),
+            ),
+            "upstream_timeout",
+            504,
+        ),
+        Err(UpstreamError::Failed(message)) => outcome(
+            error(
+                id,
+                INTERNAL_ERROR,
+                format!("Upstream MCP '{mcp_id}' failed: {message}"),
+            ),
+            "upstream_error",
+            502,
+        ),
+    };
+    named(answer)
+}

@@ -74,7 +74,7 @@ pub struct Verifier {
     verified: Mutex<HashSet<[u8; 32]>>,
     /// One argon2 run per fingerprint at a time; racers share its outcome.
     in_flight: Mutex<HashMap<[u8; 32], Arc<OnceCell<bool>>>>,
-    argon2: Semaphore,
+    argon2: Arc<Semaphore>,
 }
 
 struct Reader {
@@ -121,7 +121,7 @@ impl Verifier {
             }),
             verified: Mutex::new(HashSet::new()),
             in_flight: Mutex::new(HashMap::new()),
-            argon2: Semaphore::new(ARGON2_CONCURRENCY),
+            argon2: Arc::new(Semaphore::new(ARGON2_CONCURRENCY)),
         })
     }
 
@@ -226,16 +226,24 @@ impl Verifier {
             .clone();
         let ok = *cell
             .get_or_try_init(|| async {
-                let _permit = self
+                let permit = self
                     .argon2
-                    .acquire()
+                    .clone()
+                    .acquire_owned()
                     .await
                     .map_err(|e| AuthError::Internal(e.to_string()))?;
                 let presented = zeroize::Zeroizing::new(presented.to_string());
                 let hash = hash.to_string();
-                tokio::task::spawn_blocking(move || keys::verify_hash(&presented, &hash))
-                    .await
-                    .map_err(|e| AuthError::Internal(e.to_string()))
+                // The permit goes with the work: if the request is dropped
+                // (its client hung up), the blocking thread runs on, and it
+                // must keep its slot until it is done.
+                tokio::task::spawn_blocking(move || {
+                    let ok = keys::verify_hash(&presented, &hash);
+                    drop(permit);
+                    ok
+                })
+                .await
+                .map_err(|e| AuthError::Internal(e.to_string()))
             })
             .await?;
         if ok {

@@ -238,6 +238,7 @@ pub type CliResult = Result<(), CliError>;
 
 /// Runs a parsed command line and turns the outcome into an exit code.
 pub fn run(cli: Cli) -> ExitCode {
+    report_file_size_limit_as_error();
     let Some(command) = cli.command else {
         return run_console(&cli);
     };
@@ -248,11 +249,14 @@ pub fn run(cli: Cli) -> ExitCode {
     let db = cli.db.clone().unwrap_or_else(config::default_db_path);
     let outcome = Store::open(&db)
         .map_err(CliError::from)
-        .and_then(|mut store| match command {
-            Command::Serve { listen } => serve_cmd::run(store, &listen),
-            Command::Keys(cmd) => keys_cmd::run(&mut store, &cli.org, cmd),
-            Command::Mcps(cmd) => mcps_cmd::run(&mut store, &cli.org, cmd),
-            Command::Org(cmd) => org_cmd::run(&mut store, &cli.org, cmd),
+        .and_then(|mut store| {
+            let outcome = match command {
+                Command::Serve { listen } => return serve_cmd::run(store, &listen),
+                Command::Keys(cmd) => keys_cmd::run(&mut store, &cli.org, cmd),
+                Command::Mcps(cmd) => mcps_cmd::run(&mut store, &cli.org, cmd),
+                Command::Org(cmd) => org_cmd::run(&mut store, &cli.org, cmd),
+            };
+            outcome.map_err(|e| with_os_cause(e, &store))
         });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -264,6 +268,18 @@ pub fn run(cli: Cli) -> ExitCode {
             eprintln!("error: {}", one_line(&msg));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// SQLite says only "disk I/O error"; add why (a full disk, a file-size
+/// limit), which the connection still knows.
+fn with_os_cause(error: CliError, store: &Store) -> CliError {
+    match error {
+        CliError::Failed(msg) if msg.ends_with("disk I/O error") => match store.last_os_error() {
+            Some(cause) => CliError::Failed(format!("{msg}: {cause}")),
+            None => CliError::Failed(msg),
+        },
+        other => other,
     }
 }
 
@@ -345,6 +361,29 @@ fn exit_quietly_on_closed_pipe() {
         // thread is started; no handler code is involved.
         unsafe {
             signal(SIGPIPE, SIG_DFL);
+        }
+    }
+}
+
+/// Under a file-size limit (`ulimit -f`, RLIMIT_FSIZE) a write past it
+/// raises SIGXFSZ, whose default action kills the process mid-transaction
+/// without a word. Ignored, the write fails with EFBIG instead: SQLite rolls
+/// back and the command reports one error line, like a full disk. Children
+/// (stdio MCPs) inherit the ignored disposition, so they too get EFBIG
+/// rather than being killed.
+fn report_file_size_limit_as_error() {
+    // SIGXFSZ is 25 everywhere but on MIPS Linux.
+    #[cfg(all(unix, not(any(target_arch = "mips", target_arch = "mips64"))))]
+    {
+        unsafe extern "C" {
+            fn signal(signum: i32, handler: usize) -> usize;
+        }
+        const SIGXFSZ: i32 = 25;
+        const SIG_IGN: usize = 1;
+        // SAFETY: sets the disposition of one signal to "ignore" before any
+        // thread is started; no handler code is involved.
+        unsafe {
+            signal(SIGXFSZ, SIG_IGN);
         }
     }
 }

@@ -1,8 +1,8 @@
 //! Accepting and serving connections with the limits a small production
 //! gateway needs: a cap on open connections, a deadline for request
-//! headers (slow-loris), TCP_NODELAY (streamed responses otherwise wait
-//! ~40 ms for delayed ACKs), and a graceful stop that lets in-flight
-//! requests finish.
+//! headers (slow-loris, and idle connections), TCP_NODELAY (streamed
+//! responses otherwise wait ~40 ms for delayed ACKs), and a graceful stop
+//! that lets in-flight requests finish. HTTP/1.1 only (see `serve`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,8 +11,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -47,12 +47,17 @@ pub async fn serve(
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only, served by hyper's own HTTP/1 connection: hyper-util's
+    // auto (HTTP/1 + HTTP/2) connection first waits for the 24-byte h2
+    // preface with no deadline, so a client that connects and sends nothing
+    // would hold its slot for ever and idle clients could fill
+    // `max_connections`; and h2 has neither a header deadline nor an idle
+    // limit. Here the header deadline starts as soon as the connection is
+    // accepted, and again after each response on a kept-alive connection.
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
-    builder.http2().timer(TokioTimer::new());
 
     loop {
         let permit = tokio::select! {
@@ -84,9 +89,7 @@ pub async fn serve(
                 .insert(ConnectInfo::<SocketAddr>(peer));
             router.clone().oneshot(request)
         });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {

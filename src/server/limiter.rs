@@ -3,7 +3,8 @@
 //! presents a key this process already verified (so one bad client behind
 //! a shared address cannot lock out a good one). When the table of
 //! addresses is full, unknown addresses are refused rather than let
-//! through untracked: the limiter fails closed.
+//! through untracked: the limiter fails closed. IPv6 clients are counted
+//! per /64, since one host can use any address of its block.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -48,6 +49,7 @@ impl FailureLimiter {
 
     /// `Some(seconds to wait)` when `ip` has used up its failures.
     pub fn blocked(&self, ip: IpAddr, now: Instant) -> Option<u64> {
+        let ip = client_of(ip);
         let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         match windows.get(&ip) {
             Some(w)
@@ -66,6 +68,7 @@ impl FailureLimiter {
 
     /// Counts one failed authentication from `ip`.
     pub fn record_failure(&self, ip: IpAddr, now: Instant) {
+        let ip = client_of(ip);
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         if windows.len() >= self.max_tracked && !windows.contains_key(&ip) {
             let window = self.window;
@@ -85,6 +88,23 @@ impl FailureLimiter {
             };
         }
         w.failures = w.failures.saturating_add(1);
+    }
+}
+
+/// The unit one client is counted as: an IPv4 address (also when it comes
+/// IPv4-mapped), or an IPv6 /64, the block a single host or site is
+/// usually handed; counting single IPv6 addresses would let one client
+/// rotate through billions of them and fill the table.
+fn client_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(prefix.into())
+            }
+        },
     }
 }
 

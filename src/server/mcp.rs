@@ -3,7 +3,7 @@
 //! clients cannot make the server buffer a megabyte; and every request that
 //! reached a key is recorded as a usage event, success or not.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::error::{ApiError, MAX_BODY_BYTES};
+use super::limiter::FailureLimiter;
 use super::{AppState, jsonrpc};
 use crate::auth::{AuthError, Reason};
 use crate::domain::{Mcp, McpTransport};
@@ -152,11 +153,18 @@ async fn handle(
         Ok(presented) => presented,
         Err(()) => return Err(refused(Reason::Malformed, None, outcome)),
     };
-    let key = match state
+    // A client that hangs up while its key is checked (the handler is then
+    // dropped) is charged a failure, or attempts would be free.
+    let mut abandoned = ChargeIfDropped {
+        limiter: &state.limiter,
+        client,
+    };
+    let authenticated = state
         .verifier
         .authenticate(presented, chrono::Utc::now())
-        .await
-    {
+        .await;
+    abandoned.client = None;
+    let key = match authenticated {
         Ok(key) => key,
         Err(AuthError::Refused { reason, key_row }) => {
             return Err(refused(reason, key_row, outcome));
@@ -211,6 +219,21 @@ async fn handle(
             },
         })
         .map(Reply::Call)
+}
+
+/// Counts a failed authentication for `client` when dropped, unless
+/// `client` was cleared first.
+struct ChargeIfDropped<'a> {
+    limiter: &'a FailureLimiter,
+    client: Option<IpAddr>,
+}
+
+impl Drop for ChargeIfDropped<'_> {
+    fn drop(&mut self) {
+        if let Some(ip) = self.client {
+            self.limiter.record_failure(ip, Instant::now());
+        }
+    }
 }
 
 /// A body must arrive within this once the headers have (slow uploads

@@ -60,6 +60,8 @@ pub enum StoreError {
         found: u32,
         known: u32,
     },
+    #[error("database {path} {why}")]
+    Unwritable { path: String, why: String },
     #[error("cannot open database {path}: {source}")]
     Io { path: String, source: io::Error },
     #[error("database {path}: {source}")]
@@ -135,34 +137,17 @@ impl Store {
                 path: shown.clone(),
                 source,
             })?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        // The header may be stale when the last writer left changes in the
-        // WAL, so ask SQLite too before writing anything.
-        let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version > schema_version() {
-            return Err(StoreError::TooNew {
-                path: shown,
-                found: version,
-                known: schema_version(),
-            });
+        if let Err(e) = prepare(&mut conn, &shown) {
+            return Err(explain_write_failure(&shown, &conn, e));
         }
-        conn.pragma_update(None, "foreign_keys", true)?;
-        conn.pragma_update_and_check(None, "journal_mode", "wal", |_| Ok(()))?;
-        // FULL: a change the CLI or console reports as done survives power loss.
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        MIGRATIONS.to_latest(&mut conn).map_err(|e| {
-            StoreError::Migration(match e {
-                // Its Display repeats the whole migration SQL.
-                rusqlite_migration::Error::RusqliteError { err, .. } => err.to_string(),
-                other => other.to_string(),
-            })
-        })?;
         drop(migration_lock);
         let store = Store {
             conn,
             path: path.to_path_buf(),
         };
-        store.ensure_server_secret()?;
+        if let Err(e) = store.ensure_server_secret() {
+            return Err(explain_write_failure(&shown, &store.conn, e));
+        }
         Ok(store)
     }
 
@@ -203,6 +188,12 @@ impl Store {
         Ok(ServerSecret::from_bytes(array))
     }
 
+    /// Why SQLite's last "disk I/O error" on this connection happened
+    /// (e.g. "No space left on device"), for error messages.
+    pub fn last_os_error(&self) -> Option<io::Error> {
+        last_os_error(&self.conn)
+    }
+
     pub fn integrity_check(&self) -> Result<String> {
         Ok(self
             .conn
@@ -225,6 +216,86 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?)
     }
+}
+
+/// Configures a new connection and brings the schema up to date.
+fn prepare(conn: &mut Connection, shown: &str) -> Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // The header may be stale when the last writer left changes in the
+    // WAL, so ask SQLite too before writing anything.
+    let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > schema_version() {
+        return Err(StoreError::TooNew {
+            path: shown.to_owned(),
+            found: version,
+            known: schema_version(),
+        });
+    }
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update_and_check(None, "journal_mode", "wal", |_| Ok(()))?;
+    // FULL: a change the CLI or console reports as done survives power loss.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    MIGRATIONS.to_latest(conn).map_err(|e| match e {
+        // Not a schema problem: explained like any other failed write.
+        rusqlite_migration::Error::RusqliteError { err, .. } if write_failure(&err).is_some() => {
+            StoreError::Sqlite(err)
+        }
+        // Its Display repeats the whole migration SQL.
+        rusqlite_migration::Error::RusqliteError { err, .. } => {
+            StoreError::Migration(err.to_string())
+        }
+        other => StoreError::Migration(other.to_string()),
+    })?;
+    Ok(())
+}
+
+/// The SQLite error codes that mean "this file cannot be written here".
+fn write_failure(e: &rusqlite::Error) -> Option<rusqlite::ErrorCode> {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::ReadOnly
+                    | rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::DiskFull
+                    | rusqlite::ErrorCode::SystemIoFailure
+            ) =>
+        {
+            Some(f.code)
+        }
+        _ => None,
+    }
+}
+
+/// SQLite's "attempt to write a readonly database" or "disk I/O error"
+/// name neither the file nor the cause; while opening, say both.
+fn explain_write_failure(shown: &str, conn: &Connection, error: StoreError) -> StoreError {
+    let code = match &error {
+        StoreError::Sqlite(e) => write_failure(e),
+        _ => None,
+    };
+    let why = match code {
+        Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen) => {
+            "is not writable by this user: the file, or its folder (where SQLite keeps its -wal and -shm files), is read-only".to_owned()
+        }
+        Some(rusqlite::ErrorCode::DiskFull) => "cannot be written: the disk is full".to_owned(),
+        Some(_) => match last_os_error(conn) {
+            Some(e) => format!("cannot be written: {e}"),
+            None => "cannot be written: disk I/O error".to_owned(),
+        },
+        None => return error,
+    };
+    StoreError::Unwritable {
+        path: shown.to_owned(),
+        why,
+    }
+}
+
+/// The operating system's error behind the last failed I/O of `conn`.
+fn last_os_error(conn: &Connection) -> Option<io::Error> {
+    // SAFETY: only reads a field of the connection, on the thread that owns it.
+    let errno = unsafe { rusqlite::ffi::sqlite3_system_errno(conn.handle()) };
+    (errno != 0).then(|| io::Error::from_raw_os_error(errno))
 }
 
 fn create_file(path: &Path) -> io::Result<()> {

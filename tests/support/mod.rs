@@ -466,3 +466,108 @@ readline.createInterface({ input: process.stdin }).on("line", (line) => {
   }
 });
 "#;
+
+/// A key with the id of `real` and a valid integrity tag under `secret`,
+/// but a different secret part chosen by `seed`: it passes every cheap
+/// check and is refused only by argon2.
+pub fn same_id_wrong_secret(
+    secret: &plexmcp::keys::ServerSecret,
+    real: &str,
+    seed: u32,
+) -> plexmcp::keys::ApiKey {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let real = plexmcp::keys::parse(real).expect("a well-formed real key");
+    // The generator turns a byte b below 248 into ALPHABET[b % 62]: feed it
+    // the id's own characters, then secret characters from a small LCG.
+    let mut bytes: Vec<u8> = real
+        .id()
+        .bytes()
+        .map(|c| u8::try_from(ALPHABET.iter().position(|&a| a == c).expect("base62")).unwrap())
+        .collect();
+    let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    for _ in 0..plexmcp::keys::SECRET_LEN {
+        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        bytes.push(u8::try_from((state >> 16) % 62).unwrap());
+    }
+    let mut fed = 0;
+    let key = plexmcp::keys::generate_with(secret, |buf| {
+        for b in buf.iter_mut() {
+            *b = bytes.get(fed).copied().unwrap_or(0);
+            fed += 1;
+        }
+    });
+    assert_eq!(key.id(), real.id());
+    assert_ne!(
+        key.expose(),
+        real.text(),
+        "seed {seed} reproduced the real key"
+    );
+    plexmcp::keys::parse_and_check(key.expose(), secret).expect("tag-valid forgery");
+    key
+}
+
+/// `key` with one character of its secret part changed: the right shape and
+/// the real id, but an integrity tag that no longer matches.
+pub fn bad_tag(key: &str, variant: usize) -> String {
+    let start = plexmcp::keys::KEY_PREFIX.len() + plexmcp::keys::ID_LEN;
+    let at = start + variant % plexmcp::keys::SECRET_LEN;
+    let mut bytes = key.as_bytes().to_vec();
+    bytes[at] = if bytes[at] == b'a' { b'b' } else { b'a' };
+    String::from_utf8(bytes).expect("ASCII key")
+}
+
+/// An HTTP client whose connections come from `ip` (any 127.0.0.0/8
+/// address works on Linux loopback), so one test can be many clients.
+pub fn client_from(ip: std::net::IpAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .local_address(ip)
+        .build()
+        .expect("HTTP client")
+}
+
+impl Server {
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `POST /mcp` through `client` with the key in `Authorization: ApiKey`.
+    pub async fn call_via(
+        &self,
+        client: &reqwest::Client,
+        key: Option<&str>,
+        body: &Value,
+    ) -> Reply {
+        let mut request = client.post(format!("{}/mcp", self.base)).json(body);
+        if let Some(key) = key {
+            request = request.header("Authorization", format!("ApiKey {key}"));
+        }
+        Reply::from(request.send().await.expect("POST /mcp")).await
+    }
+
+    /// `GET /healthz` through `client`; true on 200.
+    pub async fn healthy_via(&self, client: &reqwest::Client) -> bool {
+        client
+            .get(format!("{}/healthz", self.base))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == StatusCode::OK)
+    }
+}
+
+impl Server {
+    /// SIGKILL to the server and everything it started (its process
+    /// group), as a crash or the OOM killer would; waits for it to die.
+    pub fn kill_hard(mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -KILL failed");
+        match self.child.wait_timeout(READY_TIMEOUT) {
+            Some(status) => status,
+            None => panic!("plexmcp serve survived SIGKILL"),
+        }
+    }
+}

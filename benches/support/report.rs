@@ -1,0 +1,173 @@
+//! Small helpers the bench binaries share: command-line options, latency
+//! percentiles, memory readings and number formatting. Each binary uses a
+//! different part of this file.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+/// `--name VALUE` from the command line, else the environment variable
+/// `env`, else `default`. `cargo bench` adds a bare `--bench`, which is
+/// ignored like every other flag this binary does not know.
+pub fn option<T: std::str::FromStr>(name: &str, env: &str, default: T) -> T {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = format!("--{name}");
+    let from_args = args.iter().enumerate().find_map(|(i, a)| {
+        if let Some(v) = a.strip_prefix(&format!("{flag}=")) {
+            Some(v.to_string())
+        } else if *a == flag {
+            args.get(i + 1).cloned()
+        } else {
+            None
+        }
+    });
+    let text = from_args.or_else(|| std::env::var(env).ok());
+    match text {
+        Some(text) => text.parse().unwrap_or_else(|_| {
+            eprintln!("error: --{name} / {env}: cannot parse '{text}'");
+            std::process::exit(2);
+        }),
+        None => default,
+    }
+}
+
+/// True if `--name` is on the command line.
+pub fn flag(name: &str) -> bool {
+    let flag = format!("--{name}");
+    std::env::args().any(|a| a == flag)
+}
+
+/// Sorted samples, for percentiles.
+pub struct Samples(Vec<f64>);
+
+impl Samples {
+    pub fn new(mut values: Vec<f64>) -> Samples {
+        values.sort_by(f64::total_cmp);
+        Samples(values)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Nearest-rank percentile, `p` in 0..=100; 0 for no samples.
+    pub fn pct(&self, p: f64) -> f64 {
+        if self.0.is_empty() {
+            return 0.0;
+        }
+        let rank = ((p / 100.0) * self.0.len() as f64).ceil() as usize;
+        self.0[rank.clamp(1, self.0.len()) - 1]
+    }
+
+    pub fn median(&self) -> f64 {
+        self.pct(50.0)
+    }
+
+    pub fn max(&self) -> f64 {
+        self.0.last().copied().unwrap_or(0.0)
+    }
+
+    pub fn min(&self) -> f64 {
+        self.0.first().copied().unwrap_or(0.0)
+    }
+}
+
+/// `VmRSS` and `VmHWM` (peak) of a process, in KiB, from `/proc/<pid>/status`.
+pub fn memory_kib(pid: Option<u32>) -> Option<(u64, u64)> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/status"),
+        None => "/proc/self/status".to_string(),
+    };
+    let status = std::fs::read_to_string(path).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Resets `VmHWM` of this process to its current RSS (Linux ≥ 4.0).
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+pub fn mib(kib: u64) -> String {
+    format!("{:.1} MB", kib as f64 / 1024.0)
+}
+
+/// A duration given in microseconds, printed with a fitting unit.
+pub fn micros(us: f64) -> String {
+    if us < 1.0 {
+        format!("{:.0} ns", us * 1000.0)
+    } else if us < 1000.0 {
+        format!("{us:.1} µs")
+    } else if us < 1_000_000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else {
+        format!("{:.2} s", us / 1_000_000.0)
+    }
+}
+
+pub fn dur(d: Duration) -> String {
+    micros(d.as_secs_f64() * 1e6)
+}
+
+/// `12345.6` as `12,346`.
+pub fn thousands(n: f64) -> String {
+    let digits = format!("{:.0}", n.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// "met" or "MISSED", for target lines.
+pub fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "MISSED" }
+}
+
+/// The machine, for the README: CPU count and model.
+pub fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{cpus} CPUs, {model}")
+}
+
+#[repr(C)]
+struct Timespec {
+    tv_sec: i64,
+    tv_nsec: i64,
+}
+
+unsafe extern "C" {
+    fn clock_gettime(clock: i32, time: *mut Timespec) -> i32;
+}
+
+/// CPU time this thread has used (Linux `CLOCK_THREAD_CPUTIME_ID`): unlike
+/// wall time, it does not grow when other work on a shared machine takes
+/// the core away.
+pub fn thread_cpu() -> Duration {
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut t = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the struct it is given.
+    let ok = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut t) } == 0;
+    if !ok {
+        return Duration::ZERO;
+    }
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}

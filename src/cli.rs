@@ -334,10 +334,8 @@ fn init_file_logging() -> Option<PathBuf> {
         .mode(0o600)
         .open(&path)
         .ok()?;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PLEXMCP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn"));
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(log_filter("info,rmcp=warn"))
         .with_writer(std::sync::Mutex::new(file))
         .with_ansi(false)
         .try_init()
@@ -350,18 +348,10 @@ fn init_file_logging() -> Option<PathBuf> {
 /// (Rust ignores SIGPIPE by default). Not for `serve`: a write to a dead
 /// stdio MCP must stay an error there, not kill the gateway.
 fn exit_quietly_on_closed_pipe() {
-    #[cfg(unix)]
-    {
-        unsafe extern "C" {
-            fn signal(signum: i32, handler: usize) -> usize;
-        }
-        const SIGPIPE: i32 = 13;
-        const SIG_DFL: usize = 0;
-        // SAFETY: restores the default disposition of one signal before any
-        // thread is started; no handler code is involved.
-        unsafe {
-            signal(SIGPIPE, SIG_DFL);
-        }
+    // SAFETY: restores the default disposition of one signal before any
+    // thread is started; no handler code is involved.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
@@ -372,19 +362,10 @@ fn exit_quietly_on_closed_pipe() {
 /// (stdio MCPs) inherit the ignored disposition, so they too get EFBIG
 /// rather than being killed.
 fn report_file_size_limit_as_error() {
-    // SIGXFSZ is 25 everywhere but on MIPS Linux.
-    #[cfg(all(unix, not(any(target_arch = "mips", target_arch = "mips64"))))]
-    {
-        unsafe extern "C" {
-            fn signal(signum: i32, handler: usize) -> usize;
-        }
-        const SIGXFSZ: i32 = 25;
-        const SIG_IGN: usize = 1;
-        // SAFETY: sets the disposition of one signal to "ignore" before any
-        // thread is started; no handler code is involved.
-        unsafe {
-            signal(SIGXFSZ, SIG_IGN);
-        }
+    // SAFETY: sets the disposition of one signal to "ignore" before any
+    // thread is started; no handler code is involved.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }
 
@@ -409,11 +390,15 @@ fn init_logging(serving: bool) {
     } else {
         "warn,rmcp=error"
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PLEXMCP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(log_filter(default))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+/// `PLEXMCP_LOG` (an `EnvFilter` directive such as `debug`) or `default`.
+fn log_filter(default: &str) -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_env("PLEXMCP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
 }

@@ -80,13 +80,17 @@ pub struct Org {
 }
 
 /// How plexmcp reaches an upstream MCP server.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum McpTransport {
+    /// Spawn `command args…` (with `env` added to plexmcp's environment)
+    /// and speak MCP over its stdin/stdout.
     Stdio {
         command: String,
         args: Vec<String>,
         env: Vec<(String, String)>,
     },
+    /// A Streamable HTTP endpoint; `headers` go with every request
+    /// (typically `Authorization`).
     Http {
         url: String,
         headers: Vec<(String, String)>,

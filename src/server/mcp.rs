@@ -17,9 +17,9 @@ use super::error::{ApiError, MAX_BODY_BYTES};
 use super::limiter::FailureLimiter;
 use super::{AppState, jsonrpc};
 use crate::auth::{AuthError, Reason};
-use crate::domain::{Mcp, McpTransport};
+use crate::domain::Mcp;
 use crate::store::UsageEvent;
-use crate::upstream::{Transport, UpstreamError, UpstreamSpec};
+use crate::upstream::{UpstreamError, UpstreamSpec};
 
 /// A decoded `POST /mcp` body.
 #[derive(Debug, Deserialize)]
@@ -294,20 +294,9 @@ fn invalid_body(e: impl std::fmt::Display) -> ApiError {
 /// The upstream pool's view of a registered MCP. The name carries the row
 /// id, so a removed and re-added MCP never reuses the old connection.
 pub(super) fn upstream_spec(mcp: &Mcp) -> UpstreamSpec {
-    let transport = match &mcp.transport {
-        McpTransport::Stdio { command, args, env } => Transport::Stdio {
-            command: command.clone(),
-            args: args.clone(),
-            env: env.clone(),
-        },
-        McpTransport::Http { url, headers } => Transport::Http {
-            url: url.clone(),
-            headers: headers.clone(),
-        },
-    };
     UpstreamSpec {
         name: format!("{}#{}", mcp.slug, mcp.row_id),
-        transport,
+        transport: mcp.transport.clone(),
         timeout: mcp.timeout,
     }
 }

@@ -29,29 +29,9 @@ use std::time::Duration;
 
 pub use pool::Upstreams;
 
-/// How to reach an upstream MCP server.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// Spawn `command args…` (with `env` added to the gateway's environment)
-    /// and speak MCP over its stdin/stdout.
-    Stdio {
-        /// Program to run, looked up on `PATH` unless it contains a `/`.
-        command: String,
-        /// Arguments, passed as-is (no shell involved).
-        args: Vec<String>,
-        /// Variables added to (or overriding) the gateway's own environment.
-        env: Vec<(String, String)>,
-    },
-    /// A Streamable HTTP endpoint (e.g. `http://host:port/mcp`); `headers` are
-    /// sent with every request (typically `Authorization`).
-    Http {
-        /// Endpoint URL, including the path (often `/mcp`).
-        url: String,
-        /// Extra request headers as (name, value); `Accept`, `Mcp-Session-Id`
-        /// and `Last-Event-Id` are managed by the transport and rejected here.
-        headers: Vec<(String, String)>,
-    },
-}
+/// How to reach an upstream MCP server: the same description the store
+/// keeps for a registered MCP.
+pub use crate::domain::McpTransport as Transport;
 
 /// Everything needed to connect to one upstream.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -338,6 +338,8 @@ fn init_file_logging() -> Option<PathBuf> {
         .with_env_filter(log_filter("info,rmcp=warn"))
         .with_writer(std::sync::Mutex::new(file))
         .with_ansi(false)
+        // A failed log write must never panic a request (see init_logging).
+        .log_internal_errors(false)
         .try_init()
         .ok()?;
     Some(path)
@@ -394,6 +396,9 @@ fn init_logging(serving: bool) {
         .with_env_filter(log_filter(default))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // With stderr closed (a dead `| logger`), reporting a failed write
+        // would itself panic inside request handlers; drop the line instead.
+        .log_internal_errors(false)
         .try_init();
 }
 

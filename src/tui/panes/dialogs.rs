@@ -51,7 +51,12 @@ pub fn show_key(show: &ShowKey, frame: &mut Frame, area: Rect, theme: &Theme) {
             Span::raw(format!("   Prefix: {}", show.record.prefix())),
         ]),
         Line::default(),
-        Line::styled(format!(" {} ", show.key.expose()), theme.selected()),
+        // Borrowed, not formatted: no extra heap copy of the key per frame.
+        Line::from(vec![
+            Span::styled(" ", theme.selected()),
+            Span::styled(show.key.expose(), theme.selected()),
+            Span::styled(" ", theme.selected()),
+        ]),
         Line::default(),
         Line::styled(
             "⚠ This key is shown only once. Copy it now and store it securely.",

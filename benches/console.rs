@@ -41,9 +41,9 @@ const ORG: &str = "default";
 /// As the console's detail pane asks for.
 const RECENT: u32 = 12;
 const WIDTH: u16 = 120;
+const HEIGHT: u16 = 40;
 /// First-frame runs; the median is the result.
 const RUNS: usize = 7;
-const HEIGHT: u16 = 40;
 
 type Term = Terminal<TestBackend>;
 
@@ -56,10 +56,13 @@ fn main() -> anyhow::Result<()> {
         .ok()
         .filter(|p: &PathBuf| !p.as_os_str().is_empty());
     let dir = tempfile::tempdir()?;
-    if report::flag("explore") { return explore(&kept.clone().unwrap()); }
     let db = kept.unwrap_or_else(|| dir.path().join("console.db"));
 
-    println!("plexmcp console benchmark; {}", report::machine());
+    println!(
+        "plexmcp console benchmark; {}; load average {}",
+        report::machine(),
+        report::load_average()
+    );
     let mut seeded_hot = None;
     if db.exists() {
         println!("reusing {}", db.display());
@@ -86,6 +89,7 @@ fn main() -> anyhow::Result<()> {
     println!("first frame (open store + server connections, load the list, draw):");
     let mut list_times = Vec::new();
     let mut detail_times = Vec::new();
+    let (mut list_cpu, mut detail_cpu) = (Vec::new(), Vec::new());
     let mut step_times: Vec<(&str, Vec<f64>)> = Vec::new();
     let mut last = None;
     for _ in 0..RUNS {
@@ -96,8 +100,10 @@ fn main() -> anyhow::Result<()> {
             }
             step_times[i].1.push(took.as_secs_f64() * 1e6);
         }
-        list_times.push(timings.list.as_secs_f64() * 1e6);
-        detail_times.push(timings.detail.as_secs_f64() * 1e6);
+        list_times.push(timings.list.0.as_secs_f64() * 1e6);
+        detail_times.push(timings.detail.0.as_secs_f64() * 1e6);
+        list_cpu.push(timings.list.1.as_secs_f64() * 1e6);
+        detail_cpu.push(timings.detail.1.as_secs_f64() * 1e6);
         last = Some(app);
     }
     for (step, times) in step_times {
@@ -106,24 +112,33 @@ fn main() -> anyhow::Result<()> {
     }
     let list = Samples::new(list_times);
     let detail = Samples::new(detail_times);
+    let (list_cpu, detail_cpu) = (Samples::new(list_cpu), Samples::new(detail_cpu));
     println!(
-        "  key list on screen: median {}, worst {} of {RUNS}   (target ≤ 150 ms: {})",
+        "  key list on screen: median {} (CPU {}), worst {} of {RUNS}   (target ≤ 150 ms: {})",
         micros(list.median()),
+        micros(list_cpu.median()),
         micros(list.max()),
         verdict(list.median() <= 150_000.0)
     );
     println!(
-        "  … and the selected key's statistics: median {}, worst {}",
+        "  … and the selected key's statistics: median {} (CPU {}), worst {}",
         micros(detail.median()),
+        micros(detail_cpu.median()),
         micros(detail.max())
     );
     let mut app = last.expect("at least one run");
 
     // Detail statistics for the busiest key.
     let store = Store::open(&db)?;
-    let hot = app.selected_key().map(|k| k.row_id).expect("a key is selected");
+    let hot = app
+        .selected_key()
+        .map(|k| k.row_id)
+        .expect("a key is selected");
     // The console opens on the newest key, which the seed made the busiest.
-    anyhow::ensure!(seeded_hot.is_none_or(|row| row == hot), "the busiest key is not selected first");
+    anyhow::ensure!(
+        seeded_hot.is_none_or(|row| row == hot),
+        "the busiest key is not selected first"
+    );
     let first_call = timed(|| store.key_usage(hot, Utc::now(), RECENT)).1;
     let mut stats = Vec::new();
     let mut usage = None;
@@ -159,9 +174,16 @@ fn main() -> anyhow::Result<()> {
 
     // Actions on the whole list, each followed by its redraw (informational).
     println!();
-    println!("list actions on {} keys, update + redraw:", report::thousands(app.keys.len() as f64));
+    println!(
+        "list actions on {} keys, update + redraw:",
+        report::thousands(app.keys.len() as f64)
+    );
     let key = |c: KeyCode| Action::Key(KeyEvent::from(c));
-    let action_times = |label: &str, actions: Vec<Action>, app: &mut App, terminal: &mut Term| -> anyhow::Result<()> {
+    let action_times = |label: &str,
+                        actions: Vec<Action>,
+                        app: &mut App,
+                        terminal: &mut Term|
+     -> anyhow::Result<()> {
         let mut times = Vec::new();
         for action in actions {
             let started = Instant::now();
@@ -184,7 +206,12 @@ fn main() -> anyhow::Result<()> {
     action_times("change sort (s)", sorts, &mut app, &mut terminal)?;
     app.update(key(KeyCode::Char('/')));
     let typing: Vec<Action> = "billing-0".chars().map(|c| key(KeyCode::Char(c))).collect();
-    action_times("type into the filter (per key)", typing, &mut app, &mut terminal)?;
+    action_times(
+        "type into the filter (per key)",
+        typing,
+        &mut app,
+        &mut terminal,
+    )?;
     let erase: Vec<Action> = (0..9).map(|_| key(KeyCode::Backspace)).collect();
     action_times("erase the filter (per key)", erase, &mut app, &mut terminal)?;
     Ok(())
@@ -198,16 +225,17 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
 
 struct FirstFrame {
     steps: Vec<(&'static str, Duration)>,
-    /// Start until the key list is drawn.
-    list: Duration,
+    /// Start until the key list is drawn: wall time, and this thread's CPU time.
+    list: (Duration, Duration),
     /// Start until the selected key's statistics are drawn too.
-    detail: Duration,
+    detail: (Duration, Duration),
 }
 
 /// The console's start-up path, step by step (see `tui::run`,
 /// `tui::start_server`, `tui::effects::load` and `detail`).
 fn first_frame(db: &std::path::Path, theme: &Theme) -> anyhow::Result<(FirstFrame, App)> {
     let started = Instant::now();
+    let cpu = report::thread_cpu();
     let mut steps = Vec::new();
     let mut step = |name, since: &mut Instant| {
         steps.push((name, since.elapsed()));
@@ -224,7 +252,11 @@ fn first_frame(db: &std::path::Path, theme: &Theme) -> anyhow::Result<(FirstFram
     let org = store.org(ORG)?;
     let active_keys = store.active_key_count(org.row_id, now)?;
     step("count active keys", &mut at);
-    let orgs = store.list_orgs(now)?.into_iter().map(|s| s.org.slug).collect();
+    let orgs = store
+        .list_orgs(now)?
+        .into_iter()
+        .map(|s| s.org.slug)
+        .collect();
     step("list orgs", &mut at);
     let keys = store.list_keys(org.row_id)?;
     step("list keys", &mut at);
@@ -250,9 +282,12 @@ fn first_frame(db: &std::path::Path, theme: &Theme) -> anyhow::Result<(FirstFram
     let mut terminal = Terminal::new(TestBackend::new(WIDTH, HEIGHT))?;
     terminal.draw(|f| ui::render(&app, f, theme))?;
     step("draw", &mut at);
-    let list = started.elapsed();
+    let list = (started.elapsed(), report::thread_cpu() - cpu);
 
-    let key_row = app.selected_key().map(|k| k.row_id).expect("keys were seeded");
+    let key_row = app
+        .selected_key()
+        .map(|k| k.row_id)
+        .expect("keys were seeded");
     let usage = store.key_usage(key_row, Utc::now(), RECENT)?;
     step("key statistics", &mut at);
     let lookup = store.lookup_id_of(key_row)?;
@@ -265,9 +300,16 @@ fn first_frame(db: &std::path::Path, theme: &Theme) -> anyhow::Result<(FirstFram
     })));
     terminal.draw(|f| ui::render(&app, f, theme))?;
     step("draw with statistics", &mut at);
-    let detail = started.elapsed();
+    let detail = (started.elapsed(), report::thread_cpu() - cpu);
     drop(gateway);
-    Ok((FirstFrame { steps, list, detail }, app))
+    Ok((
+        FirstFrame {
+            steps,
+            list,
+            detail,
+        },
+        app,
+    ))
 }
 
 /// Draws `app` `n` times.
@@ -279,17 +321,4 @@ fn frame_times(terminal: &mut Term, n: usize, app: &App, theme: &Theme) -> anyho
         times.push(started.elapsed().as_secs_f64() * 1e6);
     }
     Ok(Samples::new(times))
-}
-fn explore(db: &std::path::Path) -> anyhow::Result<()> {
-    let mut cpu = Vec::new();
-    for _ in 0..7 {
-        let store = Store::open(db)?;
-        let c0 = report::thread_cpu();
-        let keys = store.list_keys(1)?;
-        cpu.push((report::thread_cpu() - c0).as_secs_f64() * 1e6);
-        std::hint::black_box(keys);
-    }
-    let cpu = Samples::new(cpu);
-    println!("list_keys cpu: median {} min {}", micros(cpu.median()), micros(cpu.min()));
-    Ok(())
 }

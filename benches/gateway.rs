@@ -16,11 +16,14 @@
 //! seconds, default 10), `--warmup` (`PLEXMCP_BENCH_WARMUP`, default 2),
 //! `--concurrency` (`PLEXMCP_BENCH_CONCURRENCY`, default 16),
 //! `--serve-duration` (`PLEXMCP_BENCH_SERVE_DURATION`, default 3; 0 skips
-//! the separate-process part), `--no-log` (no request log in the gateway).
+//! the separate-process part), `--no-log` (no request log in the gateway),
+//! `--only direct-stdio,through-stdio,direct-http,through-http,auth` (some
+//! rows only, e.g. under a profiler).
 
 #[path = "support/report.rs"]
 mod report;
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpStream as StdTcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -62,6 +65,7 @@ struct Options {
     concurrency: usize,
     serve_duration: Duration,
     log: bool,
+    only: String,
 }
 
 impl Options {
@@ -75,7 +79,12 @@ impl Options {
             concurrency: report::option("concurrency", "PLEXMCP_BENCH_CONCURRENCY", 16usize).max(1),
             serve_duration: secs("serve-duration", "PLEXMCP_BENCH_SERVE_DURATION", 3.0),
             log: !report::flag("no-log"),
+            only: report::option("only", "PLEXMCP_BENCH_ONLY", String::new()),
         }
+    }
+
+    fn runs(&self, row: &str) -> bool {
+        self.only.is_empty() || self.only.split(',').any(|r| r == row)
     }
 }
 
@@ -113,6 +122,12 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(1)
         .enable_all()
         .thread_name("loadgen")
+        .build()?;
+
+    // Direct rows: the rmcp client gets as many threads as the gateway.
+    let rmcp_rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("rmcp-client")
         .build()?;
 
     let baseline = memory_kib(None);
@@ -161,37 +176,40 @@ fn main() -> anyhow::Result<()> {
         })
     };
 
-    let direct_stdio = server_rt.block_on(rmcp_stdio(&entry))?;
-    rows.push(run_rmcp(
-        "direct stdio",
-        &server_rt,
-        &direct_stdio,
-        &options,
-    ));
-    server_rt.block_on(direct_stdio.cancel()).ok();
-    rows.push(run_http(
-        "through plexmcp stdio",
-        &client_rt,
-        &via_stdio,
-        &options,
-    )?);
-
-    let direct_http = server_rt.block_on(rmcp_http(&http.url()))?;
-    rows.push(run_rmcp("direct HTTP", &server_rt, &direct_http, &options));
-    server_rt.block_on(direct_http.cancel()).ok();
-    rows.push(run_http(
-        "through plexmcp HTTP",
-        &client_rt,
-        &via_http,
-        &options,
-    )?);
-
-    rows.push(run_http(
-        "auth only (403)",
-        &client_rt,
-        &forbidden,
-        &options,
-    )?);
+    if options.runs("direct-stdio") {
+        let client = rmcp_rt.block_on(rmcp_stdio(&entry))?;
+        rows.push(run_rmcp("direct stdio", &rmcp_rt, &client, &options));
+        rmcp_rt.block_on(client.cancel()).ok();
+    }
+    if options.runs("through-stdio") {
+        rows.push(run_http(
+            "through plexmcp stdio",
+            &client_rt,
+            &via_stdio,
+            &options,
+        )?);
+    }
+    if options.runs("direct-http") {
+        let client = rmcp_rt.block_on(rmcp_http(&http.url()))?;
+        rows.push(run_rmcp("direct HTTP", &rmcp_rt, &client, &options));
+        rmcp_rt.block_on(client.cancel()).ok();
+    }
+    if options.runs("through-http") {
+        rows.push(run_http(
+            "through plexmcp HTTP",
+            &client_rt,
+            &via_http,
+            &options,
+        )?);
+    }
+    if options.runs("auth") {
+        rows.push(run_http(
+            "auth only (403)",
+            &client_rt,
+            &forbidden,
+            &options,
+        )?);
+    }
     sampling.store(false, Ordering::Relaxed);
     sampler.join().ok();
     let after = memory_kib(None);
@@ -210,18 +228,22 @@ fn main() -> anyhow::Result<()> {
     let dropped = usage.dropped.load(Ordering::Relaxed);
 
     print_table(&rows);
-    let ratio = |through: &str, direct: &str| {
-        let rate = |name: &str| rows.iter().find(|r| r.name == name).map_or(0.0, Row::rate);
-        rate(through) / rate(direct).max(f64::MIN_POSITIVE)
+    print_cpu(&rows, IN_PROCESS);
+    let rate = |name: &str| rows.iter().find(|r| r.name == name).map(Row::rate);
+    let ratio = |through: &str, direct: &str| match (rate(through), rate(direct)) {
+        (Some(t), Some(d)) if d > 0.0 => Some(t / d),
+        _ => None,
     };
+    let shown = |r: Option<f64>| r.map_or_else(|| "n/a".to_string(), |r| format!("{r:.2}"));
     let stdio_ratio = ratio("through plexmcp stdio", "direct stdio");
     let http_ratio = ratio("through plexmcp HTTP", "direct HTTP");
     println!();
     println!(
-        "through ÷ direct, stdio: {stdio_ratio:.2}   (target ≥ 0.90: {})",
-        verdict(stdio_ratio >= 0.9)
+        "through ÷ direct, stdio: {}   (target ≥ 0.90: {})",
+        shown(stdio_ratio),
+        stdio_ratio.map_or("n/a", |r| verdict(r >= 0.9))
     );
-    println!("through ÷ direct, HTTP:  {http_ratio:.2}");
+    println!("through ÷ direct, HTTP:  {}", shown(http_ratio));
     let auth = rows
         .iter()
         .find(|r| r.name.starts_with("auth"))
@@ -435,6 +457,8 @@ struct Row {
     first_error: Option<String>,
     window: Duration,
     latency_us: Samples,
+    /// CPU seconds used during the window, by thread name (and "children").
+    cpu: BTreeMap<String, f64>,
 }
 
 impl Row {
@@ -460,6 +484,19 @@ struct Window {
 }
 
 impl Window {
+    /// CPU seconds used by each thread group and the child processes
+    /// between `from` and `until` (call before `from`).
+    fn cpu_used(self) -> BTreeMap<String, f64> {
+        std::thread::sleep(self.from.saturating_duration_since(Instant::now()));
+        let before = report::cpu_by_thread_name();
+        std::thread::sleep(self.until.saturating_duration_since(Instant::now()));
+        let mut after = report::cpu_by_thread_name();
+        for (name, secs) in &mut after {
+            *secs -= before.get(name).copied().unwrap_or(0.0);
+        }
+        after
+    }
+
     fn after_warmup(options: &Options) -> Window {
         let from = Instant::now() + options.warmup;
         Window {
@@ -525,6 +562,7 @@ impl Caller {
 /// Runs one worker per caller on `rt` and gathers what they counted.
 fn run(name: &'static str, rt: &Runtime, callers: Vec<Caller>, options: &Options) -> Row {
     let window = Window::after_warmup(options);
+    let cpu = std::thread::spawn(move || window.cpu_used());
     let tallies = rt.block_on(async {
         let workers: Vec<_> = callers
             .into_iter()
@@ -536,10 +574,15 @@ fn run(name: &'static str, rt: &Runtime, callers: Vec<Caller>, options: &Options
         }
         tallies
     });
-    collect(name, options, tallies)
+    collect(name, options, tallies, cpu.join().unwrap_or_default())
 }
 
-fn collect(name: &'static str, options: &Options, tallies: Vec<Tally>) -> Row {
+fn collect(
+    name: &'static str,
+    options: &Options,
+    tallies: Vec<Tally>,
+    cpu: BTreeMap<String, f64>,
+) -> Row {
     let mut row = Row {
         name,
         ok: 0,
@@ -547,6 +590,7 @@ fn collect(name: &'static str, options: &Options, tallies: Vec<Tally>) -> Row {
         first_error: None,
         window: options.duration,
         latency_us: Samples::new(Vec::new()),
+        cpu,
     };
     let mut latencies = Vec::new();
     for t in tallies {
@@ -651,6 +695,53 @@ fn run_http(
     Ok(run(name, rt, callers, options))
 }
 
+/// Where the CPU went, per request: the machine has few cores, so this
+/// shows what a row costs and whether the cores were saturated.
+/// Columns of the in-process rows: (label, thread or process groups).
+const IN_PROCESS: &[(&str, &[&str])] = &[
+    ("load generator", &["loadgen"]),
+    ("rmcp client", &["rmcp-client"]),
+    ("gateway", &["gateway"]),
+    ("usage writer", &["usage-writer"]),
+    ("node (MCP servers)", &["child:node", "grandchild:node"]),
+];
+/// The separate-process rows: `plexmcp serve` is a child, its stdio MCP a
+/// grandchild.
+const SEPARATE: &[(&str, &[&str])] = &[
+    ("load generator", &["loadgen"]),
+    ("plexmcp serve process", &["child:plexmcp"]),
+    ("node (MCP servers)", &["child:node", "grandchild:node"]),
+];
+
+fn print_cpu(rows: &[Row], groups: &[(&str, &[&str])]) {
+    println!();
+    print!("| CPU µs per request |");
+    for (label, _) in groups {
+        print!(" {label} |");
+    }
+    println!(" other | cores busy |");
+    println!("|---|{}---:|---:|", "---:|".repeat(groups.len()));
+    for row in rows {
+        let n = row.ok.max(1) as f64;
+        let total: f64 = row.cpu.values().filter(|v| **v > 0.0).sum();
+        print!("| {} |", row.name);
+        let mut known = 0.0;
+        for (_, names) in groups {
+            let secs: f64 = names
+                .iter()
+                .map(|name| row.cpu.get(*name).copied().unwrap_or(0.0).max(0.0))
+                .sum();
+            known += secs;
+            print!(" {:.1} |", secs * 1e6 / n);
+        }
+        println!(
+            " {:.1} | {:.2} |",
+            (total - known).max(0.0) * 1e6 / n,
+            total / row.window.as_secs_f64()
+        );
+    }
+}
+
 fn print_table(rows: &[Row]) {
     println!();
     println!("| row | req/s | p50 | p99 | errors |");
@@ -704,6 +795,7 @@ fn serve_process(seeded: &Seeded, client_rt: &Runtime, options: &Options) -> any
         concurrency: options.concurrency,
         serve_duration: options.serve_duration,
         log: options.log,
+        only: String::new(),
     };
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let to = |mcp: &str, key: &str, expect| Target {
@@ -738,6 +830,7 @@ fn serve_process(seeded: &Seeded, client_rt: &Runtime, options: &Options) -> any
         )?,
     ];
     print_table(&rows);
+    print_cpu(&rows, SEPARATE);
     std::thread::sleep(Duration::from_millis(500));
     let after = memory_kib(Some(pid)).context("reading the server's /proc status")?;
     println!();

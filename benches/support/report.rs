@@ -145,29 +145,94 @@ pub fn machine() -> String {
     format!("{cpus} CPUs, {model}")
 }
 
-#[repr(C)]
-struct Timespec {
-    tv_sec: i64,
-    tv_nsec: i64,
-}
-
-unsafe extern "C" {
-    fn clock_gettime(clock: i32, time: *mut Timespec) -> i32;
-}
-
-/// CPU time this thread has used (Linux `CLOCK_THREAD_CPUTIME_ID`): unlike
-/// wall time, it does not grow when other work on a shared machine takes
-/// the core away.
+/// CPU time this thread has used (`CLOCK_THREAD_CPUTIME_ID`): unlike wall
+/// time, it does not grow when other work on a shared machine takes the
+/// core away.
 pub fn thread_cpu() -> Duration {
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut t = Timespec {
+    let mut t = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime only writes the struct it is given.
-    let ok = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut t) } == 0;
-    if !ok {
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
         return Duration::ZERO;
     }
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// CPU time the whole process has used, all threads together.
+pub fn process_cpu() -> Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: as above.
+    if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// The 1-minute load average: how busy the shared machine was.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// CPU time used so far, in seconds: this process's threads summed by
+/// name (a tokio runtime's threads share theirs), child processes by
+/// command name as "child:node", and their children as "grandchild:node".
+pub fn cpu_by_thread_name() -> std::collections::BTreeMap<String, f64> {
+    // SAFETY: sysconf has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut out = std::collections::BTreeMap::new();
+    let ticks = |stat: &str| -> Option<(String, u32, f64)> {
+        let open = stat.find('(')?;
+        let close = stat.rfind(')')?;
+        let name = stat[open + 1..close].to_string();
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        // After the name: state, ppid, …; utime and stime are fields 14 and 15.
+        let ppid = fields.get(1)?.parse().ok()?;
+        let utime: f64 = fields.get(11)?.parse().ok()?;
+        let stime: f64 = fields.get(12)?.parse().ok()?;
+        Some((name, ppid, (utime + stime) / tick))
+    };
+    let me = std::process::id();
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            if let Some((name, _, secs)) = ticks(&stat) {
+                let main = task.file_name().to_str() == Some(&me.to_string());
+                let name = if main { "main".to_string() } else { name };
+                *out.entry(name).or_insert(0.0) += secs;
+            }
+        }
+    }
+    // Child processes, and their children (e.g. a server's MCP processes).
+    let mut procs = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for p in dir.flatten() {
+            let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
+            if let Some((name, ppid, secs)) = ticks(&stat) {
+                procs.push((pid, ppid, name, secs));
+            }
+        }
+    }
+    let children: Vec<u32> = procs.iter().filter(|p| p.1 == me).map(|p| p.0).collect();
+    for (_, ppid, name, secs) in &procs {
+        let group = if *ppid == me {
+            format!("child:{name}")
+        } else if children.contains(ppid) {
+            format!("grandchild:{name}")
+        } else {
+            continue;
+        };
+        *out.entry(group).or_insert(0.0) += secs;
+    }
+    out
 }

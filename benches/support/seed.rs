@@ -52,7 +52,14 @@ const AGENTS: [Option<&str>; 4] = [
     None,
 ];
 const NAMES: [&str; 8] = [
-    "billing", "search", "ci", "staging", "analytics", "mobile", "support", "etl",
+    "billing",
+    "search",
+    "ci",
+    "staging",
+    "analytics",
+    "mobile",
+    "support",
+    "etl",
 ];
 /// Every 10th key (but the hot one) gets this many events.
 const BACKGROUND_EVENTS: u64 = 10;
@@ -110,7 +117,14 @@ struct Writer<'c> {
 impl Writer<'_> {
     /// Writes `count` events for `key_row` evenly spread over
     /// `[from_ms, to_ms)`, then its roll-ups; `salt` varies the mix.
-    fn events(&mut self, key_row: i64, count: u64, from_ms: i64, to_ms: i64, salt: u64) -> anyhow::Result<()> {
+    fn events(
+        &mut self,
+        key_row: i64,
+        count: u64,
+        from_ms: i64,
+        to_ms: i64,
+        salt: u64,
+    ) -> anyhow::Result<()> {
         let mut rollup = KeyRollup::default();
         let span = (to_ms - from_ms).max(1) as u64;
         for i in 0..count {
@@ -148,13 +162,20 @@ impl Writer<'_> {
         }
         for ((hour, tool), (requests, errors, latency)) in &rollup.hours {
             let (mcp, tool_name) = TOOLS[*tool];
-            self.hourly.execute(params![key_row, hour, MCPS[mcp], tool_name, requests, errors, latency])?;
+            self.hourly.execute(params![
+                key_row, hour, MCPS[mcp], tool_name, requests, errors, latency
+            ])?;
         }
         for (ip, (first, last, n)) in &rollup.clients {
-            self.client.execute(params![key_row, self.ips[*ip], first, last, n])?;
+            self.client
+                .execute(params![key_row, self.ips[*ip], first, last, n])?;
         }
         if rollup.requests > 0 {
-            self.key.execute(params![rollup.requests, rollup.last_ms.div_euclid(1000), key_row])?;
+            self.key.execute(params![
+                rollup.requests,
+                rollup.last_ms.div_euclid(1000),
+                key_row
+            ])?;
         }
         Ok(())
     }
@@ -212,7 +233,8 @@ pub fn build(path: &Path, spec: Spec, now: DateTime<Utc>) -> anyhow::Result<Seed
                 created_at, created_by, expires_at, revoked_at, revoked_by)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'seed', ?8, ?9, ?10)",
         )?;
-        let mut access = tx.prepare("INSERT INTO key_mcp_access (key_id, mcp_id) VALUES (?1, ?2)")?;
+        let mut access =
+            tx.prepare("INSERT INTO key_mcp_access (key_id, mcp_id) VALUES (?1, ?2)")?;
         let mut audit = tx.prepare(
             "INSERT INTO audit_events (org_id, at, actor, action, target_kind, target_id, detail)
              VALUES (?1, ?2, 'seed', ?3, 'key', ?4, ?5)",
@@ -240,12 +262,14 @@ pub fn build(path: &Path, spec: Spec, now: DateTime<Utc>) -> anyhow::Result<Seed
         for i in 0..spec.keys as i64 {
             let h = mix(i as u64);
             let created = oldest + (newest - oldest) * i / (n - 1).max(1);
-            let all = h % 2 == 0;
-            let expires = (h % 7 == 0).then(|| created + 90 * day);
+            let all = h.is_multiple_of(2);
+            let expires = h.is_multiple_of(7).then(|| created + 90 * day);
             let revoked = (i % 10 == 3).then(|| created + 30 * day);
             let name = format!("{}-{:05}", NAMES[(h >> 8) as usize % NAMES.len()], i);
             let id = lookup_id(i as u64);
-            let description = (h % 3 == 0).then_some("seeded for the console benchmark");
+            let description = h
+                .is_multiple_of(3)
+                .then_some("seeded for the console benchmark");
             key.execute(params![
                 org_id,
                 id,

@@ -240,7 +240,7 @@ impl Store {
         let rows = stmt.query_map([org_id], key_from_row)?;
         let mut keys = rows.collect::<rusqlite::Result<Vec<_>>>()?;
         // Newest first, ties by id: `ORDER BY created_at DESC, id DESC`.
-        keys.sort_by(|a, b| (b.created_at, b.row_id).cmp(&(a.created_at, a.row_id)));
+        keys.sort_by_key(|k| std::cmp::Reverse((k.created_at, k.row_id)));
         self.fill_access(&mut keys)?;
         Ok(keys)
     }

@@ -168,10 +168,10 @@ impl Store {
     }
 
     /// Changes whenever another connection commits; a cheap "has anything changed?".
+    /// Prepared once per connection: the verifier asks on every request.
     pub fn data_version(&self) -> Result<i64> {
-        Ok(self
-            .conn
-            .pragma_query_value(None, "data_version", |r| r.get(0))?)
+        let mut stmt = self.conn.prepare_cached("PRAGMA data_version")?;
+        Ok(stmt.query_row([], |r| r.get(0))?)
     }
 
     /// The per-database secret that keys the integrity tag of every API key.

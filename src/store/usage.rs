@@ -144,11 +144,11 @@ impl Store {
     /// Changes whenever anything that can alter an authentication decision
     /// changes (keys, access, MCPs) — but not on usage writes.
     pub fn auth_generation(&self) -> Result<i64> {
-        Ok(self
+        // Asked after every commit by any connection, so kept prepared.
+        let mut stmt = self
             .conn
-            .query_row("SELECT value FROM auth_generation WHERE id = 1", [], |r| {
-                r.get(0)
-            })?)
+            .prepare_cached("SELECT value FROM auth_generation WHERE id = 1")?;
+        Ok(stmt.query_row([], |r| r.get(0))?)
     }
 
     /// Total usage events stored (all keys), for tests and diagnostics.

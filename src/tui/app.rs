@@ -4,6 +4,8 @@
 //! happens here, and the clock arrives in `Tick`s, so every behaviour is
 //! tested as a plain function.
 
+mod list;
+
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::Rect;
 use tui_input::Input;
@@ -16,7 +18,7 @@ use super::action::{
 };
 use super::forms::{FormOutcome, KeyForm, KeySubmit, McpForm};
 use crate::admin::{EditRequest, KeyRequest, McpRequest};
-use crate::domain::{KeyRecord, KeyStatus, Plan, Timestamp};
+use crate::domain::{KeyRecord, Plan, Timestamp};
 use crate::keys::ApiKey;
 
 /// Work for the outer loop; results come back as `Action`s.
@@ -355,109 +357,6 @@ impl App {
             }
             _ => None,
         }
-    }
-
-    /// Recomputes filter and sort, keeping `keep` selected if still visible.
-    fn rebuild_view(&mut self, keep: Option<i64>) {
-        let needle = self.filter.to_lowercase();
-        let mut view: Vec<usize> = self
-            .keys
-            .iter()
-            .enumerate()
-            .filter(|(_, k)| {
-                needle.is_empty()
-                    || k.name.to_lowercase().contains(&needle)
-                    || k.prefix().to_lowercase().contains(&needle)
-            })
-            .map(|(i, _)| i)
-            .collect();
-        let keys = &self.keys;
-        let now = self.now;
-        match self.sort {
-            // The store lists newest first already.
-            SortKey::Created => {}
-            SortKey::Name => view.sort_by_cached_key(|&i| keys[i].name.to_lowercase()),
-            SortKey::LastUsed => view.sort_by_key(|&i| std::cmp::Reverse(keys[i].last_used_at)),
-            SortKey::Expires => {
-                view.sort_by_key(|&i| (keys[i].expires_at.is_none(), keys[i].expires_at))
-            }
-            SortKey::Status => view.sort_by_key(|&i| match keys[i].status(now) {
-                KeyStatus::Active => 0,
-                KeyStatus::Expired => 1,
-                KeyStatus::Revoked => 2,
-            }),
-        }
-        self.view = view;
-        self.selected = keep
-            .and_then(|row| self.view.iter().position(|&i| self.keys[i].row_id == row))
-            .unwrap_or(0)
-            .min(self.view.len().saturating_sub(1));
-        self.keep_selection_visible();
-    }
-
-    fn keep_selection_visible(&mut self) {
-        let rows = self.page_rows();
-        if self.selected < self.offset {
-            self.offset = self.selected;
-        } else if self.selected >= self.offset + rows {
-            self.offset = self.selected + 1 - rows;
-        }
-        self.offset = self.offset.min(self.view.len().saturating_sub(rows));
-    }
-
-    /// Moves the selection; returns the detail load for the new key.
-    fn move_by(&mut self, delta: isize) -> Option<Effect> {
-        if self.view.is_empty() {
-            return None;
-        }
-        let last = self.view.len() - 1;
-        let target = self.selected.saturating_add_signed(delta).min(last);
-        self.select(target)
-    }
-
-    fn select(&mut self, index: usize) -> Option<Effect> {
-        let before = self.selected_key().map(|k| k.row_id);
-        self.selected = index.min(self.view.len().saturating_sub(1));
-        self.keep_selection_visible();
-        let after = self.selected_key().map(|k| k.row_id);
-        if after != before {
-            self.detail_scroll = 0;
-        }
-        match after {
-            Some(key_row) if after != before => Some(Effect::LoadDetail { key_row }),
-            _ => None,
-        }
-    }
-
-    fn scroll_detail(&mut self, delta: i32) {
-        let next = i32::from(self.detail_scroll)
-            .saturating_add(delta)
-            .clamp(0, i32::from(u16::MAX));
-        self.detail_scroll = u16::try_from(next).unwrap_or(0);
-    }
-
-    fn on_click(&mut self, column: u16, row: u16) -> Option<Effect> {
-        if !matches!(self.mode, Mode::Normal) {
-            return None;
-        }
-        let inside =
-            |r: Rect| column >= r.x && column < r.x + r.width && row >= r.y && row < r.y + r.height;
-        if inside(self.detail_area) {
-            self.focus = Focus::Detail;
-            return None;
-        }
-        if inside(self.list_area) {
-            self.focus = Focus::List;
-            // Border and header take the first two rows.
-            let first = self.list_area.y + 2;
-            if row >= first {
-                let index = self.offset + usize::from(row - first);
-                if index < self.view.len() {
-                    return self.select(index);
-                }
-            }
-        }
-        None
     }
 
     fn on_key(&mut self, key: KeyEvent) -> Option<Effect> {

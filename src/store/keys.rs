@@ -227,6 +227,20 @@ fn revoke_in(
     )
 }
 
+/// Refuses to change a key that is revoked now (it may have been revoked
+/// by another process since the caller read it).
+fn ensure_not_revoked(tx: &Transaction<'_>, key: &KeyRecord) -> Result<()> {
+    let revoked: Option<i64> = tx.query_row(
+        "SELECT revoked_at FROM api_keys WHERE id = ?1",
+        [key.row_id],
+        |r| r.get(0),
+    )?;
+    match revoked {
+        Some(_) => Err(StoreError::Revoked(key.prefix())),
+        None => Ok(()),
+    }
+}
+
 impl Store {
     /// Every key of the org, newest first, revoked ones included.
     pub fn list_keys(&self, org_id: i64) -> Result<Vec<KeyRecord>> {
@@ -356,14 +370,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<KeyRecord> {
         let tx = self.write_tx()?;
-        let current_revoked: Option<i64> = tx.query_row(
-            "SELECT revoked_at FROM api_keys WHERE id = ?1",
-            [old.row_id],
-            |r| r.get(0),
-        )?;
-        if current_revoked.is_some() {
-            return Err(StoreError::Revoked(old.prefix()));
-        }
+        ensure_not_revoked(&tx, old)?;
         let new_prefix = format!("{}{}", crate::keys::KEY_PREFIX, new.lookup_id);
         if revoke_old {
             revoke_in(
@@ -427,14 +434,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<KeyRecord> {
         let tx = self.write_tx()?;
-        let revoked: Option<i64> = tx.query_row(
-            "SELECT revoked_at FROM api_keys WHERE id = ?1",
-            [key.row_id],
-            |r| r.get(0),
-        )?;
-        if revoked.is_some() {
-            return Err(StoreError::Revoked(key.prefix()));
-        }
+        ensure_not_revoked(&tx, key)?;
         let mut changes = Vec::new();
         if let Some(name) = &edit.name {
             tx.execute(

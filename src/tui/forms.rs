@@ -252,21 +252,42 @@ impl KeyForm {
 
     /// Puts an error from validation or the store where it belongs.
     pub fn show_error(&mut self, error: AdminError) {
-        self.busy = false;
-        match error {
-            AdminError::Invalid(errors) => {
-                self.errors = errors;
-                if let Some(first) = self.errors.first() {
-                    self.focus = match first.field {
-                        Field::Name => KeyField::Name,
-                        Field::Description => KeyField::Description,
-                        Field::Expiry if self.expiry == CUSTOM => KeyField::CustomDate,
-                        Field::Expiry => KeyField::Expiry,
-                        _ => KeyField::Access,
-                    };
-                }
-            }
-            other => self.general_error = Some(other.to_string()),
+        let first = place_error(
+            error,
+            &mut self.errors,
+            &mut self.general_error,
+            &mut self.busy,
+        );
+        if let Some(field) = first {
+            self.focus = match field {
+                Field::Name => KeyField::Name,
+                Field::Description => KeyField::Description,
+                Field::Expiry if self.expiry == CUSTOM => KeyField::CustomDate,
+                Field::Expiry => KeyField::Expiry,
+                _ => KeyField::Access,
+            };
+        }
+    }
+}
+
+/// Shared by both forms: rule errors go beside their fields (the first
+/// field is returned so the form can focus it), anything else becomes the
+/// form's general error; either way the form is no longer busy.
+fn place_error(
+    error: AdminError,
+    errors: &mut Vec<RuleError>,
+    general: &mut Option<String>,
+    busy: &mut bool,
+) -> Option<Field> {
+    *busy = false;
+    match error {
+        AdminError::Invalid(invalid) => {
+            *errors = invalid;
+            errors.first().map(|e| e.field)
+        }
+        other => {
+            *general = Some(other.to_string());
+            None
         }
     }
 }
@@ -404,20 +425,19 @@ impl McpForm {
     }
 
     pub fn show_error(&mut self, error: AdminError) {
-        self.busy = false;
-        match error {
-            AdminError::Invalid(errors) => {
-                self.errors = errors;
-                if let Some(first) = self.errors.first() {
-                    self.focus = match first.field {
-                        Field::Slug => McpField::Id,
-                        Field::Name => McpField::Name,
-                        Field::Timeout => McpField::Timeout,
-                        _ => McpField::Target,
-                    };
-                }
-            }
-            other => self.general_error = Some(other.to_string()),
+        let first = place_error(
+            error,
+            &mut self.errors,
+            &mut self.general_error,
+            &mut self.busy,
+        );
+        if let Some(field) = first {
+            self.focus = match field {
+                Field::Slug => McpField::Id,
+                Field::Name => McpField::Name,
+                Field::Timeout => McpField::Timeout,
+                _ => McpField::Target,
+            };
         }
     }
 }

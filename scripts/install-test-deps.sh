@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what plexmcp's tests need beyond Rust: the reference MCP server
 # (@modelcontextprotocol/server-everything, pinned) into <repo>/test-deps/,
-# and tmux (for the console's end-to-end test) from the system packages.
+# and tmux, sqlite3 and python3 (for end-to-end tests) from the system packages.
 # Safe to run repeatedly: npm leaves an already-satisfied install alone.
 set -euo pipefail
 
@@ -37,17 +37,28 @@ fi
 
 echo "server-everything: $entry"
 
-# tmux drives the real console in the end-to-end test; OSC 52 support
-# (set-clipboard) has been in every tmux since 2.6.
-if ! command -v tmux >/dev/null 2>&1; then
+# System tools: tmux drives the real console in end-to-end tests (OSC 52
+# support, set-clipboard, has been in every tmux since 2.6); the sqlite3
+# command and Python's sqlite3 module play the outside clients an operator
+# runs against a live database (backups, ad-hoc queries).
+missing=()
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+if [[ ${#missing[@]} -gt 0 ]]; then
     if command -v apt-get >/dev/null 2>&1; then
         sudo=""
         [[ "$(id -u)" -ne 0 ]] && sudo="sudo"
         $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq tmux
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
     else
-        echo "error: tmux not found and apt-get is unavailable; install tmux" >&2
+        echo "error: ${missing[*]} not found and apt-get is unavailable; install them" >&2
         exit 1
     fi
 fi
+if ! python3 -c 'import sqlite3' 2>/dev/null; then
+    echo "error: python3 has no sqlite3 module; install a Python built with it" >&2
+    exit 1
+fi
 echo "tmux: $(tmux -V)"
+echo "sqlite3: $(sqlite3 --version | cut -d' ' -f1)"

@@ -29,9 +29,8 @@ use plexmcp::server::usage_writer::MAX_BATCH;
 use plexmcp::store::Store;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::tmux::{Tmux, console_command};
 use support::{Env, READY_TIMEOUT, Server};
-
-const INSTALL_HINT: &str = "run scripts/install-test-deps.sh";
 
 /// `PRAGMA integrity_check` through a connection of our own.
 fn integrity(db: &Path) -> String {
@@ -402,105 +401,6 @@ async fn wait_for(load: &Load, answers: u64, what: &str) {
 // Console, serve and CLI on one database at once
 // ---------------------------------------------------------------------------
 
-/// A private tmux server (its own socket) running one session; dropping it
-/// kills the server and whatever still runs in it.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(command: &str) -> Tmux {
-        let works = Command::new("tmux")
-            .arg("-V")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(works, "tmux is not installed: {INSTALL_HINT}");
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let tmux = Tmux {
-            socket: format!("plexmcp-durability-{}-{nanos}", std::process::id()),
-        };
-        tmux.ok(&[
-            "new-session",
-            "-d",
-            "-s",
-            "console",
-            "-x",
-            "160",
-            "-y",
-            "45",
-            command,
-        ]);
-        tmux
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .args(["-f", "/dev/null", "-L", &self.socket])
-            .args(args)
-            .env_remove("TMUX")
-            .output()
-            .expect("run tmux")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "tmux {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.ok(&["capture-pane", "-p", "-t", "console"])
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "console"];
-        args.extend_from_slice(keys);
-        self.ok(&args);
-    }
-
-    fn type_text(&self, text: &str) {
-        self.ok(&["send-keys", "-t", "console", "-l", text]);
-    }
-
-    /// Polls the screen until `done`; fails on "locked" or after a while.
-    fn wait(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            let screen = self.screen();
-            assert!(
-                !screen.contains("locked"),
-                "the console reports a lock:\n{screen}"
-            );
-            if done(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; the screen is:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-    }
-}
-
-/// Single quotes for the `sh -c` tmux runs a session's command with.
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 /// The first whole key (`pmcp_` and 46 letters or digits) on `screen`.
 fn key_on(screen: &str) -> Option<String> {
     screen.match_indices("pmcp_").find_map(|(at, _)| {
@@ -558,15 +458,7 @@ async fn console_serve_and_cli_share_one_database_under_load() {
 
     let state = env.dir.path().join("state");
     let exit_file = env.dir.path().join("console-exit.txt");
-    let command = format!(
-        "env -u PLEXMCP_DB -u PLEXMCP_ORG -u PLEXMCP_LISTEN -u PLEXMCP_LOG -u DISPLAY \
-         -u WAYLAND_DISPLAY USER=tester XDG_STATE_HOME={state} XDG_CACHE_HOME={state} \
-         {bin} --db {db} --no-server; echo EXIT=$? > {exit}",
-        state = sh_quote(&state.to_string_lossy()),
-        bin = sh_quote(env!("CARGO_BIN_EXE_plexmcp")),
-        db = sh_quote(&env.db.to_string_lossy()),
-        exit = sh_quote(&exit_file.to_string_lossy()),
-    );
+    let command = console_command(&env.db, &state, &exit_file);
     let tmux = Arc::new(Tmux::start(&command));
     console(&tmux, |t| t.wait("the key list", |s| s.contains("steady"))).await;
 

@@ -338,3 +338,57 @@ fn mcp_and_org_changes_are_audited() {
     assert_eq!(plan.actor_addr.as_deref(), Some("203.0.113.9"));
     assert!(org.iter().any(|e| e.action == "org.created"), "{org:?}");
 }
+
+#[test]
+fn a_first_start_that_died_before_migrating_is_finished_not_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("plexmcp.db");
+    {
+        // What a process leaves when it dies right after switching a new
+        // file to WAL: an SQLite header, no tables, no application id.
+        let conn = Connection::open(&db).unwrap();
+        conn.pragma_update(None, "journal_mode", "wal").unwrap();
+    }
+    let store = Store::open(&db).expect("an empty database is ours to set up");
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+}
+
+/// Files of the database this process holds open although they were deleted.
+fn deleted_files_of(db: &Path) -> Vec<String> {
+    let name = db.file_name().unwrap().to_string_lossy().into_owned();
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .map(|target| target.to_string_lossy().into_owned())
+        .filter(|target| target.contains(&name) && target.ends_with("(deleted)"))
+        .collect()
+}
+
+#[test]
+fn opening_more_connections_keeps_outside_clients_from_deleting_the_wal() {
+    let env = Env::new();
+    env.ok(["mcps", "add", "github", "--stdio", "gh-mcp"]);
+    let first = Store::open(&env.db).unwrap();
+    assert_eq!(first.integrity_check().unwrap(), "ok");
+    // Another connection of this process opened and closed: this must not
+    // release `first`'s locks on the file.
+    drop(first.reopen().unwrap());
+    let out = std::process::Command::new("sqlite3")
+        .arg(&env.db)
+        .arg("SELECT count(*) FROM mcps")
+        .output()
+        .expect("the sqlite3 command (run scripts/install-test-deps.sh)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        deleted_files_of(&env.db),
+        Vec::<String>::new(),
+        "the outside client deleted the WAL under an open connection"
+    );
+    // A change from another process is seen by the open connection.
+    env.ok(["mcps", "add", "second", "--stdio", "x"]);
+    assert_eq!(first.list_mcps(1).unwrap().len(), 2);
+}

@@ -11,7 +11,7 @@ mod stats;
 mod usage;
 
 use std::fs::{DirBuilder, OpenOptions};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
@@ -120,27 +120,29 @@ impl Store {
                 });
             }
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => create_file(path).map_err(io_err)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => create_folder(path).map_err(io_err)?,
             Err(e) => return Err(io_err(e)),
         }
         // Serialises checks and first-time migration between processes
-        // opening a new file at once (flock, apart from SQLite's fcntl locks).
-        let migration_lock = std::fs::File::open(path).map_err(io_err)?;
-        migration_lock.lock().map_err(io_err)?;
-        if migration_lock.metadata().map_err(io_err)?.len() > 0 {
-            check_header(path)?;
+        // (and threads) opening the file at once. The lock is taken on the
+        // folder, never on the database file: closing any descriptor of the
+        // database would drop every SQLite lock this process holds on it,
+        // and the next outside client to close would then delete the WAL
+        // under our open connections (sqlite.org/howtocorrupt.html §2.2).
+        let folder_lock = lock_folder(path).map_err(io_err)?;
+        if !path.exists() {
+            create_file(path).map_err(io_err)?;
         }
-
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn =
             Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
                 path: shown.clone(),
                 source,
             })?;
-        if let Err(e) = prepare(&mut conn, &shown) {
+        if let Err(e) = check_ids(&conn, &shown).and_then(|()| prepare(&mut conn)) {
             return Err(explain_write_failure(&shown, &conn, e));
         }
-        drop(migration_lock);
+        drop(folder_lock);
         let store = Store {
             conn,
             path: path.to_path_buf(),
@@ -219,18 +221,8 @@ impl Store {
 }
 
 /// Configures a new connection and brings the schema up to date.
-fn prepare(conn: &mut Connection, shown: &str) -> Result<()> {
+fn prepare(conn: &mut Connection) -> Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    // The header may be stale when the last writer left changes in the
-    // WAL, so ask SQLite too before writing anything.
-    let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version > schema_version() {
-        return Err(StoreError::TooNew {
-            path: shown.to_owned(),
-            found: version,
-            known: schema_version(),
-        });
-    }
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update_and_check(None, "journal_mode", "wal", |_| Ok(()))?;
     // FULL: a change the CLI or console reports as done survives power loss.
@@ -298,10 +290,30 @@ fn last_os_error(conn: &Connection) -> Option<io::Error> {
     (errno != 0).then(|| io::Error::from_raw_os_error(errno))
 }
 
-fn create_file(path: &Path) -> io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+fn create_folder(path: &Path) -> io::Result<()> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => DirBuilder::new().recursive(true).mode(0o700).create(dir),
+        None => Ok(()),
     }
+}
+
+/// An exclusive `flock` on the folder holding `path`, released when the
+/// returned descriptor is dropped. A folder is another inode, so closing
+/// this descriptor leaves SQLite's locks on the database alone.
+fn lock_folder(path: &Path) -> io::Result<std::fs::File> {
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => dir,
+        None => Path::new("."),
+    };
+    let folder = std::fs::File::open(dir)?;
+    folder.lock()?;
+    Ok(folder)
+}
+
+/// Creates the database file, mode 0600. Only called under the folder lock
+/// and only when the file does not exist, so no SQLite connection of this
+/// process can have it open while this descriptor closes.
+fn create_file(path: &Path) -> io::Result<()> {
     match OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -315,58 +327,53 @@ fn create_file(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Reads the 100-byte SQLite header without opening the file for writing.
-fn check_header(path: &Path) -> Result<()> {
-    let shown = path.display().to_string();
-    let mut header = [0u8; 100];
-    let mut file = std::fs::File::open(path).map_err(|source| StoreError::Io {
-        path: shown.clone(),
-        source,
-    })?;
+/// Refuses files that are not plexmcp databases, or are from a newer
+/// schema, before anything is written to them. Asked through the new
+/// connection (so the WAL is included), which only reads here; a plain
+/// descriptor reading the header would drop this process's SQLite locks
+/// on the file when it closed.
+fn check_ids(conn: &Connection, shown: &str) -> Result<()> {
     let foreign = |why| StoreError::Foreign {
-        path: shown.clone(),
+        path: shown.to_owned(),
         why,
     };
-    file.read_exact(&mut header)
-        .map_err(|_| foreign("too short to be SQLite"))?;
-    if &header[..16] != b"SQLite format 3\0" {
-        return Err(foreign("not an SQLite file"));
+    let ids = conn
+        .pragma_query_value(None, "application_id", |r| r.get::<_, i64>(0))
+        .and_then(|id| {
+            let version = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))?;
+            Ok((id, version))
+        });
+    let (app_id, version) = match ids {
+        Ok(ids) => ids,
+        Err(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == rusqlite::ErrorCode::NotADatabase =>
+        {
+            return Err(foreign("not an SQLite file"));
+        }
+        Err(e) => return Err(StoreError::Sqlite(e)),
+    };
+    if app_id == 0 && version == 0 {
+        // New (empty), or a first migration that never committed: nothing
+        // in it yet, so it is ours to set up. Anything else without our id
+        // belongs to another application.
+        let objects: i64 =
+            conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+        if objects == 0 {
+            return Ok(());
+        }
     }
-    let be = |at: usize| {
-        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
-    };
-    let (app_id, version) = match (be(68), be(60)) {
-        // A new plexmcp file whose first transaction still sits in the WAL
-        // has a blank header; ask SQLite, read-only, what it really holds.
-        (0, 0) => read_only_ids(path)
-            .ok_or_else(|| foreign("an SQLite database of another application"))?,
-        ids => ids,
-    };
-    if app_id != APPLICATION_ID {
+    if app_id != i64::from(APPLICATION_ID) {
         return Err(foreign("an SQLite database of another application"));
     }
+    let version = u32::try_from(version).unwrap_or(u32::MAX);
     if version > schema_version() {
         return Err(StoreError::TooNew {
-            path: shown,
+            path: shown.to_owned(),
             found: version,
             known: schema_version(),
         });
     }
     Ok(())
-}
-
-/// `(application_id, user_version)` as SQLite sees them, WAL included,
-/// through a read-only connection that cannot change the file.
-fn read_only_ids(path: &Path) -> Option<(u32, u32)> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).ok()?;
-    let id: i64 = conn
-        .pragma_query_value(None, "application_id", |r| r.get(0))
-        .ok()?;
-    let version: i64 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .ok()?;
-    Some((id as u32, u32::try_from(version).ok()?))
 }
 
 /// Seconds since the epoch, the store's unit of time.

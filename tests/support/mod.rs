@@ -13,6 +13,8 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+pub mod tmux;
+
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::Value;

@@ -392,8 +392,7 @@ pub fn set_plan(
     actor: &Actor,
     now: Timestamp,
 ) -> Result<PlanChange> {
-    let old = store.set_plan(org.row_id, plan, actor, now)?;
-    let active_keys = store.active_key_count(org.row_id, now)?;
+    let (old, active_keys) = store.set_plan(org.row_id, plan, actor, now)?;
     Ok(PlanChange {
         old,
         new: plan,

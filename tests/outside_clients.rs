@@ -91,11 +91,11 @@ fn outside_round(env: &Env, round: usize) {
 /// Files of the database that `pid` holds open although they were deleted:
 /// the sign of a process split from its database.
 fn deleted_database_files(pid: u32, db: &Path) -> Vec<String> {
-    let name = db.file_name().unwrap().to_string_lossy().into_owned();
+    let db = db.to_string_lossy().into_owned();
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).expect("read /proc/PID/fd");
     fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
         .map(|target| target.to_string_lossy().into_owned())
-        .filter(|target| target.contains(&name) && target.ends_with("(deleted)"))
+        .filter(|target| target.starts_with(&db) && target.ends_with("(deleted)"))
         .collect()
 }
 

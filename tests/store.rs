@@ -355,12 +355,12 @@ fn a_first_start_that_died_before_migrating_is_finished_not_refused() {
 
 /// Files of the database this process holds open although they were deleted.
 fn deleted_files_of(db: &Path) -> Vec<String> {
-    let name = db.file_name().unwrap().to_string_lossy().into_owned();
+    let db = db.to_string_lossy().into_owned();
     std::fs::read_dir("/proc/self/fd")
         .unwrap()
         .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
         .map(|target| target.to_string_lossy().into_owned())
-        .filter(|target| target.contains(&name) && target.ends_with("(deleted)"))
+        .filter(|target| target.starts_with(&db) && target.ends_with("(deleted)"))
         .collect()
 }
 
@@ -391,4 +391,120 @@ fn opening_more_connections_keeps_outside_clients_from_deleting_the_wal() {
     // A change from another process is seen by the open connection.
     env.ok(["mcps", "add", "second", "--stdio", "x"]);
     assert_eq!(first.list_mcps(1).unwrap().len(), 2);
+}
+
+#[test]
+fn unreadable_mcp_settings_fail_loudly_instead_of_being_dropped() {
+    let env = Env::new();
+    env.ok([
+        "mcps",
+        "add",
+        "github",
+        "--url",
+        "https://mcp.example.com/mcp",
+        "--header",
+        "Authorization=Bearer upstream-token",
+    ]);
+    {
+        // Damaged from outside: the headers (and their Authorization) no
+        // longer parse. Read silently as "no headers", calls would reach
+        // the upstream unauthenticated.
+        let conn = Connection::open(&env.db).unwrap();
+        conn.execute("UPDATE mcps SET headers_json = '[[\"Authorization\"' ", [])
+            .unwrap();
+    }
+    let err = env.fail(1, ["mcps", "list"]);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("MCP 'github'") && err.contains("headers_json"),
+        "{err}"
+    );
+    let store = Store::open(&env.db).unwrap();
+    let lookup = store.mcp_by_slug(1, "github");
+    assert!(lookup.is_err(), "read as {lookup:?}");
+    // Removing it still works, so the operator can add it again.
+    env.ok(["mcps", "remove", "github"]);
+    env.ok(["mcps", "list"]);
+}
+
+#[test]
+fn a_timestamp_out_of_range_is_an_error_not_1970() {
+    let env = Env::new();
+    let created = env.create_key("odd", &[]);
+    let id = created["id"].as_str().unwrap().to_string();
+    {
+        let conn = Connection::open(&env.db).unwrap();
+        conn.execute(
+            "UPDATE api_keys SET last_used_at = 9000000000000000 WHERE lookup_id = ?1",
+            [&id],
+        )
+        .unwrap();
+    }
+    let err = env.fail(1, ["keys", "show", &id]);
+    assert!(err.contains("out of range"), "{err}");
+    assert!(!err.contains("1970-01-01"), "{err}");
+}
+
+#[test]
+fn a_plan_change_counts_keys_in_its_own_transaction() {
+    use plexmcp::admin;
+    use plexmcp::domain::{Actor, McpAccess, Plan};
+
+    let env = Env::new();
+    env.ok(["org", "set-plan", "enterprise"]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let made = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // Keys are created from another connection while the plan changes.
+    let creator = {
+        let (db, stop, made) = (env.db.clone(), stop.clone(), made.clone());
+        std::thread::spawn(move || {
+            let mut store = Store::open(&db).unwrap();
+            let org = store.org("default").unwrap();
+            let actor = Actor {
+                user: "creator".into(),
+                addr: None,
+            };
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let n = made.load(std::sync::atomic::Ordering::Relaxed);
+                let request = admin::KeyRequest {
+                    name: format!("k{n}"),
+                    description: None,
+                    expires: "never".into(),
+                    access: McpAccess::All,
+                };
+                admin::create_key(&mut store, &org, &request, &actor, chrono::Utc::now()).unwrap();
+                made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    let mut store = Store::open(&env.db).unwrap();
+    let org = store.org("default").unwrap();
+    let actor = Actor {
+        user: "tester".into(),
+        addr: None,
+    };
+    let mut round = 0;
+    while round < 40 || made.load(std::sync::atomic::Ordering::Relaxed) < 20 {
+        round += 1;
+        let plan = if round % 2 == 0 {
+            Plan::Team
+        } else {
+            Plan::Enterprise
+        };
+        let change = admin::set_plan(&mut store, &org, plan, &actor, chrono::Utc::now()).unwrap();
+        let latest = store.audit_for("org", "default", 1).unwrap();
+        let detail = latest[0].detail.clone().unwrap_or_default();
+        let keys = if change.active_keys == 1 {
+            "key"
+        } else {
+            "keys"
+        };
+        assert!(
+            detail.ends_with(&format!("({} active {keys})", change.active_keys)),
+            "round {round}: the change reports {} active keys, its audit says {detail:?}",
+            change.active_keys
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    creator.join().unwrap();
 }

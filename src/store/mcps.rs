@@ -19,8 +19,38 @@ pub struct NewMcp {
 
 const MCP_COLUMNS: &str = "id, org_id, slug, name, transport, command, args_json, env_json, url, headers_json, timeout_ms, created_at";
 
-fn json_pairs(text: &str) -> Vec<(String, String)> {
-    serde_json::from_str(text).unwrap_or_default()
+/// A stored MCP column that cannot be read back. Failing loudly matters:
+/// an MCP silently read without its headers would reach its upstream
+/// without the `Authorization` the operator configured.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "MCP '{slug}' has an unreadable {column} in the database ({why}); remove it and add it again"
+)]
+struct Unreadable {
+    slug: String,
+    column: &'static str,
+    why: String,
+}
+
+/// Decodes a JSON column of the row, or fails naming the MCP and column.
+fn json_column<T: serde::de::DeserializeOwned>(
+    row: &Row<'_>,
+    column: &'static str,
+) -> rusqlite::Result<T> {
+    let text: String = row.get(column)?;
+    serde_json::from_str(&text).map_err(|e| {
+        let slug = row.get::<_, String>("slug").unwrap_or_default();
+        let index = row.as_ref().column_index(column).unwrap_or(usize::MAX);
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            Box::new(Unreadable {
+                slug,
+                column,
+                why: e.to_string(),
+            }),
+        )
+    })
 }
 
 fn mcp_from_row(row: &Row<'_>) -> rusqlite::Result<Mcp> {
@@ -28,23 +58,30 @@ fn mcp_from_row(row: &Row<'_>) -> rusqlite::Result<Mcp> {
     let transport = if kind == "http" {
         McpTransport::Http {
             url: row.get::<_, Option<String>>("url")?.unwrap_or_default(),
-            headers: json_pairs(&row.get::<_, String>("headers_json")?),
+            headers: json_column(row, "headers_json")?,
         }
     } else {
         McpTransport::Stdio {
             command: row.get::<_, Option<String>>("command")?.unwrap_or_default(),
-            args: serde_json::from_str(&row.get::<_, String>("args_json")?).unwrap_or_default(),
-            env: json_pairs(&row.get::<_, String>("env_json")?),
+            args: json_column(row, "args_json")?,
+            env: json_column(row, "env_json")?,
         }
     };
     let timeout_ms: i64 = row.get("timeout_ms")?;
+    let timeout_ms = u64::try_from(timeout_ms).map_err(|_| {
+        let index = row
+            .as_ref()
+            .column_index("timeout_ms")
+            .unwrap_or(usize::MAX);
+        rusqlite::Error::IntegralValueOutOfRange(index, timeout_ms)
+    })?;
     Ok(Mcp {
         row_id: row.get("id")?,
         org_id: row.get("org_id")?,
         slug: row.get("slug")?,
         name: row.get("name")?,
         transport,
-        timeout: Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(30_000)),
+        timeout: Duration::from_millis(timeout_ms),
         created_at: ts(row.get("created_at")?),
     })
 }

@@ -381,12 +381,30 @@ fn secs(at: Timestamp) -> i64 {
     at.timestamp()
 }
 
-fn ts(secs: i64) -> Timestamp {
-    DateTime::from_timestamp(secs, 0).unwrap_or_default()
+/// A stored time, read through SQLite's type conversion so that a value
+/// outside chrono's range (written by an outside tool) is a conversion
+/// error naming its column, never silently 1970.
+struct StoredTime(Timestamp);
+
+#[derive(Debug, thiserror::Error)]
+#[error("timestamp {0} (seconds since 1970) is out of range")]
+struct TimeOutOfRange(i64);
+
+impl rusqlite::types::FromSql for StoredTime {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let secs = i64::column_result(value)?;
+        DateTime::from_timestamp(secs, 0)
+            .map(StoredTime)
+            .ok_or_else(|| rusqlite::types::FromSqlError::Other(Box::new(TimeOutOfRange(secs))))
+    }
 }
 
-fn opt_ts(secs: Option<i64>) -> Option<Timestamp> {
-    secs.map(ts)
+fn ts(stored: StoredTime) -> Timestamp {
+    stored.0
+}
+
+fn opt_ts(stored: Option<StoredTime>) -> Option<Timestamp> {
+    stored.map(ts)
 }
 
 /// Writes one audit event inside the caller's transaction.

@@ -14,6 +14,10 @@ pub struct OrgSummary {
     pub mcps: u32,
 }
 
+/// Keys that count against the plan at `?2`: neither revoked nor expired.
+const ACTIVE_KEYS: &str = "SELECT count(*) FROM api_keys WHERE org_id = ?1 AND revoked_at IS NULL
+     AND (expires_at IS NULL OR expires_at > ?2)";
+
 fn org_from_row(row: &Row<'_>) -> rusqlite::Result<Org> {
     let plan: String = row.get("plan")?;
     Ok(Org {
@@ -77,12 +81,9 @@ impl Store {
 
     /// Keys that count against the plan: neither revoked nor expired.
     pub fn active_key_count(&self, org_id: i64, now: Timestamp) -> Result<u32> {
-        Ok(self.conn.query_row(
-            "SELECT count(*) FROM api_keys WHERE org_id = ?1 AND revoked_at IS NULL
-             AND (expires_at IS NULL OR expires_at > ?2)",
-            params![org_id, secs(now)],
-            |r| r.get(0),
-        )?)
+        Ok(self
+            .conn
+            .query_row(ACTIVE_KEYS, params![org_id, secs(now)], |r| r.get(0))?)
     }
 
     /// A new org starts on the free plan.
@@ -105,26 +106,30 @@ impl Store {
         self.org(slug)
     }
 
-    /// Changes the plan; returns the plan it had before.
+    /// Changes the plan; returns the plan it had before and the active keys
+    /// counted in the same transaction, so a warning about keys over the
+    /// new limit describes the moment of the change, not a later one.
     pub fn set_plan(
         &mut self,
         org_id: i64,
         plan: Plan,
         actor: &Actor,
         now: Timestamp,
-    ) -> Result<Plan> {
+    ) -> Result<(Plan, u32)> {
         let tx = self.write_tx()?;
         let (slug, old): (String, String) =
             tx.query_row("SELECT slug, plan FROM orgs WHERE id = ?1", [org_id], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })?;
         let old: Plan = old.parse().unwrap_or(Plan::Free);
+        let active: u32 = tx.query_row(ACTIVE_KEYS, params![org_id, secs(now)], |r| r.get(0))?;
         if old != plan {
             tx.execute(
                 "UPDATE orgs SET plan = ?1 WHERE id = ?2",
                 params![plan.as_str(), org_id],
             )?;
-            let detail = format!("{old} -> {plan}");
+            let keys = if active == 1 { "key" } else { "keys" };
+            let detail = format!("{old} -> {plan} ({active} active {keys})");
             audit(
                 &tx,
                 org_id,
@@ -137,6 +142,6 @@ impl Store {
             )?;
         }
         tx.commit()?;
-        Ok(old)
+        Ok((old, active))
     }
 }

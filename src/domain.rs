@@ -105,7 +105,8 @@ impl McpTransport {
         }
     }
 
-    /// A one-line description without env or header values, which may hold credentials.
+    /// A one-line description for people and the audit trail: no env or
+    /// header values, and the URL redacted, since all may hold credentials.
     pub fn target(&self) -> String {
         match self {
             McpTransport::Stdio { command, args, .. } => {
@@ -119,7 +120,7 @@ impl McpTransport {
                 );
                 words.join(" ")
             }
-            McpTransport::Http { url, .. } => url.clone(),
+            McpTransport::Http { url, .. } => crate::redact::redacted_url(url),
         }
     }
 

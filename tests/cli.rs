@@ -995,6 +995,54 @@ fn mcps_add_list_and_secrets_stay_hidden() {
 }
 
 #[test]
+fn mcps_url_credentials_are_redacted_in_output_and_audit() {
+    let env = Env::new();
+    let url = "http://user:hunter2@h.example/mcp?token=abc&region=eu9q#frag-s3cret";
+    let added = env.ok(["mcps", "add", "x", "--url", url]);
+    let listed = env.ok(["mcps", "list"]);
+    let json = env.json(["mcps", "list", "--json"]);
+    let audit = plexmcp::store::Store::open(&env.db)
+        .expect("open the database")
+        .audit_for("mcp", "x", 10)
+        .expect("read the audit trail");
+    let detail = audit
+        .iter()
+        .find(|e| e.action == "mcp.added")
+        .and_then(|e| e.detail.clone())
+        .unwrap_or_else(|| panic!("no mcp.added event with a detail: {audit:?}"));
+
+    for (what, text) in [
+        ("mcps add", added.as_str()),
+        ("mcps list", listed.as_str()),
+        ("mcps list --json", &json.to_string()),
+        ("audit detail", detail.as_str()),
+    ] {
+        for secret in ["hunter2", "abc", "eu9q", "s3cret"] {
+            assert!(!text.contains(secret), "{what} shows '{secret}': {text}");
+        }
+        // Still says where it points, and which parameters it carries.
+        assert!(
+            text.contains("http://user:***@h.example/mcp?token=***&region=***#***"),
+            "{what}: {text}"
+        );
+    }
+    // The upstream itself still gets the real URL: the row is unchanged.
+    let store = plexmcp::store::Store::open(&env.db).expect("open the database");
+    let org = store.org("default").expect("default org");
+    let mcp = store
+        .mcp_by_slug(org.row_id, "x")
+        .expect("read the MCP")
+        .expect("the MCP exists");
+    assert_eq!(
+        mcp.transport,
+        plexmcp::domain::McpTransport::Http {
+            url: url.to_string(),
+            headers: Vec::new()
+        }
+    );
+}
+
+#[test]
 fn mcps_add_validation() {
     let env = Env::new();
     let cases: Vec<Vec<&str>> = vec![

@@ -321,3 +321,21 @@ async fn concurrent_calls_are_all_answered_and_counted_after_sigterm() {
     assert!(listed["last_used_at"].is_string(), "{listed:#}");
     assert_eq!(env.usage_event_count(), (CALLS + 1) as i64);
 }
+
+#[tokio::test]
+async fn http_upstream_url_credentials_stay_out_of_logs_and_answers() {
+    let port = support::free_port();
+    let env = Env::new();
+    let url = format!("http://user:hunter2@127.0.0.1:{port}/mcp?token=tok-9f3e1d");
+    env.cli_ok(&["mcps", "add", "closed", "--url", &url]);
+    let (_, key) = env.create_key("app", &[]);
+    let server = Server::start(&env).await;
+
+    let reply = server.echo(&key, "closed", "hi").await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{:#}", reply.body);
+    let logs = server.logs();
+    for secret in ["hunter2", "tok-9f3e1d"] {
+        assert!(!reply.body.to_string().contains(secret), "{:#}", reply.body);
+        assert!(!logs.contains(secret), "'{secret}' logged:\n{logs}");
+    }
+}

@@ -111,7 +111,8 @@ pub struct McpJson<'a> {
     pub transport: &'static str,
     pub command: Option<&'a str>,
     pub args: Option<&'a [String]>,
-    pub url: Option<&'a str>,
+    /// Redacted: userinfo and query values may be credentials.
+    pub url: Option<String>,
     /// Names only: values may be credentials.
     pub env: Vec<&'a str>,
     pub headers: Vec<&'a str>,
@@ -132,7 +133,7 @@ pub fn mcp_json(mcp: &Mcp) -> McpJson<'_> {
         Http { url, headers } => (
             None,
             None,
-            Some(url.as_str()),
+            Some(crate::redact::redacted_url(url)),
             Vec::new(),
             headers.iter().map(|(k, _)| k.as_str()).collect(),
         ),

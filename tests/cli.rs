@@ -995,6 +995,67 @@ fn mcps_add_list_and_secrets_stay_hidden() {
 }
 
 #[test]
+fn mcps_inherit_env_is_listed_and_validated() {
+    let env = Env::new();
+    env.ok([
+        "mcps",
+        "add",
+        "fs",
+        "--stdio",
+        "fs-mcp",
+        "--env",
+        "TOKEN=sekr1t",
+        "--inherit-env",
+        "HTTPS_PROXY",
+        "--inherit-env",
+        "NODE_EXTRA_CA_CERTS",
+        "--inherit-env",
+        "HTTPS_PROXY",
+    ]);
+    let list = env.json(["mcps", "list", "--json"]);
+    assert_eq!(
+        list[0]["inherit_env"],
+        json!(["HTTPS_PROXY", "NODE_EXTRA_CA_CERTS"]),
+        "{list:#}"
+    );
+    assert_eq!(list[0]["env"], json!(["TOKEN"]), "{list:#}");
+    let human = env.ok(["mcps", "list"]);
+    assert!(
+        human.lines().next().unwrap().contains("INHERITS"),
+        "{human}"
+    );
+    assert!(human.contains("HTTPS_PROXY,NODE_EXTRA_CA_CERTS"), "{human}");
+    assert!(!human.contains("sekr1t"), "{human}");
+
+    let refused: [(&[&str], &str); 5] = [
+        (&["--inherit-env", "PLEXMCP_API_KEY"], "PLEXMCP_"),
+        (&["--inherit-env", "plexmcp_db"], "PLEXMCP_"),
+        (&["--inherit-env", "1BAD"], "1BAD"),
+        (&["--env", "A=1", "--inherit-env", "A"], "both"),
+        (
+            &["--url", "http://h.example/", "--inherit-env", "A"],
+            "--stdio",
+        ),
+    ];
+    for (extra, says) in refused {
+        let mut args = vec!["mcps", "add", "bad"];
+        if !extra.contains(&"--url") {
+            args.extend(["--stdio", "x"]);
+        }
+        args.extend(extra.iter().copied());
+        let err = env.fail(1, &args);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert_eq!(
+        env.json(["mcps", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
 fn mcps_url_credentials_are_redacted_in_output_and_audit() {
     let env = Env::new();
     let url = "http://user:hunter2@h.example/mcp?token=abc&region=eu9q#frag-s3cret";

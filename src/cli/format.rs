@@ -115,6 +115,8 @@ pub struct McpJson<'a> {
     pub url: Option<String>,
     /// Names only: values may be credentials.
     pub env: Vec<&'a str>,
+    /// Names of plexmcp's variables a stdio MCP inherits.
+    pub inherit_env: Vec<&'a str>,
     pub headers: Vec<&'a str>,
     pub timeout_secs: u64,
     pub created_at: String,
@@ -123,7 +125,9 @@ pub struct McpJson<'a> {
 pub fn mcp_json(mcp: &Mcp) -> McpJson<'_> {
     use crate::domain::McpTransport::*;
     let (command, args, url, env, headers) = match &mcp.transport {
-        Stdio { command, args, env } => (
+        Stdio {
+            command, args, env, ..
+        } => (
             Some(command.as_str()),
             Some(args.as_slice()),
             None,
@@ -146,6 +150,7 @@ pub fn mcp_json(mcp: &Mcp) -> McpJson<'_> {
         args,
         url,
         env,
+        inherit_env: mcp.transport.inherited_names(),
         headers,
         timeout_secs: mcp.timeout.as_secs(),
         created_at: rfc3339(mcp.created_at),

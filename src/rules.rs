@@ -237,12 +237,14 @@ pub fn stdio_command(raw: &str) -> Result<(String, Vec<String>), RuleError> {
 /// A Streamable HTTP endpoint: an absolute http(s) URL with a host.
 pub fn http_url(raw: &str) -> Result<String, RuleError> {
     let raw = raw.trim();
+    // Errors are shown and may be logged: never with the URL's credentials.
+    let shown = crate::redact::redacted_url(raw);
     let url = reqwest::Url::parse(raw)
-        .map_err(|e| RuleError::new(Field::Url, format!("invalid URL '{raw}': {e}")))?;
+        .map_err(|e| RuleError::new(Field::Url, format!("invalid URL '{shown}': {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(RuleError::new(
             Field::Url,
-            format!("URL '{raw}' must start with http:// or https:// and name a host"),
+            format!("URL '{shown}' must start with http:// or https:// and name a host"),
         ));
     }
     Ok(url.to_string())

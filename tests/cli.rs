@@ -1087,6 +1087,15 @@ fn mcps_url_credentials_are_redacted_in_output_and_audit() {
             "{what}: {text}"
         );
     }
+    // Nor does a refused URL echo its credentials in the error.
+    for bad in [
+        "http://user:hunter2@h.example:99999/mcp?token=abc",
+        "ftp://user:hunter2@h.example/?token=abc",
+    ] {
+        let err = env.fail(1, ["mcps", "add", "y", "--url", bad]);
+        assert!(!err.contains("hunter2") && !err.contains("abc"), "{err}");
+        assert!(err.contains("h.example"), "{err}");
+    }
     // The upstream itself still gets the real URL: the row is unchanged.
     let store = plexmcp::store::Store::open(&env.db).expect("open the database");
     let org = store.org("default").expect("default org");

@@ -265,6 +265,8 @@ pub struct McpRequest {
     pub stdio: Option<String>,
     pub url: Option<String>,
     pub env: Vec<String>,
+    /// Names of the gateway's environment variables a stdio MCP also gets.
+    pub inherit_env: Vec<String>,
     pub headers: Vec<String>,
     pub timeout_secs: Option<u64>,
 }
@@ -303,11 +305,36 @@ pub fn validate_mcp_request(req: &McpRequest) -> Result<NewMcp> {
                 .iter()
                 .filter_map(|e| keep(&mut errors, rules::env_pair(e)))
                 .collect();
-            command.map(|(command, args)| McpTransport::Stdio { command, args, env })
+            let mut inherit_env: Vec<String> = Vec::new();
+            for raw in &req.inherit_env {
+                let Some(name) = keep(&mut errors, rules::inherit_env_name(raw)) else {
+                    continue;
+                };
+                if env.iter().any(|(k, _)| *k == name) {
+                    errors.push(misplaced(
+                        Field::Env,
+                        &format!("{name} is given by both --env and --inherit-env; keep one"),
+                    ));
+                } else if !inherit_env.contains(&name) {
+                    inherit_env.push(name);
+                }
+            }
+            command.map(|(command, args)| McpTransport::Stdio {
+                command,
+                args,
+                env,
+                inherit_env,
+            })
         }
         (None, Some(url)) => {
             if !req.env.is_empty() {
                 errors.push(misplaced(Field::Env, "--env applies to --stdio MCPs only"));
+            }
+            if !req.inherit_env.is_empty() {
+                errors.push(misplaced(
+                    Field::Env,
+                    "--inherit-env applies to --stdio MCPs only",
+                ));
             }
             let url = keep(&mut errors, rules::http_url(url));
             let headers: Vec<_> = req

@@ -158,6 +158,11 @@ pub enum McpsCommand {
         /// Environment for a stdio MCP, K=V; repeatable
         #[arg(long, value_name = "K=V")]
         env: Vec<String>,
+        /// Pass this variable of plexmcp's own environment to a stdio MCP
+        /// (which otherwise gets only PATH, HOME, USER, LOGNAME, LANG, LC_ALL,
+        /// LC_CTYPE, TZ, TMPDIR and its --env); repeatable
+        #[arg(long, value_name = "NAME")]
+        inherit_env: Vec<String>,
         /// Header sent to an HTTP MCP, K=V; repeatable
         #[arg(long, value_name = "K=V")]
         header: Vec<String>,

@@ -82,12 +82,15 @@ pub struct Org {
 /// How plexmcp reaches an upstream MCP server.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum McpTransport {
-    /// Spawn `command args…` (with `env` added to plexmcp's environment)
-    /// and speak MCP over its stdin/stdout.
+    /// Spawn `command args…` and speak MCP over its stdin/stdout. The child
+    /// does not inherit plexmcp's environment: it gets a short allowlist,
+    /// the variables named in `inherit_env`, and `env`.
     Stdio {
         command: String,
         args: Vec<String>,
         env: Vec<(String, String)>,
+        /// Names of plexmcp's own variables passed on as they are.
+        inherit_env: Vec<String>,
     },
     /// A Streamable HTTP endpoint; `headers` go with every request
     /// (typically `Authorization`).
@@ -105,7 +108,8 @@ impl McpTransport {
         }
     }
 
-    /// A one-line description without env or header values, which may hold credentials.
+    /// A one-line description for people and the audit trail: no env or
+    /// header values, and the URL redacted, since all may hold credentials.
     pub fn target(&self) -> String {
         match self {
             McpTransport::Stdio { command, args, .. } => {
@@ -119,7 +123,7 @@ impl McpTransport {
                 );
                 words.join(" ")
             }
-            McpTransport::Http { url, .. } => url.clone(),
+            McpTransport::Http { url, .. } => crate::redact::redacted_url(url),
         }
     }
 
@@ -128,6 +132,16 @@ impl McpTransport {
         match self {
             McpTransport::Stdio { env, .. } => env.iter().map(|(k, _)| k.as_str()).collect(),
             McpTransport::Http { headers, .. } => headers.iter().map(|(k, _)| k.as_str()).collect(),
+        }
+    }
+
+    /// Names of plexmcp's own variables a stdio MCP is given (`--inherit-env`).
+    pub fn inherited_names(&self) -> Vec<&str> {
+        match self {
+            McpTransport::Stdio { inherit_env, .. } => {
+                inherit_env.iter().map(String::as_str).collect()
+            }
+            McpTransport::Http { .. } => Vec::new(),
         }
     }
 }

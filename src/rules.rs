@@ -237,12 +237,14 @@ pub fn stdio_command(raw: &str) -> Result<(String, Vec<String>), RuleError> {
 /// A Streamable HTTP endpoint: an absolute http(s) URL with a host.
 pub fn http_url(raw: &str) -> Result<String, RuleError> {
     let raw = raw.trim();
+    // Errors are shown and may be logged: never with the URL's credentials.
+    let shown = crate::redact::redacted_url(raw);
     let url = reqwest::Url::parse(raw)
-        .map_err(|e| RuleError::new(Field::Url, format!("invalid URL '{raw}': {e}")))?;
+        .map_err(|e| RuleError::new(Field::Url, format!("invalid URL '{shown}': {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(RuleError::new(
             Field::Url,
-            format!("URL '{raw}' must start with http:// or https:// and name a host"),
+            format!("URL '{shown}' must start with http:// or https:// and name a host"),
         ));
     }
     Ok(url.to_string())
@@ -253,12 +255,7 @@ pub fn env_pair(raw: &str) -> Result<(String, String), RuleError> {
     let (k, v) = raw
         .split_once('=')
         .ok_or_else(|| RuleError::new(Field::Env, format!("--env '{raw}' is not K=V")))?;
-    let valid = k
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !valid {
+    if !is_env_name(k) {
         return Err(RuleError::new(
             Field::Env,
             format!("'{k}' is not a valid environment variable name"),
@@ -271,6 +268,35 @@ pub fn env_pair(raw: &str) -> Result<(String, String), RuleError> {
         ));
     }
     Ok((k.to_string(), v.to_string()))
+}
+
+/// A portable environment variable name: a letter or `_`, then letters, digits or `_`.
+fn is_env_name(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A variable of plexmcp's environment that a stdio MCP may inherit. Its own
+/// `PLEXMCP_*` settings (the database path, an exported API key) never go.
+pub fn inherit_env_name(raw: &str) -> Result<String, RuleError> {
+    let name = raw.trim();
+    if !is_env_name(name) {
+        return Err(RuleError::new(
+            Field::Env,
+            format!("--inherit-env '{name}' is not a valid environment variable name"),
+        ));
+    }
+    if name.to_ascii_uppercase().starts_with("PLEXMCP_") {
+        return Err(RuleError::new(
+            Field::Env,
+            format!(
+                "--inherit-env {name}: PLEXMCP_* variables configure plexmcp and are never passed to MCPs (give a value with --env instead)"
+            ),
+        ));
+    }
+    Ok(name.to_string())
 }
 
 /// `K=V` (or `K: V`) for an HTTP header sent to an HTTP MCP.

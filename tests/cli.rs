@@ -995,6 +995,124 @@ fn mcps_add_list_and_secrets_stay_hidden() {
 }
 
 #[test]
+fn mcps_inherit_env_is_listed_and_validated() {
+    let env = Env::new();
+    env.ok([
+        "mcps",
+        "add",
+        "fs",
+        "--stdio",
+        "fs-mcp",
+        "--env",
+        "TOKEN=sekr1t",
+        "--inherit-env",
+        "HTTPS_PROXY",
+        "--inherit-env",
+        "NODE_EXTRA_CA_CERTS",
+        "--inherit-env",
+        "HTTPS_PROXY",
+    ]);
+    let list = env.json(["mcps", "list", "--json"]);
+    assert_eq!(
+        list[0]["inherit_env"],
+        json!(["HTTPS_PROXY", "NODE_EXTRA_CA_CERTS"]),
+        "{list:#}"
+    );
+    assert_eq!(list[0]["env"], json!(["TOKEN"]), "{list:#}");
+    let human = env.ok(["mcps", "list"]);
+    assert!(
+        human.lines().next().unwrap().contains("INHERITS"),
+        "{human}"
+    );
+    assert!(human.contains("HTTPS_PROXY,NODE_EXTRA_CA_CERTS"), "{human}");
+    assert!(!human.contains("sekr1t"), "{human}");
+
+    let refused: [(&[&str], &str); 5] = [
+        (&["--inherit-env", "PLEXMCP_API_KEY"], "PLEXMCP_"),
+        (&["--inherit-env", "plexmcp_db"], "PLEXMCP_"),
+        (&["--inherit-env", "1BAD"], "1BAD"),
+        (&["--env", "A=1", "--inherit-env", "A"], "both"),
+        (
+            &["--url", "http://h.example/", "--inherit-env", "A"],
+            "--stdio",
+        ),
+    ];
+    for (extra, says) in refused {
+        let mut args = vec!["mcps", "add", "bad"];
+        if !extra.contains(&"--url") {
+            args.extend(["--stdio", "x"]);
+        }
+        args.extend(extra.iter().copied());
+        let err = env.fail(1, &args);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert_eq!(
+        env.json(["mcps", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn mcps_url_credentials_are_redacted_in_output_and_audit() {
+    let env = Env::new();
+    let url = "http://user:hunter2@h.example/mcp?token=abc&region=eu9q#frag-s3cret";
+    let added = env.ok(["mcps", "add", "x", "--url", url]);
+    let listed = env.ok(["mcps", "list"]);
+    let json = env.json(["mcps", "list", "--json"]);
+    let audit = plexmcp::store::Store::open(&env.db)
+        .expect("open the database")
+        .audit_for("mcp", "x", 10)
+        .expect("read the audit trail");
+    let detail = audit
+        .iter()
+        .find(|e| e.action == "mcp.added")
+        .and_then(|e| e.detail.clone())
+        .unwrap_or_else(|| panic!("no mcp.added event with a detail: {audit:?}"));
+
+    for (what, text) in [
+        ("mcps add", added.as_str()),
+        ("mcps list", listed.as_str()),
+        ("mcps list --json", &json.to_string()),
+        ("audit detail", detail.as_str()),
+    ] {
+        for secret in ["hunter2", "abc", "eu9q", "s3cret"] {
+            assert!(!text.contains(secret), "{what} shows '{secret}': {text}");
+        }
+        // Still says where it points, and which parameters it carries.
+        assert!(
+            text.contains("http://user:***@h.example/mcp?token=***&region=***#***"),
+            "{what}: {text}"
+        );
+    }
+    // Nor does a refused URL echo its credentials in the error.
+    for bad in [
+        "http://user:hunter2@h.example:99999/mcp?token=abc",
+        "ftp://user:hunter2@h.example/?token=abc",
+    ] {
+        let err = env.fail(1, ["mcps", "add", "y", "--url", bad]);
+        assert!(!err.contains("hunter2") && !err.contains("abc"), "{err}");
+        assert!(err.contains("h.example"), "{err}");
+    }
+    // The upstream itself still gets the real URL: the row is unchanged.
+    let store = plexmcp::store::Store::open(&env.db).expect("open the database");
+    let org = store.org("default").expect("default org");
+    let mcp = store
+        .mcp_by_slug(org.row_id, "x")
+        .expect("read the MCP")
+        .expect("the MCP exists");
+    assert_eq!(
+        mcp.transport,
+        plexmcp::domain::McpTransport::Http {
+            url: url.to_string(),
+            headers: Vec::new()
+        }
+    );
+}
+
+#[test]
 fn mcps_add_validation() {
     let env = Env::new();
     let cases: Vec<Vec<&str>> = vec![

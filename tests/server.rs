@@ -321,3 +321,85 @@ async fn concurrent_calls_are_all_answered_and_counted_after_sigterm() {
     assert!(listed["last_used_at"].is_string(), "{listed:#}");
     assert_eq!(env.usage_event_count(), (CALLS + 1) as i64);
 }
+
+/// What a stdio upstream may see of the gateway's environment (README,
+/// "Security model"), besides its own `--env` and `--inherit-env` names.
+const STDIO_ALLOWLIST: [&str; 9] = [
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+];
+
+#[tokio::test]
+async fn stdio_upstreams_see_only_the_allowlist_their_env_and_inherited_names() {
+    let env = Env::new();
+    let everything = support::everything_stdio_command();
+    env.cli_ok(&[
+        "mcps",
+        "add",
+        "ev",
+        "--stdio",
+        &everything,
+        "--env",
+        "OWN_SETTING=own-value",
+        "--inherit-env",
+        "SHARED_SETTING",
+    ]);
+    let (_, key) = env.create_key("contractor", &["--mcp", "ev"]);
+    // As the README's quick start leaves it: the operator's key exported.
+    let server = Server::start_with_vars(
+        &env,
+        &[
+            ("PLEXMCP_API_KEY", &key),
+            ("PLEXMCP_LISTEN", "127.0.0.1:1"),
+            ("SECRET_X", "operator-secret-4e1d"),
+            ("SHARED_SETTING", "shared-value"),
+            ("LANG", "C.UTF-8"),
+        ],
+    )
+    .await;
+
+    let reply = server
+        .call(
+            Some(&key),
+            &json!({"mcp_id": "ev", "tool": "get-env", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:#}", reply.body);
+    let seen: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(reply.text()).expect("get-env answers a JSON object");
+
+    assert!(!reply.text().contains(&key), "the operator's key leaked");
+    assert!(
+        !reply.text().contains("operator-secret-4e1d"),
+        "SECRET_X leaked"
+    );
+    for name in seen.keys() {
+        assert!(
+            STDIO_ALLOWLIST.contains(&name.as_str())
+                || ["OWN_SETTING", "SHARED_SETTING"].contains(&name.as_str()),
+            "{name} reached the upstream: {:#?}",
+            seen.keys().collect::<Vec<_>>()
+        );
+    }
+    assert_eq!(seen.get("OWN_SETTING"), Some(&json!("own-value")));
+    assert_eq!(seen.get("SHARED_SETTING"), Some(&json!("shared-value")));
+    assert_eq!(seen.get("LANG"), Some(&json!("C.UTF-8")), "allowlisted");
+    assert!(seen.contains_key("PATH"), "PATH is passed on");
+}
+
+#[tokio::test]
+async fn http_upstream_url_credentials_stay_out_of_logs_and_answers() {
+    let port = support::free_port();
+    let env = Env::new();
+    let url = format!("http://user:hunter2@127.0.0.1:{port}/mcp?token=tok-9f3e1d");
+    env.cli_ok(&["mcps", "add", "closed", "--url", &url]);
+    let (_, key) = env.create_key("app", &[]);
+    let server = Server::start(&env).await;
+
+    let reply = server.echo(&key, "closed", "hi").await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{:#}", reply.body);
+    let logs = server.logs();
+    for secret in ["hunter2", "tok-9f3e1d"] {
+        assert!(!reply.body.to_string().contains(secret), "{:#}", reply.body);
+        assert!(!logs.contains(secret), "'{secret}' logged:\n{logs}");
+    }
+}

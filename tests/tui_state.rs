@@ -941,6 +941,7 @@ fn mcps_view_add_flow() {
                     stdio: Some("npx -y @modelcontextprotocol/server-filesystem /srv".into()),
                     url: None,
                     env: Vec::new(),
+                    inherit_env: Vec::new(),
                     headers: Vec::new(),
                     timeout_secs: Some(30),
                 }

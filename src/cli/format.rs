@@ -111,9 +111,12 @@ pub struct McpJson<'a> {
     pub transport: &'static str,
     pub command: Option<&'a str>,
     pub args: Option<&'a [String]>,
-    pub url: Option<&'a str>,
+    /// Redacted: userinfo and query values may be credentials.
+    pub url: Option<String>,
     /// Names only: values may be credentials.
     pub env: Vec<&'a str>,
+    /// Names of plexmcp's variables a stdio MCP inherits.
+    pub inherit_env: Vec<&'a str>,
     pub headers: Vec<&'a str>,
     pub timeout_secs: u64,
     pub created_at: String,
@@ -122,7 +125,9 @@ pub struct McpJson<'a> {
 pub fn mcp_json(mcp: &Mcp) -> McpJson<'_> {
     use crate::domain::McpTransport::*;
     let (command, args, url, env, headers) = match &mcp.transport {
-        Stdio { command, args, env } => (
+        Stdio {
+            command, args, env, ..
+        } => (
             Some(command.as_str()),
             Some(args.as_slice()),
             None,
@@ -132,7 +137,7 @@ pub fn mcp_json(mcp: &Mcp) -> McpJson<'_> {
         Http { url, headers } => (
             None,
             None,
-            Some(url.as_str()),
+            Some(crate::redact::redacted_url(url)),
             Vec::new(),
             headers.iter().map(|(k, _)| k.as_str()).collect(),
         ),
@@ -145,6 +150,7 @@ pub fn mcp_json(mcp: &Mcp) -> McpJson<'_> {
         args,
         url,
         env,
+        inherit_env: mcp.transport.inherited_names(),
         headers,
         timeout_secs: mcp.timeout.as_secs(),
         created_at: rfc3339(mcp.created_at),

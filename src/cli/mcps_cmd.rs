@@ -19,6 +19,7 @@ pub fn run(store: &mut Store, org_slug: &str, cmd: McpsCommand) -> CliResult {
             url,
             name,
             env,
+            inherit_env,
             header,
             timeout,
         } => {
@@ -28,6 +29,7 @@ pub fn run(store: &mut Store, org_slug: &str, cmd: McpsCommand) -> CliResult {
                 stdio,
                 url,
                 env,
+                inherit_env,
                 headers: header,
                 timeout_secs: timeout,
             };
@@ -64,6 +66,7 @@ pub fn run(store: &mut Store, org_slug: &str, cmd: McpsCommand) -> CliResult {
                         clean(&m.transport.target()),
                         format!("{}s", m.timeout.as_secs()),
                         clean(&m.transport.secret_names().join(",")),
+                        clean(&m.transport.inherited_names().join(",")),
                     ]
                 })
                 .collect();
@@ -75,6 +78,7 @@ pub fn run(store: &mut Store, org_slug: &str, cmd: McpsCommand) -> CliResult {
                     "TARGET",
                     "TIMEOUT",
                     "ENV/HEADERS",
+                    "INHERITS",
                 ],
                 &rows,
             );

@@ -572,6 +572,7 @@ mod tests {
                         command: "true".into(),
                         args: Vec::new(),
                         env: Vec::new(),
+                        inherit_env: Vec::new(),
                     },
                     timeout: std::time::Duration::from_secs(5),
                 };

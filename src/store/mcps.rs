@@ -17,7 +17,7 @@ pub struct NewMcp {
     pub timeout: Duration,
 }
 
-const MCP_COLUMNS: &str = "id, org_id, slug, name, transport, command, args_json, env_json, url, headers_json, timeout_ms, created_at";
+const MCP_COLUMNS: &str = "id, org_id, slug, name, transport, command, args_json, env_json, inherit_env_json, url, headers_json, timeout_ms, created_at";
 
 /// A stored MCP column that cannot be read back. Failing loudly matters:
 /// an MCP silently read without its headers would reach its upstream
@@ -65,6 +65,7 @@ fn mcp_from_row(row: &Row<'_>) -> rusqlite::Result<Mcp> {
             command: row.get::<_, Option<String>>("command")?.unwrap_or_default(),
             args: json_column(row, "args_json")?,
             env: json_column(row, "env_json")?,
+            inherit_env: json_column(row, "inherit_env_json")?,
         }
     };
     let timeout_ms: i64 = row.get("timeout_ms")?;
@@ -120,16 +121,23 @@ impl Store {
         let to_json = |pairs: &Vec<(String, String)>| {
             serde_json::to_string(pairs).unwrap_or_else(|_| "[]".into())
         };
-        let (command, args, env, url, headers) = match &new.transport {
-            McpTransport::Stdio { command, args, env } => (
+        let (command, args, env, inherit_env, url, headers) = match &new.transport {
+            McpTransport::Stdio {
+                command,
+                args,
+                env,
+                inherit_env,
+            } => (
                 Some(command.as_str()),
                 serde_json::to_string(args).unwrap_or_else(|_| "[]".into()),
                 to_json(env),
+                serde_json::to_string(inherit_env).unwrap_or_else(|_| "[]".into()),
                 None,
                 "[]".to_string(),
             ),
             McpTransport::Http { url, headers } => (
                 None,
+                "[]".to_string(),
                 "[]".to_string(),
                 "[]".to_string(),
                 Some(url.as_str()),
@@ -139,8 +147,8 @@ impl Store {
         let timeout_ms = i64::try_from(new.timeout.as_millis()).unwrap_or(i64::MAX);
         let tx = self.write_tx()?;
         tx.execute(
-            "INSERT INTO mcps (org_id, slug, name, transport, command, args_json, env_json, url, headers_json, timeout_ms, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT INTO mcps (org_id, slug, name, transport, command, args_json, env_json, inherit_env_json, url, headers_json, timeout_ms, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 org_id,
                 new.slug,
@@ -149,6 +157,7 @@ impl Store {
                 command,
                 args,
                 env,
+                inherit_env,
                 url,
                 headers,
                 timeout_ms,
@@ -203,5 +212,62 @@ impl Store {
         audit(&tx, org_id, now, actor, "mcp.removed", "mcp", slug, None)?;
         tx.commit()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use rusqlite::Connection;
+
+    use crate::domain::{Actor, McpTransport};
+    use crate::store::Store;
+
+    #[test]
+    fn a_database_from_before_inherit_env_upgrades_and_keeps_its_mcps() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plexmcp.db");
+        drop(Store::open(&path).unwrap());
+        // Turn it back into schema version 1, with an MCP as version 1 wrote it.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE mcps DROP COLUMN inherit_env_json;
+             INSERT INTO mcps (org_id, slug, name, transport, command, args_json, env_json, created_at)
+             VALUES (1, 'old', 'old', 'stdio', 'old-mcp', '[\"--x\"]', '[[\"K\",\"v\"]]', 0);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        drop(conn);
+
+        let mut store = Store::open(&path).unwrap();
+        let org = store.org("default").unwrap();
+        let old = store.mcp_by_slug(org.row_id, "old").unwrap().unwrap();
+        assert_eq!(
+            old.transport,
+            McpTransport::Stdio {
+                command: "old-mcp".into(),
+                args: vec!["--x".into()],
+                env: vec![("K".into(), "v".into())],
+                inherit_env: Vec::new(),
+            }
+        );
+        // And the new column is written and read back.
+        let actor = Actor {
+            user: "t".into(),
+            addr: None,
+        };
+        let new = super::NewMcp {
+            slug: "new".into(),
+            name: "new".into(),
+            transport: McpTransport::Stdio {
+                command: "new-mcp".into(),
+                args: Vec::new(),
+                env: Vec::new(),
+                inherit_env: vec!["HTTPS_PROXY".into()],
+            },
+            timeout: std::time::Duration::from_secs(5),
+        };
+        let added = store.add_mcp(org.row_id, &new, &actor, Utc::now()).unwrap();
+        assert_eq!(added.transport, new.transport);
     }
 }

@@ -36,9 +36,12 @@ pub const APPLICATION_ID: u32 = 0x504D_4350;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
-    Migrations::new(vec![M::up(include_str!(
-        "../../assets/migrations/0001_initial.sql"
-    ))])
+    Migrations::new(vec![
+        M::up(include_str!("../../assets/migrations/0001_initial.sql")),
+        M::up(include_str!(
+            "../../assets/migrations/0002_stdio_inherit_env.sql"
+        )),
+    ])
 });
 
 /// Schema versions this build knows how to read.
@@ -46,7 +49,7 @@ pub fn schema_version() -> u32 {
     // One migration per version; the count is tiny and fixed at compile time.
     u32::try_from(MIGRATIONS_COUNT).unwrap_or(u32::MAX)
 }
-const MIGRATIONS_COUNT: usize = 1;
+const MIGRATIONS_COUNT: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

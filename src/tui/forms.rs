@@ -408,6 +408,7 @@ impl McpForm {
             stdio: self.stdio.then(|| target.clone()),
             url: (!self.stdio).then_some(target),
             env: Vec::new(),
+            inherit_env: Vec::new(),
             headers: Vec::new(),
             timeout_secs,
         };

@@ -92,8 +92,13 @@ impl Connection {
             shared: shared.clone(),
         };
         let (service, pid) = match &spec.transport {
-            Transport::Stdio { command, args, env } => {
-                let (process, pid) = stdio::spawn(&spec.name, command, args, env)?;
+            Transport::Stdio {
+                command,
+                args,
+                env,
+                inherit_env,
+            } => {
+                let (process, pid) = stdio::spawn(&spec.name, command, args, env, inherit_env)?;
                 let service = handler.serve(process).await.map_err(|e| match e {
                     ClientInitializeError::ConnectionClosed(_) => UpstreamError::Failed(format!(
                         "'{command}' exited before completing the MCP handshake (its stderr is in the log)"

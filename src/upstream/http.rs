@@ -14,6 +14,8 @@
 //!   error in direct reply to a request on a session is therefore treated as
 //!   "session expired" (rmcp re-initializes once and retries that request
 //!   once); without a session the error is tied to the request it answers.
+//!   It also redacts the URL that reqwest errors carry in their text (a
+//!   query token would otherwise reach logs and error messages).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -168,7 +170,8 @@ impl StreamableHttpClient for Client {
                 custom_headers,
                 limits,
             )
-            .await?;
+            .await
+            .map_err(redact_url)?;
         match (response, request_id) {
             (StreamableHttpPostResponse::Json(JsonRpcMessage::Error(mut error), sid), Some(id))
                 if error.id.is_none() =>
@@ -201,6 +204,7 @@ impl StreamableHttpClient for Client {
         self.inner
             .delete_session(uri, session_id, auth_header, custom_headers)
             .await
+            .map_err(redact_url)
     }
 
     async fn get_stream(
@@ -214,6 +218,7 @@ impl StreamableHttpClient for Client {
         self.inner
             .get_stream(uri, session_id, last_event_id, auth_header, custom_headers)
             .await
+            .map_err(redact_url)
     }
 
     async fn get_stream_with_max_sse_event_size(
@@ -235,5 +240,22 @@ impl StreamableHttpClient for Client {
                 max_sse_event_size,
             )
             .await
+            .map_err(redact_url)
     }
+}
+
+/// reqwest names the request URL in its error text; with credentials in the
+/// query or userinfo that text must not travel on as it is.
+fn redact_url(error: StreamableHttpError<reqwest::Error>) -> StreamableHttpError<reqwest::Error> {
+    let StreamableHttpError::Client(mut error) = error else {
+        return error;
+    };
+    if let Some(url) = error.url_mut() {
+        match reqwest::Url::parse(&crate::redact::redacted_url(url.as_str())) {
+            Ok(redacted) => *url = redacted,
+            // Cannot happen for a URL reqwest sent to; drop it rather than keep it.
+            Err(_) => return StreamableHttpError::Client(error.without_url()),
+        }
+    }
+    StreamableHttpError::Client(error)
 }

@@ -8,7 +8,13 @@
 //! The child is spawned with `kill_on_drop`, in addition to rmcp's own clean-up,
 //! so no path (failed handshake, dropped connection, runtime shutdown) leaves
 //! an orphaned process behind.
+//!
+//! The child does not inherit the gateway's environment, which may hold an
+//! exported `PLEXMCP_API_KEY` or other secrets that a tool such as `get-env`
+//! would hand to any caller allowed to use that MCP. It gets [`ALLOWED_ENV`],
+//! the names its MCP lists in `inherit_env`, and its own `env`.
 
+use std::ffi::OsString;
 use std::process::Stdio;
 
 use rmcp::transport::TokioChildProcess;
@@ -21,6 +27,37 @@ use super::UpstreamError;
 /// line is still read and discarded so the child never blocks on the pipe).
 const MAX_STDERR_LINE: usize = 4096;
 
+/// Variables of the gateway's environment every stdio MCP gets: enough to find
+/// programs, a home and a temp directory, a locale and a time zone (README,
+/// "Security model", lists the same).
+pub const ALLOWED_ENV: [&str; 9] = [
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+];
+
+/// The gateway's own settings; never passed on, whatever `inherit_env` says.
+const OWN_PREFIX: &str = "PLEXMCP_";
+
+/// The child's whole environment: the allowlisted and `inherit` variables
+/// that `parent` has, then `env`, which wins over both.
+fn child_env(
+    parent: impl Iterator<Item = (OsString, OsString)>,
+    inherit: &[String],
+    env: &[(String, String)],
+) -> Vec<(OsString, OsString)> {
+    let wanted = |name: &OsString| {
+        name.to_str().is_some_and(|name| {
+            !name.starts_with(OWN_PREFIX)
+                && (ALLOWED_ENV.contains(&name) || inherit.iter().any(|i| i == name))
+        })
+    };
+    let mut out: Vec<(OsString, OsString)> = parent
+        .filter(|(name, _)| wanted(name))
+        .filter(|(name, _)| !env.iter().any(|(k, _)| name == k.as_str()))
+        .collect();
+    out.extend(env.iter().map(|(k, v)| (k.into(), v.into())));
+    out
+}
+
 /// Spawns `command args…` with stdin/stdout piped for MCP and stderr piped to
 /// `tracing`. Returns the transport and the child's pid (for diagnostics).
 pub(super) fn spawn(
@@ -28,10 +65,12 @@ pub(super) fn spawn(
     command: &str,
     args: &[String],
     env: &[(String, String)],
+    inherit_env: &[String],
 ) -> Result<(TokioChildProcess, Option<u32>), UpstreamError> {
     let mut cmd = Command::new(command);
     cmd.args(args)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env_clear()
+        .envs(child_env(std::env::vars_os(), inherit_env, env))
         .kill_on_drop(true);
     let (process, stderr) = TokioChildProcess::builder(cmd)
         .stdin(Stdio::piped())
@@ -90,5 +129,50 @@ fn emit(name: &str, line: &[u8]) {
     let text = text.trim_end();
     if !text.is_empty() {
         tracing::info!(target: "plexmcp::upstream", upstream = name, "stderr: {text}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+
+    use super::child_env;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        pairs.iter().map(|(k, v)| (k.into(), v.into())).collect()
+    }
+
+    #[test]
+    fn only_the_allowlist_inherited_names_and_own_env_reach_the_child() {
+        let parent = vars(&[
+            ("PATH", "/usr/bin"),
+            ("HOME", "/home/op"),
+            ("PLEXMCP_API_KEY", "pmcp_secret"),
+            ("PLEXMCP_DB", "/srv/plexmcp.db"),
+            ("SECRET_X", "x"),
+            ("HTTPS_PROXY", "http://proxy:3128"),
+            ("LANG", "C.UTF-8"),
+        ]);
+        let inherit = [
+            "HTTPS_PROXY".to_string(),
+            "PLEXMCP_DB".to_string(),
+            "UNSET".into(),
+        ];
+        let env = [
+            ("TOKEN".to_string(), "t".to_string()),
+            ("LANG".to_string(), "de_DE.UTF-8".to_string()),
+        ];
+        let mut got = child_env(parent.into_iter(), &inherit, &env);
+        got.sort();
+        assert_eq!(
+            got,
+            vars(&[
+                ("HOME", "/home/op"),
+                ("HTTPS_PROXY", "http://proxy:3128"),
+                ("LANG", "de_DE.UTF-8"),
+                ("PATH", "/usr/bin"),
+                ("TOKEN", "t"),
+            ])
+        );
     }
 }

@@ -45,6 +45,7 @@ fn stdio_spec(name: &str, timeout: Duration) -> UpstreamSpec {
             command: "node".to_owned(),
             args: vec![everything_js().display().to_string(), "stdio".to_owned()],
             env: vec![],
+            inherit_env: vec![],
         },
         timeout,
     }
@@ -57,6 +58,7 @@ fn sh_spec(name: &str, script: &str, timeout: Duration) -> UpstreamSpec {
             command: "sh".to_owned(),
             args: vec!["-c".to_owned(), script.to_owned()],
             env: vec![],
+            inherit_env: vec![],
         },
         timeout,
     }
@@ -576,6 +578,7 @@ async fn spawn_failure_and_early_exit_fail_cleanly() {
             command: "/nonexistent/plexmcp-no-such-binary".to_owned(),
             args: vec![],
             env: vec![],
+            inherit_env: vec![],
         },
         timeout: GENEROUS,
     };

@@ -220,8 +220,14 @@ const SERVING: &str = "plexmcp serving POST /mcp on http://";
 impl Server {
     /// Starts the server and waits until `/healthz` answers.
     pub async fn start(env: &Env) -> Server {
+        Server::start_with_vars(env, &[]).await
+    }
+
+    /// Like `start`, with these variables added to the server's environment.
+    pub async fn start_with_vars(env: &Env, vars: &[(&str, &str)]) -> Server {
         use std::os::unix::process::CommandExt;
         let mut cmd = env.command();
+        cmd.envs(vars.iter().copied());
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

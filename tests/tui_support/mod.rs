@@ -89,6 +89,7 @@ pub fn mcps() -> Vec<Mcp> {
                 command: "node".to_string(),
                 args: vec!["server-everything/dist/index.js".into(), "stdio".into()],
                 env: Vec::new(),
+                inherit_env: Vec::new(),
             },
             timeout: Duration::from_secs(30),
             created_at: at(2026, 2, 1, 9, 0),

@@ -59,3 +59,48 @@ pub fn render(app: &App, selected: usize, frame: &mut Frame, area: Rect, theme: 
     let header = Row::new(["ID", "Name", "Kind", "Target", "Timeout"]).style(theme.accent());
     frame.render_widget(Table::new(rows, widths).header(header).block(block), rect);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::{TimeZone, Utc};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    use super::render;
+    use crate::domain::{Mcp, McpTransport};
+    use crate::tui::action::ServerStatus;
+    use crate::tui::app::App;
+    use crate::tui::theme::Theme;
+
+    #[test]
+    fn url_credentials_never_reach_the_screen() {
+        let at = Utc.with_ymd_and_hms(2026, 2, 1, 9, 0, 0).unwrap();
+        let mut app = App::new("acme", at, ServerStatus::Off);
+        app.mcps = vec![Mcp {
+            row_id: 1,
+            org_id: 1,
+            slug: "remote".into(),
+            name: "Remote".into(),
+            transport: McpTransport::Http {
+                url: "http://user:hunter2@h.example/mcp?token=abc9".into(),
+                headers: vec![("Authorization".into(), "Bearer s3cret".into())],
+            },
+            timeout: Duration::from_secs(30),
+            created_at: at,
+        }];
+        let mut terminal = Terminal::new(TestBackend::new(120, 20)).unwrap();
+        terminal
+            .draw(|f| render(&app, 0, f, f.area(), &Theme { color: false }))
+            .unwrap();
+        let screen = terminal.backend().to_string();
+        for secret in ["hunter2", "abc9", "s3cret"] {
+            assert!(!screen.contains(secret), "'{secret}' on screen:\n{screen}");
+        }
+        assert!(
+            screen.contains("http://user:***@h.example/mcp?token=***"),
+            "{screen}"
+        );
+    }
+}

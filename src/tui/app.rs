@@ -17,6 +17,7 @@ use super::action::{
     is_force_quit,
 };
 use super::forms::{FormOutcome, KeyForm, KeySubmit, McpForm};
+use super::layout;
 use crate::admin::{EditRequest, KeyRequest, McpRequest};
 use crate::domain::{KeyRecord, Plan, Timestamp};
 use crate::keys::ApiKey;
@@ -126,10 +127,19 @@ pub enum Mode {
     KeyForm(Box<KeyForm>),
     ShowKey(Box<ShowKey>),
     Confirm(Pending),
-    Rotate { id: String, name: String },
-    Mcps { selected: usize },
+    /// Quit asked for while a new key is on screen: it would be lost.
+    ConfirmQuit(Box<ShowKey>),
+    Rotate {
+        id: String,
+        name: String,
+    },
+    Mcps {
+        selected: usize,
+    },
     McpForm(Box<McpForm>),
-    Orgs { selected: usize },
+    Orgs {
+        selected: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,6 +180,9 @@ pub struct App {
     pub select_on_load: Option<i64>,
     pub list_area: Rect,
     pub detail_area: Rect,
+    /// The terminal's size once the event loop has said; `None` (tests that
+    /// only set a layout) hides nothing.
+    pub screen: Option<(u16, u16)>,
     pub quit: bool,
 }
 
@@ -198,6 +211,7 @@ impl App {
             select_on_load: None,
             list_area: Rect::default(),
             detail_area: Rect::default(),
+            screen: None,
             quit: false,
         }
     }
@@ -215,6 +229,13 @@ impl App {
     pub fn selected_detail(&self) -> Option<&Detail> {
         let key = self.selected_key()?;
         self.detail.as_ref().filter(|d| d.key_row == key.row_id)
+    }
+
+    /// The terminal is too small to draw the console, so only the "too
+    /// small" message is on screen and input must not act on what is hidden.
+    pub fn too_small(&self) -> bool {
+        self.screen
+            .is_some_and(|(w, h)| layout::too_small(Rect::new(0, 0, w, h)))
     }
 
     /// Rows of keys the list pane shows at once.
@@ -241,11 +262,16 @@ impl App {
     pub fn update(&mut self, action: Action) -> Option<Effect> {
         match action {
             Action::Key(key) => {
+                if self.too_small() {
+                    return self.key_while_too_small(key);
+                }
                 if is_force_quit(&key) {
-                    return self.quit();
+                    return self.ask_or_quit();
                 }
                 self.on_key(key)
             }
+            // Nothing under the pointer is on screen when the terminal is too small.
+            Action::Click { .. } | Action::Scroll(_) if self.too_small() => None,
             Action::Click { column, row } => self.on_click(column, row),
             Action::Scroll(delta) => {
                 if !matches!(self.mode, Mode::Normal) {
@@ -264,6 +290,14 @@ impl App {
                 self.detail_area = detail;
                 self.keep_selection_visible();
                 None
+            }
+            Action::Resize { width, height } => {
+                self.screen = Some((width, height));
+                let areas = layout::areas(Rect::new(0, 0, width, height));
+                self.update(Action::Layout {
+                    list: areas.list,
+                    detail: areas.detail,
+                })
             }
             Action::Tick(now) => {
                 self.now = now;
@@ -337,6 +371,33 @@ impl App {
         Some(Effect::Quit)
     }
 
+    /// Quits, unless that would lose a key shown once: then asks first.
+    fn ask_or_quit(&mut self) -> Option<Effect> {
+        match std::mem::replace(&mut self.mode, Mode::Normal) {
+            Mode::ShowKey(show) => {
+                self.mode = Mode::ConfirmQuit(show);
+                None
+            }
+            Mode::ConfirmQuit(show) => {
+                self.mode = Mode::ConfirmQuit(show); // only `y` answers
+                None
+            }
+            _ => self.quit(),
+        }
+    }
+
+    /// Only "too small" is on screen: quitting (and answering the quit
+    /// question, which that screen shows) is all a key may do.
+    fn key_while_too_small(&mut self, key: KeyEvent) -> Option<Effect> {
+        if is_force_quit(&key) || key.code == KeyCode::Char('q') {
+            return self.ask_or_quit();
+        }
+        if matches!(self.mode, Mode::ConfirmQuit(_)) {
+            return self.on_key(key);
+        }
+        None
+    }
+
     fn on_loaded(&mut self, snapshot: Snapshot) -> Option<Effect> {
         let previous = self.selected_key().map(|k| k.row_id);
         if snapshot.org_slug != self.org {
@@ -397,6 +458,10 @@ impl App {
                 }
             },
             Mode::ShowKey(show) => match key.code {
+                KeyCode::Char('q') => {
+                    self.mode = Mode::ShowKey(show);
+                    self.ask_or_quit()
+                }
                 KeyCode::Char('c') => {
                     let text = Zeroizing::new(show.key.expose().to_string());
                     self.mode = Mode::ShowKey(show);
@@ -406,6 +471,20 @@ impl App {
                 KeyCode::Enter | KeyCode::Esc => None,
                 _ => {
                     self.mode = Mode::ShowKey(show);
+                    None
+                }
+            },
+            Mode::ConfirmQuit(show) => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') => {
+                    drop(show);
+                    self.quit()
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
+                    self.mode = Mode::ShowKey(show);
+                    None
+                }
+                _ => {
+                    self.mode = Mode::ConfirmQuit(show);
                     None
                 }
             },

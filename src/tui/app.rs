@@ -4,6 +4,7 @@
 //! happens here, and the clock arrives in `Tick`s, so every behaviour is
 //! tested as a plain function.
 
+mod guards;
 mod list;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
@@ -231,13 +232,6 @@ impl App {
         self.detail.as_ref().filter(|d| d.key_row == key.row_id)
     }
 
-    /// The terminal is too small to draw the console, so only the "too
-    /// small" message is on screen and input must not act on what is hidden.
-    pub fn too_small(&self) -> bool {
-        self.screen
-            .is_some_and(|(w, h)| layout::too_small(Rect::new(0, 0, w, h)))
-    }
-
     /// Rows of keys the list pane shows at once.
     pub fn page_rows(&self) -> usize {
         usize::from(self.list_area.height.saturating_sub(3)).max(1)
@@ -371,33 +365,6 @@ impl App {
         Some(Effect::Quit)
     }
 
-    /// Quits, unless that would lose a key shown once: then asks first.
-    fn ask_or_quit(&mut self) -> Option<Effect> {
-        match std::mem::replace(&mut self.mode, Mode::Normal) {
-            Mode::ShowKey(show) => {
-                self.mode = Mode::ConfirmQuit(show);
-                None
-            }
-            Mode::ConfirmQuit(show) => {
-                self.mode = Mode::ConfirmQuit(show); // only `y` answers
-                None
-            }
-            _ => self.quit(),
-        }
-    }
-
-    /// Only "too small" is on screen: quitting (and answering the quit
-    /// question, which that screen shows) is all a key may do.
-    fn key_while_too_small(&mut self, key: KeyEvent) -> Option<Effect> {
-        if is_force_quit(&key) || key.code == KeyCode::Char('q') {
-            return self.ask_or_quit();
-        }
-        if matches!(self.mode, Mode::ConfirmQuit(_)) {
-            return self.on_key(key);
-        }
-        None
-    }
-
     fn on_loaded(&mut self, snapshot: Snapshot) -> Option<Effect> {
         let previous = self.selected_key().map(|k| k.row_id);
         if snapshot.org_slug != self.org {
@@ -457,37 +424,8 @@ impl App {
                     })
                 }
             },
-            Mode::ShowKey(show) => match key.code {
-                KeyCode::Char('q') => {
-                    self.mode = Mode::ShowKey(show);
-                    self.ask_or_quit()
-                }
-                KeyCode::Char('c') => {
-                    let text = Zeroizing::new(show.key.expose().to_string());
-                    self.mode = Mode::ShowKey(show);
-                    Some(Effect::Copy(text))
-                }
-                // Closing drops `show`, which zeroizes the key.
-                KeyCode::Enter | KeyCode::Esc => None,
-                _ => {
-                    self.mode = Mode::ShowKey(show);
-                    None
-                }
-            },
-            Mode::ConfirmQuit(show) => match key.code {
-                KeyCode::Char('y') | KeyCode::Char('Y') => {
-                    drop(show);
-                    self.quit()
-                }
-                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
-                    self.mode = Mode::ShowKey(show);
-                    None
-                }
-                _ => {
-                    self.mode = Mode::ConfirmQuit(show);
-                    None
-                }
-            },
+            Mode::ShowKey(show) => self.show_once_key(show, key),
+            Mode::ConfirmQuit(show) => self.confirm_quit_key(show, key),
             Mode::Confirm(pending) => match key.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') => {
                     let org = self.org.clone();

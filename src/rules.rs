@@ -3,12 +3,17 @@
 //! input and an injected `now`, so the CLI, the console and the tests agree
 //! by construction.
 
+mod invisible;
+
 use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Months, NaiveDate, NaiveTime, TimeDelta, Utc};
 
 use crate::domain::{Plan, Timestamp};
+
+use invisible::Unsafe;
+pub use invisible::{is_unsafe_to_show, visible};
 
 pub const NAME_MAX: usize = 100;
 pub const DESCRIPTION_MAX: usize = 1000;
@@ -49,11 +54,22 @@ impl RuleError {
     }
 }
 
-fn has_control(s: &str) -> bool {
-    s.chars().any(char::is_control)
+/// Refuses text a person could be misled by: `what` names the field.
+fn one_visible_line(text: &str, what: &str, field: Field) -> Result<(), RuleError> {
+    match text.chars().find_map(|c| Unsafe::of(c).map(|u| (c, u))) {
+        None => Ok(()),
+        Some((c, why)) => Err(RuleError::new(
+            field,
+            format!(
+                "{what} contains {} (U+{:04X})",
+                why.describe(),
+                u32::from(c)
+            ),
+        )),
+    }
 }
 
-/// A key name: trimmed, 1–100 characters, one line.
+/// A key name: trimmed, 1–100 characters, one line of visible text.
 pub fn key_name(raw: &str) -> Result<String, RuleError> {
     let name = raw.trim();
     let len = name.chars().count();
@@ -66,16 +82,12 @@ pub fn key_name(raw: &str) -> Result<String, RuleError> {
             format!("name is {len} characters; the limit is {NAME_MAX}"),
         ));
     }
-    if has_control(name) {
-        return Err(RuleError::new(
-            Field::Name,
-            "name must not contain control characters such as newlines",
-        ));
-    }
+    one_visible_line(name, "name", Field::Name)?;
     Ok(name.to_string())
 }
 
-/// A key description: optional (blank means none), at most 1,000 characters, one line.
+/// A key description: optional (blank means none), at most 1,000
+/// characters, one line of visible text.
 pub fn key_description(raw: Option<&str>) -> Result<Option<String>, RuleError> {
     let Some(text) = raw.map(str::trim).filter(|t| !t.is_empty()) else {
         return Ok(None);
@@ -87,12 +99,7 @@ pub fn key_description(raw: Option<&str>) -> Result<Option<String>, RuleError> {
             format!("description is {len} characters; the limit is {DESCRIPTION_MAX}"),
         ));
     }
-    if has_control(text) {
-        return Err(RuleError::new(
-            Field::Description,
-            "description must not contain control characters such as newlines",
-        ));
-    }
+    one_visible_line(text, "description", Field::Description)?;
     Ok(Some(text.to_string()))
 }
 
@@ -367,6 +374,61 @@ mod tests {
         assert!(long.message.contains("101"), "{long}");
         assert!(key_name("a\nb").is_err());
         assert!(key_name("a\u{1b}[31m").is_err());
+    }
+
+    #[test]
+    fn look_alike_characters_are_refused_with_their_code_point_named() {
+        for (c, message) in [
+            (
+                '\u{202E}',
+                "name contains an invisible or direction-changing character (U+202E)",
+            ),
+            (
+                '\u{200B}',
+                "name contains an invisible or direction-changing character (U+200B)",
+            ),
+            (
+                '\u{FEFF}',
+                "name contains an invisible or direction-changing character (U+FEFF)",
+            ),
+            (
+                '\u{2066}',
+                "name contains an invisible or direction-changing character (U+2066)",
+            ),
+            (
+                '\u{E0041}',
+                "name contains an invisible or direction-changing character (U+E0041)",
+            ),
+            (
+                '\u{2028}',
+                "name contains a line or paragraph separator (U+2028)",
+            ),
+            (
+                '\u{2029}',
+                "name contains a line or paragraph separator (U+2029)",
+            ),
+            ('\n', "name contains a control character (U+000A)"),
+            ('\u{1b}', "name contains a control character (U+001B)"),
+            ('\u{85}', "name contains a control character (U+0085)"),
+        ] {
+            let err = key_name(&format!("prod{c}uction")).unwrap_err();
+            assert_eq!((err.field, err.message.as_str()), (Field::Name, message));
+            let err = key_description(Some(&format!("a{c}b"))).unwrap_err();
+            assert_eq!(err.field, Field::Description);
+            assert_eq!(err.message, message.replacen("name", "description", 1));
+            let err = mcp_name(&format!("x{c}y")).unwrap_err();
+            assert!(err.message.starts_with("MCP name contains"), "{err}");
+        }
+        // Visible text of any script stays welcome.
+        for fine in [
+            "Produktion – Köln",
+            "生产服务器",
+            "سرور اصلی",
+            "🚀 deploy",
+            "a\u{00A0}b",
+        ] {
+            assert!(key_name(fine).is_ok(), "{fine}");
+        }
     }
 
     #[test]

@@ -1443,3 +1443,88 @@ fn closed_stdout_is_not_a_panic() {
         );
     }
 }
+
+// ------------------------------------------------------ look-alike names
+
+/// Characters that make a name look like another or reorder what follows.
+const LOOK_ALIKES: [(char, &str); 5] = [
+    ('\u{202E}', "U+202E"),
+    ('\u{200B}', "U+200B"),
+    ('\u{FEFF}', "U+FEFF"),
+    ('\u{2066}', "U+2066"),
+    ('\u{2028}', "U+2028"),
+];
+
+#[test]
+fn invisible_and_direction_changing_characters_are_refused_in_names_and_descriptions() {
+    let env = Env::new();
+    let key = env.create_key("honest", &[]);
+    for (c, code) in LOOK_ALIKES {
+        let name = format!("prod{c}uction");
+        let err = env.fail(1, ["keys", "create", "--name", &name]);
+        assert!(err.contains("name contains"), "{err}");
+        assert!(err.contains(&format!("({code})")), "names {code}: {err}");
+        assert!(!err.contains(c), "echoed the raw character: {err:?}");
+
+        let err = env.fail(
+            1,
+            ["keys", "create", "--name", "ok", "--description", &name],
+        );
+        assert!(err.contains("description contains"), "{err}");
+        assert!(err.contains(code), "{err}");
+
+        let err = env.fail(1, ["keys", "edit", &id_of(&key), "--name", &name]);
+        assert!(err.contains(code), "{err}");
+    }
+    let err = env.fail(1, ["keys", "create", "--name", "evil\u{202E}gnp"]);
+    assert_eq!(
+        err,
+        "error: name contains an invisible or direction-changing character (U+202E)"
+    );
+    // Nothing was created and the honest key kept its name.
+    let list = env.json(["keys", "list", "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(env.show(&id_of(&key))["name"], "honest");
+}
+
+/// A name written by an older build or straight into the file with sqlite3.
+fn store_raw_name(env: &Env, id: &str, name: &str, description: &str) {
+    let conn = rusqlite::Connection::open(&env.db).expect("open with rusqlite");
+    let changed = conn
+        .execute(
+            "UPDATE api_keys SET name = ?1, description = ?2 WHERE lookup_id = ?3",
+            rusqlite::params![name, description, id],
+        )
+        .expect("update the name directly");
+    assert_eq!(changed, 1);
+}
+
+#[test]
+fn look_alike_names_already_stored_are_shown_escaped() {
+    let env = Env::new();
+    let key = env.create_key("placeholder", &[]);
+    let id = id_of(&key);
+    store_raw_name(&env, &id, "evil\u{202E}gnp.exe\u{200B}", "line\u{2028}two");
+
+    let list = env.ok(["keys", "list"]);
+    assert!(
+        list.contains("evil\\u{202E}gnp.exe\\u{200B}"),
+        "escaped in the table:\n{list}"
+    );
+    let show = env.ok(["keys", "show", &id]);
+    assert!(show.contains("evil\\u{202E}gnp.exe\\u{200B}"), "{show}");
+    assert!(show.contains("line\\u{2028}two"), "{show}");
+    for out in [&list, &show] {
+        for (c, _) in LOOK_ALIKES {
+            assert!(!out.contains(c), "raw {c:?} printed:\n{out}");
+        }
+    }
+
+    // JSON escapes them too, and a parser still reads the exact name back.
+    let raw = env.ok(["keys", "list", "--json"]);
+    assert!(raw.contains("evil\\u202egnp.exe\\u200b"), "{raw}");
+    assert!(!raw.contains('\u{202E}'), "{raw}");
+    let parsed: Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(parsed[0]["name"], "evil\u{202E}gnp.exe\u{200B}");
+    assert_eq!(parsed[0]["description"], "line\u{2028}two");
+}

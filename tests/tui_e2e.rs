@@ -2,9 +2,12 @@
 //! (with `set-clipboard on`, so OSC 52 lands in tmux's paste buffer), its
 //! own `/mcp` server in front of the reference MCP server over stdio.
 //! Create a key through the form, copy it with `c`, call `/mcp` with it,
-//! revoke it with `r` `y`, call again, quit with `q`.
+//! revoke it with `r` `y`, call again, quit with `q`. And the guards around
+//! what cannot be seen: keys pressed on the "too small" screen do nothing,
+//! and `Ctrl-C` over a new key asks before it is lost.
 //!
-//! Needs tmux, node and the reference server: `scripts/install-test-deps.sh`.
+//! Needs tmux, node and the reference server: `scripts/install-test-deps.sh`
+//! (the guard test needs only tmux).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -292,6 +295,94 @@ async fn create_copy_call_revoke_and_quit_in_the_real_console() {
 
     // q quits cleanly.
     tmux.keys(&["q"]);
+    let exit = wait_for_file(&exit_file);
+    assert_eq!(exit.trim(), "EXIT=0");
+}
+
+/// The console with `--no-server` on a fresh database in `dir`, in tmux.
+fn console_without_server(dir: &Path) -> (Tmux, PathBuf, PathBuf) {
+    let works = Command::new("tmux").arg("-V").output();
+    assert!(
+        works.is_ok_and(|o| o.status.success()),
+        "tmux is not installed: {INSTALL_HINT}"
+    );
+    let db = dir.join("plexmcp.db");
+    let exit_file = dir.join("exit.txt");
+    let bin = env!("CARGO_BIN_EXE_plexmcp");
+    let console = format!(
+        "env -u PLEXMCP_DB -u PLEXMCP_ORG -u DISPLAY -u WAYLAND_DISPLAY \
+         USER=tester XDG_STATE_HOME={state} XDG_CACHE_HOME={state} \
+         {bin} --db {db} --no-server; echo EXIT=$? > {exit}",
+        state = sh_quote(&dir.join("state").to_string_lossy()),
+        bin = sh_quote(bin),
+        db = sh_quote(&db.to_string_lossy()),
+        exit = sh_quote(&exit_file.to_string_lossy()),
+    );
+    (Tmux::start(&console, 120, 40), db, exit_file)
+}
+
+fn key_status(db: &Path, key: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_plexmcp"))
+        .arg("--db")
+        .arg(db)
+        .args(["keys", "show", key, "--json"])
+        .env("USER", "tester")
+        .env_remove("PLEXMCP_ORG")
+        .env_remove("PLEXMCP_DB")
+        .output()
+        .expect("run plexmcp keys show");
+    let json: Value = serde_json::from_slice(&out.stdout).expect("keys show --json");
+    json["status"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_too_small_terminal_ignores_keys_and_ctrl_c_asks_before_losing_a_new_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (tmux, db, exit_file) = console_without_server(dir.path());
+    tmux.wait_for_text("No API keys yet");
+
+    // A key made in the form, then closed: it is listed and active.
+    tmux.keys(&["n"]);
+    tmux.wait_for_text("Create API key");
+    tmux.type_text("keep-me");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for_text("shown only once");
+    let prefix = screen
+        .split("Prefix: ")
+        .nth(1)
+        .map(|rest| rest[..13].to_string())
+        .expect("the dialog shows the prefix");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for_screen("the dialog to close", |s| !s.contains("shown only once"));
+
+    // Too small: r y (revoke, confirm) and n Enter (a new key) do nothing.
+    tmux.ok(&["resize-window", "-t", "console", "-x", "60", "-y", "20"]);
+    tmux.wait_for_text("Terminal too small");
+    tmux.keys(&["r", "y", "n", "Enter"]);
+    tmux.ok(&["resize-window", "-t", "console", "-x", "120", "-y", "40"]);
+    let screen = tmux.wait_for_text("API Keys (1)");
+    assert!(!screen.contains("Revoke key"), "{screen}");
+    assert!(!screen.contains("Create API key"), "{screen}");
+    assert_eq!(key_status(&db, &prefix), "active");
+
+    // Ctrl-C with a new key on screen asks; n goes back to the key.
+    tmux.keys(&["n"]);
+    tmux.wait_for_text("Create API key");
+    tmux.type_text("second");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for_text("shown only once");
+    tmux.keys(&["C-c"]);
+    tmux.wait_for_text("The key will not be shown again. Quit anyway?");
+    assert!(
+        std::fs::read_to_string(&exit_file).is_err(),
+        "quit without asking"
+    );
+    tmux.keys(&["n"]);
+    tmux.wait_for_text("shown only once");
+    // Asked again, y quits.
+    tmux.keys(&["C-c"]);
+    tmux.wait_for_text("Quit anyway?");
+    tmux.keys(&["y"]);
     let exit = wait_for_file(&exit_file);
     assert_eq!(exit.trim(), "EXIT=0");
 }

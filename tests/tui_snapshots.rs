@@ -7,6 +7,7 @@
 mod tui_support;
 
 use plexmcp::admin::AdminError;
+use plexmcp::server::usage_writer::Losses;
 use plexmcp::tui::action::{Action, CopyReport, ServerStatus};
 use plexmcp::tui::app::App;
 use plexmcp::tui::theme::Theme;
@@ -14,19 +15,14 @@ use plexmcp::tui::ui;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::KeyCode;
-use ratatui::layout::Rect;
 use tui_support::*;
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
 
-/// Draws `app` at `width`×`height` after telling it the layout, as the
+/// Draws `app` at `width`×`height` after telling it the size, as the
 /// event loop does before every draw.
 fn draw(app: &mut App, width: u16, height: u16) -> Terminal<TestBackend> {
-    let areas = ui::areas(Rect::new(0, 0, width, height));
-    app.update(Action::Layout {
-        list: areas.list,
-        detail: areas.detail,
-    });
+    app.update(Action::Resize { width, height });
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
     terminal
         .draw(|f| ui::render(app, f, &Theme { color: false }))
@@ -262,6 +258,7 @@ fn server_running_idle() {
             addr: "127.0.0.1:8470".into(),
             per_minute: 0,
             errors_per_minute: 0,
+            usage_lost: Default::default(),
         }));
         app
     });
@@ -587,4 +584,115 @@ fn terminal_too_small() {
     assert_screen("terminal_too_small", &mut app, 79, 24);
     let mut app = loaded();
     assert_screen("terminal_too_small", &mut app, 80, 23);
+}
+
+/// Too small while a new key waits: the screen says so, and quitting asks.
+#[test]
+fn terminal_too_small_with_a_key_on_show() {
+    let mut app = loaded();
+    issue(&mut app, None);
+    assert_screen("terminal_too_small_key_waiting", &mut app, 70, 20);
+    app.update(ctrl('c'));
+    assert_screen("terminal_too_small_quit_confirm", &mut app, 70, 20);
+}
+
+// ------------------------------------------------------- quit confirm
+
+#[test]
+fn quit_confirm_over_the_show_once_key() {
+    screens("quit_confirm_show_key", || {
+        let mut app = loaded();
+        issue(&mut app, None);
+        app.update(ctrl('c'));
+        app
+    });
+}
+
+// ---------------------------------------------------- look-alike names
+
+/// Every character of the screen, as the terminal would receive them.
+fn screen_text(terminal: &Terminal<TestBackend>) -> String {
+    terminal
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|cell| cell.symbol())
+        .collect()
+}
+
+fn look_alike_app() -> App {
+    let mut stored = keys();
+    stored[0].name = "evil\u{202E}gnp.exe".into();
+    stored[0].description = Some("line\u{2028}two\u{200B}".into());
+    stored[1].name = "lap\u{FEFF}top\u{2066}".into();
+    let mut app = loaded_with(snapshot_with(stored, mcps()), 10);
+    let mut detail = detail();
+    detail.audit[0].detail = Some("name: evil\u{202E}gnp.exe".into());
+    app.update(Action::DetailLoaded(Box::new(detail)));
+    app
+}
+
+#[test]
+fn look_alike_names_are_escaped_in_the_list_and_detail() {
+    for (width, height) in SIZES {
+        let mut app = look_alike_app();
+        let terminal = draw(&mut app, width, height);
+        let text = screen_text(&terminal);
+        for c in ['\u{202E}', '\u{2028}', '\u{200B}', '\u{FEFF}', '\u{2066}'] {
+            assert!(!text.contains(c), "raw {c:?} sent to the terminal");
+        }
+        assert!(text.contains("evil\\u{202E}gnp"), "{text}");
+    }
+    screens("look_alike_names_escaped", look_alike_app);
+}
+
+#[test]
+fn look_alike_names_are_escaped_in_dialogs() {
+    let mut app = look_alike_app();
+    app.update(ch('r'));
+    let text = screen_text(&draw(&mut app, 120, 40));
+    assert!(!text.contains('\u{202E}'));
+    assert!(text.contains("evil\\u{202E}gnp"), "revoke dialog: {text}");
+    let mut app = look_alike_app();
+    app.update(ch('R'));
+    let text = screen_text(&draw(&mut app, 120, 40));
+    assert!(!text.contains('\u{202E}'));
+    assert!(text.contains("evil\\u{202E}gnp"), "rotate dialog: {text}");
+    // The edit form shows what is stored without letting it act.
+    let mut app = look_alike_app();
+    app.update(ch('e'));
+    let text = screen_text(&draw(&mut app, 120, 40));
+    assert!(!text.contains('\u{202E}'), "edit form");
+}
+
+#[test]
+fn create_form_refusing_a_look_alike_name() {
+    screens("create_form_look_alike_name", || {
+        let mut app = loaded();
+        app.update(ch('n'));
+        type_text(&mut app, "evil\u{202E}gnp");
+        app.update(press(KeyCode::Enter));
+        app
+    });
+}
+
+// ----------------------------------------------------- usage writer loss
+
+#[test]
+fn lost_usage_events_show_in_the_status_bar() {
+    screens("server_usage_lost", || {
+        let mut app = loaded();
+        app.update(Action::Server(ServerStatus::Running {
+            addr: "127.0.0.1:8470".into(),
+            per_minute: 42,
+            errors_per_minute: 1,
+            usage_lost: Losses {
+                dropped: 120,
+                failed_batches: 3,
+                failed_events: 30,
+            },
+        }));
+        app
+    });
 }

@@ -617,8 +617,8 @@ fn issued_key_is_shown_once_copied_then_forgotten() {
         other => panic!("expected ShowKey, got {other:?}"),
     }
     // Other keys do nothing here, not even the list's bindings.
-    assert!(app.update(ch('q')).is_none());
     assert!(app.update(ch('r')).is_none());
+    assert!(app.update(ch('n')).is_none());
     assert!(!app.quit);
     assert!(matches!(app.mode, Mode::ShowKey(_)));
 
@@ -667,8 +667,8 @@ fn the_new_key_is_selected_when_the_load_comes_after_closing() {
     assert_eq!(detail_row(effect), 5);
 }
 
-#[test]
-fn quitting_from_the_show_once_dialog_drops_the_key() {
+/// An app showing a freshly issued key; returns the key's text.
+fn showing_a_key() -> (App, String) {
     let mut app = loaded();
     let key = issued_key();
     let text = key.expose().to_string();
@@ -677,9 +677,178 @@ fn quitting_from_the_show_once_dialog_drops_the_key() {
         key,
         replaced: None,
     });
+    (app, text)
+}
+
+fn assert_showing(app: &App, text: &str) {
+    match &app.mode {
+        Mode::ShowKey(show) => assert_eq!(show.key.expose(), text),
+        other => panic!("expected the key on screen, got {other:?}"),
+    }
+}
+
+fn assert_asking_to_quit(app: &App) {
+    assert!(
+        matches!(app.mode, Mode::ConfirmQuit(_)),
+        "expected the quit question, got {:?}",
+        app.mode
+    );
+    assert!(!app.quit);
+}
+
+#[test]
+fn ctrl_c_and_q_on_the_show_once_dialog_ask_before_the_key_is_lost() {
+    for quit in [ctrl('c'), ch('q')] {
+        let (mut app, text) = showing_a_key();
+        let Action::Key(quit_key) = quit else {
+            unreachable!()
+        };
+        assert!(app.update(Action::Key(quit_key)).is_none(), "no quit yet");
+        assert_asking_to_quit(&app);
+        // Anything but y keeps asking; Ctrl-C again is not a yes.
+        for other in [ch('x'), press(KeyCode::Enter), ctrl('c'), ch('q'), ch('c')] {
+            assert!(app.update(other).is_none());
+            assert_asking_to_quit(&app);
+        }
+        // n (or Esc) goes back to the key, still there to copy.
+        assert!(app.update(ch('n')).is_none());
+        assert_showing(&app, &text);
+        app.update(Action::Key(quit_key));
+        assert!(app.update(press(KeyCode::Esc)).is_none());
+        assert_showing(&app, &text);
+        // y quits, and the key goes with the dialog.
+        app.update(Action::Key(quit_key));
+        assert!(matches!(app.update(ch('y')), Some(Effect::Quit)));
+        assert!(app.quit);
+        assert!(!format!("{app:?}").contains(&text[13..]));
+    }
+}
+
+// --------------------------------------------------- terminal too small
+
+fn resize(width: u16, height: u16) -> Action {
+    Action::Resize { width, height }
+}
+
+/// Keys that do something on some screen of the console.
+fn every_binding() -> Vec<Action> {
+    let mut keys: Vec<Action> = "rRyYnNeEkKjJgGmdaoscx/? ".chars().map(ch).collect();
+    for code in [
+        KeyCode::Enter,
+        KeyCode::Esc,
+        KeyCode::Tab,
+        KeyCode::BackTab,
+        KeyCode::Up,
+        KeyCode::Down,
+        KeyCode::Left,
+        KeyCode::Right,
+        KeyCode::PageDown,
+        KeyCode::End,
+        KeyCode::Delete,
+        KeyCode::Backspace,
+    ] {
+        keys.push(press(code));
+    }
+    keys.extend([ctrl('d'), ctrl('u')]);
+    keys.extend([Action::Click { column: 5, row: 4 }, Action::Scroll(3)]);
+    keys
+}
+
+#[test]
+fn the_size_decides_too_small_like_the_screen_does() {
+    let mut app = loaded();
+    assert!(!app.too_small(), "size unknown: nothing is hidden");
+    for (w, h, small) in [
+        (60, 20, true),
+        (79, 24, true),
+        (80, 23, true),
+        (80, 24, false),
+        (200, 60, false),
+    ] {
+        app.update(resize(w, h));
+        assert_eq!(app.too_small(), small, "{w}x{h}");
+    }
+}
+
+#[test]
+fn a_too_small_terminal_ignores_every_key_but_quit() {
+    let mut app = loaded();
+    app.update(resize(60, 20));
+    for action in every_binding() {
+        let shown = format!("{action:?}");
+        assert!(app.update(action).is_none(), "{shown} had an effect");
+        assert_normal(&app);
+    }
+    assert_eq!(selected_name(&app), "ci-deploy");
+    assert!(!app.quit);
+    // Enlarged again, keys work as before.
+    app.update(resize(120, 40));
+    app.update(ch('r'));
+    assert!(matches!(app.mode, Mode::Confirm(_)));
+    // q quits from the small screen.
+    let mut app = loaded();
+    app.update(resize(79, 24));
+    assert!(matches!(app.update(ch('q')), Some(Effect::Quit)));
+    let mut app = loaded();
+    app.update(resize(80, 23));
     assert!(matches!(app.update(ctrl('c')), Some(Effect::Quit)));
-    assert!(app.quit);
-    assert!(!format!("{app:?}").contains(&text[13..]));
+}
+
+#[test]
+fn a_revoke_confirmation_hidden_by_a_small_terminal_cannot_be_confirmed() {
+    let mut app = loaded();
+    app.update(resize(120, 40));
+    app.update(ch('r'));
+    app.update(resize(60, 20));
+    for key in [ch('y'), ch('Y'), press(KeyCode::Enter), ch('n')] {
+        assert!(app.update(key).is_none(), "the hidden dialog acted");
+    }
+    assert!(
+        matches!(&app.mode, Mode::Confirm(Pending::RevokeKey { name, .. }) if name == "ci-deploy"),
+        "{:?}",
+        app.mode
+    );
+    // Once it can be seen again, y revokes.
+    app.update(resize(80, 24));
+    assert!(matches!(
+        app.update(ch('y')),
+        Some(Effect::RevokeKey { .. })
+    ));
+}
+
+#[test]
+fn a_form_hidden_by_a_small_terminal_cannot_be_submitted_or_typed_into() {
+    let mut app = loaded();
+    app.update(resize(120, 40));
+    app.update(ch('n'));
+    type_text(&mut app, "hidden");
+    app.update(resize(79, 30));
+    assert!(app.update(press(KeyCode::Enter)).is_none(), "created a key");
+    type_text(&mut app, "more");
+    assert_eq!(key_form(&app).name.value(), "hidden");
+    assert!(!key_form(&app).busy);
+    // The rotate dialog likewise.
+    let mut app = loaded();
+    app.update(resize(120, 40));
+    app.update(ch('R'));
+    app.update(resize(100, 10));
+    assert!(app.update(ch('r')).is_none());
+    assert!(app.update(ch('k')).is_none());
+    assert!(matches!(app.mode, Mode::Rotate { .. }));
+}
+
+#[test]
+fn quitting_a_too_small_terminal_with_a_key_on_show_still_asks() {
+    let (mut app, text) = showing_a_key();
+    app.update(resize(60, 20));
+    assert!(app.update(press(KeyCode::Enter)).is_none());
+    assert_showing(&app, &text);
+    assert!(app.update(ctrl('c')).is_none());
+    assert_asking_to_quit(&app);
+    assert!(app.update(ch('n')).is_none());
+    assert_showing(&app, &text);
+    app.update(ch('q'));
+    assert!(matches!(app.update(ch('y')), Some(Effect::Quit)));
 }
 
 // ----------------------------------------------------------------- revoke
@@ -1332,4 +1501,33 @@ fn the_wheel_scrolls_the_focused_pane() {
     app.update(ch('?'));
     assert!(app.update(Action::Scroll(1)).is_none());
     assert_eq!(app.detail_scroll, 0);
+}
+
+// ------------------------------------------------------ look-alike names
+
+#[test]
+fn the_key_form_refuses_invisible_and_direction_changing_characters() {
+    for (c, code) in [
+        ('\u{202E}', "U+202E"),
+        ('\u{200B}', "U+200B"),
+        ('\u{FEFF}', "U+FEFF"),
+        ('\u{2066}', "U+2066"),
+        ('\u{2028}', "U+2028"),
+    ] {
+        let mut app = loaded();
+        app.update(ch('n'));
+        type_text(&mut app, &format!("evil{c}gnp"));
+        app.update(press(KeyCode::Tab));
+        type_text(&mut app, &format!("de{c}sc"));
+        assert!(app.update(press(KeyCode::Enter)).is_none(), "{code}");
+        let form = key_form(&app);
+        let name_error = form.error_for(Field::Name).unwrap_or_default();
+        assert!(name_error.contains(code), "{code}: {name_error:?}");
+        let description_error = form.error_for(Field::Description).unwrap_or_default();
+        assert!(
+            description_error.contains(code),
+            "{code}: {description_error:?}"
+        );
+        assert_eq!(form.focus, KeyField::Name);
+    }
 }

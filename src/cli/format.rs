@@ -1,10 +1,14 @@
 //! How the CLI prints things: aligned tables for people, JSON for scripts.
 
+use std::io::{self, Write};
+
 use chrono::SecondsFormat;
 use serde::Serialize;
+use serde_json::ser::{Formatter, PrettyFormatter};
 use unicode_width::UnicodeWidthStr;
 
 use crate::domain::{KeyRecord, Mcp, McpAccess, Timestamp};
+use crate::rules;
 use crate::store::OrgSummary;
 
 /// RFC 3339 in UTC with whole seconds, as every JSON time field uses.
@@ -17,11 +21,11 @@ pub fn human(at: Timestamp) -> String {
     at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
-/// Replaces control characters so stored text cannot drive the terminal.
+/// Escapes control, separator and invisible or direction-changing
+/// characters (as `\u{202E}`), so stored text can neither drive the
+/// terminal nor look like other text.
 pub fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    rules::visible(s).into_owned()
 }
 
 /// Prints rows under headers, each column as wide as its widest cell.
@@ -91,9 +95,69 @@ pub fn key_json<'a>(key: &'a KeyRecord, now: Timestamp, full: Option<&'a str>) -
     }
 }
 
+/// Pretty JSON in which every character `rules::visible` would escape is
+/// a `\uXXXX` escape: the same strings to any JSON parser, but nothing a
+/// terminal showing the output would act on or hide.
 pub fn print_json(value: &impl Serialize) -> Result<(), serde_json::Error> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, TerminalSafe::default());
+    value.serialize(&mut ser)?;
+    println!("{}", String::from_utf8_lossy(&out));
     Ok(())
+}
+
+/// serde_json's pretty formatter plus `\uXXXX` escapes for unsafe characters.
+#[derive(Default)]
+struct TerminalSafe(PrettyFormatter<'static>);
+
+impl Formatter for TerminalSafe {
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        let mut rest = fragment;
+        while let Some((at, c)) = rest
+            .char_indices()
+            .find(|&(_, c)| rules::is_unsafe_to_show(c))
+        {
+            writer.write_all(&rest.as_bytes()[..at])?;
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                write!(writer, "\\u{unit:04x}")?;
+            }
+            rest = &rest[at + c.len_utf8()..];
+        }
+        writer.write_all(rest.as_bytes())
+    }
+
+    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_array(w)
+    }
+    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.0.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_object(w)
+    }
+    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.0.begin_object_key(w, first)
+    }
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_object_value(w)
+    }
+    fn end_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_object_value(w)
+    }
 }
 
 pub fn expires_cell(key: &KeyRecord) -> String {

@@ -54,7 +54,7 @@ pub fn run(store: &mut Store, org_slug: &str, cmd: KeysCommand) -> CliResult {
                 .map(|k| {
                     vec![
                         k.prefix(),
-                        k.name.clone(),
+                        clean(&k.name),
                         k.status(now).label().to_string(),
                         human(k.created_at),
                         format::last_used_cell(k),
@@ -103,7 +103,7 @@ pub fn run(store: &mut Store, org_slug: &str, cmd: KeysCommand) -> CliResult {
             println!(
                 "Revoked key {} (\"{}\"). Requests with it now get 401 Invalid API Key.",
                 revoked.prefix(),
-                revoked.name
+                clean(&revoked.name)
             );
             Ok(())
         }
@@ -137,7 +137,7 @@ pub fn run(store: &mut Store, org_slug: &str, cmd: KeysCommand) -> CliResult {
             println!(
                 "Updated key {}: name \"{}\", MCP access {}.",
                 edited.prefix(),
-                edited.name,
+                clean(&edited.name),
                 edited.access.describe()
             );
             Ok(())
@@ -157,7 +157,7 @@ fn confirm_revoke(key: &KeyRecord) -> Result<bool, CliError> {
     eprint!(
         "Revoke key {} (\"{}\")? It stops working immediately and cannot be reactivated. [y/N] ",
         key.prefix(),
-        key.name
+        clean(&key.name)
     );
     std::io::stderr().flush()?;
     let mut answer = String::new();
@@ -185,10 +185,14 @@ fn print_new_key(
         Some((old, _)) => println!(
             "Rotated {} (\"{}\"): the new key is {}.",
             old.prefix(),
-            record.name,
+            clean(&record.name),
             record.prefix()
         ),
-        None => println!("Created API key {} (\"{}\").", record.prefix(), record.name),
+        None => println!(
+            "Created API key {} (\"{}\").",
+            record.prefix(),
+            clean(&record.name)
+        ),
     }
     println!();
     println!("    {}", key.expose());

@@ -1,8 +1,11 @@
 //! Live request counters for the console's status bar: totals plus a
 //! 60-second sliding window, lock-free so the request path pays a few
-//! atomic adds.
+//! atomic adds. `health` joins them with what the usage writer lost, so
+//! the status bar reads one summary.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::usage_writer::{Losses, WriterStats};
 
 const WINDOW_SECS: usize = 60;
 
@@ -33,7 +36,27 @@ pub struct Window {
     pub errors: u64,
 }
 
+/// What the console's status bar shows about a running server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Health {
+    /// Requests and errors in the last minute.
+    pub requests: u64,
+    pub errors: u64,
+    /// Usage events the writer could not record, since start.
+    pub usage_lost: Losses,
+}
+
 impl LiveStats {
+    /// The last minute of requests plus the usage writer's losses.
+    pub fn health(&self, usage: &WriterStats, unix_secs: u64) -> Health {
+        let window = self.last_minute(unix_secs);
+        Health {
+            requests: window.requests,
+            errors: window.errors,
+            usage_lost: usage.losses(),
+        }
+    }
+
     pub fn record(&self, unix_secs: u64, error: bool) {
         self.total.fetch_add(1, Ordering::Relaxed);
         let slot = &self.slots[(unix_secs as usize) % WINDOW_SECS];

@@ -1,9 +1,13 @@
 //! The single writer of usage events. Requests hand events to a bounded
 //! channel and never wait on SQLite; one thread commits whatever has
 //! queued up as one transaction, so batches grow with load by themselves.
+//! What it cannot record (a full queue, a refused batch) is counted for the
+//! console and summarised in the log at most once per `WARN_EVERY`, so a
+//! full disk cannot flood the log as well.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -17,6 +21,8 @@ pub const MAX_BATCH: usize = 8_192;
 /// How long the writer waits after the first event of a batch; also the
 /// most a crash can lose beyond what was already queued.
 pub const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
+/// The least time between two warnings about lost usage events.
+pub const WARN_EVERY: Duration = Duration::from_secs(60);
 
 enum Message {
     Event(UsageEvent),
@@ -30,6 +36,110 @@ pub struct WriterStats {
     pub written: AtomicU64,
     pub dropped: AtomicU64,
     pub failed_batches: AtomicU64,
+    /// Events in the failed batches: lost with them.
+    pub failed_events: AtomicU64,
+}
+
+impl WriterStats {
+    pub fn losses(&self) -> Losses {
+        Losses {
+            dropped: self.dropped.load(Ordering::Relaxed),
+            failed_batches: self.failed_batches.load(Ordering::Relaxed),
+            failed_events: self.failed_events.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Usage events not recorded, since the writer started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Losses {
+    pub dropped: u64,
+    pub failed_batches: u64,
+    pub failed_events: u64,
+}
+
+impl Losses {
+    /// Events lost either way.
+    pub fn events(self) -> u64 {
+        self.dropped.saturating_add(self.failed_events)
+    }
+
+    fn since(self, earlier: Losses) -> Losses {
+        Losses {
+            dropped: self.dropped.saturating_sub(earlier.dropped),
+            failed_batches: self.failed_batches.saturating_sub(earlier.failed_batches),
+            failed_events: self.failed_events.saturating_sub(earlier.failed_events),
+        }
+    }
+}
+
+/// Decides when lost events are worth a warning: the first loss at once,
+/// later ones summarised at most once per `WARN_EVERY`. The clock is
+/// passed in, so the limit is tested without waiting.
+#[derive(Debug, Default)]
+struct LossReport {
+    reported: Losses,
+    last_warning: Option<Instant>,
+    last_error: Option<String>,
+}
+
+impl LossReport {
+    /// Remembers why the latest batch failed, for the next summary.
+    fn failed(&mut self, error: String) {
+        self.last_error = Some(error);
+    }
+
+    /// The warning to log at `now` for losses up to `total`, if one is due.
+    fn due(&mut self, total: Losses, now: Instant) -> Option<String> {
+        let quiet = self
+            .last_warning
+            .is_some_and(|at| now.saturating_duration_since(at) < WARN_EVERY);
+        if quiet {
+            return None;
+        }
+        self.summary(total, now)
+    }
+
+    /// The warning for anything not yet reported, whenever it was lost (at shutdown).
+    fn remaining(&mut self, total: Losses, now: Instant) -> Option<String> {
+        self.summary(total, now)
+    }
+
+    fn summary(&mut self, total: Losses, now: Instant) -> Option<String> {
+        let new = total.since(self.reported);
+        if new == Losses::default() {
+            return None;
+        }
+        let mut parts = Vec::new();
+        if new.dropped > 0 {
+            parts.push(format!(
+                "{} dropped because the queue was full (the database is too slow or locked)",
+                new.dropped
+            ));
+        }
+        if new.failed_batches > 0 {
+            let batches = if new.failed_batches == 1 {
+                "1 failed batch".to_string()
+            } else {
+                format!("{} failed batches", new.failed_batches)
+            };
+            let why = self.last_error.as_deref().unwrap_or("unknown error");
+            parts.push(format!(
+                "{} lost in {batches} (last error: {why})",
+                new.failed_events
+            ));
+        }
+        let mut line = format!("usage events not recorded: {}", parts.join("; "));
+        if self.last_warning.is_some() {
+            line.push_str(&format!(
+                " since the last warning; {} lost since start",
+                total.events()
+            ));
+        }
+        self.reported = total;
+        self.last_warning = Some(now);
+        Some(line)
+    }
 }
 
 /// Cheap handle requests use to record events.
@@ -95,6 +205,7 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Message>, stats: &WriterStats) {
     }
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut waiters = Vec::new();
+    let mut report = LossReport::default();
     while let Some(first) = rx.blocking_recv() {
         // Let a busy server's events gather for a moment, so one transaction
         // carries hundreds instead of a handful; a flush is served at once.
@@ -111,15 +222,26 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Message>, stats: &WriterStats) {
                 next = rx.try_recv().ok();
             }
         }
-        commit(&mut store, &mut batch, stats);
+        commit(&mut store, &mut batch, stats, &mut report);
+        if let Some(warning) = report.due(stats.losses(), Instant::now()) {
+            tracing::warn!("{warning}");
+        }
         for done in waiters.drain(..) {
             let _ = done.send(());
         }
     }
-    commit(&mut store, &mut batch, stats);
+    commit(&mut store, &mut batch, stats, &mut report);
+    if let Some(warning) = report.remaining(stats.losses(), Instant::now()) {
+        tracing::warn!("{warning}");
+    }
 }
 
-fn commit(store: &mut Store, batch: &mut Vec<UsageEvent>, stats: &WriterStats) {
+fn commit(
+    store: &mut Store,
+    batch: &mut Vec<UsageEvent>,
+    stats: &WriterStats,
+    report: &mut LossReport,
+) {
     if batch.is_empty() {
         return;
     }
@@ -130,9 +252,80 @@ fn commit(store: &mut Store, batch: &mut Vec<UsageEvent>, stats: &WriterStats) {
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
         }
         Err(e) => {
+            // Counted here, logged by `LossReport`: one line per batch would flood the log.
+            report.failed(e.to_string());
+            stats
+                .failed_events
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
             stats.failed_batches.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(error = %e, events = batch.len(), "could not write usage events");
         }
     }
     batch.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lost(dropped: u64, failed_batches: u64) -> Losses {
+        Losses {
+            dropped,
+            failed_batches,
+            failed_events: failed_batches * 10,
+        }
+    }
+
+    #[test]
+    fn the_first_loss_warns_at_once_and_later_ones_once_per_interval() {
+        let start = Instant::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        let mut report = LossReport::default();
+        assert_eq!(report.due(Losses::default(), at(0)), None, "nothing lost");
+
+        report.failed("database or disk is full".into());
+        let first = report.due(lost(0, 1), at(0)).expect("first loss warns");
+        assert!(
+            first.contains("10 lost in 1 failed batch (last error: database or disk is full)"),
+            "{first}"
+        );
+        assert!(
+            !first.contains("since"),
+            "the first line needs no totals: {first}"
+        );
+
+        // A thousand more failures within the interval: no more lines.
+        for i in 1..=1000 {
+            assert_eq!(report.due(lost(i, 1 + i), at(i * 59 / 1000)), None);
+        }
+        let summary = report
+            .due(lost(1000, 1001), at(60))
+            .expect("one summary after the interval");
+        assert!(
+            summary.contains("1000 dropped because the queue was full"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("10000 lost in 1000 failed batches"),
+            "{summary}"
+        );
+        assert!(
+            summary.ends_with("since the last warning; 11010 lost since start"),
+            "{summary}"
+        );
+        // Nothing new: silence, however long.
+        assert_eq!(report.due(lost(1000, 1001), at(600)), None);
+    }
+
+    #[test]
+    fn losses_within_the_last_interval_are_reported_at_shutdown() {
+        let start = Instant::now();
+        let mut report = LossReport::default();
+        assert!(report.due(lost(5, 0), start).is_some());
+        assert_eq!(report.due(lost(7, 0), start + Duration::from_secs(1)), None);
+        let last = report
+            .remaining(lost(7, 0), start + Duration::from_secs(2))
+            .expect("the pending two are not forgotten");
+        assert!(last.contains("2 dropped"), "{last}");
+        assert_eq!(report.remaining(lost(7, 0), start), None);
+    }
 }

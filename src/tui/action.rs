@@ -8,6 +8,8 @@ use ratatui::layout::Rect;
 use crate::admin::AdminError;
 use crate::domain::{AuditEvent, KeyRecord, Mcp, Plan, Timestamp};
 use crate::keys::ApiKey;
+use crate::server::live::Health;
+use crate::server::usage_writer::Losses;
 use crate::store::KeyUsage;
 
 /// Everything the store knows that the list view shows.
@@ -40,7 +42,21 @@ pub enum ServerStatus {
         addr: String,
         per_minute: u64,
         errors_per_minute: u64,
+        /// Usage events the writer could not record, since start.
+        usage_lost: Losses,
     },
+}
+
+impl ServerStatus {
+    /// The status bar's view of a running server's counters.
+    pub fn running(addr: impl Into<String>, health: &Health) -> ServerStatus {
+        ServerStatus::Running {
+            addr: addr.into(),
+            per_minute: health.requests,
+            errors_per_minute: health.errors,
+            usage_lost: health.usage_lost,
+        }
+    }
 }
 
 /// What a copy to the clipboard achieved.
@@ -78,6 +94,11 @@ pub enum Action {
     Layout {
         list: Rect,
         detail: Rect,
+    },
+    /// The terminal's size: sets the layout and whether it is too small.
+    Resize {
+        width: u16,
+        height: u16,
     },
     Tick(Timestamp),
     Server(ServerStatus),
@@ -203,7 +224,7 @@ pub const BINDINGS: &[Binding] = &[
     },
     Binding {
         keys: "q / Ctrl-C",
-        does: "quit",
+        does: "quit (asks first while a new key is shown)",
         intent: Intent::Quit,
     },
 ];

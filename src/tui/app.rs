@@ -4,6 +4,7 @@
 //! happens here, and the clock arrives in `Tick`s, so every behaviour is
 //! tested as a plain function.
 
+mod guards;
 mod list;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
@@ -17,6 +18,7 @@ use super::action::{
     is_force_quit,
 };
 use super::forms::{FormOutcome, KeyForm, KeySubmit, McpForm};
+use super::layout;
 use crate::admin::{EditRequest, KeyRequest, McpRequest};
 use crate::domain::{KeyRecord, Plan, Timestamp};
 use crate::keys::ApiKey;
@@ -126,10 +128,19 @@ pub enum Mode {
     KeyForm(Box<KeyForm>),
     ShowKey(Box<ShowKey>),
     Confirm(Pending),
-    Rotate { id: String, name: String },
-    Mcps { selected: usize },
+    /// Quit asked for while a new key is on screen: it would be lost.
+    ConfirmQuit(Box<ShowKey>),
+    Rotate {
+        id: String,
+        name: String,
+    },
+    Mcps {
+        selected: usize,
+    },
     McpForm(Box<McpForm>),
-    Orgs { selected: usize },
+    Orgs {
+        selected: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,6 +181,9 @@ pub struct App {
     pub select_on_load: Option<i64>,
     pub list_area: Rect,
     pub detail_area: Rect,
+    /// The terminal's size once the event loop has said; `None` (tests that
+    /// only set a layout) hides nothing.
+    pub screen: Option<(u16, u16)>,
     pub quit: bool,
 }
 
@@ -198,6 +212,7 @@ impl App {
             select_on_load: None,
             list_area: Rect::default(),
             detail_area: Rect::default(),
+            screen: None,
             quit: false,
         }
     }
@@ -241,11 +256,16 @@ impl App {
     pub fn update(&mut self, action: Action) -> Option<Effect> {
         match action {
             Action::Key(key) => {
+                if self.too_small() {
+                    return self.key_while_too_small(key);
+                }
                 if is_force_quit(&key) {
-                    return self.quit();
+                    return self.ask_or_quit();
                 }
                 self.on_key(key)
             }
+            // Nothing under the pointer is on screen when the terminal is too small.
+            Action::Click { .. } | Action::Scroll(_) if self.too_small() => None,
             Action::Click { column, row } => self.on_click(column, row),
             Action::Scroll(delta) => {
                 if !matches!(self.mode, Mode::Normal) {
@@ -264,6 +284,14 @@ impl App {
                 self.detail_area = detail;
                 self.keep_selection_visible();
                 None
+            }
+            Action::Resize { width, height } => {
+                self.screen = Some((width, height));
+                let areas = layout::areas(Rect::new(0, 0, width, height));
+                self.update(Action::Layout {
+                    list: areas.list,
+                    detail: areas.detail,
+                })
             }
             Action::Tick(now) => {
                 self.now = now;
@@ -396,19 +424,8 @@ impl App {
                     })
                 }
             },
-            Mode::ShowKey(show) => match key.code {
-                KeyCode::Char('c') => {
-                    let text = Zeroizing::new(show.key.expose().to_string());
-                    self.mode = Mode::ShowKey(show);
-                    Some(Effect::Copy(text))
-                }
-                // Closing drops `show`, which zeroizes the key.
-                KeyCode::Enter | KeyCode::Esc => None,
-                _ => {
-                    self.mode = Mode::ShowKey(show);
-                    None
-                }
-            },
+            Mode::ShowKey(show) => self.show_once_key(show, key),
+            Mode::ConfirmQuit(show) => self.confirm_quit_key(show, key),
             Mode::Confirm(pending) => match key.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') => {
                     let org = self.org.clone();

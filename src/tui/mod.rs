@@ -9,6 +9,7 @@ pub mod app;
 mod clipboard;
 mod effects;
 pub mod forms;
+pub mod layout;
 pub mod panes;
 pub mod theme;
 pub mod ui;
@@ -35,6 +36,8 @@ use app::{App, Effect};
 use effects::Executor;
 use theme::Theme;
 
+use crate::server::live::Health;
+use crate::server::usage_writer::WriterStats;
 use crate::server::{Gateway, LiveStats};
 use crate::store::Store;
 
@@ -69,7 +72,8 @@ pub fn run(options: ConsoleOptions) -> anyhow::Result<()> {
 
 struct BackgroundServer {
     status: ServerStatus,
-    live: Option<Arc<LiveStats>>,
+    /// The request counters and the usage writer's, for the status bar.
+    counters: Option<(Arc<LiveStats>, Arc<WriterStats>)>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -80,7 +84,7 @@ async fn start_server(
 ) -> BackgroundServer {
     let not_running = |status| BackgroundServer {
         status,
-        live: None,
+        counters: None,
         task: None,
     };
     let Some(addr) = listen else {
@@ -106,7 +110,10 @@ async fn start_server(
         .local_addr()
         .map_or_else(|_| addr.to_string(), |a| a.to_string());
     tracing::info!("serving POST /mcp on http://{bound}");
-    let live = gateway.state().live.clone();
+    let counters = (
+        gateway.state().live.clone(),
+        gateway.state().usage.stats().clone(),
+    );
     let cancel = cancel.clone();
     let task = tokio::spawn(async move {
         if let Err(e) = gateway.serve(listener, cancel).await {
@@ -114,12 +121,8 @@ async fn start_server(
         }
     });
     BackgroundServer {
-        status: ServerStatus::Running {
-            addr: bound,
-            per_minute: 0,
-            errors_per_minute: 0,
-        },
-        live: Some(live),
+        status: ServerStatus::running(bound, &Health::default()),
+        counters: Some(counters),
         task: Some(task),
     }
 }
@@ -173,12 +176,12 @@ async fn event_loop(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
 
     loop {
+        // The app decides what input means from the size the frame is drawn at.
         let size = terminal.size()?;
-        let areas = ui::areas(ratatui::layout::Rect::new(0, 0, size.width, size.height));
-        if (areas.list, areas.detail) != (app.list_area, app.detail_area) {
-            app.update(Action::Layout {
-                list: areas.list,
-                detail: areas.detail,
+        if app.screen != Some((size.width, size.height)) {
+            app.update(Action::Resize {
+                width: size.width,
+                height: size.height,
             });
         }
         terminal.draw(|frame| ui::render(&app, frame, &theme))?;
@@ -194,14 +197,10 @@ async fn event_loop(
             },
             Some(action) = incoming.recv() => action,
             _ = tick.tick() => {
-                if let Some(live) = &server.live {
-                    let window = live.last_minute(u64::try_from(Utc::now().timestamp()).unwrap_or(0));
+                if let Some((live, usage)) = &server.counters {
+                    let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
                     if let ServerStatus::Running { addr, .. } = &app.server {
-                        let status = ServerStatus::Running {
-                            addr: addr.clone(),
-                            per_minute: window.requests,
-                            errors_per_minute: window.errors,
-                        };
+                        let status = ServerStatus::running(addr.clone(), &live.health(usage, now));
                         app.update(Action::Server(status));
                     }
                 }
@@ -238,8 +237,7 @@ fn to_action(event: Event) -> Option<Action> {
             MouseEventKind::ScrollUp => Some(Action::Scroll(-1)),
             _ => None,
         },
-        // The loop redraws after every event; a resize needs nothing more.
-        Event::Resize(_, _) => Some(Action::Tick(Utc::now())),
+        Event::Resize(width, height) => Some(Action::Resize { width, height }),
         _ => None,
     }
 }

@@ -3,7 +3,7 @@
 //! Reads state only; it never touches the store.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Direction, Layout, Rect};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
@@ -13,68 +13,15 @@ use super::action::ServerStatus;
 use super::app::{App, Focus, Mode};
 use super::panes::{detail, dialogs, forms, key_list, mcps, plural};
 use super::theme::Theme;
+use crate::rules::visible;
+use crate::server::usage_writer::Losses;
 
-pub const MIN_WIDTH: u16 = 80;
-pub const MIN_HEIGHT: u16 = 24;
-
-/// Where the panes go in a terminal of `area`: side by side when wide,
-/// stacked otherwise.
-pub struct Areas {
-    pub status: Rect,
-    pub list: Rect,
-    pub detail: Rect,
-    pub footer: Rect,
-}
-
-pub fn areas(area: Rect) -> Areas {
-    let [status, main, footer] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Min(0),
-        Constraint::Length(1),
-    ])
-    .areas(area);
-    let (direction, split) = if area.width >= 120 {
-        (
-            Direction::Horizontal,
-            [Constraint::Percentage(58), Constraint::Percentage(42)],
-        )
-    } else {
-        (
-            Direction::Vertical,
-            [Constraint::Percentage(45), Constraint::Percentage(55)],
-        )
-    };
-    let [list, detail] = Layout::default()
-        .direction(direction)
-        .constraints(split)
-        .areas(main);
-    Areas {
-        status,
-        list,
-        detail,
-        footer,
-    }
-}
-
-pub fn too_small(area: Rect) -> bool {
-    area.width < MIN_WIDTH || area.height < MIN_HEIGHT
-}
+pub use super::layout::{Areas, MIN_HEIGHT, MIN_WIDTH, areas, too_small};
 
 pub fn render(app: &App, frame: &mut Frame, theme: &Theme) {
     let area = frame.area();
     if too_small(area) {
-        let text = vec![
-            Line::from("Terminal too small"),
-            Line::from(format!(
-                "{}×{} — plexmcp needs at least {MIN_WIDTH}×{MIN_HEIGHT}",
-                area.width, area.height
-            )),
-            Line::from("Enlarge the window, or press q to quit"),
-        ];
-        let y = area.height.saturating_sub(3) / 2;
-        let message = Rect::new(area.x, area.y + y, area.width, 3.min(area.height));
-        frame.render_widget(Paragraph::new(text).centered().style(theme.warn()), message);
-        return;
+        return too_small_screen(app, frame, area, theme);
     }
     let areas = areas(area);
     status_bar(app, frame, areas.status, theme);
@@ -87,12 +34,48 @@ pub fn render(app: &App, frame: &mut Frame, theme: &Theme) {
         Mode::Help => dialogs::help(frame, area, theme),
         Mode::KeyForm(form) => forms::key_form(form, frame, area, theme),
         Mode::ShowKey(show) => dialogs::show_key(show, frame, area, theme),
+        Mode::ConfirmQuit(show) => dialogs::confirm_quit(show, frame, area, theme),
         Mode::Confirm(pending) => dialogs::confirm(pending, frame, area, theme),
         Mode::Rotate { id, name } => dialogs::rotate(id, name, frame, area, theme),
         Mode::Mcps { selected } => mcps::render(app, *selected, frame, area, theme),
         Mode::McpForm(form) => forms::mcp_form(form, frame, area, theme),
         Mode::Orgs { selected } => dialogs::orgs(app, *selected, frame, area, theme),
     }
+}
+
+/// Only a message fits: what is needed, how to quit, and whether a new
+/// key is waiting to be seen (quitting would lose it, so that asks first).
+fn too_small_screen(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
+    let mut text = vec![
+        Line::from("Terminal too small"),
+        Line::from(format!(
+            "{}×{} — plexmcp needs at least {MIN_WIDTH}×{MIN_HEIGHT}",
+            area.width, area.height
+        )),
+    ];
+    match &app.mode {
+        Mode::ShowKey(_) => {
+            text.push(Line::from(
+                "A new key is waiting: enlarge the window to see it",
+            ));
+            text.push(Line::from("(it is shown only once), or press q to quit"));
+        }
+        Mode::ConfirmQuit(_) => {
+            text.push(Line::from("The new key will not be shown again."));
+            text.push(Line::from("Quit anyway? y quit · n/Esc back"));
+        }
+        _ => text.push(Line::from("Enlarge the window, or press q to quit")),
+    }
+    let height = u16::try_from(text.len()).unwrap_or(u16::MAX);
+    let y = area.height.saturating_sub(height) / 2;
+    let message = Rect::new(area.x, area.y + y, area.width, height.min(area.height));
+    frame.render_widget(
+        Paragraph::new(text)
+            .centered()
+            .wrap(ratatui::widgets::Wrap { trim: true })
+            .style(theme.warn()),
+        message,
+    );
 }
 
 /// Org and plan on the left; the server on the right, kept whole so its
@@ -119,15 +102,37 @@ fn status_bar(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
             addr,
             per_minute,
             errors_per_minute,
+            usage_lost,
         } => {
             right.push(Span::styled(format!("serving {addr}"), theme.ok()));
-            right.push(Span::raw(format!(" · {per_minute} req/min · ")));
             let errors = Span::raw(plural(*errors_per_minute, "error"));
-            right.push(if *errors_per_minute > 0 {
-                errors.style(theme.error())
+            let mut rates = vec![
+                Span::raw(format!(" · {per_minute} req/min · ")),
+                if *errors_per_minute > 0 {
+                    errors.style(theme.error())
+                } else {
+                    errors
+                },
+            ];
+            if *usage_lost == Losses::default() {
+                right.append(&mut rates);
             } else {
-                errors
-            });
+                // What fits first: everything; the loss in full without the
+                // rates (it matters more); the loss in short.
+                let width = |spans: &[Span]| spans.iter().map(Span::width).sum::<usize>();
+                // Two spaces between the halves, one at the end.
+                let room = usize::from(area.width).saturating_sub(width(&left) + width(&right) + 3);
+                let full = format!(" · {}", usage_lost_text(usage_lost));
+                if full.width() + width(&rates) <= room {
+                    right.append(&mut rates);
+                }
+                let text = if full.width() <= room {
+                    full
+                } else {
+                    format!(" · usage: {} lost", usage_lost.events())
+                };
+                right.push(Span::styled(text, theme.warn()));
+            }
         }
         ServerStatus::Off => right.push(Span::styled("server off (--no-server)", theme.dim())),
         ServerStatus::Failed(why) => {
@@ -149,11 +154,30 @@ fn status_bar(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
     );
 }
 
+/// `usage: 120 events dropped, 3 batches failed (30 events)`.
+fn usage_lost_text(lost: &Losses) -> String {
+    let mut parts = Vec::new();
+    if lost.dropped > 0 {
+        parts.push(format!("{} dropped", plural(lost.dropped, "event")));
+    }
+    if lost.failed_batches > 0 {
+        let batches = match lost.failed_batches {
+            1 => "1 batch".to_string(),
+            n => format!("{n} batches"),
+        };
+        parts.push(format!(
+            "{batches} failed ({})",
+            plural(lost.failed_events, "event")
+        ));
+    }
+    format!("usage: {}", parts.join(", "))
+}
+
 fn footer<'a>(app: &'a App, theme: &Theme, width: u16) -> Paragraph<'a> {
     if let Mode::Filter(input) = &app.mode {
         let line = Line::from(vec![
             Span::styled(" / ", theme.title()),
-            Span::raw(input.value()),
+            Span::raw(visible(input.value())),
             Span::styled("▏", theme.accent()),
             Span::styled("   Enter keep · Esc clear", theme.dim()),
         ]);
@@ -165,7 +189,10 @@ fn footer<'a>(app: &'a App, theme: &Theme, width: u16) -> Paragraph<'a> {
         } else {
             theme.ok()
         };
-        return Paragraph::new(Line::from(Span::styled(format!(" {}", flash.text), style)));
+        return Paragraph::new(Line::from(Span::styled(
+            format!(" {}", visible(&flash.text)),
+            style,
+        )));
     }
     let hints: &[(&str, &str)] = match &app.mode {
         Mode::Normal if app.focus == Focus::Detail => &[
@@ -194,6 +221,7 @@ fn footer<'a>(app: &'a App, theme: &Theme, width: u16) -> Paragraph<'a> {
             ("Esc", "cancel"),
         ],
         Mode::ShowKey(_) => &[("c", "copy"), ("Enter/Esc", "close")],
+        Mode::ConfirmQuit(_) => &[("y", "quit"), ("n/Esc", "back to the key")],
         Mode::Confirm(_) => &[("y", "confirm"), ("n/Esc", "cancel")],
         Mode::Rotate { .. } => &[("k", "keep old"), ("r", "revoke old"), ("Esc", "cancel")],
         Mode::Mcps { .. } => &[
@@ -206,7 +234,7 @@ fn footer<'a>(app: &'a App, theme: &Theme, width: u16) -> Paragraph<'a> {
         Mode::Help | Mode::Filter(_) => &[("any key", "close")],
     };
     let filter = (!app.filter.is_empty() && matches!(app.mode, Mode::Normal))
-        .then(|| Span::styled(format!(" filter: {}", app.filter), theme.dim()));
+        .then(|| Span::styled(format!(" filter: {}", visible(&app.filter)), theme.dim()));
     // When the hints do not fit, drop them from the middle: help and quit
     // (the last two) always stay, and `?` lists the rest.
     let mut hints = hints.to_vec();

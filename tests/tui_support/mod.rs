@@ -217,6 +217,7 @@ pub fn running() -> ServerStatus {
         addr: "127.0.0.1:8470".into(),
         per_minute: 42,
         errors_per_minute: 1,
+        usage_lost: Default::default(),
     }
 }
 

@@ -10,6 +10,7 @@ use ratatui::widgets::{Block, Paragraph, Wrap};
 
 use super::{ago, date, date_time, plural, short_time, sparkline};
 use crate::domain::{KeyRecord, KeyStatus, McpAccess};
+use crate::rules::visible;
 use crate::store::KeyUsage;
 use crate::tui::action::Detail;
 use crate::tui::app::{App, Focus};
@@ -64,7 +65,7 @@ fn lines<'a>(
         status_text.push_str(&format!(
             " {} by {}",
             date_time(at),
-            key.revoked_by.as_deref().unwrap_or("?")
+            visible(key.revoked_by.as_deref().unwrap_or("?"))
         ));
     }
     let expires = match key.expires_at {
@@ -73,17 +74,25 @@ fn lines<'a>(
         Some(at) => format!("{} (expired)", date_time(at)),
     };
     let mut out = vec![
-        field("Name", Span::styled(key.name.as_str(), theme.bold()), theme),
+        field(
+            "Name",
+            Span::styled(visible(&key.name), theme.bold()),
+            theme,
+        ),
         field("Key", format!("{} (id {})", key.prefix(), key.id), theme),
         field("Status", Span::styled(status_text, status_style), theme),
         field(
             "Description",
-            key.description.as_deref().unwrap_or("—"),
+            visible(key.description.as_deref().unwrap_or("—")),
             theme,
         ),
         field(
             "Created",
-            format!("{} by {}", date_time(key.created_at), key.created_by),
+            format!(
+                "{} by {}",
+                date_time(key.created_at),
+                visible(&key.created_by)
+            ),
             theme,
         ),
         field("Expires", expires, theme),
@@ -165,10 +174,11 @@ fn usage_lines<'a>(app: &App, usage: &KeyUsage, theme: &Theme, out: &mut Vec<Lin
             } else {
                 String::new()
             };
+            // Tool names come from clients: shown escaped like any stored text.
             out.push(Line::from(format!(
                 "  {}/{}  {}{errors}",
-                t.mcp,
-                t.tool,
+                visible(&t.mcp),
+                visible(&t.tool),
                 plural(t.requests, "request")
             )));
         }
@@ -203,10 +213,11 @@ fn activity_lines<'a>(detail: &'a Detail, theme: &Theme, out: &mut Vec<Line<'a>>
             Some(addr) => format!("{} ({addr})", e.actor),
             None => e.actor.clone(),
         };
+        let who = visible(&who);
         let detail_text = e
             .detail
             .as_deref()
-            .map(|d| format!(" — {d}"))
+            .map(|d| format!(" — {}", visible(d)))
             .unwrap_or_default();
         items.push((
             e.at.timestamp_millis(),
@@ -226,8 +237,8 @@ fn activity_lines<'a>(detail: &'a Detail, theme: &Theme, out: &mut Vec<Line<'a>>
         };
         let target = format!(
             "{}/{}",
-            r.mcp.as_deref().unwrap_or("-"),
-            r.tool.as_deref().unwrap_or("-")
+            visible(r.mcp.as_deref().unwrap_or("-")),
+            visible(r.tool.as_deref().unwrap_or("-"))
         );
         items.push((
             r.at_ms,

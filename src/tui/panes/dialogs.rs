@@ -6,6 +6,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
+use crate::rules::visible;
 use crate::tui::action::BINDINGS;
 use crate::tui::app::{App, Pending, ShowKey};
 use crate::tui::theme::Theme;
@@ -47,7 +48,7 @@ pub fn show_key(show: &ShowKey, frame: &mut Frame, area: Rect, theme: &Theme) {
     let mut lines = vec![
         Line::from(vec![
             Span::raw("Name: "),
-            Span::styled(show.record.name.as_str(), theme.bold()),
+            Span::styled(visible(&show.record.name), theme.bold()),
             Span::raw(format!("   Prefix: {}", show.record.prefix())),
         ]),
         Line::default(),
@@ -105,7 +106,7 @@ pub fn confirm(pending: &Pending, frame: &mut Frame, area: Rect, theme: &Theme) 
             vec![
                 Line::from(vec![
                     Span::raw("Revoke "),
-                    Span::styled(format!("\"{name}\""), theme.bold()),
+                    Span::styled(format!("\"{}\"", visible(name)), theme.bold()),
                     Span::raw(format!(" (pmcp_{id})?")),
                 ]),
                 Line::default(),
@@ -133,11 +134,30 @@ pub fn confirm(pending: &Pending, frame: &mut Frame, area: Rect, theme: &Theme) 
     draw(frame, area, title, lines, 64, theme);
 }
 
+/// Quit asked for while a new key is shown: it would be gone for good.
+pub fn confirm_quit(show: &ShowKey, frame: &mut Frame, area: Rect, theme: &Theme) {
+    let lines = vec![
+        Line::from(vec![
+            Span::raw("Quitting closes the new key "),
+            Span::styled(show.record.prefix(), theme.bold()),
+            Span::raw(format!(" (\"{}\").", visible(&show.record.name))),
+        ]),
+        Line::default(),
+        Line::styled(
+            "The key will not be shown again. Quit anyway?",
+            theme.warn(),
+        ),
+        Line::default(),
+        Line::styled("y quit · n/Esc back to the key", theme.accent()),
+    ];
+    draw(frame, area, "Quit?", lines, 64, theme);
+}
+
 pub fn rotate(id: &str, name: &str, frame: &mut Frame, area: Rect, theme: &Theme) {
     let lines = vec![
         Line::from(vec![
             Span::raw("Rotate "),
-            Span::styled(format!("\"{name}\""), theme.bold()),
+            Span::styled(format!("\"{}\"", visible(name)), theme.bold()),
             Span::raw(format!(" (pmcp_{id})?")),
         ]),
         Line::default(),

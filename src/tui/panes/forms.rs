@@ -7,7 +7,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 use tui_input::Input;
 
-use crate::rules::Field;
+use unicode_width::UnicodeWidthChar;
+
+use crate::rules::{Field, is_unsafe_to_show, visible};
 use crate::tui::forms::{EXPIRY_CHOICES, KeyField, KeyForm, McpField, McpForm};
 use crate::tui::theme::Theme;
 use crate::tui::ui::{centered, clear};
@@ -29,12 +31,10 @@ impl<'a> FormLines<'a> {
 
     fn text(&mut self, name: &str, input: &Input, focused: bool, width: usize, theme: &Theme) {
         let room = width.saturating_sub(LABEL + 1).max(1);
-        let scroll = input.visual_scroll(room);
-        let shown: String = input.value().chars().skip(scroll).take(room).collect();
+        let (shown, cursor) = window(input, room);
         if focused {
-            let x = LABEL + input.visual_cursor().saturating_sub(scroll);
             self.cursor = Some((
-                u16::try_from(x).unwrap_or(0),
+                u16::try_from(LABEL + cursor).unwrap_or(0),
                 u16::try_from(self.lines.len()).unwrap_or(0),
             ));
         }
@@ -60,7 +60,7 @@ impl<'a> FormLines<'a> {
     /// A field's error under it, aligned with the values and wrapped.
     fn error(&mut self, message: Option<&str>, width: usize, theme: &Theme) {
         if let Some(message) = message {
-            for part in wrap(message, width.saturating_sub(LABEL)) {
+            for part in wrap(&visible(message), width.saturating_sub(LABEL)) {
                 self.lines
                     .push(Line::styled(format!("{:LABEL$}{part}", ""), theme.error()));
             }
@@ -77,7 +77,7 @@ impl<'a> FormLines<'a> {
     ) -> Self {
         self.lines.push(Line::default());
         if let Some(general) = general {
-            for part in wrap(general, width) {
+            for part in wrap(&visible(general), width) {
                 self.lines.push(Line::styled(part, theme.error()));
             }
         }
@@ -257,6 +257,36 @@ pub fn mcp_form(form: &McpForm, frame: &mut Frame, area: Rect, theme: &Theme) {
     .draw("Add MCP server", frame, area, width, theme);
 }
 
+/// What of `input` fits in `room` columns around its cursor, and the
+/// cursor's column in it. A character the rules refuse (an invisible or
+/// direction-changing one, typed or in a name stored long ago) shows as
+/// `�`, one column wide, so it can be seen and deleted but never acts.
+fn window(input: &Input, room: usize) -> (String, usize) {
+    let chars: Vec<char> = input
+        .value()
+        .chars()
+        .map(|c| if is_unsafe_to_show(c) { '\u{FFFD}' } else { c })
+        .collect();
+    let width = |c: &char| c.width().unwrap_or(0);
+    let cursor = input.cursor().min(chars.len());
+    let mut first = 0;
+    let mut before: usize = chars[..cursor].iter().map(width).sum();
+    while before > room && first < cursor {
+        before -= width(&chars[first]);
+        first += 1;
+    }
+    let mut shown = String::new();
+    let mut used = 0;
+    for c in &chars[first..] {
+        if used + width(c) > room {
+            break;
+        }
+        used += width(c);
+        shown.push(*c);
+    }
+    (shown, before)
+}
+
 /// Splits `text` into lines of at most `width` characters at spaces; a word
 /// longer than a line is cut.
 fn wrap(text: &str, width: usize) -> Vec<String> {
@@ -288,7 +318,8 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::wrap;
+    use super::{window, wrap};
+    use tui_input::Input;
 
     #[test]
     fn wrap_breaks_at_spaces_and_cuts_long_words() {
@@ -296,5 +327,15 @@ mod tests {
         assert_eq!(wrap("abcdefghij x", 4), ["abcd", "efgh", "ij x"]);
         assert_eq!(wrap("", 4), [""]);
         assert_eq!(wrap("fits", 10), ["fits"]);
+    }
+
+    #[test]
+    fn a_field_scrolls_to_its_cursor_and_shows_refused_characters_as_marks() {
+        assert_eq!(window(&Input::new("abc".into()), 10), ("abc".into(), 3));
+        assert_eq!(window(&Input::new("abcdef".into()), 4), ("cdef".into(), 4));
+        let raw = Input::new("evil\u{202E}gnp".into());
+        assert_eq!(window(&raw, 20), ("evil\u{FFFD}gnp".into(), 8));
+        let wide = Input::new("生产服务器".into());
+        assert_eq!(window(&wide, 6), ("服务器".into(), 6));
     }
 }

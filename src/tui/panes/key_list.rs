@@ -8,6 +8,7 @@ use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
 
 use super::{ago, date};
 use crate::domain::KeyStatus;
+use crate::rules::visible;
 use crate::tui::app::{App, Focus};
 use crate::tui::theme::Theme;
 
@@ -30,7 +31,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
         } else {
             format!(
                 "No key matches \"{}\". Press / then Esc to clear the filter.",
-                app.filter
+                visible(&app.filter)
             )
         };
         frame.render_widget(Paragraph::new(text).style(theme.dim()).block(block), area);
@@ -43,7 +44,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
         let key = &app.keys[k];
         let status = key.status(app.now);
         let cells = vec![
-            Cell::from(key.name.as_str()),
+            Cell::from(visible(&key.name)),
             Cell::from(key.prefix()),
             Cell::from(date(key.created_at)),
             Cell::from(

@@ -15,6 +15,16 @@ pub const HIDDEN: &str = "***";
 /// shape, hiding anything that could be userinfo, query or fragment.
 pub fn redacted_url(url: &str) -> String {
     match Url::parse(url) {
+        // Nothing to hide: shown as typed, not as the parser normalised it.
+        Ok(parsed)
+            if parsed.has_host()
+                && parsed.username().is_empty()
+                && parsed.password().is_none()
+                && parsed.query().is_none()
+                && parsed.fragment().is_none() =>
+        {
+            url.to_string()
+        }
         Ok(parsed) if parsed.has_host() => from_parsed(&parsed),
         _ => by_shape(url),
     }

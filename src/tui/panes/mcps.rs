@@ -5,6 +5,7 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Paragraph, Row, Table, Wrap};
 
+use crate::rules::visible;
 use crate::tui::app::App;
 use crate::tui::theme::Theme;
 use crate::tui::ui::{centered, clear};
@@ -38,9 +39,9 @@ pub fn render(app: &App, selected: usize, frame: &mut Frame, area: Rect, theme: 
     let rows = app.mcps.iter().enumerate().map(|(i, m)| {
         let row = Row::new(vec![
             m.slug.clone(),
-            m.name.clone(),
+            visible(&m.name).into_owned(),
             m.transport.kind().to_string(),
-            m.transport.target(),
+            visible(&m.transport.target()).into_owned(),
             format!("{}s", m.timeout.as_secs()),
         ]);
         if i == selected {

@@ -200,6 +200,15 @@ async fn call_tool(state: &AppState, key: &KeyRecord, id: &Value, params: &Value
             "upstream_timeout",
             504,
         ),
+        Err(e @ UpstreamError::Rejected { .. }) => outcome(
+            error(
+                id,
+                INTERNAL_ERROR,
+                format!("Upstream MCP '{mcp_id}' failed: {e}"),
+            ),
+            "upstream_error",
+            502,
+        ),
         Err(UpstreamError::Failed(message)) => outcome(
             error(
                 id,

@@ -213,6 +213,10 @@ async fn handle(
                 mcp: mcp.slug.clone(),
                 message: e.to_string(),
             },
+            e @ UpstreamError::Rejected { .. } => ApiError::Upstream {
+                mcp: mcp.slug.clone(),
+                message: e.to_string(),
+            },
             UpstreamError::Failed(message) => ApiError::Upstream {
                 mcp: mcp.slug.clone(),
                 message,

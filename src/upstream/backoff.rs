@@ -60,8 +60,10 @@ mod tests {
 
     #[test]
     fn many_failures_do_not_overflow() {
-        let mut backoff = Backoff::default();
-        backoff.failures = u32::MAX - 1;
+        let mut backoff = Backoff {
+            failures: u32::MAX - 1,
+            until: None,
+        };
         let now = Instant::now();
         assert_eq!(backoff.failed(now), MAX_PAUSE);
         assert_eq!(backoff.failed(now), MAX_PAUSE);

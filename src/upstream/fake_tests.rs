@@ -12,26 +12,28 @@ use serde_json::json;
 
 use super::{Transport, UpstreamError, UpstreamSpec, Upstreams};
 
-/// The fake upstream's script; fails the test (never skips) without python3.
-fn fake_script() -> PathBuf {
-    let works = std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        works,
-        "python3 is needed for the fake MCP upstream: install it"
-    );
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake_mcp.py")
+/// The real python3 executable (not a version manager's shim) and the fake
+/// upstream's script; fails the test (never skips) without python3.
+fn python_and_fake() -> (String, String) {
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output();
+    let python = match out {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        _ => panic!("python3 is needed for the fake MCP upstream: install it"),
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake_mcp.py");
+    (python, script.display().to_string())
 }
 
 fn fake_spec(name: &str, options: &[&str], timeout: Duration) -> UpstreamSpec {
-    let mut args = vec![fake_script().display().to_string()];
+    let (python, script) = python_and_fake();
+    let mut args = vec![script];
     args.extend(options.iter().map(|o| (*o).to_owned()));
     UpstreamSpec {
         name: name.to_owned(),
         transport: Transport::Stdio {
-            command: "python3".to_owned(),
+            command: python,
             args,
             env: vec![],
         },

@@ -13,7 +13,10 @@
 //!   would hang until its timeout, and every later call too. An id-less
 //!   error in direct reply to a request on a session is therefore treated as
 //!   "session expired" (rmcp re-initializes once and retries that request
-//!   once); without a session the error is tied to the request it answers.
+//!   once); without a session the error is tied to the request it answers;
+//! - errors with the upstream's URL in them (rmcp logs them, the gateway
+//!   logs them) carry it redacted: no user name, password or query values,
+//!   which is where people put tokens.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -168,7 +171,8 @@ impl StreamableHttpClient for Client {
                 custom_headers,
                 limits,
             )
-            .await?;
+            .await
+            .map_err(redacted)?;
         match (response, request_id) {
             (StreamableHttpPostResponse::Json(JsonRpcMessage::Error(mut error), sid), Some(id))
                 if error.id.is_none() =>
@@ -201,6 +205,7 @@ impl StreamableHttpClient for Client {
         self.inner
             .delete_session(uri, session_id, auth_header, custom_headers)
             .await
+            .map_err(redacted)
     }
 
     async fn get_stream(
@@ -214,6 +219,7 @@ impl StreamableHttpClient for Client {
         self.inner
             .get_stream(uri, session_id, last_event_id, auth_header, custom_headers)
             .await
+            .map_err(redacted)
     }
 
     async fn get_stream_with_max_sse_event_size(
@@ -235,5 +241,58 @@ impl StreamableHttpClient for Client {
                 max_sse_event_size,
             )
             .await
+            .map_err(redacted)
+    }
+}
+
+/// `error` with any URL in it redacted.
+fn redacted(mut error: StreamableHttpError<reqwest::Error>) -> StreamableHttpError<reqwest::Error> {
+    if let StreamableHttpError::Client(inner) = &mut error
+        && let Some(url) = inner.url_mut()
+    {
+        redact_url(url);
+    }
+    error
+}
+
+/// Masks the parts of a URL that may hold secrets: user name, password,
+/// query values (names stay, to say what was there) and the fragment.
+fn redact_url(url: &mut reqwest::Url) {
+    const MASK: &str = "***";
+    if !url.username().is_empty() {
+        let _ = url.set_username(MASK);
+    }
+    if url.password().is_some() {
+        let _ = url.set_password(Some(MASK));
+    }
+    if url.query().is_some() {
+        let names: Vec<String> = url
+            .query_pairs()
+            .map(|(name, _)| name.into_owned())
+            .collect();
+        url.query_pairs_mut()
+            .clear()
+            .extend_pairs(names.iter().map(|name| (name.as_str(), MASK)));
+    }
+    url.set_fragment(None);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_secrets_but_keep_where_they_point() {
+        let mut url =
+            reqwest::Url::parse("https://user:hunter2@mcp.example.com:8443/mcp?token=abc&v=2#frag")
+                .unwrap();
+        redact_url(&mut url);
+        assert_eq!(
+            url.as_str(),
+            "https://***:***@mcp.example.com:8443/mcp?token=***&v=***"
+        );
+        let mut plain = reqwest::Url::parse("http://127.0.0.1:9/mcp").unwrap();
+        redact_url(&mut plain);
+        assert_eq!(plain.as_str(), "http://127.0.0.1:9/mcp");
     }
 }

@@ -21,7 +21,7 @@ use rmcp::model::{
     Implementation, PaginatedRequestParams, ProtocolVersion, Tool,
 };
 use rmcp::service::{ClientInitializeError, NotificationContext, RunningService};
-use rmcp::{ClientHandler, Peer, RoleClient, ServiceError, ServiceExt};
+use rmcp::{ClientCacheConfig, ClientHandler, Peer, RoleClient, ServiceError, ServiceExt};
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -135,6 +135,10 @@ impl Connection {
             }
         };
         let peer = service.peer().clone();
+        // The tool list is cached here; rmcp's response cache would only keep
+        // up to 512 more copies of what an upstream sent (16 MiB each at worst).
+        peer.set_response_cache_config(ClientCacheConfig::disabled())
+            .await;
         if let Some(info) = peer.peer_info() {
             let server = info
                 .server_info

@@ -385,6 +385,8 @@ async fn connected(server: &Server, key: &str, mcp: &str) -> u32 {
             "{mcp} never answered; log:\n{}",
             server.logs()
         );
+        // A failed connect is not retried for a few seconds anyway.
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -852,6 +854,7 @@ async fn http_connected(server: &Server, key: &str, mcp: &str) {
             reply.body
         );
         assert!(Instant::now() < deadline, "never connected to {mcp}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -916,7 +919,7 @@ async fn a_slow_http_mcp_answers_504_after_its_timeout_without_retries() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_mcps_answering_garbage_get_502_and_exactly_one_request_per_call() {
+async fn http_mcps_answering_garbage_get_502_and_are_not_asked_again_and_again() {
     let html = HttpUpstream::start(Behaviour::Html);
     let junk = HttpUpstream::start(Behaviour::Junk);
     let html_calls = HttpUpstream::start(Behaviour::HtmlForCalls);
@@ -933,10 +936,11 @@ async fn http_mcps_answering_garbage_get_502_and_exactly_one_request_per_call() 
             let reply = server.echo(&key, mcp, "hi").await;
             assert_upstream_error(&reply, StatusCode::BAD_GATEWAY, "upstream_error", mcp);
         }
-        // Each call tried to connect once: one request, no retries.
+        // The first call tried to connect, once; the others, within its
+        // back-off, were answered with its failure instead of trying again.
         assert_eq!(
             upstream.seen().len(),
-            CALLS,
+            1,
             "{mcp}: requests received for {CALLS} calls: {:?}",
             upstream.seen()
         );

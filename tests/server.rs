@@ -136,10 +136,11 @@ async fn upstream_that_never_answers_times_out_with_504() {
     let server = Server::start(&env).await;
 
     // Connect first (the 1 s limit also bounds the handshake, which a
-    // loaded machine may miss): an unknown tool answers 404 only once the
-    // tool list has been fetched.
+    // loaded machine may miss, and a missed one is not retried for a few
+    // seconds): an unknown tool answers 404 only once the tool list has
+    // been fetched.
     let mut connected = false;
-    for _ in 0..10 {
+    for _ in 0..60 {
         let reply = server
             .call(Some(&key), &json!({"mcp_id": "hangs", "tool": "missing"}))
             .await;
@@ -153,6 +154,7 @@ async fn upstream_that_never_answers_times_out_with_504() {
             "{:#}",
             reply.body
         );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(
         connected,

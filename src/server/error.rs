@@ -1,5 +1,10 @@
 //! The `/mcp` API's error answers: one type, one JSON shape
 //! (`{"error": {"code", "message", ...}}`), statuses as DESIGN.md's table.
+//!
+//! Upstream failures say only which MCP failed or timed out: the detail
+//! (command lines, URLs, transport errors) is for the server log, never for
+//! callers. The one exception is an upstream tool's own error answer, which
+//! is passed on because it is the tool speaking, not the gateway.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -23,11 +28,15 @@ pub enum ApiError {
     RateLimited {
         retry_after: u64,
     },
+    /// The upstream could not be reached or broke the protocol.
     Upstream {
         mcp: String,
-        message: String,
     },
     UpstreamTimeout {
+        mcp: String,
+    },
+    /// The upstream's tool answered with an error of its own.
+    UpstreamRejected {
         mcp: String,
         message: String,
     },
@@ -48,7 +57,9 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::Upstream { .. } | ApiError::UpstreamRejected { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
             ApiError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -64,7 +75,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::RequestTimeout => "request_timeout",
             ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::Upstream { .. } => "upstream_error",
+            ApiError::Upstream { .. } | ApiError::UpstreamRejected { .. } => "upstream_error",
             ApiError::UpstreamTimeout { .. } => "upstream_timeout",
             ApiError::Internal => "internal_error",
         }
@@ -83,11 +94,10 @@ impl ApiError {
             ApiError::RateLimited { retry_after } => format!(
                 "Too many failed authentication attempts from this address; retry in {retry_after} s"
             ),
-            ApiError::Upstream { mcp, message } => {
-                format!("Upstream MCP '{mcp}' failed: {message}")
-            }
-            ApiError::UpstreamTimeout { mcp, message } => {
-                format!("Upstream MCP '{mcp}' timed out: {message}")
+            ApiError::Upstream { mcp } => format!("Upstream MCP '{mcp}' failed"),
+            ApiError::UpstreamTimeout { mcp } => format!("Upstream MCP '{mcp}' timed out"),
+            ApiError::UpstreamRejected { mcp, message } => {
+                format!("Upstream MCP '{mcp}' answered with an error: {message}")
             }
             ApiError::Internal => "Internal error; see the server log".into(),
         }

@@ -106,8 +106,11 @@ fn initialize(params: &Value) -> Value {
     })
 }
 
-/// Every tool of every MCP the key may use. An upstream that cannot be
-/// reached is left out (and logged) rather than failing the whole list.
+/// Every tool of every MCP the key may use, asked of all of them at once
+/// (so a few broken upstreams cost one timeout, not the sum). An upstream
+/// that cannot be reached is left out (and logged) rather than failing the
+/// whole list; one that failed just now is not asked again until its
+/// back-off ends.
 async fn list_tools(state: &AppState, key: &KeyRecord) -> Value {
     let mcps = match state.verifier.live_mcps(key.org_id) {
         Ok(mcps) => mcps,
@@ -116,9 +119,12 @@ async fn list_tools(state: &AppState, key: &KeyRecord) -> Value {
             Vec::new()
         }
     };
+    let allowed: Vec<_> = mcps.iter().filter(|m| key.access.allows(&m.slug)).collect();
+    let specs: Vec<_> = allowed.iter().map(|mcp| upstream_spec(mcp)).collect();
+    let answers = state.upstreams.tools_of_each(&specs).await;
     let mut tools = Vec::new();
-    for mcp in mcps.iter().filter(|m| key.access.allows(&m.slug)) {
-        match state.upstreams.tools(&upstream_spec(mcp)).await {
+    for ((mcp, spec), answer) in allowed.iter().zip(&specs).zip(answers) {
+        match answer {
             Ok(list) => {
                 for tool in list.iter() {
                     let Ok(mut value) = serde_json::to_value(tool) else {
@@ -129,7 +135,7 @@ async fn list_tools(state: &AppState, key: &KeyRecord) -> Value {
                 }
             }
             Err(e) => {
-                tracing::warn!(mcp = %mcp.slug, error = %e, "tools/list: upstream unavailable")
+                tracing::warn!(mcp = %mcp.slug, upstream = %spec.name, error = %e, "tools/list: upstream unavailable")
             }
         }
     }
@@ -180,35 +186,43 @@ async fn call_tool(state: &AppState, key: &KeyRecord, id: &Value, params: &Value
             ));
         }
     };
-    let answer = match state
-        .upstreams
-        .call(&upstream_spec(&mcp), tool, arguments)
-        .await
-    {
+    let spec = upstream_spec(&mcp);
+    let answer = match state.upstreams.call(&spec, tool, arguments).await {
         Ok(value) => outcome(result(id, value), "ok", 200),
         Err(UpstreamError::UnknownTool(_)) => outcome(
             error(id, INVALID_PARAMS, format!("Unknown tool: {name}")),
             "unknown_tool",
             404,
         ),
-        Err(e @ UpstreamError::Timeout(_)) => outcome(
-            error(
-                id,
-                INTERNAL_ERROR,
-                format!("Upstream MCP '{mcp_id}' timed out: {e}"),
-            ),
-            "upstream_timeout",
-            504,
-        ),
-        Err(UpstreamError::Failed(message)) => outcome(
-            error(
-                id,
-                INTERNAL_ERROR,
-                format!("Upstream MCP '{mcp_id}' failed: {message}"),
-            ),
-            "upstream_error",
-            502,
-        ),
+        // The tool's own error answer goes to the client as the tool gave it.
+        Err(UpstreamError::Rejected { code, message }) => {
+            outcome(error(id, i64::from(code), message), "upstream_error", 502)
+        }
+        // Transport detail is logged, never answered.
+        Err(e @ UpstreamError::Timeout(_)) => {
+            tracing::warn!(mcp = mcp_id, upstream = %spec.name, error = %e, "tools/call timed out");
+            outcome(
+                error(
+                    id,
+                    INTERNAL_ERROR,
+                    format!("Upstream MCP '{mcp_id}' timed out"),
+                ),
+                "upstream_timeout",
+                504,
+            )
+        }
+        Err(e @ UpstreamError::Failed(_)) => {
+            tracing::warn!(mcp = mcp_id, upstream = %spec.name, error = %e, "tools/call failed");
+            outcome(
+                error(
+                    id,
+                    INTERNAL_ERROR,
+                    format!("Upstream MCP '{mcp_id}' failed"),
+                ),
+                "upstream_error",
+                502,
+            )
+        }
     };
     named(answer)
 }

@@ -204,21 +204,26 @@ async fn handle(
         .upstreams
         .call(&spec, &request.tool, request.arguments)
         .await
-        .map_err(|e| match e {
-            UpstreamError::UnknownTool(tool) => ApiError::UnknownTool {
-                mcp: mcp.slug.clone(),
-                tool,
-            },
-            UpstreamError::Timeout(_) => ApiError::UpstreamTimeout {
-                mcp: mcp.slug.clone(),
-                message: e.to_string(),
-            },
-            UpstreamError::Failed(message) => ApiError::Upstream {
-                mcp: mcp.slug.clone(),
-                message,
-            },
-        })
+        .map_err(|e| upstream_api_error(&mcp.slug, &spec.name, e))
         .map(Reply::Call)
+}
+
+/// What a caller is told about a failed upstream call, with the detail
+/// logged instead (it may name commands, URLs, transport internals).
+fn upstream_api_error(slug: &str, upstream: &str, error: UpstreamError) -> ApiError {
+    let mcp = slug.to_owned();
+    match error {
+        UpstreamError::UnknownTool(tool) => ApiError::UnknownTool { mcp, tool },
+        UpstreamError::Rejected { message, .. } => ApiError::UpstreamRejected { mcp, message },
+        UpstreamError::Timeout(_) => {
+            tracing::warn!(mcp = slug, upstream, error = %error, "tools/call timed out");
+            ApiError::UpstreamTimeout { mcp }
+        }
+        UpstreamError::Failed(_) => {
+            tracing::warn!(mcp = slug, upstream, error = %error, "tools/call failed");
+            ApiError::Upstream { mcp }
+        }
+    }
 }
 
 /// Counts a failed authentication for `client` when dropped, unless
@@ -295,8 +300,13 @@ fn invalid_body(e: impl std::fmt::Display) -> ApiError {
 /// id, so a removed and re-added MCP never reuses the old connection.
 pub(super) fn upstream_spec(mcp: &Mcp) -> UpstreamSpec {
     UpstreamSpec {
-        name: format!("{}#{}", mcp.slug, mcp.row_id),
+        name: upstream_name(&mcp.slug, mcp.row_id),
         transport: mcp.transport.clone(),
         timeout: mcp.timeout,
     }
+}
+
+/// The pool's name for the MCP stored in row `row_id` under `slug`.
+pub(super) fn upstream_name(slug: &str, row_id: i64) -> String {
+    format!("{slug}#{row_id}")
 }

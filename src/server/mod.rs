@@ -10,6 +10,7 @@ mod jsonrpc;
 pub mod limiter;
 pub mod live;
 mod mcp;
+mod upstream_reaper;
 pub mod usage_writer;
 
 use std::sync::Arc;
@@ -50,13 +51,16 @@ pub enum ServeError {
 pub struct Gateway {
     state: Arc<AppState>,
     writer: UsageWriter,
+    /// For the task that closes removed MCPs' upstreams while serving.
+    reaper_store: Store,
 }
 
 impl Gateway {
     /// Opens the connections it needs from `store`: one reader for the
-    /// verifier, one for the usage writer.
+    /// verifier, one for the usage writer, one for the upstream reaper.
     pub fn new(store: Store) -> Result<Gateway, ServeError> {
         let writer = UsageWriter::start(store.reopen()?)?;
+        let reaper_store = store.reopen()?;
         let state = Arc::new(AppState {
             verifier: Verifier::new(store)?,
             upstreams: Upstreams::new(),
@@ -64,7 +68,11 @@ impl Gateway {
             live: Arc::new(LiveStats::default()),
             limiter: FailureLimiter::default(),
         });
-        Ok(Gateway { state, writer })
+        Ok(Gateway {
+            state,
+            writer,
+            reaper_store,
+        })
     }
 
     pub fn state(&self) -> &Arc<AppState> {
@@ -82,13 +90,21 @@ impl Gateway {
         listener: TcpListener,
         cancel: CancellationToken,
     ) -> Result<(), ServeError> {
+        let reaping = cancel.child_token();
+        let reaper = upstream_reaper::spawn(
+            self.reaper_store,
+            self.state.upstreams.clone(),
+            reaping.clone(),
+        );
         connections::serve(
             listener,
-            self.router(),
+            router(self.state.clone()),
             cancel,
             connections::Limits::default(),
         )
         .await;
+        reaping.cancel();
+        let _ = reaper.await;
         self.state.upstreams.shutdown().await;
         self.writer.finish().await;
         Ok(())

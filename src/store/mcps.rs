@@ -215,6 +215,18 @@ impl Store {
     }
 }
 
+impl Store {
+    /// `(row id, slug)` of every live MCP in every org: the upstreams the
+    /// server may still need connections to.
+    pub fn live_mcp_ids(&self) -> Result<Vec<(i64, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, slug FROM mcps WHERE deleted_at IS NULL ORDER BY id")?;
+        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::Utc;

@@ -6,6 +6,11 @@
 //! flight. A connection that has shown a transport failure is marked broken
 //! so the pool replaces it on the next use; ordinary errors (the upstream
 //! answering with a JSON-RPC error, or being slow) leave it in service.
+//!
+//! What an upstream sends is bounded: a tool list may have at most
+//! [`MAX_TOOL_PAGES`] pages, [`MAX_TOOLS`] tools and [`MAX_TOOL_BYTES`] of
+//! tool JSON (an upstream that always names a next page once took the
+//! gateway past 2 GB), and a stdio message at most [`child::MAX_LINE`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,14 +18,23 @@ use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ClientCapabilities, ClientConfig, ErrorCode,
-    Implementation, ProtocolVersion, Tool,
+    Implementation, PaginatedRequestParams, ProtocolVersion, Tool,
 };
 use rmcp::service::{ClientInitializeError, NotificationContext, RunningService};
-use rmcp::{ClientHandler, Peer, RoleClient, ServiceError, ServiceExt};
+use rmcp::{ClientCacheConfig, ClientHandler, Peer, RoleClient, ServiceError, ServiceExt};
+use tokio_util::sync::CancellationToken;
 
 use super::{
-    Transport, UpstreamError, UpstreamSpec, describe, describe_handshake, http, one_line, stdio,
+    Transport, UpstreamError, UpstreamSpec, child, describe, describe_handshake, http, one_line,
+    stdio,
 };
+
+/// Most `tools/list` pages followed for one listing.
+pub(super) const MAX_TOOL_PAGES: usize = 100;
+/// Most tools one upstream may list.
+pub(super) const MAX_TOOLS: usize = 10_000;
+/// Most bytes of tool JSON (names, descriptions, schemas) one upstream may list.
+pub(super) const MAX_TOOL_BYTES: usize = 16 * 1024 * 1024;
 
 /// How long [`Connection::close`] waits for rmcp to wind a session down
 /// (closing stdin and letting the child exit, or deleting the HTTP session).
@@ -71,6 +85,8 @@ pub(super) struct Connection {
     /// Serializes tool-list refreshes after a change notification.
     refresh: tokio::sync::Mutex<()>,
     broken: AtomicBool,
+    /// Fires when a stdio upstream sends an over-long message (the session is then over).
+    overflow: Option<CancellationToken>,
     /// Child process id for stdio upstreams.
     pid: Option<u32>,
 }
@@ -91,7 +107,7 @@ impl Connection {
             name: spec.name.clone(),
             shared: shared.clone(),
         };
-        let (service, pid) = match &spec.transport {
+        let (service, pid, overflow) = match &spec.transport {
             Transport::Stdio {
                 command,
                 args,
@@ -99,7 +115,9 @@ impl Connection {
                 inherit_env,
             } => {
                 let (process, pid) = stdio::spawn(&spec.name, command, args, env, inherit_env)?;
+                let overflow = process.overflow();
                 let service = handler.serve(process).await.map_err(|e| match e {
+                    _ if overflow.is_cancelled() => oversized("the MCP handshake"),
                     ClientInitializeError::ConnectionClosed(_) => UpstreamError::Failed(format!(
                         "'{command}' exited before completing the MCP handshake (its stderr is in the log)"
                     )),
@@ -108,7 +126,7 @@ impl Connection {
                         describe_handshake(&e)
                     )),
                 })?;
-                (service, pid)
+                (service, pid, Some(overflow))
             }
             Transport::Http { url, headers } => {
                 let transport = http::transport(url, headers)?;
@@ -118,10 +136,14 @@ impl Connection {
                         describe_handshake(&e)
                     ))
                 })?;
-                (service, None)
+                (service, None, None)
             }
         };
         let peer = service.peer().clone();
+        // The tool list is cached here; rmcp's response cache would only keep
+        // up to 512 more copies of what an upstream sent (16 MiB each at worst).
+        peer.set_response_cache_config(ClientCacheConfig::disabled())
+            .await;
         if let Some(info) = peer.peer_info() {
             let server = info
                 .server_info
@@ -138,9 +160,14 @@ impl Connection {
         }
         // Any change announced before this first listing is already covered by it.
         shared.tools_stale.store(false, Ordering::Release);
-        let tools = list_tools(&peer)
-            .await
-            .map_err(|e| map_service_error("tools/list", e, spec.timeout).0)?;
+        let tools = match within(spec.timeout, overflow.as_ref(), list_tools(&peer)).await {
+            Ok(Ok(tools)) => tools,
+            Ok(Err(Listing::Service(e))) => {
+                return Err(map_service_error("tools/list", e, spec.timeout).0);
+            }
+            Ok(Err(Listing::TooLarge(message))) => return Err(UpstreamError::Failed(message)),
+            Err(cut) => return Err(cut.error(spec.timeout, "tools/list")),
+        };
         Ok(Self {
             name: spec.name.clone(),
             timeout: spec.timeout,
@@ -150,13 +177,16 @@ impl Connection {
             tools: Mutex::new(Arc::new(tools)),
             refresh: tokio::sync::Mutex::new(()),
             broken: AtomicBool::new(false),
+            overflow,
             pid,
         })
     }
 
     /// Whether new calls may use this connection.
     pub(super) fn is_usable(&self) -> bool {
-        !self.broken.load(Ordering::Acquire) && !self.peer.is_transport_closed()
+        !self.broken.load(Ordering::Acquire)
+            && !self.peer.is_transport_closed()
+            && !self.overflow.as_ref().is_some_and(|o| o.is_cancelled())
     }
 
     #[cfg(test)]
@@ -170,17 +200,22 @@ impl Connection {
             let _guard = self.refresh.lock().await;
             // Another caller may have refreshed while this one waited.
             if self.shared.tools_stale.swap(false, Ordering::AcqRel) {
-                match tokio::time::timeout(self.timeout, list_tools(&self.peer)).await {
-                    Ok(Ok(tools)) => *lock(&self.tools) = Arc::new(tools),
-                    Ok(Err(e)) => {
-                        self.shared.tools_stale.store(true, Ordering::Release);
-                        return Err(self.service_error("tools/list", e));
+                let listed =
+                    within(self.timeout, self.overflow.as_ref(), list_tools(&self.peer)).await;
+                let error = match listed {
+                    Ok(Ok(tools)) => {
+                        *lock(&self.tools) = Arc::new(tools);
+                        return Ok(lock(&self.tools).clone());
                     }
-                    Err(_) => {
-                        self.shared.tools_stale.store(true, Ordering::Release);
-                        return Err(UpstreamError::Timeout(self.timeout));
+                    Ok(Err(Listing::Service(e))) => self.service_error("tools/list", e),
+                    Ok(Err(Listing::TooLarge(message))) => {
+                        tracing::warn!(target: "plexmcp::upstream", upstream = %self.name, "{message}");
+                        UpstreamError::Failed(message)
                     }
-                }
+                    Err(cut) => self.cut_error(cut, "tools/list"),
+                };
+                self.shared.tools_stale.store(true, Ordering::Release);
+                return Err(error);
             }
         }
         Ok(lock(&self.tools).clone())
@@ -197,12 +232,19 @@ impl Connection {
         params.arguments = arguments;
         // Dropping the future on timeout makes rmcp send `notifications/cancelled`
         // for the request and forget it; the session itself stays usable.
-        let response =
-            match tokio::time::timeout(self.timeout, self.peer.call_tool_once(params)).await {
-                Ok(Ok(response)) => response,
-                Ok(Err(e)) => return Err(self.service_error("tools/call", e)),
-                Err(_) => return Err(UpstreamError::Timeout(self.timeout)),
-            };
+        let call = self.peer.call_tool_once(params);
+        let response = match within(self.timeout, self.overflow.as_ref(), call).await {
+            Ok(Ok(response)) => response,
+            // The tool's own error answer, not a fault of the session.
+            Ok(Err(ServiceError::McpError(data))) => {
+                return Err(UpstreamError::Rejected {
+                    code: data.code.0,
+                    message: one_line(&data.message),
+                });
+            }
+            Ok(Err(e)) => return Err(self.service_error("tools/call", e)),
+            Err(cut) => return Err(self.cut_error(cut, "tools/call")),
+        };
         let json = match response {
             CallToolResponse::Complete(result) => serde_json::to_value(result),
             CallToolResponse::InputRequired(result) => serde_json::to_value(result),
@@ -226,6 +268,16 @@ impl Connection {
             tracing::warn!(target: "plexmcp::upstream", upstream = %self.name, "{error}");
         } else {
             tracing::debug!(target: "plexmcp::upstream", upstream = %self.name, "{error}");
+        }
+        error
+    }
+
+    /// The error for a request cut short; an over-long message also ends the session.
+    fn cut_error(&self, cut: Cut, what: &str) -> UpstreamError {
+        let error = cut.error(self.timeout, what);
+        if matches!(cut, Cut::Oversized) {
+            self.broken.store(true, Ordering::Release);
+            tracing::warn!(target: "plexmcp::upstream", upstream = %self.name, "{error}; connection closed");
         }
         error
     }
@@ -259,14 +311,113 @@ impl Drop for Connection {
     }
 }
 
-/// Fetches every page of `tools/list`. A server without tool support (it
-/// answers "method not found") simply has no tools.
-async fn list_tools(peer: &Peer<RoleClient>) -> Result<Vec<Tool>, ServiceError> {
-    match peer.list_all_tools().await {
-        Err(ServiceError::McpError(data)) if data.code == ErrorCode::METHOD_NOT_FOUND => {
-            Ok(Vec::new())
+/// Why a request ended before its answer arrived.
+#[derive(Debug, Clone, Copy)]
+enum Cut {
+    Timeout,
+    /// The upstream sent a message longer than a line may be.
+    Oversized,
+}
+
+impl Cut {
+    fn error(self, timeout: Duration, what: &str) -> UpstreamError {
+        match self {
+            Cut::Timeout => UpstreamError::Timeout(timeout),
+            Cut::Oversized => oversized(what),
         }
-        other => other,
+    }
+}
+
+fn oversized(what: &str) -> UpstreamError {
+    UpstreamError::Failed(format!(
+        "upstream sent a message longer than {} MiB during {what}",
+        child::MAX_LINE >> 20
+    ))
+}
+
+/// Runs `request` until it ends, `timeout` passes or the upstream floods
+/// the session with an over-long message, whichever comes first.
+async fn within<T>(
+    timeout: Duration,
+    overflow: Option<&CancellationToken>,
+    request: impl Future<Output = T>,
+) -> Result<T, Cut> {
+    let flooded = async {
+        match overflow {
+            Some(token) => token.cancelled().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        biased;
+        () = flooded => Err(Cut::Oversized),
+        answer = tokio::time::timeout(timeout, request) => answer.map_err(|_| Cut::Timeout),
+    }
+}
+
+/// Why listing tools failed.
+enum Listing {
+    Service(ServiceError),
+    /// Over one of the caps; the message says which.
+    TooLarge(String),
+}
+
+/// Fetches every page of `tools/list`, within the caps above. A server
+/// without tool support (it answers "method not found") simply has no tools.
+async fn list_tools(peer: &Peer<RoleClient>) -> Result<Vec<Tool>, Listing> {
+    let exceeded = |what: String| Listing::TooLarge(format!("upstream tools/list exceeded {what}"));
+    let mut tools = Vec::new();
+    let mut bytes = 0usize;
+    let mut cursor = None;
+    for page in 0..MAX_TOOL_PAGES {
+        let params = PaginatedRequestParams::default().with_cursor(cursor);
+        let listed = match peer.list_tools(Some(params)).await {
+            Ok(listed) => listed,
+            Err(ServiceError::McpError(data))
+                if page == 0 && data.code == ErrorCode::METHOD_NOT_FOUND =>
+            {
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(Listing::Service(e)),
+        };
+        if tools.len() + listed.tools.len() > MAX_TOOLS {
+            return Err(exceeded(format!("{MAX_TOOLS} tools")));
+        }
+        for tool in listed.tools {
+            bytes = bytes.saturating_add(json_size(&tool));
+            if bytes > MAX_TOOL_BYTES {
+                return Err(exceeded(format!(
+                    "{} MiB of tool descriptions",
+                    MAX_TOOL_BYTES >> 20
+                )));
+            }
+            tools.push(tool);
+        }
+        match listed.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(tools),
+        }
+    }
+    Err(exceeded(format!("{MAX_TOOL_PAGES} pages")))
+}
+
+/// Length of `tool` as JSON, counted without building the text.
+fn json_size(tool: &Tool) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Serializing a tool into a counter cannot fail; if it did, it counts as huge.
+    match serde_json::to_writer(&mut count, tool) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
     }
 }
 

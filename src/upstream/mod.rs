@@ -18,7 +18,11 @@
 //! lazily created, shared by concurrent calls, replaced when it dies or when
 //! the spec behind the name changes.
 
+mod backoff;
+mod child;
 mod connection;
+#[cfg(test)]
+mod fake_tests;
 mod http;
 mod pool;
 mod stdio;
@@ -55,6 +59,9 @@ pub enum UpstreamError {
     /// Spawn failed, connection refused, process died mid-call, protocol garbage, error reply…
     #[error("{0}")]
     Failed(String),
+    /// The upstream's tool answered with a JSON-RPC error of its own.
+    #[error("upstream tool answered error {code}: {message}")]
+    Rejected { code: i32, message: String },
     /// The upstream did not answer within the spec's timeout.
     #[error("upstream did not answer within {0:?}")]
     Timeout(Duration),

@@ -9,21 +9,32 @@
 //!   than once per caller.
 //! - A connection that died (child exited, session lost) is replaced by a new
 //!   attempt on the next use; nothing is retried in the background.
+//! - A connect that failed is not retried at once: for a back-off period
+//!   (`backoff.rs`) callers get that failure again, so a broken upstream
+//!   costs one attempt per period rather than one timeout per request.
 //! - A spec arriving under a known name but with different settings replaces
 //!   the slot. The old connection closes once calls still running on it end.
+//! - [`Upstreams::retain`] closes the slots of names no longer configured
+//!   (the server calls it when MCPs are removed), so removed stdio upstreams
+//!   do not keep running.
 //!
 //! Locks here are plain `std` mutexes held only to read or swap an `Arc`,
 //! never across an `.await`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rmcp::model::Tool;
 use tokio::sync::OnceCell;
 
+use super::backoff::Backoff;
 use super::connection::Connection;
 use super::{UpstreamError, UpstreamSpec};
+
+/// The longest [`Upstreams::tools_of_each`] waits, whatever the timeouts.
+pub const LIST_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Cheap to clone (Arc inside). One per process.
 #[derive(Clone, Default)]
@@ -39,7 +50,10 @@ struct Inner {
 
 struct Slot {
     spec: UpstreamSpec,
+    /// When the slot was made; [`Upstreams::retain`] judges only older ones.
+    created: Instant,
     attempt: Mutex<Arc<Attempt>>,
+    backoff: Mutex<Backoff>,
     /// Connections opened for this slot (tests use it to check sharing).
     #[cfg(test)]
     opened: std::sync::atomic::AtomicUsize,
@@ -88,6 +102,65 @@ impl Upstreams {
         connection.call(tool, arguments).await
     }
 
+    /// The tools of each of `specs`, in order, asked all at once: the whole
+    /// answer takes as long as the slowest upstream's timeout, at most
+    /// [`LIST_DEADLINE`], rather than the sum. An upstream still connecting
+    /// at the deadline goes on connecting in the background for the next ask.
+    pub async fn tools_of_each(
+        &self,
+        specs: &[UpstreamSpec],
+    ) -> Vec<Result<Arc<Vec<Tool>>, UpstreamError>> {
+        let wait = specs
+            .iter()
+            .map(|spec| spec.timeout)
+            .max()
+            .unwrap_or_default()
+            .min(LIST_DEADLINE);
+        let deadline = tokio::time::Instant::now() + wait;
+        let asks: Vec<_> = specs
+            .iter()
+            .map(|spec| {
+                let (pool, spec) = (self.clone(), spec.clone());
+                tokio::spawn(async move { pool.tools(&spec).await })
+            })
+            .collect();
+        let mut answers = Vec::with_capacity(asks.len());
+        for ask in asks {
+            answers.push(match tokio::time::timeout_at(deadline, ask).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(e)) => Err(UpstreamError::Failed(format!("listing tools failed: {e}"))),
+                Err(_) => Err(UpstreamError::Timeout(wait)),
+            });
+        }
+        answers
+    }
+
+    /// Closes and forgets every upstream whose name is not in `live`, except
+    /// those first used at or after `as_of` (the moment `live` was known to
+    /// be current): a list read earlier cannot tell whether they are live.
+    pub async fn retain(&self, live: &HashSet<String>, as_of: Instant) {
+        let gone: Vec<(String, Arc<Slot>)> = {
+            let mut slots = lock(&self.inner.slots);
+            let names: Vec<String> = slots
+                .iter()
+                .filter(|(name, slot)| !live.contains(*name) && slot.created < as_of)
+                .map(|(name, _)| name.clone())
+                .collect();
+            names
+                .into_iter()
+                .filter_map(|name| slots.remove(&name).map(|slot| (name, slot)))
+                .collect()
+        };
+        let mut closing = tokio::task::JoinSet::new();
+        for (name, slot) in gone {
+            if let Some(connection) = slot.current() {
+                tracing::info!(target: "plexmcp::upstream", upstream = %name, "no longer configured; closing");
+                closing.spawn(async move { connection.close().await });
+            }
+        }
+        while closing.join_next().await.is_some() {}
+    }
+
     /// Closes the connection for `name`, if any (e.g. when an upstream is
     /// removed from the configuration). Calls still running on it finish or fail.
     pub async fn remove(&self, name: &str) {
@@ -120,6 +193,10 @@ impl Upstreams {
                 Some(Ok(connection)) if connection.is_usable() => return Ok(connection.clone()),
                 // Still connecting: wait for that attempt.
                 None => current.clone(),
+                // Failed only just now: the same answer until the back-off ends.
+                Some(Err(e)) if lock(&slot.backoff).waiting(Instant::now()) => {
+                    return Err(e.clone());
+                }
                 // Failed earlier, or the connection has since died: start over.
                 Some(_) => {
                     *current = Arc::new(Attempt::default());
@@ -133,9 +210,13 @@ impl Upstreams {
                 #[cfg(test)]
                 slot.opened.fetch_add(1, Ordering::Relaxed);
                 match Connection::open(spec).await {
-                    Ok(connection) => Ok(Arc::new(connection)),
+                    Ok(connection) => {
+                        lock(&slot.backoff).succeeded();
+                        Ok(Arc::new(connection))
+                    }
                     Err(e) => {
-                        tracing::warn!(target: "plexmcp::upstream", upstream = %spec.name, "connect failed: {e}");
+                        let pause = lock(&slot.backoff).failed(Instant::now());
+                        tracing::warn!(target: "plexmcp::upstream", upstream = %spec.name, "connect failed: {e}; not retried for {pause:?}");
                         Err(e)
                     }
                 }
@@ -161,7 +242,9 @@ impl Upstreams {
         }
         let slot = Arc::new(Slot {
             spec: spec.clone(),
+            created: Instant::now(),
             attempt: Mutex::new(Arc::new(Attempt::default())),
+            backoff: Mutex::new(Backoff::default()),
             #[cfg(test)]
             opened: std::sync::atomic::AtomicUsize::new(0),
         });

@@ -5,9 +5,9 @@
 //! must never be inherited (it would scribble over the console); it is piped
 //! and each line is re-emitted through `tracing` with the upstream's name.
 //!
-//! The child is spawned with `kill_on_drop`, in addition to rmcp's own clean-up,
-//! so no path (failed handshake, dropped connection, runtime shutdown) leaves
-//! an orphaned process behind.
+//! The child is spawned with `kill_on_drop`, in addition to the transport's
+//! own clean-up (`child.rs`), so no path (failed handshake, dropped
+//! connection, runtime shutdown) leaves an orphaned process behind.
 //!
 //! The child does not inherit the gateway's environment, which may hold an
 //! exported `PLEXMCP_API_KEY` or other secrets that a tool such as `get-env`
@@ -15,13 +15,12 @@
 //! the names its MCP lists in `inherit_env`, and its own `env`.
 
 use std::ffi::OsString;
-use std::process::Stdio;
 
-use rmcp::transport::TokioChildProcess;
 use tokio::io::AsyncReadExt;
 use tokio::process::{ChildStderr, Command};
 
 use super::UpstreamError;
+use super::child::ChildTransport;
 
 /// Longest stderr line forwarded as-is; longer lines are cut (the rest of the
 /// line is still read and discarded so the child never blocks on the pipe).
@@ -66,22 +65,17 @@ pub(super) fn spawn(
     args: &[String],
     env: &[(String, String)],
     inherit_env: &[String],
-) -> Result<(TokioChildProcess, Option<u32>), UpstreamError> {
+) -> Result<(ChildTransport, Option<u32>), UpstreamError> {
     let mut cmd = Command::new(command);
     cmd.args(args)
         .env_clear()
         .envs(child_env(std::env::vars_os(), inherit_env, env))
         .kill_on_drop(true);
-    let (process, stderr) = TokioChildProcess::builder(cmd)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            UpstreamError::Failed(super::one_line(&format!(
-                "could not start '{command}': {e}"
-            )))
-        })?;
+    let (process, stderr) = ChildTransport::spawn(cmd).map_err(|e| {
+        UpstreamError::Failed(super::one_line(&format!(
+            "could not start '{command}': {e}"
+        )))
+    })?;
     let pid = process.id();
     tracing::debug!(target: "plexmcp::upstream", upstream = name, pid, "started {command}");
     if let Some(stderr) = stderr {

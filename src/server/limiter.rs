@@ -264,7 +264,11 @@ mod tests {
             limiter.release(reservation);
         }
         assert_eq!(limiter.blocked(ip(1), t0), None);
-        assert_eq!(limiter.tracked(), 0, "a client whose attempts passed takes no room");
+        assert_eq!(
+            limiter.tracked(),
+            0,
+            "a client whose attempts passed takes no room"
+        );
 
         // A reservation from a window that has ended gives nothing back.
         let old = limiter.reserve(ip(2), t0).unwrap();
@@ -288,7 +292,10 @@ mod tests {
         }
         assert_eq!(limiter.tracked(), MAX_TRACKED, "memory stays bounded");
         // Nobody new is refused: other IPv6 clients, IPv4 clients…
-        assert_eq!(limiter.blocked("2001:db8:ffff::1".parse().unwrap(), t0), None);
+        assert_eq!(
+            limiter.blocked("2001:db8:ffff::1".parse().unwrap(), t0),
+            None
+        );
         assert_eq!(limiter.blocked(ip(9), t0), None);
         // …nor any /64 of the flood that still has budget left.
         assert_eq!(limiter.blocked(subnet(subnets - 1), t0), None);

@@ -53,8 +53,8 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Opens the connections it needs from `store`: one reader for the
-    /// verifier, one for the usage writer.
+    /// Opens the connections it needs from `store`: a reader and a change
+    /// probe for the verifier, one for the usage writer.
     pub fn new(store: Store) -> Result<Gateway, ServeError> {
         let writer = UsageWriter::start(store.reopen()?)?;
         let state = Arc::new(AppState {

@@ -531,6 +531,84 @@ async fn forged_keys_never_reach_argon2_or_the_usage_log() {
     );
 }
 
+/// `POST /mcp` with every header of `headers` (repeated names included).
+async fn call_with_headers(fx: &Fixture, headers: &[(&str, String)]) -> Reply {
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri("/mcp")
+        .header(header::CONTENT_TYPE, "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    fx.send(
+        request
+            .body(Body::from(call_body("ghost").to_string()))
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn ambiguous_credentials_are_401_malformed() {
+    let mut fx = Fixture::new();
+    let (_, a) = fx.key(McpAccess::All);
+    let (_, b) = fx.key(McpAccess::All);
+    let (a, b) = (a.expose(), b.expose());
+    let auth = "authorization";
+    let ambiguous: Vec<(&str, Vec<(&str, String)>)> = vec![
+        (
+            "two Authorization headers, two keys",
+            vec![(auth, format!("ApiKey {a}")), (auth, format!("ApiKey {b}"))],
+        ),
+        (
+            "two Authorization headers, the second unusable",
+            vec![(auth, format!("Bearer {a}")), (auth, format!("Basic {b}"))],
+        ),
+        (
+            "Authorization and X-API-Key with different keys",
+            vec![(auth, format!("ApiKey {a}")), ("x-api-key", b.to_string())],
+        ),
+        (
+            "X-API-Key first, then Authorization with another key",
+            vec![("x-api-key", b.to_string()), (auth, format!("Bearer {a}"))],
+        ),
+        (
+            "two X-API-Key headers",
+            vec![("x-api-key", a.to_string()), ("x-api-key", b.to_string())],
+        ),
+    ];
+    for (what, headers) in ambiguous {
+        let reply = call_with_headers(&fx, &headers).await;
+        assert_eq!(
+            reply.body["error"]["reason"], "malformed",
+            "{what}: {:#}",
+            reply.body
+        );
+        reply.assert_invalid_key("malformed");
+    }
+    assert_eq!(
+        fx.verified_count(),
+        0,
+        "an ambiguous request reached argon2"
+    );
+    assert_eq!(
+        fx.usage_events().await,
+        0,
+        "nor was it counted against a key"
+    );
+
+    // The same key said twice is not ambiguous (clients that set both
+    // headers from one setting keep working).
+    for headers in [
+        vec![(auth, format!("ApiKey {a}")), (auth, format!("ApiKey {a}"))],
+        vec![(auth, format!("Bearer {a}")), ("x-api-key", a.to_string())],
+    ] {
+        call_with_headers(&fx, &headers)
+            .await
+            .assert_unauthorized_mcp();
+    }
+}
+
 fn rpc_call(name: &str) -> Value {
     json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": {}}})
 }

@@ -109,21 +109,37 @@ pub async fn call(State(state): State<Arc<AppState>>, request: Request) -> Respo
 }
 
 /// The key as presented: `Authorization: ApiKey|Bearer <key>` or `X-API-Key`.
-/// `Err` means a header was there but unusable.
+/// `Err` means a header was there but unusable, or the headers disagree:
+/// with two different keys (or one unusable header among several) there
+/// is no telling which one the client meant, so none is picked. The same
+/// key given more than once is not ambiguous and is accepted.
 fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, ()> {
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let value = value.to_str().map_err(|_| ())?.trim();
-        let (scheme, key) = value.split_once(' ').ok_or(())?;
-        return if scheme.eq_ignore_ascii_case("apikey") || scheme.eq_ignore_ascii_case("bearer") {
-            Ok(Some(key.trim()))
+    let authorization = headers.get_all(header::AUTHORIZATION).iter().map(|value| {
+        let (scheme, key) = value
+            .to_str()
+            .map_err(|_| ())?
+            .trim()
+            .split_once(' ')
+            .ok_or(())?;
+        if scheme.eq_ignore_ascii_case("apikey") || scheme.eq_ignore_ascii_case("bearer") {
+            Ok(key.trim())
         } else {
             Err(())
-        };
+        }
+    });
+    let x_api_key = headers
+        .get_all("x-api-key")
+        .iter()
+        .map(|value| value.to_str().map(str::trim).map_err(|_| ()));
+    let mut presented = None;
+    for key in authorization.chain(x_api_key) {
+        let key = key?;
+        match presented {
+            Some(earlier) if earlier != key => return Err(()),
+            _ => presented = Some(key),
+        }
     }
-    match headers.get("x-api-key") {
-        Some(value) => value.to_str().map(|k| Some(k.trim())).map_err(|_| ()),
-        None => Ok(None),
-    }
+    Ok(presented)
 }
 
 /// Longest tool or method name a usage record keeps, in characters.

@@ -1,7 +1,9 @@
 //! Hostile clients: floods of forged keys (wrong integrity tag) and of
 //! wrong-secret keys (a real id and a valid tag, refused only by argon2),
-//! the per-address limit on failed authentication, clients that hang up
-//! mid-request, and the warning for a non-loopback listen address.
+//! the per-address limit on failed authentication (also with its table
+//! full, and under concurrent attempts), clients that hang up mid-request,
+//! a database another process leaves stuck, and the warning for a
+//! non-loopback listen address.
 //!
 //! The router-level tests drive the real `/mcp` handler with `oneshot`,
 //! inserting `ConnectInfo` so that each request comes from an address of

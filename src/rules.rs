@@ -203,12 +203,7 @@ pub fn truncate(at: Timestamp) -> Timestamp {
 /// starting with a letter or digit. (`__` never occurs, so `<mcp>__<tool>`
 /// names stay unambiguous.)
 pub fn slug(raw: &str, what: &str) -> Result<String, RuleError> {
-    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
-    let starts_well = raw
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    if raw.is_empty() || raw.len() > SLUG_MAX || !starts_well || !raw.chars().all(ok_char) {
+    if !is_slug(raw) {
         return Err(RuleError::new(
             Field::Slug,
             format!(
@@ -218,6 +213,18 @@ pub fn slug(raw: &str, what: &str) -> Result<String, RuleError> {
         ));
     }
     Ok(raw.to_string())
+}
+
+/// Whether `raw` is a slug as [`slug`] defines it, without allocating:
+/// for checking names that clients send before anything looks them up.
+pub fn is_slug(raw: &str) -> bool {
+    let ok_char = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-';
+    let bytes = raw.as_bytes();
+    bytes.len() <= SLUG_MAX
+        && bytes
+            .first()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && bytes.iter().copied().all(ok_char)
 }
 
 /// A display name for an MCP: one line, 1–100 characters.
@@ -491,8 +498,10 @@ mod tests {
     fn slugs_are_restricted() {
         assert!(slug("github", "MCP id").is_ok());
         assert!(slug("my-mcp-2", "MCP id").is_ok());
+        assert!(is_slug("my-mcp-2") && is_slug(&"a".repeat(63)));
         for bad in ["", "-x", "Git", "a_b", "a b", "é", &"a".repeat(64)] {
             assert!(slug(bad, "MCP id").is_err(), "{bad}");
+            assert!(!is_slug(bad), "{bad}");
         }
     }
 

@@ -1,7 +1,9 @@
 //! Hostile clients: floods of forged keys (wrong integrity tag) and of
 //! wrong-secret keys (a real id and a valid tag, refused only by argon2),
-//! the per-address limit on failed authentication, clients that hang up
-//! mid-request, and the warning for a non-loopback listen address.
+//! the per-address limit on failed authentication (also with its table
+//! full, and under concurrent attempts), clients that hang up mid-request,
+//! a database another process leaves stuck, and the warning for a
+//! non-loopback listen address.
 //!
 //! The router-level tests drive the real `/mcp` handler with `oneshot`,
 //! inserting `ConnectInfo` so that each request comes from an address of
@@ -467,14 +469,11 @@ async fn ipv6_clients_are_counted_per_64_and_mapped_ipv4_as_ipv4() {
 }
 
 #[tokio::test]
-async fn a_full_limiter_table_fails_closed() {
+async fn a_full_limiter_table_locks_out_no_new_client() {
     let mut fx = Fixture::new();
     let known = fx.key("known");
     let fresh = fx.key("fresh");
     let router = fx.router.clone();
-    post(&router, Some(ip(1)), Some(known.expose()))
-        .await
-        .assert_key_accepted();
 
     // Fill the server's own limiter with one failure from each of as many
     // addresses as it tracks (directly: 65,536 requests would only be slower).
@@ -484,31 +483,160 @@ async fn a_full_limiter_table_fails_closed() {
         limiter.record_failure(ip(0x40_0000 + n), now);
     }
 
-    // An address it cannot track is refused before any key work, whatever
-    // it presents: forged, missing, even a good key it has not verified yet.
+    // A new address with a good key this process never verified: accepted.
     let stranger = ip(0x80_0000);
-    post(&router, Some(stranger), Some(&bad_tag(known.expose(), 0)))
-        .await
-        .assert_rate_limited();
-    post(&router, Some(stranger), None)
-        .await
-        .assert_rate_limited();
     post(&router, Some(stranger), Some(fresh.expose()))
         .await
+        .assert_key_accepted();
+    // A new address that fails is counted like any other: its budget of
+    // 401s, then 429, while the table stays bounded.
+    let failing = ip(0x80_0001);
+    for i in 0..MAX_FAILURES as usize {
+        post(&router, Some(failing), Some(&bad_tag(known.expose(), i)))
+            .await
+            .assert_refused("malformed");
+    }
+    post(&router, Some(failing), Some(known.expose()))
+        .await
         .assert_rate_limited();
-    // Tracked addresses keep the rest of their budget.
-    post(
-        &router,
-        Some(ip(0x40_0000)),
-        Some(&bad_tag(known.expose(), 1)),
-    )
-    .await
-    .assert_refused("malformed");
-    // And keys already verified still work from anywhere.
-    post(&router, Some(stranger), Some(known.expose()))
+    assert!(limiter.tracked() <= MAX_TRACKED, "{}", limiter.tracked());
+    // Addresses of the flood that still have budget are not refused either.
+    post(&router, Some(ip(0x40_0000 + 7)), Some(known.expose()))
+        .await
+        .assert_key_accepted();
+    assert_eq!(fx.verified_count(), 2);
+}
+
+/// Wrong secrets (each a real id with a valid tag, so each needs argon2)
+/// sent all at once from one address: the failure budget is spent before
+/// hashing, so no more than `MAX_FAILURES` argon2 runs happen and the rest
+/// are turned away with 429 without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_wrong_secrets_from_one_address_cost_at_most_the_failure_budget() {
+    const ATTEMPTS: u32 = 100;
+    let mut fx = Fixture::new();
+    let good = fx.key("good");
+    let attacker = ip(300);
+    let attempts: Vec<_> = (0..ATTEMPTS)
+        .map(|i| {
+            let router = fx.router.clone();
+            let key = same_id_wrong_secret(&fx.secret, good.expose(), i);
+            tokio::spawn(async move { post(&router, Some(attacker), Some(key.expose())).await })
+        })
+        .collect();
+    let (mut refused, mut limited) = (0usize, 0usize);
+    for attempt in attempts {
+        let answer = attempt.await.expect("request task");
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            answer.assert_rate_limited();
+            limited += 1;
+        } else {
+            answer.assert_refused("not_found");
+            refused += 1;
+        }
+    }
+    let runs = fx.gateway.state().verifier.argon2_runs();
+    eprintln!(
+        "{ATTEMPTS} concurrent wrong secrets: {refused} × 401, {limited} × 429, {runs} argon2 runs"
+    );
+    assert!(
+        runs <= MAX_FAILURES as usize,
+        "{runs} argon2 runs for one address (budget {MAX_FAILURES})"
+    );
+    assert_eq!(refused, runs, "each 401 is one argon2 run");
+    assert_eq!(limited, ATTEMPTS as usize - refused);
+    // The good key still works from elsewhere, and the budget was not
+    // taken from it when it passed.
+    post(&fx.router, Some(ip(301)), Some(good.expose()))
         .await
         .assert_key_accepted();
     assert_eq!(fx.verified_count(), 1);
+}
+
+/// A separate process that leaves the database the way a writer that
+/// stopped mid-recovery would: the WAL index header damaged, and the locks
+/// recovery needs held. Every reader then waits (for SQLite's busy timeout)
+/// until it lets go; dropping the holder lets go. It has to be another
+/// process: POSIX locks never conflict within one.
+struct StuckDatabase {
+    child: std::process::Child,
+}
+
+/// Byte offsets are SQLite's WAL-index format: the header's two copies at
+/// 0 and 48, the write lock at byte 120, the recovery lock at 122.
+const HOLD_WAL_INDEX: &str = r#"
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX, 1, 120)
+fcntl.lockf(fd, fcntl.LOCK_EX, 1, 122)
+os.pwrite(fd, bytes([os.pread(fd, 1, 8)[0] ^ 0xFF]), 8)
+print("held", flush=True)
+sys.stdin.read()
+"#;
+
+impl StuckDatabase {
+    fn hold(db: &std::path::Path) -> StuckDatabase {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let shm = format!("{}-shm", db.display());
+        let mut child = Command::new("python3")
+            .args(["-c", HOLD_WAL_INDEX, &shm])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("this test needs python3 on PATH ({e}); install it, e.g. `apt-get install python3`")
+            });
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("read from the lock holder");
+        assert_eq!(line.trim(), "held", "the lock holder failed");
+        StuckDatabase { child }
+    }
+}
+
+impl Drop for StuckDatabase {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// While the database makes readers wait, a request that must read it
+/// waits too, on a blocking thread: the async thread (there is only one
+/// here) keeps answering everything that needs no store.
+#[tokio::test(flavor = "current_thread")]
+async fn a_stuck_database_holds_up_only_the_requests_that_read_it() {
+    let mut fx = Fixture::new();
+    let known = fx.key("known");
+    let router = fx.router.clone();
+    post(&router, Some(ip(1)), Some(known.expose()))
+        .await
+        .assert_key_accepted();
+
+    let stuck = StuckDatabase::hold(fx.admin.path());
+    // Even a verified key must ask the store whether anything changed.
+    let waiting = tokio::spawn({
+        let (router, key) = (router.clone(), known.expose().to_string());
+        async move { post(&router, Some(ip(1)), Some(&key)).await }
+    });
+    // Give the request its turn on the one thread, so it reaches the store.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(healthz(&router).await, StatusCode::OK);
+    assert!(
+        !waiting.is_finished(),
+        "the request reading the stuck database held the only async thread until it gave up"
+    );
+    drop(stuck);
+    // Once the database is free, the waiting request is answered normally.
+    tokio::time::timeout(PATIENCE, waiting)
+        .await
+        .expect("the waiting request was never answered")
+        .expect("request task")
+        .assert_key_accepted();
+    // Nothing was lost or damaged by the wait.
+    assert_eq!(fx.admin.integrity_check().unwrap(), "ok");
 }
 
 // ---------------------------------------------------------------------------

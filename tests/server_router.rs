@@ -530,3 +530,234 @@ async fn forged_keys_never_reach_argon2_or_the_usage_log() {
         "a forged key left a usage event"
     );
 }
+
+/// `POST /mcp` with every header of `headers` (repeated names included).
+async fn call_with_headers(fx: &Fixture, headers: &[(&str, String)]) -> Reply {
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri("/mcp")
+        .header(header::CONTENT_TYPE, "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    fx.send(
+        request
+            .body(Body::from(call_body("ghost").to_string()))
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn ambiguous_credentials_are_401_malformed() {
+    let mut fx = Fixture::new();
+    let (_, a) = fx.key(McpAccess::All);
+    let (_, b) = fx.key(McpAccess::All);
+    let (a, b) = (a.expose(), b.expose());
+    let auth = "authorization";
+    let ambiguous: Vec<(&str, Vec<(&str, String)>)> = vec![
+        (
+            "two Authorization headers, two keys",
+            vec![(auth, format!("ApiKey {a}")), (auth, format!("ApiKey {b}"))],
+        ),
+        (
+            "two Authorization headers, the second unusable",
+            vec![(auth, format!("Bearer {a}")), (auth, format!("Basic {b}"))],
+        ),
+        (
+            "Authorization and X-API-Key with different keys",
+            vec![(auth, format!("ApiKey {a}")), ("x-api-key", b.to_string())],
+        ),
+        (
+            "X-API-Key first, then Authorization with another key",
+            vec![("x-api-key", b.to_string()), (auth, format!("Bearer {a}"))],
+        ),
+        (
+            "two X-API-Key headers",
+            vec![("x-api-key", a.to_string()), ("x-api-key", b.to_string())],
+        ),
+    ];
+    for (what, headers) in ambiguous {
+        let reply = call_with_headers(&fx, &headers).await;
+        assert_eq!(
+            reply.body["error"]["reason"], "malformed",
+            "{what}: {:#}",
+            reply.body
+        );
+        reply.assert_invalid_key("malformed");
+    }
+    assert_eq!(
+        fx.verified_count(),
+        0,
+        "an ambiguous request reached argon2"
+    );
+    assert_eq!(
+        fx.usage_events().await,
+        0,
+        "nor was it counted against a key"
+    );
+
+    // The same key said twice is not ambiguous (clients that set both
+    // headers from one setting keep working).
+    for headers in [
+        vec![(auth, format!("ApiKey {a}")), (auth, format!("ApiKey {a}"))],
+        vec![(auth, format!("Bearer {a}")), ("x-api-key", a.to_string())],
+    ] {
+        call_with_headers(&fx, &headers)
+            .await
+            .assert_unauthorized_mcp();
+    }
+}
+
+fn rpc_call(name: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": {}}})
+}
+
+/// A JSON-RPC answer (HTTP 200) carrying the error `message`.
+fn assert_rpc_error(reply: &Reply, message: &str) {
+    assert_eq!(reply.status, StatusCode::OK, "{:#}", reply.body);
+    assert_eq!(reply.body["error"]["message"], message, "{:#}", reply.body);
+}
+
+#[tokio::test]
+async fn client_chosen_mcp_names_do_not_grow_the_verifiers_memory() {
+    let mut fx = Fixture::new();
+    fx.add_mcp("alpha");
+    let (_, scoped) = fx.key(McpAccess::Only(vec!["alpha".into()]));
+    let (_, all) = fx.key(McpAccess::All);
+    let (scoped, all) = (Some(scoped.expose()), Some(all.expose()));
+    // Both keys verified and cached first.
+    for key in [scoped, all] {
+        fx.call(key, call_body("ghost").to_string())
+            .await
+            .assert_unauthorized_mcp();
+    }
+    let verifier = &fx.gateway.state().verifier;
+    let baseline = verifier.cache_size();
+
+    for i in 0..100 {
+        // Not an MCP id at all: too long, or characters a slug cannot have.
+        let long = format!("{i}{}", "m".repeat(10_000));
+        let odd = format!("Ghost {i}");
+        // An MCP id that could exist but does not.
+        let absent = format!("ghost-{i}");
+        for name in [&long, &odd, &absent] {
+            for key in [scoped, all] {
+                let reply = fx
+                    .call(key, rpc_call(&format!("{name}__echo")).to_string())
+                    .await;
+                assert_rpc_error(&reply, "Unauthorized MCP");
+            }
+            fx.call(all, call_body(name).to_string())
+                .await
+                .assert_unauthorized_mcp();
+        }
+    }
+    assert_eq!(
+        verifier.cache_size(),
+        baseline,
+        "requests for MCPs that do not exist left entries behind"
+    );
+}
+
+/// Bytes on disk for the database (with its WAL).
+fn database_bytes(fx: &Fixture) -> u64 {
+    let db = fx.admin.path().to_path_buf();
+    let wal = db.with_extension("db-wal");
+    [db, wal]
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum()
+}
+
+#[tokio::test]
+async fn client_chosen_names_reach_the_usage_log_bounded() {
+    const HUGE: usize = 400_000;
+    let mut fx = Fixture::new();
+    fx.add_mcp("alpha");
+    let (all_record, all) = fx.key(McpAccess::All);
+    let (scoped_record, scoped) = fx.key(McpAccess::Only(vec!["alpha".into()]));
+    let (all, scoped) = (Some(all.expose()), Some(scoped.expose()));
+    fx.usage_events().await;
+    let before = database_bytes(&fx);
+
+    let huge = "h".repeat(HUGE);
+    let mut sent = 0usize;
+    for round in 0..4 {
+        let huge = format!("{round}{huge}");
+        let bodies = [
+            // REST: a huge MCP id; a real MCP with a huge tool; an absent one.
+            json!({"mcp_id": huge, "tool": "echo"}),
+            json!({"mcp_id": "alpha", "tool": huge}),
+            json!({"mcp_id": "ghost", "tool": huge}),
+            // JSON-RPC: the same through tools/call names, and huge methods.
+            rpc_call(&format!("{huge}__echo")),
+            rpc_call(&format!("alpha__{huge}")),
+            rpc_call(&format!("ghost__{huge}")),
+            json!({"jsonrpc": "2.0", "id": 1, "method": huge}),
+            json!({"jsonrpc": "2.0", "method": huge}),
+        ];
+        for body in &bodies {
+            let text = body.to_string();
+            sent += 2 * text.len();
+            for key in [all, scoped] {
+                let request = Request::post("/mcp")
+                    .header(header::AUTHORIZATION, format!("ApiKey {}", key.unwrap()))
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(text.clone()))
+                    .unwrap();
+                let response = fx.router.clone().oneshot(request).await.unwrap();
+                assert_ne!(response.status(), StatusCode::UNAUTHORIZED);
+            }
+        }
+    }
+    let events = fx.usage_events().await;
+    assert_eq!(events, 64, "every request with a real key is recorded");
+    let grown = database_bytes(&fx).saturating_sub(before);
+    eprintln!("{sent} bytes of requests grew the database by {grown} bytes");
+    assert!(
+        grown < 4 * 1024 * 1024,
+        "{sent} bytes of requests grew the database by {grown} bytes"
+    );
+
+    // What was kept: MCPs that exist, tool and method names of bounded length.
+    for record in [&all_record, &scoped_record] {
+        let usage = fx
+            .admin
+            .key_usage(record.row_id, Utc::now(), 100)
+            .expect("key usage");
+        assert_eq!(usage.recent.len(), 32);
+        for r in &usage.recent {
+            assert!(
+                matches!(r.mcp.as_deref(), None | Some("alpha")),
+                "stored MCP {:?}",
+                r.mcp
+                    .as_deref()
+                    .map(|m| m.chars().take(20).collect::<String>())
+            );
+            let tool = r.tool.as_deref().unwrap_or_default();
+            assert!(
+                tool.chars().count() <= 128,
+                "stored tool of {} chars",
+                tool.len()
+            );
+        }
+        for t in &usage.by_tool {
+            assert!(matches!(t.mcp.as_str(), "" | "alpha"), "rolled-up MCP");
+            assert!(
+                t.tool.chars().count() <= 128,
+                "rolled-up tool of {} chars",
+                t.tool.len()
+            );
+        }
+        // A long name is kept as a marked prefix, not silently as if whole.
+        assert!(
+            usage
+                .recent
+                .iter()
+                .any(|r| r.mcp.as_deref() == Some("alpha")
+                    && r.tool.as_deref().is_some_and(|t| t.ends_with('…'))),
+            "the real MCP's call with a huge tool name was not recorded as a marked prefix"
+        );
+    }
+}

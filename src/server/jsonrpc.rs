@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::mcp::upstream_spec;
 use crate::domain::KeyRecord;
+use crate::rules;
 use crate::upstream::UpstreamError;
 
 /// Protocol versions this server speaks; the first is preferred.
@@ -112,7 +113,7 @@ fn initialize(params: &Value) -> Value {
 /// whole list; one that failed just now is not asked again until its
 /// back-off ends.
 async fn list_tools(state: &AppState, key: &KeyRecord) -> Value {
-    let mcps = match state.verifier.live_mcps(key.org_id) {
+    let mcps = match state.verifier.live_mcps(key.org_id).await {
         Ok(mcps) => mcps,
         Err(e) => {
             tracing::error!(error = %e, "listing MCPs failed");
@@ -162,21 +163,30 @@ async fn call_tool(state: &AppState, key: &KeyRecord, id: &Value, params: &Value
             );
         }
     };
+    let unauthorized = || {
+        outcome(
+            error(id, INVALID_PARAMS, "Unauthorized MCP"),
+            "unauthorized_mcp",
+            403,
+        )
+    };
+    // Unknown, removed and forbidden MCPs answer alike: no enumeration.
+    // Nothing is looked up for a name that cannot be an MCP id (nor is it
+    // recorded), or for an MCP this key may not use.
+    if !rules::is_slug(mcp_id) {
+        return unauthorized();
+    }
     let named = |mut o: RpcOutcome| {
         o.mcp = Some(mcp_id.to_string());
         o.tool = Some(tool.to_string());
         o
     };
-    // Unknown, removed and forbidden MCPs answer alike: no enumeration.
-    let mcp = match state.verifier.mcp(key.org_id, mcp_id) {
-        Ok(Some(mcp)) if key.access.allows(mcp_id) => mcp,
-        Ok(_) => {
-            return named(outcome(
-                error(id, INVALID_PARAMS, "Unauthorized MCP"),
-                "unauthorized_mcp",
-                403,
-            ));
-        }
+    if !key.access.allows(mcp_id) {
+        return named(unauthorized());
+    }
+    let mcp = match state.verifier.mcp(key.org_id, mcp_id).await {
+        Ok(Some(mcp)) => mcp,
+        Ok(None) => return named(unauthorized()),
         Err(e) => {
             tracing::error!(error = %e, "MCP lookup failed");
             return named(outcome(

@@ -1,7 +1,9 @@
 //! `POST /mcp`: authenticate, decode, authorize, forward, count. The order
 //! matters: the key is checked before the body is read, so unauthenticated
 //! clients cannot make the server buffer a megabyte; and every request that
-//! reached a key is recorded as a usage event, success or not.
+//! reached a key is recorded as a usage event, success or not. Names in a
+//! request are the client's choice, so only bounded ones are kept: an MCP
+//! id only if it could be one, a tool or method name cut to a fixed length.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -14,10 +16,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::error::{ApiError, MAX_BODY_BYTES};
-use super::limiter::FailureLimiter;
+use super::limiter::{FailureLimiter, Reservation};
 use super::{AppState, jsonrpc};
 use crate::auth::{AuthError, Reason};
 use crate::domain::Mcp;
+use crate::rules;
 use crate::store::UsageEvent;
 use crate::upstream::{UpstreamError, UpstreamSpec};
 
@@ -79,20 +82,21 @@ pub async fn call(State(state): State<Arc<AppState>>, request: Request) -> Respo
         .unwrap_or_default();
     state.live.record(now.as_secs(), status >= 400);
     let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let (mcp, tool) = recorded_names(outcome.mcp, outcome.tool);
     tracing::info!(
         status,
         code,
         latency_us,
         key = outcome.key_row,
-        mcp = outcome.mcp.as_deref(),
-        tool = outcome.tool.as_deref(),
+        mcp = mcp.as_deref(),
+        tool = tool.as_deref(),
         "POST /mcp"
     );
     if let Some(key_row) = outcome.key_row {
         state.usage.record(UsageEvent {
             key_row,
-            mcp_slug: outcome.mcp,
-            tool: outcome.tool,
+            mcp_slug: mcp,
+            tool,
             outcome: code,
             http_status: status,
             latency_us,
@@ -105,20 +109,59 @@ pub async fn call(State(state): State<Arc<AppState>>, request: Request) -> Respo
 }
 
 /// The key as presented: `Authorization: ApiKey|Bearer <key>` or `X-API-Key`.
-/// `Err` means a header was there but unusable.
+/// `Err` means a header was there but unusable, or the headers disagree:
+/// with two different keys (or one unusable header among several) there
+/// is no telling which one the client meant, so none is picked. The same
+/// key given more than once is not ambiguous and is accepted.
 fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, ()> {
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let value = value.to_str().map_err(|_| ())?.trim();
-        let (scheme, key) = value.split_once(' ').ok_or(())?;
-        return if scheme.eq_ignore_ascii_case("apikey") || scheme.eq_ignore_ascii_case("bearer") {
-            Ok(Some(key.trim()))
+    let authorization = headers.get_all(header::AUTHORIZATION).iter().map(|value| {
+        let (scheme, key) = value
+            .to_str()
+            .map_err(|_| ())?
+            .trim()
+            .split_once(' ')
+            .ok_or(())?;
+        if scheme.eq_ignore_ascii_case("apikey") || scheme.eq_ignore_ascii_case("bearer") {
+            Ok(key.trim())
         } else {
             Err(())
-        };
+        }
+    });
+    let x_api_key = headers
+        .get_all("x-api-key")
+        .iter()
+        .map(|value| value.to_str().map(str::trim).map_err(|_| ()));
+    let mut presented = None;
+    for key in authorization.chain(x_api_key) {
+        let key = key?;
+        match presented {
+            Some(earlier) if earlier != key => return Err(()),
+            _ => presented = Some(key),
+        }
     }
-    match headers.get("x-api-key") {
-        Some(value) => value.to_str().map(|k| Some(k.trim())).map_err(|_| ()),
-        None => Ok(None),
+    Ok(presented)
+}
+
+/// Longest tool or method name a usage record keeps, in characters.
+const RECORDED_NAME_MAX: usize = 128;
+
+/// The MCP id and tool (or JSON-RPC method) a usage record may keep: an
+/// MCP id only if it could be one, and its tool only with it; a tool or
+/// method name longer than [`RECORDED_NAME_MAX`] is cut and ends in `…`,
+/// so it cannot pass for the whole name. (The store further keeps an MCP
+/// id only if it names a live MCP.)
+fn recorded_names(mcp: Option<String>, tool: Option<String>) -> (Option<String>, Option<String>) {
+    match mcp {
+        Some(mcp) if !rules::is_slug(&mcp) => (None, None),
+        mcp => (mcp, tool.map(bounded_name)),
+    }
+}
+
+fn bounded_name(name: String) -> String {
+    let mut cuts = name.char_indices().map(|(at, _)| at);
+    match (cuts.nth(RECORDED_NAME_MAX - 1), cuts.next()) {
+        (Some(last), Some(_)) => format!("{}…", &name[..last]),
+        _ => name,
     }
 }
 
@@ -142,34 +185,44 @@ async fn handle(
             return Err(ApiError::RateLimited { retry_after });
         }
     }
-    let refused = |reason, key_row: Option<i64>, outcome: &mut Outcome| {
-        if let Some(ip) = client {
-            state.limiter.record_failure(ip, Instant::now());
-        }
-        outcome.key_row = key_row;
-        ApiError::InvalidApiKey(reason)
-    };
     let presented = match presented {
         Ok(presented) => presented,
-        Err(()) => return Err(refused(Reason::Malformed, None, outcome)),
+        Err(()) => {
+            if let Some(ip) = client {
+                state.limiter.record_failure(ip, Instant::now());
+            }
+            return Err(ApiError::InvalidApiKey(Reason::Malformed));
+        }
     };
-    // A client that hangs up while its key is checked (the handler is then
-    // dropped) is charged a failure, or attempts would be free.
-    let mut abandoned = ChargeIfDropped {
+    let mut attempt = Attempt {
         limiter: &state.limiter,
         client,
+        reserved: None,
+        retry_after: None,
+        settled: false,
     };
     let authenticated = state
         .verifier
-        .authenticate(presented, chrono::Utc::now())
+        .authenticate_within(presented, chrono::Utc::now(), || attempt.reserve())
         .await;
-    abandoned.client = None;
     let key = match authenticated {
-        Ok(key) => key,
+        Ok(key) => {
+            attempt.settle(false);
+            key
+        }
         Err(AuthError::Refused { reason, key_row }) => {
-            return Err(refused(reason, key_row, outcome));
+            attempt.settle(true);
+            outcome.key_row = key_row;
+            return Err(ApiError::InvalidApiKey(reason));
+        }
+        Err(AuthError::Throttled) => {
+            let retry_after = attempt.retry_after.unwrap_or(1);
+            attempt.settle(false);
+            return Err(ApiError::RateLimited { retry_after });
         }
         Err(e) => {
+            // Our failure, not the client's: nothing is charged.
+            attempt.settle(false);
             tracing::error!(error = %e, "authentication failed");
             return Err(ApiError::Internal);
         }
@@ -184,15 +237,21 @@ async fn handle(
             return Ok(Reply::Rpc(jsonrpc::handle(state, &key, message).await));
         }
     };
+    // Unknown, removed and forbidden MCPs answer alike: no enumeration.
+    // Nothing is looked up for a name that cannot be an MCP id (nor is it
+    // recorded), or for an MCP this key may not use.
+    if !rules::is_slug(&request.mcp_id) {
+        return Err(ApiError::UnauthorizedMcp);
+    }
     outcome.mcp = Some(request.mcp_id.clone());
     outcome.tool = Some(request.tool.clone());
-    // Unknown, removed and forbidden MCPs answer alike: no enumeration.
     if !key.access.allows(&request.mcp_id) {
         return Err(ApiError::UnauthorizedMcp);
     }
     let mcp = state
         .verifier
         .mcp(key.org_id, &request.mcp_id)
+        .await
         .map_err(|e| {
             tracing::error!(error = %e, "MCP lookup failed");
             ApiError::Internal
@@ -226,17 +285,63 @@ fn upstream_api_error(slug: &str, upstream: &str, error: UpstreamError) -> ApiEr
     }
 }
 
-/// Counts a failed authentication for `client` when dropped, unless
-/// `client` was cleared first.
-struct ChargeIfDropped<'a> {
+/// One request's standing with the failure limiter while its key is
+/// checked. A failure reserved before argon2 comes back if the key was
+/// good; a refusal without one is counted when settled; and a client that
+/// hangs up mid-check (the handler is then dropped) is charged a failure,
+/// or attempts would be free.
+struct Attempt<'a> {
     limiter: &'a FailureLimiter,
     client: Option<IpAddr>,
+    reserved: Option<Reservation>,
+    /// Set when the limiter refused a reservation: seconds to wait.
+    retry_after: Option<u64>,
+    settled: bool,
 }
 
-impl Drop for ChargeIfDropped<'_> {
-    fn drop(&mut self) {
+impl Attempt<'_> {
+    /// Asked by the verifier before an argon2 run: may this client spend
+    /// one of its failures on it?
+    fn reserve(&mut self) -> bool {
+        let Some(ip) = self.client else {
+            return true;
+        };
+        match self.limiter.reserve(ip, Instant::now()) {
+            Ok(reservation) => {
+                self.reserved = Some(reservation);
+                true
+            }
+            Err(retry_after) => {
+                self.retry_after = Some(retry_after);
+                false
+            }
+        }
+    }
+
+    /// Ends the attempt: `failed` keeps (or counts) one failure, otherwise
+    /// a reserved one is given back.
+    fn settle(mut self, failed: bool) {
+        self.settled = true;
+        match (self.reserved.take(), failed) {
+            (Some(reservation), false) => self.limiter.release(reservation),
+            (Some(_), true) => {} // counted when it was reserved
+            (None, true) => self.charge(),
+            (None, false) => {}
+        }
+    }
+
+    fn charge(&self) {
         if let Some(ip) = self.client {
             self.limiter.record_failure(ip, Instant::now());
+        }
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        // A reservation already counts; only an attempt without one is charged.
+        if !self.settled && self.reserved.is_none() {
+            self.charge();
         }
     }
 }
@@ -309,4 +414,36 @@ pub(super) fn upstream_spec(mcp: &Mcp) -> UpstreamSpec {
 /// The pool's name for the MCP stored in row `row_id` under `slug`.
 pub(super) fn upstream_name(slug: &str, row_id: i64) -> String {
     format!("{slug}#{row_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_names_are_bounded_and_marked_when_cut() {
+        let name = |n: usize| "é".repeat(n);
+        let tool = |n| {
+            recorded_names(Some("alpha".into()), Some(name(n)))
+                .1
+                .unwrap()
+        };
+        assert_eq!(
+            tool(RECORDED_NAME_MAX),
+            name(RECORDED_NAME_MAX),
+            "fits: kept whole"
+        );
+        let cut = tool(RECORDED_NAME_MAX + 1);
+        assert_eq!(cut.chars().count(), RECORDED_NAME_MAX);
+        assert_eq!(cut, format!("{}…", name(RECORDED_NAME_MAX - 1)));
+        assert_eq!(tool(1_000_000).chars().count(), RECORDED_NAME_MAX);
+        // A JSON-RPC method has no MCP and is bounded the same way.
+        let method = recorded_names(None, Some("m".repeat(500))).1.unwrap();
+        assert_eq!(method.chars().count(), RECORDED_NAME_MAX);
+        // Something that cannot be an MCP id is kept neither with nor as its tool.
+        assert_eq!(
+            recorded_names(Some("Not An Id".into()), Some("echo".into())),
+            (None, None)
+        );
+    }
 }

@@ -56,8 +56,9 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Opens the connections it needs from `store`: one reader for the
-    /// verifier, one for the usage writer, one for the upstream reaper.
+    /// Opens the connections it needs from `store`: a reader and a change
+    /// probe for the verifier, one for the usage writer, one for the
+    /// upstream reaper.
     pub fn new(store: Store) -> Result<Gateway, ServeError> {
         let writer = UsageWriter::start(store.reopen()?)?;
         let reaper_store = store.reopen()?;

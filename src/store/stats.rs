@@ -206,6 +206,24 @@ mod tests {
                 now,
             )
             .unwrap();
+        // Usage names only MCPs that exist.
+        store
+            .add_mcp(
+                1,
+                &crate::store::NewMcp {
+                    slug: "everything".into(),
+                    name: "everything".into(),
+                    transport: crate::domain::McpTransport::Stdio {
+                        command: "true".into(),
+                        args: Vec::new(),
+                        env: Vec::new(),
+                    },
+                    timeout: std::time::Duration::from_secs(1),
+                },
+                &actor,
+                now,
+            )
+            .unwrap();
         let event = |at: Timestamp, status: u16, ip: &str| UsageEvent {
             key_row: key.row_id,
             mcp_slug: Some("everything".into()),

@@ -1,7 +1,9 @@
 //! Usage events and their roll-ups. Events arrive in batches from the
 //! server's single writer; each batch is one transaction that also keeps
 //! the hourly roll-ups, per-client first/last seen, and each key's
-//! `last_used_at` / `request_count` in step.
+//! `last_used_at` / `request_count` in step. An event names an MCP only if
+//! it is a live MCP of the key's organization: clients choose the names
+//! they send, and what is not a real MCP never reaches the disk.
 
 use std::collections::HashMap;
 
@@ -51,19 +53,16 @@ impl Store {
         if events.is_empty() {
             return Ok(());
         }
+        let tx = self.write_tx()?;
+        let named = real_names(&tx, events)?;
         let mut hours: HashMap<(i64, i64, &str, &str), HourTotals> = HashMap::new();
         let mut keys: HashMap<i64, KeyTotals> = HashMap::new();
         let mut clients: HashMap<(i64, &str), (i64, i64, i64)> = HashMap::new();
-        for e in events {
+        for (e, &(mcp, tool)) in events.iter().zip(&named) {
             let secs = e.at_ms.div_euclid(1000);
             let hour = secs - secs.rem_euclid(3600);
             let h = hours
-                .entry((
-                    e.key_row,
-                    hour,
-                    e.mcp_slug.as_deref().unwrap_or(""),
-                    e.tool.as_deref().unwrap_or(""),
-                ))
+                .entry((e.key_row, hour, mcp.unwrap_or(""), tool.unwrap_or("")))
                 .or_default();
             h.requests += 1;
             h.errors += i64::from(e.is_error());
@@ -79,17 +78,16 @@ impl Store {
             }
         }
 
-        let tx = self.write_tx()?;
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO usage_events (key_id, mcp_slug, tool, outcome, http_status, latency_us, client_ip, user_agent, at_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
-            for e in events {
+            for (e, (mcp, tool)) in events.iter().zip(&named) {
                 insert.execute(params![
                     e.key_row,
-                    e.mcp_slug,
-                    e.tool,
+                    mcp,
+                    tool,
                     e.outcome,
                     e.http_status,
                     i64::try_from(e.latency_us).unwrap_or(i64::MAX),
@@ -151,10 +149,55 @@ impl Store {
         Ok(stmt.query_row([], |r| r.get(0))?)
     }
 
+    /// Makes every later call on this connection fail at once, rather than
+    /// wait up to the busy timeout, when another connection holds a lock it
+    /// needs: for a connection asked from async code, where waiting would
+    /// hold up everything else.
+    pub fn never_wait(&self) -> Result<()> {
+        self.conn.busy_timeout(std::time::Duration::ZERO)?;
+        Ok(())
+    }
+
     /// Total usage events stored (all keys), for tests and diagnostics.
     pub fn usage_event_count(&self) -> Result<i64> {
         Ok(self
             .conn
             .query_row("SELECT count(*) FROM usage_events", [], |r| r.get(0))?)
     }
+}
+
+/// Each event's `(mcp, tool)` as it may be stored: the MCP only if it is a
+/// live MCP of the key's organization, and then its tool; a tool without an
+/// MCP (a JSON-RPC method) as it came. Looked up once per key and name.
+fn real_names<'e>(
+    tx: &rusqlite::Transaction<'_>,
+    events: &'e [UsageEvent],
+) -> Result<Vec<(Option<&'e str>, Option<&'e str>)>> {
+    let mut live = tx.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM mcps JOIN api_keys ON api_keys.org_id = mcps.org_id
+                        WHERE api_keys.id = ?1 AND mcps.slug = ?2 AND mcps.deleted_at IS NULL)",
+    )?;
+    let mut known: HashMap<(i64, &str), bool> = HashMap::new();
+    let mut named = Vec::with_capacity(events.len());
+    for e in events {
+        let tool = e.tool.as_deref();
+        let Some(mcp) = e.mcp_slug.as_deref() else {
+            named.push((None, tool));
+            continue;
+        };
+        let real = match known.get(&(e.key_row, mcp)) {
+            Some(&real) => real,
+            None => {
+                let real: bool = live.query_row(params![e.key_row, mcp], |r| r.get(0))?;
+                known.insert((e.key_row, mcp), real);
+                real
+            }
+        };
+        named.push(if real {
+            (Some(mcp), tool)
+        } else {
+            (None, None)
+        });
+    }
+    Ok(named)
 }

@@ -217,6 +217,7 @@ mod tests {
                         command: "true".into(),
                         args: Vec::new(),
                         env: Vec::new(),
+                        inherit_env: Vec::new(),
                     },
                     timeout: std::time::Duration::from_secs(1),
                 },

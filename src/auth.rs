@@ -252,13 +252,23 @@ impl Verifier {
     /// The cached state of `lookup_id` if nothing changed since it was
     /// read; otherwise the probe's answer (`None`: it could not tell).
     fn known_key(&self, lookup_id: &str) -> Result<Arc<Cached>, Option<i64>> {
-        let known = lock(&self.known);
+        let mut known = lock(&self.known);
         // A busy or failing database only means "ask the reader".
         let version = known.probe.data_version().ok();
-        match version {
-            Some(_) if version == known.seen => known.keys.get(lookup_id).cloned().ok_or(version),
-            _ => Err(version),
+        if version.is_none() {
+            return Err(version);
         }
+        if version != known.seen {
+            // Some connection committed, most often the usage writer. The
+            // probe never waits for a lock, so asking it here is as cheap
+            // as the question; only when it cannot answer at once does the
+            // request go to the reader on a blocking thread.
+            match known.probe.auth_generation() {
+                Ok(generation) => known.confirm(generation, version),
+                Err(_) => return Err(version),
+            }
+        }
+        known.keys.get(lookup_id).cloned().ok_or(version)
     }
 
     async fn lookup(&self, lookup_id: &str) -> Result<Option<Arc<Cached>>, AuthError> {

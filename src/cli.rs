@@ -1,8 +1,12 @@
-//! The command line: `plexmcp` (console), `serve`, and the scriptable
-//! `keys`, `mcps` and `org` commands. Output contracts (JSON fields, exit
+//! The command line: `plexmcp` (console), `serve`, the scriptable
+//! `keys`, `mcps` and `org` commands, and the operator's `backup`,
+//! `restore`, `db check`, `completions` and `man`. Output contracts (JSON fields, exit
 //! codes) are relied on by scripts, so they are defined here and tested
 //! black-box in `tests/cli.rs`.
 
+mod backup_cmd;
+mod completions_cmd;
+mod db_cmd;
 mod format;
 mod keys_cmd;
 mod mcps_cmd;
@@ -63,6 +67,49 @@ pub enum Command {
     /// Show and manage organizations and their plans
     #[command(subcommand)]
     Org(OrgCommand),
+
+    // Operations: backup, restore, db check, completions, man.
+    #[command(flatten)]
+    Ops(OpsCommand),
+}
+
+/// Operations on the database file and the installation (backup_cmd,
+/// db_cmd, completions_cmd); none opens the store the usual way, so `run`
+/// dispatches them before it does.
+#[derive(Debug, Subcommand)]
+pub enum OpsCommand {
+    /// Copy the database to PATH while plexmcp keeps running (mode 0600, verified)
+    Backup {
+        /// Where to write the copy
+        path: PathBuf,
+        /// Replace PATH if it exists
+        #[arg(long)]
+        force: bool,
+    },
+    /// Replace the database with a backup; refused while plexmcp has it open
+    Restore {
+        /// A file written by `plexmcp backup`
+        path: PathBuf,
+        /// Do not ask for confirmation
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Check the database
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Print a shell completion script: `plexmcp completions bash > /etc/bash_completion.d/plexmcp`
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `plexmcp man | man -l -`
+    Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Run SQLite's integrity and foreign-key checks; exit 1 on any problem
+    Check,
 }
 
 #[derive(Debug, Subcommand)]
@@ -252,17 +299,41 @@ pub fn run(cli: Cli) -> ExitCode {
         exit_quietly_on_closed_pipe();
     }
     let db = cli.db.clone().unwrap_or_else(config::default_db_path);
-    let outcome = Store::open(&db)
+    let outcome = match command {
+        Command::Ops(op) => run_operation(&db, op),
+        command => run_on_store(&db, &cli.org, command),
+    };
+    exit_code(outcome)
+}
+
+/// The commands that work on an opened (created, migrated) store.
+fn run_on_store(db: &std::path::Path, org: &str, command: Command) -> CliResult {
+    Store::open(db)
         .map_err(CliError::from)
         .and_then(|mut store| {
             let outcome = match command {
                 Command::Serve { listen } => return serve_cmd::run(store, &listen),
-                Command::Keys(cmd) => keys_cmd::run(&mut store, &cli.org, cmd),
-                Command::Mcps(cmd) => mcps_cmd::run(&mut store, &cli.org, cmd),
-                Command::Org(cmd) => org_cmd::run(&mut store, &cli.org, cmd),
+                Command::Keys(cmd) => keys_cmd::run(&mut store, org, cmd),
+                Command::Mcps(cmd) => mcps_cmd::run(&mut store, org, cmd),
+                Command::Org(cmd) => org_cmd::run(&mut store, org, cmd),
+                // Not reached: `run` dispatches operations before opening.
+                Command::Ops(op) => run_operation(db, op),
             };
             outcome.map_err(|e| with_os_cause(e, &store))
-        });
+        })
+}
+
+fn run_operation(db: &std::path::Path, op: OpsCommand) -> CliResult {
+    match op {
+        OpsCommand::Backup { path, force } => backup_cmd::backup(db, &path, force),
+        OpsCommand::Restore { path, yes } => backup_cmd::restore(db, &path, yes),
+        OpsCommand::Db(DbCommand::Check) => db_cmd::check(db),
+        OpsCommand::Completions { shell } => completions_cmd::completions(shell),
+        OpsCommand::Man => completions_cmd::man(),
+    }
+}
+
+fn exit_code(outcome: CliResult) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError::Usage(msg)) => {

@@ -4,6 +4,7 @@
 //! bound, and every change writes its audit event in the same transaction.
 
 mod audit;
+mod backup;
 mod keys;
 mod mcps;
 mod orgs;
@@ -24,6 +25,7 @@ use rusqlite_migration::{M, Migrations};
 use crate::domain::{Actor, Plan, Timestamp};
 use crate::keys::ServerSecret;
 
+pub use backup::{BackupError, BackupReport, CheckReport, DbSummary, PendingRestore};
 pub use keys::{KeyEdit, NewKey};
 pub use mcps::NewMcp;
 pub use orgs::OrgSummary;

@@ -37,6 +37,8 @@ pub enum BackupError {
     IsTheDatabase(String),
     #[error("no database at {0}; nothing to {1}")]
     Missing(String, &'static str),
+    #[error("no backup at {0}; nothing was changed")]
+    NoBackup(String),
     #[error("{0} is not a plexmcp backup (it is empty); nothing was changed")]
     Empty(String),
     #[error(
@@ -152,7 +154,7 @@ impl super::Store {
         let db_shown = db.display().to_string();
         let backup_shown = backup.display().to_string();
         let backup_meta = std::fs::metadata(backup).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => BackupError::Missing(backup_shown.clone(), "restore"),
+            io::ErrorKind::NotFound => BackupError::NoBackup(backup_shown.clone()),
             _ => io_error(backup, e),
         })?;
         if backup_meta.is_dir() {

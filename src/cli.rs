@@ -103,7 +103,12 @@ pub enum OpsCommand {
         shell: clap_complete::Shell,
     },
     /// Print the man page (roff): `plexmcp man | man -l -`
-    Man,
+    Man {
+        /// Write plexmcp.1 and a page per subcommand into DIR instead,
+        /// e.g. /usr/local/share/man/man1
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -329,7 +334,8 @@ fn run_operation(db: &std::path::Path, op: OpsCommand) -> CliResult {
         OpsCommand::Restore { path, yes } => backup_cmd::restore(db, &path, yes),
         OpsCommand::Db(DbCommand::Check) => db_cmd::check(db),
         OpsCommand::Completions { shell } => completions_cmd::completions(shell),
-        OpsCommand::Man => completions_cmd::man(),
+        OpsCommand::Man { dir: None } => completions_cmd::man(),
+        OpsCommand::Man { dir: Some(dir) } => completions_cmd::man_pages(&dir),
     }
 }
 

@@ -3,10 +3,12 @@
 //! not exist.
 
 use std::io::Write;
+use std::path::Path;
 
 use clap::CommandFactory;
 
-use super::{Cli, CliResult};
+use super::format::clean;
+use super::{Cli, CliError, CliResult};
 
 pub fn completions(shell: clap_complete::Shell) -> CliResult {
     let mut command = Cli::command();
@@ -16,11 +18,43 @@ pub fn completions(shell: clap_complete::Shell) -> CliResult {
     Ok(())
 }
 
-/// The man page in roff, for `man -l -` or `/usr/local/share/man/man1/plexmcp.1`.
+/// The man page in roff, for `man -l -`.
 pub fn man() -> CliResult {
-    let page = clap_mangen::Man::new(Cli::command());
+    let page = clap_mangen::Man::new(man_root());
     let mut out = std::io::stdout().lock();
     page.render(&mut out)?;
     out.flush()?;
     Ok(())
+}
+
+/// plexmcp.1 and the pages it refers to (plexmcp-keys.1,
+/// plexmcp-keys-create.1, …) into `dir`, created if missing.
+pub fn man_pages(dir: &Path) -> CliResult {
+    let shown = clean(&dir.display().to_string());
+    let failed = |e: std::io::Error| CliError::Failed(format!("{shown}: {e}"));
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    let mut pending = vec![man_root()];
+    let mut written = 0;
+    while let Some(command) = pending.pop() {
+        pending.extend(
+            command
+                .get_subcommands()
+                .filter(|c| !c.is_hide_set())
+                .cloned(),
+        );
+        clap_mangen::Man::new(command)
+            .generate_to(dir)
+            .map_err(failed)?;
+        written += 1;
+    }
+    println!("Wrote {written} man pages to {shown}; read them with `man plexmcp`.");
+    Ok(())
+}
+
+/// The command tree the pages describe: without clap's `help` subcommand,
+/// which has no page of its own (`--help` is on every page).
+fn man_root() -> clap::Command {
+    let mut root = Cli::command().disable_help_subcommand(true);
+    root.build();
+    root
 }

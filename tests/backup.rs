@@ -443,3 +443,21 @@ fn damage_key_index(db: &Path) {
     file.seek(SeekFrom::Start(start)).unwrap();
     file.write_all(&bytes).unwrap();
 }
+
+#[test]
+fn backup_into_a_missing_folder_names_that_folder() {
+    let env = Env::new();
+    env.create_key("one", &[]);
+    let folder = env.dir.path().join("not-made-yet");
+    let target = folder.join("copy.db");
+    let out = env.cli(&["backup", target.to_str().expect("UTF-8 path")]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: {}: no such folder; create it first\n",
+            folder.display()
+        )
+    );
+    assert!(!folder.exists(), "backup created the folder");
+}

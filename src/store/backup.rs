@@ -35,6 +35,8 @@ pub enum BackupError {
     IsDirectory(String),
     #[error("{0} is the database itself (or its -wal/-shm file); choose another path")]
     IsTheDatabase(String),
+    #[error("{0}: no such folder; create it first")]
+    NoFolder(String),
     #[error("no database at {0}; nothing to {1}")]
     Missing(String, &'static str),
     #[error("no backup at {0}; nothing was changed")]
@@ -406,6 +408,11 @@ fn refuse_target(target: &Path, db: &Path, replace: bool, shown: &str) -> Result
         }
         _ => {}
     }
+    // Said of the folder, not of the hidden copy that could not be made in it.
+    let folder = folder_of(target);
+    if !folder.is_dir() {
+        return Err(BackupError::NoFolder(folder.display().to_string()));
+    }
     // symlink_metadata: a dangling link exists too.
     if !replace && std::fs::symlink_metadata(target).is_ok() {
         return Err(BackupError::Exists(shown.to_owned()));
@@ -427,6 +434,14 @@ fn same_file_as_db(meta: &std::fs::Metadata, db: &Path) -> bool {
     })
 }
 
+/// The folder a file is (to be) in; `.` for a bare name.
+fn folder_of(path: &Path) -> &Path {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => dir,
+        None => Path::new("."),
+    }
+}
+
 fn io_error(path: &Path, source: io::Error) -> BackupError {
     BackupError::Io {
         path: path.display().to_string(),
@@ -442,10 +457,7 @@ struct Scratch {
 
 impl Scratch {
     fn create(near: &Path, purpose: &str) -> Result<Scratch> {
-        let dir = match near.parent().filter(|d| !d.as_os_str().is_empty()) {
-            Some(dir) => dir,
-            None => Path::new("."),
-        };
+        let dir = folder_of(near);
         let name = near
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -502,11 +514,7 @@ fn remove_with_companions(path: &Path) {
 
 /// Makes the new name durable; best effort, as the copy itself is synced.
 fn sync_folder(target: &Path) {
-    let dir = match target.parent().filter(|d| !d.as_os_str().is_empty()) {
-        Some(dir) => dir,
-        None => Path::new("."),
-    };
-    if let Ok(folder) = std::fs::File::open(dir) {
+    if let Ok(folder) = std::fs::File::open(folder_of(target)) {
         let _ = folder.sync_all();
     }
 }

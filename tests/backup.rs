@@ -461,3 +461,35 @@ fn backup_into_a_missing_folder_names_that_folder() {
     );
     assert!(!folder.exists(), "backup created the folder");
 }
+
+#[test]
+fn db_check_names_a_row_whose_parent_is_missing() {
+    let env = Env::new();
+    env.create_key("one", &[]);
+    let copy_env = Env::new();
+    env.cli_ok(&["backup", copy_env.db.to_str().unwrap()]);
+    // Another SQLite client, with foreign keys off (the sqlite3 shell's default).
+    let row: i64 = {
+        let conn = rusqlite::Connection::open(&copy_env.db).expect("open the copy");
+        conn.pragma_update(None, "foreign_keys", false)
+            .expect("foreign keys off");
+        conn.execute(
+            "INSERT INTO audit_events (org_id, at, actor, action, target_kind, target_id)
+             VALUES (999, 0, 'someone', 'org.created', 'org', 'gone')",
+            [],
+        )
+        .expect("insert an orphan");
+        conn.last_insert_rowid()
+    };
+    let out = copy_env.cli(&["db", "check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("audit_events row {row} refers to a missing orgs row\n")
+    );
+    assert!(
+        stderr(&out).contains("has 1 problem(s)"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -3,7 +3,7 @@
 //! configuration and applies what can change while running.
 
 use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use super::CliError;
@@ -38,7 +38,10 @@ pub fn run(
             current: settings.clone(),
             filter,
         };
-        tokio::spawn(watch_signals(cancel.clone(), reloader));
+        // Registered before the "serving" line, so a SIGHUP sent as soon as
+        // it appears reloads rather than killing the process.
+        let signals = Signals::register();
+        tokio::spawn(watch_signals(signals, cancel.clone(), reloader));
         tracing::info!("plexmcp serving POST /mcp on http://{}", listener.local_addr()?);
         server::serve(store, listener, cancel).await?;
         tracing::info!("stopped; usage events written");
@@ -46,26 +49,46 @@ pub fn run(
     })
 }
 
+/// The signals `serve` acts on; `None` where watching failed.
+struct Signals {
+    term: Option<Signal>,
+    hangup: Option<Signal>,
+}
+
+impl Signals {
+    fn register() -> Signals {
+        let watch = |kind, name| {
+            signal(kind)
+                .map_err(|e| tracing::warn!(error = %e, "cannot watch {name}"))
+                .ok()
+        };
+        Signals {
+            term: watch(SignalKind::terminate(), "SIGTERM"),
+            hangup: watch(SignalKind::hangup(), "SIGHUP"),
+        }
+    }
+}
+
+/// Waits for a signal that was registered; never returns for one that was not.
+async fn next(signal: &mut Option<Signal>) {
+    let received = match signal {
+        Some(signal) => signal.recv().await.is_some(),
+        None => false,
+    };
+    // `None` from `recv` means the runtime is going away: wait it out.
+    if !received {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// SIGTERM (systemd, containers) or SIGINT (Ctrl-C) start a graceful
 /// stop; SIGHUP reloads the configuration.
-async fn watch_signals(cancel: CancellationToken, mut reloader: Reloader) {
-    let (mut term, mut hangup) = match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) {
-        (Ok(term), Ok(hangup)) => (term, hangup),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM and SIGHUP");
-            let _ = tokio::signal::ctrl_c().await;
-            cancel.cancel();
-            return;
-        }
-    };
+async fn watch_signals(mut signals: Signals, cancel: CancellationToken, mut reloader: Reloader) {
     loop {
         tokio::select! {
-            _ = term.recv() => break,
+            _ = next(&mut signals.term) => break,
             _ = tokio::signal::ctrl_c() => break,
-            _ = hangup.recv() => reloader.reload(),
+            _ = next(&mut signals.hangup) => reloader.reload(),
         }
     }
     tracing::info!("shutting down: finishing in-flight requests");

@@ -32,7 +32,9 @@ pub fn access_line_due() -> bool {
     match ACCESS_EVERY.load(Ordering::Relaxed) {
         0 => false,
         1 => true,
-        n => ACCESS_SEEN.fetch_add(1, Ordering::Relaxed) % u64::from(n) == 0,
+        n => ACCESS_SEEN
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(u64::from(n)),
     }
 }
 

@@ -32,6 +32,9 @@ pub fn run(
                 "listening on {addr}, reachable from other hosts: API keys travel in plain HTTP; terminate TLS in front (see README, Security model)"
             );
         }
+        if settings.config_file.present {
+            tracing::info!("configuration from {}", settings.config_file.path.display());
+        }
         let cancel = CancellationToken::new();
         let reloader = Reloader {
             flags: flags.clone(),

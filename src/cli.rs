@@ -1,11 +1,12 @@
 //! The command line: `plexmcp` (console), `serve`, the scriptable
-//! `keys`, `mcps` and `org` commands, and the operator's `backup`,
+//! `keys`, `mcps`, `org` and `config` commands, and the operator's `backup`,
 //! `restore`, `db check`, `completions` and `man`. Output contracts (JSON fields, exit
 //! codes) are relied on by scripts, so they are defined here and tested
 //! black-box in `tests/cli.rs`.
 
 mod backup_cmd;
 mod completions_cmd;
+mod config_cmd;
 mod db_cmd;
 mod format;
 mod keys_cmd;
@@ -30,21 +31,37 @@ use crate::store::Store;
     propagate_version = true
 )]
 pub struct Cli {
-    /// The database file [default: $XDG_DATA_HOME/plexmcp/plexmcp.db]
-    #[arg(long, global = true, env = "PLEXMCP_DB", value_name = "PATH")]
+    /// The configuration file (env PLEXMCP_CONFIG) [default: $XDG_CONFIG_HOME/plexmcp/config.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// The database file (env PLEXMCP_DB) [default: $XDG_DATA_HOME/plexmcp/plexmcp.db]
+    #[arg(long, global = true, value_name = "PATH")]
     pub db: Option<PathBuf>,
 
-    /// The organization to work in
-    #[arg(long, global = true, env = "PLEXMCP_ORG", value_name = "SLUG", default_value = config::DEFAULT_ORG)]
-    pub org: String,
+    /// The organization to work in (env PLEXMCP_ORG) [default: default]
+    #[arg(long, global = true, value_name = "SLUG")]
+    pub org: Option<String>,
 
-    /// Console only: where its built-in /mcp server listens
-    #[arg(long, env = "PLEXMCP_LISTEN", value_name = "ADDR", default_value = config::DEFAULT_LISTEN)]
-    pub listen: String,
+    /// Where the /mcp server listens, the console's or `serve`'s (env PLEXMCP_LISTEN) [default: 127.0.0.1:8470]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
 
     /// Console only: do not start the /mcp server alongside
     #[arg(long)]
     pub no_server: bool,
+
+    /// Log filter such as `debug` or `info,plexmcp=trace` (env PLEXMCP_LOG)
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_filter: Option<String>,
+
+    /// Log lines as `text` or `json` (env PLEXMCP_LOG_FORMAT) [default: text]
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+
+    /// The per-request "POST /mcp" log line: on, off or sample:N (env PLEXMCP_ACCESS_LOG) [default: on]
+    #[arg(long, global = true, value_name = "on|off|sample:N")]
+    pub access_log: Option<String>,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -54,9 +71,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve the /mcp API only (no console), e.g. under systemd
     Serve {
-        /// Address to listen on
-        #[arg(long, env = "PLEXMCP_LISTEN", value_name = "ADDR", default_value = config::DEFAULT_LISTEN)]
-        listen: String,
+        /// Address to listen on (env PLEXMCP_LISTEN) [default: 127.0.0.1:8470]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
     },
     /// Create, list, inspect, revoke, rotate and edit API keys
     #[command(subcommand)]
@@ -67,6 +84,9 @@ pub enum Command {
     /// Show and manage organizations and their plans
     #[command(subcommand)]
     Org(OrgCommand),
+    /// Show the effective configuration, or write a commented default file
+    #[command(subcommand)]
+    Config(ConfigCommand),
 
     // Operations: backup, restore, db check, completions, man.
     #[command(flatten)]
@@ -115,6 +135,18 @@ pub enum OpsCommand {
 pub enum DbCommand {
     /// Run SQLite's integrity and foreign-key checks; exit 1 on any problem
     Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print every setting in effect and where it came from (flag, env, file, default)
+    Show,
+    /// Write the commented default configuration file (mode 0600)
+    Init {
+        /// Replace a file that is already there
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -293,36 +325,89 @@ impl<E: std::error::Error> From<E> for CliError {
 
 pub type CliResult = Result<(), CliError>;
 
+impl Cli {
+    /// What the command line says about settings (see `config::Settings`).
+    fn flags(&self) -> config::Flags {
+        let serve_listen = match &self.command {
+            Some(Command::Serve { listen }) => listen.clone(),
+            _ => None,
+        };
+        config::Flags {
+            config: self.config.clone(),
+            db: self.db.clone(),
+            org: self.org.clone(),
+            listen: serve_listen.or_else(|| self.listen.clone()),
+            no_server: self.no_server,
+            log_filter: self.log_filter.clone(),
+            log_format: self.log_format.clone(),
+            access_log: self.access_log.clone(),
+        }
+    }
+}
+
 /// Runs a parsed command line and turns the outcome into an exit code.
 pub fn run(cli: Cli) -> ExitCode {
     report_file_size_limit_as_error();
-    let Some(command) = cli.command else {
-        return run_console(&cli);
+    let flags = cli.flags();
+    // `config init` must work when the file it replaces is broken.
+    if let Some(Command::Config(ConfigCommand::Init { force })) = cli.command {
+        exit_quietly_on_closed_pipe();
+        return exit_code(config_cmd::init(&flags, force));
+    }
+    let settings = match config::Settings::resolve(&flags) {
+        Ok(settings) => settings,
+        Err(e) => return exit_code(Err(CliError::Usage(e.to_string()))),
     };
-    init_logging(matches!(command, Command::Serve { .. }));
-    if !matches!(command, Command::Serve { .. }) {
+    let Some(command) = cli.command else {
+        return run_console(&settings);
+    };
+    let serving = matches!(command, Command::Serve { .. });
+    let default_filter = if serving {
+        config::DEFAULT_SERVE_LOG
+    } else {
+        config::DEFAULT_COMMAND_LOG
+    };
+    let filter_handle = crate::logging::init(
+        &settings.log_filter_or(default_filter),
+        settings.log_format.value,
+        std::io::stderr,
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    );
+    crate::logging::set_access_log(settings.access_log.value);
+    if !serving {
         exit_quietly_on_closed_pipe();
     }
-    let db = cli.db.clone().unwrap_or_else(config::default_db_path);
+    if let Command::Config(ConfigCommand::Show) = command {
+        return exit_code(config_cmd::show(&settings));
+    }
     let outcome = match command {
-        Command::Ops(op) => run_operation(&db, op),
-        command => run_on_store(&db, &cli.org, command),
+        Command::Ops(op) => run_operation(&settings.db.value, op),
+        command => run_on_store(&settings, &flags, filter_handle, command),
     };
     exit_code(outcome)
 }
 
 /// The commands that work on an opened (created, migrated) store.
-fn run_on_store(db: &std::path::Path, org: &str, command: Command) -> CliResult {
-    Store::open(db)
+fn run_on_store(
+    settings: &config::Settings,
+    flags: &config::Flags,
+    filter_handle: Option<crate::logging::FilterHandle>,
+    command: Command,
+) -> CliResult {
+    let org = settings.org.value.clone();
+    Store::open(&settings.db.value)
         .map_err(CliError::from)
         .and_then(|mut store| {
             let outcome = match command {
-                Command::Serve { listen } => return serve_cmd::run(store, &listen),
-                Command::Keys(cmd) => keys_cmd::run(&mut store, org, cmd),
-                Command::Mcps(cmd) => mcps_cmd::run(&mut store, org, cmd),
-                Command::Org(cmd) => org_cmd::run(&mut store, org, cmd),
-                // Not reached: `run` dispatches operations before opening.
-                Command::Ops(op) => run_operation(db, op),
+                Command::Serve { .. } => {
+                    return serve_cmd::run(store, settings, flags, filter_handle);
+                }
+                Command::Keys(cmd) => keys_cmd::run(&mut store, &org, cmd),
+                Command::Mcps(cmd) => mcps_cmd::run(&mut store, &org, cmd),
+                Command::Org(cmd) => org_cmd::run(&mut store, &org, cmd),
+                // Not reached: `run` answers these before opening the store.
+                Command::Config(_) => config_cmd::show(settings),
+                Command::Ops(op) => run_operation(&settings.db.value, op),
             };
             outcome.map_err(|e| with_os_cause(e, &store))
         })
@@ -366,25 +451,15 @@ fn with_os_cause(error: CliError, store: &Store) -> CliError {
 }
 
 /// No subcommand: the console, with the server alongside unless `--no-server`.
-fn run_console(cli: &Cli) -> ExitCode {
-    let listen = if cli.no_server {
-        None
-    } else {
-        match cli.listen.parse() {
-            Ok(addr) => Some(addr),
-            Err(_) => {
-                eprintln!(
-                    "error: --listen '{}' is not an address like 127.0.0.1:8470",
-                    one_line(&cli.listen)
-                );
-                return ExitCode::from(2);
-            }
-        }
-    };
-    let log_path = init_file_logging();
+fn run_console(settings: &config::Settings) -> ExitCode {
+    let listen = settings
+        .console_server
+        .value
+        .then_some(settings.listen.value);
+    let log_path = init_file_logging(settings);
     let options = crate::tui::ConsoleOptions {
-        db: cli.db.clone().unwrap_or_else(config::default_db_path),
-        org: cli.org.clone(),
+        db: settings.db.value.clone(),
+        org: settings.org.value.clone(),
         listen,
     };
     match crate::tui::run(options) {
@@ -401,7 +476,7 @@ fn run_console(cli: &Cli) -> ExitCode {
 
 /// While the console owns the terminal, logs go to
 /// `$XDG_STATE_HOME/plexmcp/plexmcp.log` (mode 0600), never to the screen.
-fn init_file_logging() -> Option<PathBuf> {
+fn init_file_logging(settings: &config::Settings) -> Option<PathBuf> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let dir = config::log_dir();
     std::fs::DirBuilder::new()
@@ -416,14 +491,13 @@ fn init_file_logging() -> Option<PathBuf> {
         .mode(0o600)
         .open(&path)
         .ok()?;
-    tracing_subscriber::fmt()
-        .with_env_filter(log_filter("info,rmcp=warn"))
-        .with_writer(std::sync::Mutex::new(file))
-        .with_ansi(false)
-        // A failed log write must never panic a request (see init_logging).
-        .log_internal_errors(false)
-        .try_init()
-        .ok()?;
+    crate::logging::init(
+        &settings.log_filter_or(config::DEFAULT_SERVE_LOG),
+        settings.log_format.value,
+        std::sync::Mutex::new(file),
+        false,
+    )?;
+    crate::logging::set_access_log(settings.access_log.value);
     Some(path)
 }
 
@@ -463,29 +537,4 @@ fn one_line(msg: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ");
     format::clean(&joined)
-}
-
-/// Logs go to stderr: `info` for the server, warnings only for one-shot
-/// commands. `PLEXMCP_LOG` (an `EnvFilter` directive) overrides.
-fn init_logging(serving: bool) {
-    // rmcp narrates every session at info; its warnings are what matter here.
-    let default = if serving {
-        "info,rmcp=warn"
-    } else {
-        "warn,rmcp=error"
-    };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(log_filter(default))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        // With stderr closed (a dead `| logger`), reporting a failed write
-        // would itself panic inside request handlers; drop the line instead.
-        .log_internal_errors(false)
-        .try_init();
-}
-
-/// `PLEXMCP_LOG` (an `EnvFilter` directive such as `debug`) or `default`.
-fn log_filter(default: &str) -> tracing_subscriber::EnvFilter {
-    tracing_subscriber::EnvFilter::try_from_env("PLEXMCP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
 }

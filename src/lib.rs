@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod keys;
+pub mod logging;
 pub mod redact;
 pub mod rules;
 pub mod server;

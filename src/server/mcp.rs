@@ -83,15 +83,18 @@ pub async fn call(State(state): State<Arc<AppState>>, request: Request) -> Respo
     state.live.record(now.as_secs(), status >= 400);
     let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let (mcp, tool) = recorded_names(outcome.mcp, outcome.tool);
-    tracing::info!(
-        status,
-        code,
-        latency_us,
-        key = outcome.key_row,
-        mcp = mcp.as_deref(),
-        tool = tool.as_deref(),
-        "POST /mcp"
-    );
+    // The access line: on, off or sampled (`log.access`).
+    if crate::logging::access_line_due() {
+        tracing::info!(
+            status,
+            code,
+            latency_us,
+            key = outcome.key_row,
+            mcp = mcp.as_deref(),
+            tool = tool.as_deref(),
+            "POST /mcp"
+        );
+    }
     if let Some(key_row) = outcome.key_row {
         state.usage.record(UsageEvent {
             key_row,

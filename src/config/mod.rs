@@ -1,12 +1,28 @@
 //! Where things live and who is acting: the XDG paths, the default listen
-//! address and the audit actor, read from the environment in one place.
+//! address and the audit actor, read from the environment in one place;
+//! and the settings an operator can give in a file, the environment or
+//! flags, resolved in `settings`.
+
+mod file;
+mod settings;
+pub mod template;
+mod values;
 
 use std::path::PathBuf;
+
+pub use file::{ConfigError, FileConfig};
+pub use settings::{ConfigFileUse, Flags, Settings, Source, Sourced, process_env};
+pub use values::{AccessLog, Cidr, ListenAddr, LogFilter, LogFormat};
 
 use crate::domain::Actor;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8470";
 pub const DEFAULT_ORG: &str = "default";
+/// The log filter of `serve` and the console: rmcp narrates every session
+/// at info; its warnings are what matter here.
+pub const DEFAULT_SERVE_LOG: &str = "info,rmcp=warn";
+/// The log filter of one-shot commands, whose output is their stdout.
+pub const DEFAULT_COMMAND_LOG: &str = "warn,rmcp=error";
 
 fn project_dirs() -> Option<directories::ProjectDirs> {
     directories::ProjectDirs::from("", "", "plexmcp")
@@ -17,6 +33,13 @@ pub fn default_db_path() -> PathBuf {
     project_dirs()
         .map(|d| d.data_dir().join("plexmcp.db"))
         .unwrap_or_else(|| PathBuf::from("plexmcp.db"))
+}
+
+/// `$XDG_CONFIG_HOME/plexmcp/config.toml` (usually `~/.config/plexmcp/config.toml`).
+pub fn default_config_path() -> PathBuf {
+    project_dirs()
+        .map(|d| d.config_dir().join("config.toml"))
+        .unwrap_or_else(|| PathBuf::from("plexmcp.toml"))
 }
 
 /// `$XDG_STATE_HOME/plexmcp` for logs while the console owns the terminal.

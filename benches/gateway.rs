@@ -20,6 +20,8 @@
 //! `--only direct-stdio,through-stdio,direct-http,through-http,auth` (some
 //! rows only, e.g. under a profiler).
 
+#[path = "../tests/support/install.rs"]
+mod install;
 #[path = "support/report.rs"]
 mod report;
 
@@ -55,8 +57,6 @@ use tokio_util::sync::CancellationToken;
 
 use report::{Samples, memory_kib, mib, thousands, verdict};
 
-const EVERYTHING: &str =
-    "test-deps/node_modules/@modelcontextprotocol/server-everything/dist/index.js";
 const ECHO_BODY: &str = r#"{"mcp_id":"MCP","tool":"echo","arguments":{"message":"hi"}}"#;
 
 struct Options {
@@ -280,26 +280,16 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The reference server's entry point, or how to install it.
+/// The reference server's entry point, installed first if needed (the
+/// same pinned install as the tests'), or the one line saying why not.
 fn check_test_deps() -> anyhow::Result<PathBuf> {
-    let entry = Path::new(env!("CARGO_MANIFEST_DIR")).join(EVERYTHING);
-    if !entry.is_file() {
-        eprintln!(
-            "error: the reference MCP server is not installed ({} is missing).\n\
-             Install it (Node.js ≥ 18 and npm needed) with:\n    ./scripts/install-test-deps.sh\n\
-             then run `cargo bench --bench gateway` again.",
-            entry.display()
-        );
-        std::process::exit(1);
+    match install::try_server_everything() {
+        Ok(entry) => Ok(entry),
+        Err(why) => {
+            eprintln!("error: {why}");
+            std::process::exit(1);
+        }
     }
-    let node = Command::new("node").arg("--version").output();
-    if !node.is_ok_and(|o| o.status.success()) {
-        eprintln!(
-            "error: `node` is not on PATH; install Node.js ≥ 18 (see scripts/install-test-deps.sh)"
-        );
-        std::process::exit(1);
-    }
-    Ok(entry)
 }
 
 /// Kills the child (and waits for it) when dropped.

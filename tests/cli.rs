@@ -1,7 +1,7 @@
 //! Black-box tests of the scriptable CLI contract (issue 2): the real
 //! binary against a temp database, success and error paths alike.
 
-mod common;
+mod support;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -9,8 +9,8 @@ use std::os::unix::ffi::OsStringExt;
 use std::time::Duration;
 
 use chrono::{Months, SecondsFormat, TimeDelta, Utc};
-use common::*;
 use serde_json::{Value, json};
+use support::*;
 
 fn id_of(key: &Value) -> String {
     str_field(key, "id").to_string()
@@ -38,7 +38,7 @@ fn sleep_past(key: &Value) {
 fn create_defaults_and_json_shape() {
     let env = Env::new();
     let before = Utc::now();
-    let key = env.create_key("Production Server", &[]);
+    let key = env.create_key_json("Production Server", &[]);
     assert_eq!(fields(&key), key_fields_with_key());
 
     let full = str_field(&key, "key");
@@ -69,7 +69,7 @@ fn create_defaults_and_json_shape() {
     );
 
     // Names are trimmed.
-    let trimmed = env.create_key("  spaced  ", &[]);
+    let trimmed = env.create_key_json("  spaced  ", &[]);
     assert_eq!(trimmed["name"], "spaced");
 }
 
@@ -92,7 +92,7 @@ fn create_with_explicit_fields() {
     env.ok(["org", "set-plan", "pro"]); // room for more than five keys
     let now = Utc::now();
 
-    let k = env.create_key(
+    let k = env.create_key_json(
         "ci",
         &["--description", "GitHub Actions", "--expires", "30d"],
     );
@@ -100,32 +100,32 @@ fn create_with_explicit_fields() {
     let created = time_field(&k, "created_at");
     assert_eq!(time_field(&k, "expires_at") - created, TimeDelta::days(30));
 
-    let k = env.create_key("yearly", &["--expires", "1y"]);
+    let k = env.create_key_json("yearly", &["--expires", "1y"]);
     let created = time_field(&k, "created_at");
     assert_eq!(
         time_field(&k, "expires_at"),
         created.checked_add_months(Months::new(12)).unwrap()
     );
 
-    let k = env.create_key("forever", &["--expires", "never"]);
+    let k = env.create_key_json("forever", &["--expires", "never"]);
     assert_eq!(k["expires_at"], Value::Null);
     assert_eq!(k["status"], "active");
 
     // A date means the end of that day, UTC.
     let date = (now + TimeDelta::days(400)).date_naive();
-    let k = env.create_key("dated", &["--expires", &date.to_string()]);
+    let k = env.create_key_json("dated", &["--expires", &date.to_string()]);
     assert_eq!(k["expires_at"], format!("{date}T23:59:59Z"));
 
     // RFC 3339 with an offset is stored and shown in UTC.
     let year = (now + TimeDelta::days(400)).format("%Y").to_string();
-    let k = env.create_key(
+    let k = env.create_key_json(
         "exact",
         &["--expires", &format!("{year}-06-01T10:00:00+02:00")],
     );
     assert_eq!(k["expires_at"], format!("{year}-06-01T08:00:00Z"));
 
     // Explicit `--mcp all`.
-    let k = env.create_key("all", &["--mcp", "all"]);
+    let k = env.create_key_json("all", &["--mcp", "all"]);
     assert_eq!(k["mcp_access"], "all");
 }
 
@@ -142,13 +142,13 @@ fn create_with_specific_mcps() {
     ]);
     env.ok(["mcps", "add", "jira", "--url", "http://127.0.0.1:3001/mcp"]);
 
-    let k = env.create_key("two", &["--mcp", "slack", "--mcp", "github"]);
+    let k = env.create_key_json("two", &["--mcp", "slack", "--mcp", "github"]);
     assert_eq!(k["mcp_access"], json!(["github", "slack"]));
     let shown = env.show(&id_of(&k));
     assert_eq!(shown["mcp_access"], json!(["github", "slack"]));
 
     // A repeated id is harmless.
-    let k = env.create_key("dup", &["--mcp", "jira", "--mcp", "jira"]);
+    let k = env.create_key_json("dup", &["--mcp", "jira", "--mcp", "jira"]);
     assert_eq!(k["mcp_access"], json!(["jira"]));
 }
 
@@ -206,7 +206,7 @@ fn create_validation_errors() {
     );
 
     // Boundaries are accepted.
-    let k = env.create_key(&"n".repeat(100), &["--description", &"d".repeat(1000)]);
+    let k = env.create_key_json(&"n".repeat(100), &["--description", &"d".repeat(1000)]);
     assert_eq!(str_field(&k, "name").len(), 100);
 
     // Nothing invalid was stored.
@@ -260,8 +260,8 @@ fn list_includes_revoked_keys_and_is_a_json_array() {
         "empty list says what to do: {human}"
     );
 
-    let a = env.create_key("alpha", &[]);
-    let b = env.create_key("beta", &["--expires", "never"]);
+    let a = env.create_key_json("alpha", &[]);
+    let b = env.create_key_json("beta", &["--expires", "never"]);
     env.ok(["keys", "revoke", &id_of(&a), "--yes"]);
 
     let list = env.json(["keys", "list", "--json"]);
@@ -279,8 +279,8 @@ fn list_includes_revoked_keys_and_is_a_json_array() {
 #[test]
 fn list_human_is_an_aligned_table() {
     let env = Env::new();
-    let a = env.create_key("a", &[]);
-    env.create_key("a much longer key name", &["--expires", "never"]);
+    let a = env.create_key_json("a", &[]);
+    env.create_key_json("a much longer key name", &["--expires", "never"]);
     env.ok(["keys", "revoke", &id_of(&a), "-y"]);
 
     let out = env.ok(["keys", "list"]);
@@ -319,7 +319,7 @@ fn list_human_is_an_aligned_table() {
 #[test]
 fn show_by_id_prefix_and_errors() {
     let env = Env::new();
-    let key = env.create_key("shown", &["--description", "for show"]);
+    let key = env.create_key_json("shown", &["--description", "for show"]);
     let id = id_of(&key);
     let prefix = str_field(&key, "prefix").to_string();
 
@@ -369,7 +369,7 @@ fn show_by_id_prefix_and_errors() {
 #[test]
 fn show_by_full_key_never_prints_it() {
     let env = Env::new();
-    let key = env.create_key("full", &[]);
+    let key = env.create_key_json("full", &[]);
     let full = str_field(&key, "key");
     let shown = env.show(full);
     assert_eq!(shown["id"], key["id"]);
@@ -387,7 +387,7 @@ fn show_by_full_key_never_prints_it() {
 #[test]
 fn revoke_with_yes_is_final() {
     let env = Env::new();
-    let key = env.create_key("doomed", &[]);
+    let key = env.create_key_json("doomed", &[]);
     let id = id_of(&key);
     let out = env.ok(["keys", "revoke", &id, "--yes"]);
     assert!(out.contains(&format!("pmcp_{id}")), "{out}");
@@ -408,7 +408,7 @@ fn revoke_with_yes_is_final() {
 #[test]
 fn revoke_without_yes_needs_a_terminal() {
     let env = Env::new();
-    let key = env.create_key("kept", &[]);
+    let key = env.create_key_json("kept", &[]);
     let id = id_of(&key);
     // Stdin is a pipe, even one that says yes: refused as a usage error.
     let run = run_cmd(env.cmd().args(["keys", "revoke", &id]).write_stdin("y\n"));
@@ -431,7 +431,7 @@ fn revoke_asks_on_a_terminal() {
         return;
     }
     let env = Env::new();
-    let id = id_of(&env.create_key("asked", &[]));
+    let id = id_of(&env.create_key_json("asked", &[]));
     let bin = assert_cmd::cargo::cargo_bin("plexmcp");
     let in_tty = |answer: &str| {
         let line = format!("'{}' keys revoke {id}", bin.display());
@@ -468,7 +468,7 @@ fn revoke_asks_on_a_terminal() {
 fn rotate_copies_fields_and_keeps_old_key() {
     let env = Env::new();
     env.ok(["mcps", "add", "github", "--stdio", "gh-mcp"]);
-    let old = env.create_key(
+    let old = env.create_key_json(
         "rotating",
         &[
             "--description",
@@ -524,7 +524,7 @@ fn rotate_copies_fields_and_keeps_old_key() {
 #[test]
 fn rotate_never_expiring_and_human_output() {
     let env = Env::new();
-    let old = env.create_key("nev", &["--expires", "never"]);
+    let old = env.create_key_json("nev", &["--expires", "never"]);
     let new = env.json(["keys", "rotate", &id_of(&old), "--json"]);
     assert_eq!(new["expires_at"], Value::Null);
     assert_eq!(new["mcp_access"], "all");
@@ -544,7 +544,7 @@ fn rotate_never_expiring_and_human_output() {
 #[test]
 fn rotate_errors() {
     let env = Env::new();
-    let key = env.create_key("gone", &[]);
+    let key = env.create_key_json("gone", &[]);
     let id = id_of(&key);
     env.ok(["keys", "revoke", &id, "--yes"]);
     let err = env.fail(1, ["keys", "rotate", &id]);
@@ -569,7 +569,7 @@ fn edit_name_description_and_access() {
     let env = Env::new();
     env.ok(["mcps", "add", "github", "--stdio", "gh-mcp"]);
     env.ok(["mcps", "add", "slack", "--url", "https://example.com/mcp"]);
-    let key = env.create_key("before", &["--description", "old text"]);
+    let key = env.create_key_json("before", &["--description", "old text"]);
     let id = id_of(&key);
 
     env.ok(["keys", "edit", &id, "--name", "after"]);
@@ -606,7 +606,7 @@ fn edit_name_description_and_access() {
 fn edit_errors() {
     let env = Env::new();
     env.ok(["mcps", "add", "github", "--stdio", "gh-mcp"]);
-    let key = env.create_key("edited", &["--mcp", "github"]);
+    let key = env.create_key_json("edited", &["--mcp", "github"]);
     let id = id_of(&key);
 
     let err = env.fail(2, ["keys", "edit", &id]);
@@ -638,7 +638,7 @@ fn free_plan_limit_and_revoked_keys() {
     let env = Env::new();
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(id_of(&env.create_key(&format!("k{i}"), &[])));
+        ids.push(id_of(&env.create_key_json(&format!("k{i}"), &[])));
     }
     let err = env.fail(1, ["keys", "create", "--name", "sixth"]);
     assert!(err.contains("free"), "{err}");
@@ -652,7 +652,7 @@ fn free_plan_limit_and_revoked_keys() {
 
     // Revoked keys do not count.
     env.ok(["keys", "revoke", &ids[1], "--yes"]);
-    env.create_key("replacement", &[]);
+    env.create_key_json("replacement", &[]);
     env.fail(1, ["keys", "create", "--name", "again"]);
 
     let org = env.json(["org", "show", "--json"]);
@@ -666,13 +666,13 @@ fn free_plan_limit_and_revoked_keys() {
 fn expired_keys_do_not_count() {
     let env = Env::new();
     let soon = (Utc::now() + TimeDelta::seconds(2)).to_rfc3339_opts(SecondsFormat::Secs, true);
-    let short = env.create_key("short-lived", &["--expires", &soon]);
+    let short = env.create_key_json("short-lived", &["--expires", &soon]);
     assert_eq!(short["expires_at"], soon);
     sleep_past(&short);
     assert_eq!(status(&env, &id_of(&short)), "expired");
 
     for i in 0..5 {
-        env.create_key(&format!("k{i}"), &[]);
+        env.create_key_json(&format!("k{i}"), &[]);
     }
     let err = env.fail(1, ["keys", "create", "--name", "sixth"]);
     assert!(
@@ -699,7 +699,7 @@ fn pro_plan_allows_twenty() {
     assert!(out.contains("pro"), "{out}");
     assert_eq!(env.json(["org", "show", "--json"])["plan"], "pro");
     for i in 0..20 {
-        env.create_key(&format!("k{i}"), &["--expires", "never"]);
+        env.create_key_json(&format!("k{i}"), &["--expires", "never"]);
     }
     let err = env.fail(1, ["keys", "create", "--name", "21st"]);
     assert!(
@@ -717,7 +717,7 @@ fn pro_plan_allows_twenty() {
     assert_eq!(org["active_keys"], 20);
 
     env.ok(["org", "set-plan", "enterprise"]);
-    env.create_key("unlimited", &[]);
+    env.create_key_json("unlimited", &[]);
     assert_eq!(
         env.json(["org", "show", "--json"])["key_limit"],
         Value::Null
@@ -824,7 +824,7 @@ fn orgs_create_list_and_switch() {
         "{human}"
     );
 
-    let in_default = env.create_key("default-key", &[]);
+    let in_default = env.create_key_json("default-key", &[]);
     let out = env.ok(["org", "create", "acme"]);
     assert!(out.contains("acme"), "{out}");
     let err = env.fail(1, ["org", "create", "acme"]);
@@ -978,7 +978,7 @@ fn mcps_add_list_and_secrets_stay_hidden() {
     assert_eq!(env.json(["org", "show", "--json"])["mcps"], 2);
 
     // Nor in any key's activity.
-    let key = env.create_key("k", &[]);
+    let key = env.create_key_json("k", &[]);
     assert!(!env.ok(["keys", "show", &id_of(&key)]).contains("sekr1t"));
 
     // Duplicate ids are refused, also across transports.
@@ -1170,9 +1170,9 @@ fn mcps_remove_cuts_access() {
     let env = Env::new();
     env.ok(["mcps", "add", "github", "--stdio", "gh-mcp"]);
     env.ok(["mcps", "add", "slack", "--stdio", "slack-mcp"]);
-    let only = env.create_key("only-github", &["--mcp", "github"]);
-    let both = env.create_key("both", &["--mcp", "github", "--mcp", "slack"]);
-    let all = env.create_key("all", &[]);
+    let only = env.create_key_json("only-github", &["--mcp", "github"]);
+    let both = env.create_key_json("both", &["--mcp", "github", "--mcp", "slack"]);
+    let all = env.create_key_json("all", &[]);
 
     let out = env.ok(["mcps", "remove", "github"]);
     assert!(out.contains("github"), "{out}");
@@ -1207,7 +1207,7 @@ fn mcps_remove_cuts_access() {
     // The id can be reused, but old grants do not come back with it.
     env.ok(["mcps", "add", "github", "--url", "https://new.example/mcp"]);
     assert_eq!(env.show(&id_of(&only))["mcp_access"], json!([]));
-    let k = env.create_key("new-grant", &["--mcp", "github"]);
+    let k = env.create_key_json("new-grant", &["--mcp", "github"]);
     assert_eq!(k["mcp_access"], json!(["github"]));
 }
 
@@ -1216,7 +1216,7 @@ fn mcps_remove_cuts_access() {
 #[test]
 fn every_change_is_audited_with_the_actor() {
     let env = Env::new();
-    let key = env.create_key("audited", &[]);
+    let key = env.create_key_json("audited", &[]);
     let id = id_of(&key);
     env.ok(["keys", "edit", &id, "--name", "audited-2"]);
     let new = env.json(["keys", "rotate", &id, "--json"]);
@@ -1258,7 +1258,7 @@ fn every_change_is_audited_with_the_actor() {
     assert!(out.contains("key.created"), "{out}");
 
     // With USER unset the actor falls back to LOGNAME.
-    let k2 = env.create_key("logname", &[]);
+    let k2 = env.create_key_json("logname", &[]);
     let run = run_cmd(
         env.cmd()
             .env_remove("USER")
@@ -1276,7 +1276,7 @@ fn every_change_is_audited_with_the_actor() {
 fn no_panic_on_odd_input() {
     let env = Env::new();
     env.ok(["mcps", "add", "m", "--stdio", "m"]);
-    let id = id_of(&env.create_key("target", &[]));
+    let id = id_of(&env.create_key_json("target", &[]));
     let weird: Vec<OsString> = vec![
         OsString::from_vec(vec![0xff, 0xfe, b'a']),
         "é".repeat(200).into(),
@@ -1386,11 +1386,11 @@ fn help_and_version_work() {
 #[test]
 fn status_values_are_exactly_the_contract() {
     let env = Env::new();
-    let a = env.create_key("a", &[]);
-    let b = env.create_key("b", &[]);
+    let a = env.create_key_json("a", &[]);
+    let b = env.create_key_json("b", &[]);
     env.ok(["keys", "revoke", &id_of(&b), "--yes"]);
     let soon = (Utc::now() + TimeDelta::seconds(2)).to_rfc3339_opts(SecondsFormat::Secs, true);
-    let c = env.create_key("c", &["--expires", &soon]);
+    let c = env.create_key_json("c", &["--expires", &soon]);
     sleep_past(&c);
     let list = env.json(["keys", "list", "--json"]);
     let got: BTreeSet<(String, String)> = list
@@ -1416,7 +1416,7 @@ fn status_values_are_exactly_the_contract() {
 fn closed_stdout_is_not_a_panic() {
     use std::os::unix::process::ExitStatusExt;
     let env = Env::new();
-    env.create_key("piped", &[]);
+    env.create_key_json("piped", &[]);
     env.ok(["mcps", "add", "m", "--stdio", "m"]);
     for args in [
         vec!["keys", "list"],
@@ -1458,7 +1458,7 @@ const LOOK_ALIKES: [(char, &str); 5] = [
 #[test]
 fn invisible_and_direction_changing_characters_are_refused_in_names_and_descriptions() {
     let env = Env::new();
-    let key = env.create_key("honest", &[]);
+    let key = env.create_key_json("honest", &[]);
     for (c, code) in LOOK_ALIKES {
         let name = format!("prod{c}uction");
         let err = env.fail(1, ["keys", "create", "--name", &name]);
@@ -1502,7 +1502,7 @@ fn store_raw_name(env: &Env, id: &str, name: &str, description: &str) {
 #[test]
 fn look_alike_names_already_stored_are_shown_escaped() {
     let env = Env::new();
-    let key = env.create_key("placeholder", &[]);
+    let key = env.create_key_json("placeholder", &[]);
     let id = id_of(&key);
     store_raw_name(&env, &id, "evil\u{202E}gnp.exe\u{200B}", "line\u{2028}two");
 

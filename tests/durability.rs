@@ -11,8 +11,9 @@
 //!   limit, a database from a newer schema and files that are not plexmcp
 //!   databases: one clear error line, exit 1, existing data untouched.
 //!
-//! Needs node and the reference server, and tmux for the console:
-//! `scripts/install-test-deps.sh`. Tests fail, never skip, without them.
+//! Needs node and the reference server, and tmux for the console; the test
+//! support installs them on first use, and tests fail, never skip, when it
+//! cannot.
 //! `PLEXMCP_SIGKILL_ROUNDS` sets the number of kills (default 20); the
 //! soak script in `tests/soak/` runs 100.
 

@@ -3,8 +3,8 @@
 //! answer garbage (HTTP); and clients that hold connections open without
 //! finishing a request (slow-loris, idle connections).
 //!
-//! Tests that need `server-everything` fail, never skip, when it is absent:
-//! install it with `scripts/install-test-deps.sh`.
+//! Tests that need `server-everything` install it on first use
+//! (`support::install`) and fail, never skip, when that is impossible.
 
 mod support;
 
@@ -338,18 +338,6 @@ fn faulty_mcp(dir: &Path) -> String {
     shlex::try_join(["node", script]).expect("quotable command")
 }
 
-/// Node is needed for the faulty MCP; fails (never skips) without it.
-fn require_node() {
-    let works = std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        works,
-        "node is not installed: run scripts/install-test-deps.sh"
-    );
-}
-
 fn tool_call(mcp: &str, tool: &str, arguments: Value) -> Value {
     json!({ "mcp_id": mcp, "tool": tool, "arguments": arguments })
 }
@@ -402,7 +390,7 @@ fn assert_upstream_error(reply: &support::Reply, status: StatusCode, code: &str,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashing_stdio_mcp_fails_in_flight_calls_with_502_and_is_respawned() {
-    require_node();
+    support::require_node();
     let env = Env::new();
     let command = faulty_mcp(env.dir.path());
     env.cli_ok(&[
@@ -462,7 +450,7 @@ async fn a_crashing_stdio_mcp_fails_in_flight_calls_with_502_and_is_respawned() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_stdio_mcp_times_out_with_504_while_other_mcps_and_keys_are_served() {
-    require_node();
+    support::require_node();
     let env = Env::new();
     let command = faulty_mcp(env.dir.path());
     env.cli_ok(&[
@@ -560,7 +548,7 @@ async fn a_hanging_stdio_mcp_times_out_with_504_while_other_mcps_and_keys_are_se
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stderr_floods_and_stdout_garbage_are_contained() {
-    require_node();
+    support::require_node();
     let env = Env::new();
     let command = faulty_mcp(env.dir.path());
     env.cli_ok(&[

@@ -579,6 +579,7 @@ impl StuckDatabase {
         use std::io::BufRead;
         use std::process::{Command, Stdio};
         let shm = format!("{}-shm", db.display());
+        support::require_python3();
         let mut child = Command::new("python3")
             .args(["-c", HOLD_WAL_INDEX, &shm])
             .stdin(Stdio::piped())

@@ -7,7 +7,8 @@
 //! ignored and later undone.)
 //!
 //! Needs the `sqlite3` command, Python 3 with its `sqlite3` module, node
-//! with the reference server, and tmux: `scripts/install-test-deps.sh`.
+//! with the reference server, and tmux; the test support installs what is
+//! missing on first use (`support::install`).
 
 mod support;
 
@@ -20,15 +21,14 @@ use reqwest::StatusCode;
 use support::tmux::{Tmux, console_command};
 use support::{Env, READY_TIMEOUT, Server};
 
-const INSTALL_HINT: &str = "run scripts/install-test-deps.sh";
-
 /// Runs the `sqlite3` command on `db`; it must succeed. Returns stdout.
 fn sqlite3(db: &Path, sql: &str) -> String {
+    support::require_sqlite3();
     let out = Command::new("sqlite3")
         .arg(db)
         .arg(sql)
         .output()
-        .unwrap_or_else(|e| panic!("the sqlite3 command is not available ({e}): {INSTALL_HINT}"));
+        .expect("run the sqlite3 command");
     assert!(
         out.status.success(),
         "sqlite3 {sql:?} failed: {}",
@@ -39,12 +39,13 @@ fn sqlite3(db: &Path, sql: &str) -> String {
 
 /// Runs a Python script with the database path as `sys.argv[1]`.
 fn python(db: &Path, script: &str) -> String {
+    support::require_python3();
     let out = Command::new("python3")
         .arg("-c")
         .arg(script)
         .arg(db)
         .output()
-        .unwrap_or_else(|e| panic!("python3 is not available ({e}): {INSTALL_HINT}"));
+        .expect("run python3");
     assert!(
         out.status.success(),
         "python3 failed: {}",

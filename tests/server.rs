@@ -3,8 +3,8 @@
 //! and Streamable HTTP), and the CLI changing the database from another
 //! process while the server runs.
 //!
-//! Tests that need `server-everything` fail, never skip, when it is absent:
-//! install it with `scripts/install-test-deps.sh`.
+//! Tests that need `server-everything` install it on first use
+//! (`support::install`) and fail, never skip, when that is impossible.
 
 mod support;
 

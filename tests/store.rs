@@ -2,14 +2,14 @@
 //! files that are not ours (left byte-for-byte untouched), and that the full
 //! key is never stored or printed after it was issued.
 
-mod common;
+mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::*;
 use plexmcp::store::{Store, StoreError};
 use rusqlite::Connection;
+use support::*;
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
@@ -149,7 +149,7 @@ fn other_sqlite_database_is_refused_untouched() {
 #[test]
 fn newer_schema_is_refused_untouched() {
     let env = Env::new();
-    env.create_key("old", &[]);
+    env.create_key_json("old", &[]);
     {
         let conn = Connection::open(&env.db).unwrap();
         conn.pragma_update(None, "user_version", 99).unwrap();
@@ -165,7 +165,7 @@ fn newer_schema_is_refused_untouched() {
 #[test]
 fn newer_schema_in_the_wal_is_refused() {
     let env = Env::new();
-    env.create_key("old", &[]);
+    env.create_key_json("old", &[]);
     let conn = Connection::open(&env.db).unwrap();
     conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
     conn.pragma_update(None, "user_version", 99).unwrap();
@@ -227,7 +227,7 @@ fn full_key_is_never_stored_or_shown_again() {
         .query_row("SELECT count(*) FROM api_keys", [], |r| r.get(0))
         .unwrap();
 
-    let created = env.create_key("secret-holder", &["--description", "d", "--mcp", "github"]);
+    let created = env.create_key_json("secret-holder", &["--description", "d", "--mcp", "github"]);
     let id = str_field(&created, "id").to_string();
     let rotated = env.json(["keys", "rotate", &id, "--json"]);
     let human = env.ok(["keys", "create", "--name", "human"]);
@@ -373,11 +373,12 @@ fn opening_more_connections_keeps_outside_clients_from_deleting_the_wal() {
     // Another connection of this process opened and closed: this must not
     // release `first`'s locks on the file.
     drop(first.reopen().unwrap());
+    support::require_sqlite3();
     let out = std::process::Command::new("sqlite3")
         .arg(&env.db)
         .arg("SELECT count(*) FROM mcps")
         .output()
-        .expect("the sqlite3 command (run scripts/install-test-deps.sh)");
+        .expect("run the sqlite3 command");
     assert!(
         out.status.success(),
         "{}",
@@ -430,7 +431,7 @@ fn unreadable_mcp_settings_fail_loudly_instead_of_being_dropped() {
 #[test]
 fn a_timestamp_out_of_range_is_an_error_not_1970() {
     let env = Env::new();
-    let created = env.create_key("odd", &[]);
+    let created = env.create_key_json("odd", &[]);
     let id = created["id"].as_str().unwrap().to_string();
     {
         let conn = Connection::open(&env.db).unwrap();

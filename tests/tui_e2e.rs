@@ -6,166 +6,20 @@
 //! what cannot be seen: keys pressed on the "too small" screen do nothing,
 //! and `Ctrl-C` over a new key asks before it is lost.
 //!
-//! Needs tmux, node and the reference server: `scripts/install-test-deps.sh`
-//! (the guard test needs only tmux).
+//! Needs tmux, node and the reference server (the guard test needs only
+//! tmux); the test support installs what is missing on first use.
 
-use std::net::TcpListener;
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::tmux::{Tmux, sh_quote};
+use support::{free_port, plexmcp_command, server_everything};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(100);
-const INSTALL_HINT: &str =
-    "run scripts/install-test-deps.sh to install the console's test dependencies";
-
-fn reference_server() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("test-deps/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
-}
-
-/// Fails (never skips) when something the test needs is not installed.
-fn require_dependencies() -> PathBuf {
-    let works = |program: &str, arg: &str| {
-        Command::new(program)
-            .arg(arg)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    assert!(works("tmux", "-V"), "tmux is not installed: {INSTALL_HINT}");
-    assert!(
-        works("node", "--version"),
-        "node is not installed: {INSTALL_HINT}"
-    );
-    let server = reference_server();
-    assert!(
-        server.is_file(),
-        "the reference MCP server is missing at {}: {INSTALL_HINT}",
-        server.display()
-    );
-    server
-}
-
-/// Single quotes for `sh`, which tmux runs the session's command with.
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().unwrap().port()
-}
-
-/// A tmux server of our own on a unique socket; dropping it kills the
-/// server, and with it the console if the test failed half way.
-struct Tmux {
-    socket: String,
-    /// The socket file, which tmux leaves behind when its server exits.
-    socket_path: Option<PathBuf>,
-}
-
-impl Tmux {
-    fn start(command: &str, width: u16, height: u16) -> Tmux {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let mut tmux = Tmux {
-            socket: format!("plexmcp-e2e-{}-{nanos}", std::process::id()),
-            socket_path: None,
-        };
-        let (w, h) = (width.to_string(), height.to_string());
-        tmux.ok(&[
-            "new-session",
-            "-d",
-            "-s",
-            "console",
-            "-x",
-            &w,
-            "-y",
-            &h,
-            command,
-        ]);
-        // Before the console can write OSC 52: tmux then stores it as a buffer.
-        tmux.ok(&["set", "-g", "set-clipboard", "on"]);
-        let path = tmux.ok(&["display-message", "-p", "#{socket_path}"]);
-        tmux.socket_path = Some(PathBuf::from(path.trim()));
-        tmux
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .args(["-f", "/dev/null", "-L", &self.socket])
-            .args(args)
-            .env_remove("TMUX")
-            .output()
-            .expect("run tmux")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "tmux {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.ok(&["capture-pane", "-p", "-t", "console"])
-    }
-
-    /// Keys by tmux name (`Enter`, `Escape`) or single characters.
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "console"];
-        args.extend_from_slice(keys);
-        self.ok(&args);
-    }
-
-    fn type_text(&self, text: &str) {
-        self.ok(&["send-keys", "-t", "console", "-l", text]);
-    }
-
-    /// The newest paste buffer, if there is one yet.
-    fn paste_buffer(&self) -> Option<String> {
-        let out = self.run(&["show-buffer"]);
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    fn wait_for_screen(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let screen = self.screen();
-            if done(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; the screen is:\n{screen}"
-            );
-            std::thread::sleep(POLL);
-        }
-    }
-
-    fn wait_for_text(&self, text: &str) -> String {
-        self.wait_for_screen(&format!("{text:?}"), |s| s.contains(text))
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        // Already gone when the console exited and closed the only session.
-        let _ = self.run(&["kill-server"]);
-        if let Some(path) = &self.socket_path {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
 
 fn wait_for_file(path: &Path) -> String {
     let deadline = Instant::now() + TIMEOUT;
@@ -203,7 +57,7 @@ async fn call_echo(client: &reqwest::Client, port: u16, key: &str) -> (u16, Valu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_copy_call_revoke_and_quit_in_the_real_console() {
-    let server = require_dependencies();
+    let server = server_everything();
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("plexmcp.db");
     let exit_file = dir.path().join("exit.txt");
@@ -211,13 +65,10 @@ async fn create_copy_call_revoke_and_quit_in_the_real_console() {
 
     // The reference MCP server, registered with the CLI.
     let stdio = format!("node {} stdio", server.display());
-    let added = Command::new(bin)
+    let added = plexmcp_command()
         .arg("--db")
         .arg(&db)
         .args(["mcps", "add", "everything", "--stdio", &stdio])
-        .env("USER", "tester")
-        .env_remove("PLEXMCP_ORG")
-        .env_remove("PLEXMCP_DB")
         .output()
         .expect("run plexmcp mcps add");
     assert!(
@@ -237,7 +88,9 @@ async fn create_copy_call_revoke_and_quit_in_the_real_console() {
         db = sh_quote(&db.to_string_lossy()),
         exit = sh_quote(&exit_file.to_string_lossy()),
     );
-    let tmux = Tmux::start(&console, 120, 40);
+    let tmux = Tmux::start_sized(&console, 120, 40);
+    // Before the console can write OSC 52: tmux then stores it as a buffer.
+    tmux.capture_clipboard();
     tmux.wait_for_text(&format!("serving {listen}"));
     tmux.wait_for_text("No API keys yet");
 
@@ -301,11 +154,6 @@ async fn create_copy_call_revoke_and_quit_in_the_real_console() {
 
 /// The console with `--no-server` on a fresh database in `dir`, in tmux.
 fn console_without_server(dir: &Path) -> (Tmux, PathBuf, PathBuf) {
-    let works = Command::new("tmux").arg("-V").output();
-    assert!(
-        works.is_ok_and(|o| o.status.success()),
-        "tmux is not installed: {INSTALL_HINT}"
-    );
     let db = dir.join("plexmcp.db");
     let exit_file = dir.join("exit.txt");
     let bin = env!("CARGO_BIN_EXE_plexmcp");
@@ -318,17 +166,16 @@ fn console_without_server(dir: &Path) -> (Tmux, PathBuf, PathBuf) {
         db = sh_quote(&db.to_string_lossy()),
         exit = sh_quote(&exit_file.to_string_lossy()),
     );
-    (Tmux::start(&console, 120, 40), db, exit_file)
+    let tmux = Tmux::start_sized(&console, 120, 40);
+    tmux.capture_clipboard();
+    (tmux, db, exit_file)
 }
 
 fn key_status(db: &Path, key: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_plexmcp"))
+    let out = plexmcp_command()
         .arg("--db")
         .arg(db)
         .args(["keys", "show", key, "--json"])
-        .env("USER", "tester")
-        .env_remove("PLEXMCP_ORG")
-        .env_remove("PLEXMCP_DB")
         .output()
         .expect("run plexmcp keys show");
     let json: Value = serde_json::from_slice(&out.stdout).expect("keys show --json");

@@ -19,6 +19,7 @@ use support::{Env, Reply, Server};
 /// The real python3 executable (not a version manager's shim) and the fake
 /// upstream's script; fails the test without python3.
 fn python_and_fake() -> (String, String) {
+    support::require_python3();
     let out = std::process::Command::new("python3")
         .args(["-c", "import sys; print(sys.executable)"])
         .output();

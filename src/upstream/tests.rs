@@ -1,8 +1,8 @@
 //! Tests against the real reference server (`@modelcontextprotocol/server-everything`,
-//! installed by `scripts/install-test-deps.sh`), plus a few tiny fake servers
+//! installed on first use by `tests/support/install.rs`), plus a few tiny fake servers
 //! for behaviour the reference server cannot show (dying, hanging, garbage).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,9 @@ use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{Transport, UpstreamError, UpstreamSpec, Upstreams, one_line};
+
+#[path = "../../tests/support/install.rs"]
+mod install;
 
 const GENEROUS: Duration = Duration::from_secs(30);
 
@@ -23,19 +26,10 @@ fn init_tracing() {
     }
 }
 
-/// Path of the reference server's entry point; panics if it is not installed.
+/// Path of the reference server's entry point, installed on first use (the
+/// integration tests' pinned install); fails the test when that is impossible.
 fn everything_js() -> PathBuf {
-    let deps = std::env::var_os("PLEXMCP_TEST_DEPS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("test-deps"));
-    let js = deps.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
-    if !js.is_file() {
-        panic!(
-            "server-everything not installed: run scripts/install-test-deps.sh (looked for {})",
-            js.display()
-        );
-    }
-    js
+    install::server_everything()
 }
 
 fn stdio_spec(name: &str, timeout: Duration) -> UpstreamSpec {

@@ -8,7 +8,7 @@
 # of tests/durability.rs with more rounds; see README.md next to this file.
 #
 # Usage: tests/soak/sigkill-soak.sh [ROUNDS]      (from anywhere in the repo)
-# Needs: scripts/install-test-deps.sh (node and the reference MCP server).
+# Needs node; the test installs the reference MCP server on first use.
 # Writes the full per-kill log to target/soak/sigkill-<ROUNDS>.log.
 set -euo pipefail
 

@@ -1,46 +1,62 @@
-//! A private tmux server driving the real console, for tests that need the
-//! console running beside `serve` and the CLI on one database.
+//! A private tmux server (its own socket) driving the real console, for the
+//! tests that need a terminal: the console beside `serve` and the CLI on one
+//! database, and the console's own keyboard and clipboard end to end.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use super::READY_TIMEOUT;
+use super::process::READY_TIMEOUT;
 
-const INSTALL_HINT: &str = "run scripts/install-test-deps.sh";
-
-/// A private tmux server (its own socket) running one session; dropping it
-/// kills the server and whatever still runs in it.
+/// One tmux server running one session named `console`; dropping it kills
+/// the server and whatever still runs in it.
 pub struct Tmux {
     socket: String,
+    /// The socket file, which tmux leaves behind when its server exits.
+    socket_path: Option<PathBuf>,
 }
 
 impl Tmux {
+    /// `command` in a 160×45 session.
     pub fn start(command: &str) -> Tmux {
-        let works = Command::new("tmux")
-            .arg("-V")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(works, "tmux is not installed: {INSTALL_HINT}");
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let tmux = Tmux {
-            socket: format!("plexmcp-durability-{}-{nanos}", std::process::id()),
+        Tmux::start_sized(command, 160, 45)
+    }
+
+    /// `command` in a `width`×`height` session; tmux is installed first
+    /// when it is missing.
+    pub fn start_sized(command: &str, width: u16, height: u16) -> Tmux {
+        super::install::require_tmux();
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let mut tmux = Tmux {
+            socket: format!(
+                "plexmcp-test-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ),
+            socket_path: None,
         };
+        let (w, h) = (width.to_string(), height.to_string());
         tmux.ok(&[
             "new-session",
             "-d",
             "-s",
             "console",
             "-x",
-            "160",
+            &w,
             "-y",
-            "45",
+            &h,
             command,
         ]);
+        let path = tmux.ok(&["display-message", "-p", "#{socket_path}"]);
+        tmux.socket_path = Some(PathBuf::from(path.trim()));
         tmux
+    }
+
+    /// Keeps what the console copies with OSC 52 as a paste buffer (call it
+    /// right after start, before the console can copy).
+    pub fn capture_clipboard(&self) {
+        self.ok(&["set", "-g", "set-clipboard", "on"]);
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
@@ -66,6 +82,7 @@ impl Tmux {
         self.ok(&["capture-pane", "-p", "-t", "console"])
     }
 
+    /// Keys by tmux name (`Enter`, `Escape`) or single characters.
     pub fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", "console"];
         args.extend_from_slice(keys);
@@ -76,15 +93,30 @@ impl Tmux {
         self.ok(&["send-keys", "-t", "console", "-l", text]);
     }
 
+    /// The newest paste buffer, if there is one yet.
+    pub fn paste_buffer(&self) -> Option<String> {
+        let out = self.run(&["show-buffer"]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Polls the screen until `done`; fails on "locked" or after a while.
     pub fn wait(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            let screen = self.screen();
+        self.wait_for_screen(what, |screen| {
             assert!(
                 !screen.contains("locked"),
                 "the console reports a lock:\n{screen}"
             );
+            done(screen)
+        })
+    }
+
+    /// Polls the screen until `done`, failing after a while.
+    pub fn wait_for_screen(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let screen = self.screen();
             if done(&screen) {
                 return screen;
             }
@@ -95,11 +127,19 @@ impl Tmux {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+
+    pub fn wait_for_text(&self, text: &str) -> String {
+        self.wait_for_screen(&format!("{text:?}"), |s| s.contains(text))
+    }
 }
 
 impl Drop for Tmux {
     fn drop(&mut self) {
+        // Already gone when the console exited and closed the only session.
         let _ = self.run(&["kill-server"]);
+        if let Some(path) = &self.socket_path {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 

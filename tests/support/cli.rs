@@ -1,15 +1,18 @@
-//! Shared helpers for the black-box tests: every test gets its own temp
-//! directory and database, and runs the real `plexmcp` binary against it
-//! with a controlled environment (`USER=tester`, no SSH, no stray org).
-
-#![allow(dead_code)] // each test binary uses a different subset
+//! The real `plexmcp` binary as a CLI against a test's own database: every
+//! test gets its own temp directory, and every run a controlled environment
+//! (`USER=tester`, no SSH, no stray org, database, listen address or log
+//! filter from the caller's shell). One way to build that command serves
+//! both styles of test: `assert_cmd` (`Env::cmd`, database in `PLEXMCP_DB`)
+//! and plain `std::process` (`Env::command`, database in `--db`).
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
 
-use assert_cmd::Command;
 use serde_json::Value;
 use tempfile::TempDir;
+
+use super::upstream::everything_stdio_command;
 
 /// The fields every key object in JSON has, sorted.
 pub const KEY_FIELDS: [&str; 10] = [
@@ -33,7 +36,34 @@ pub struct Run {
     pub stderr: String,
 }
 
-/// A temp directory with a database path inside it.
+/// Variables of the caller's shell that would change what the binary does.
+const CLEARED_VARS: [&str; 7] = [
+    "PLEXMCP_DB",
+    "PLEXMCP_ORG",
+    "PLEXMCP_LISTEN",
+    "PLEXMCP_LOG",
+    "SSH_CONNECTION",
+    "LOGNAME",
+    "RUST_BACKTRACE",
+];
+
+/// The binary with a clean, fixed environment and no database set.
+pub fn plexmcp_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_plexmcp"));
+    for var in CLEARED_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.env("USER", "tester");
+    cmd
+}
+
+/// [`plexmcp_command`] as an `assert_cmd` command.
+pub fn bare_cmd() -> assert_cmd::Command {
+    assert_cmd::Command::from_std(plexmcp_command())
+}
+
+/// A temp directory with a database path inside it; the CLI and the server
+/// run against it.
 pub struct Env {
     pub dir: TempDir,
     pub db: PathBuf,
@@ -52,9 +82,17 @@ impl Env {
     }
 
     /// The binary with `PLEXMCP_DB` pointing at this env's database.
-    pub fn cmd(&self) -> Command {
+    pub fn cmd(&self) -> assert_cmd::Command {
         let mut cmd = bare_cmd();
         cmd.env("PLEXMCP_DB", &self.db);
+        cmd
+    }
+
+    /// The binary with `--db` set and stdin closed.
+    pub fn command(&self) -> std::process::Command {
+        let mut cmd = plexmcp_command();
+        cmd.arg("--db").arg(&self.db);
+        cmd.stdin(Stdio::null());
         cmd
     }
 
@@ -97,7 +135,7 @@ impl Env {
     }
 
     /// `keys create --name NAME EXTRA.. --json`, returning the key object.
-    pub fn create_key(&self, name: &str, extra: &[&str]) -> Value {
+    pub fn create_key_json(&self, name: &str, extra: &[&str]) -> Value {
         let mut args = vec!["keys", "create", "--name", name];
         args.extend_from_slice(extra);
         args.push("--json");
@@ -117,21 +155,67 @@ impl Env {
         }
         bytes
     }
-}
 
-/// The binary with a clean, fixed environment but no database set.
-pub fn bare_cmd() -> Command {
-    let mut cmd = Command::cargo_bin("plexmcp").expect("binary built");
-    cmd.env("USER", "tester")
-        .env_remove("LOGNAME")
-        .env_remove("SSH_CONNECTION")
-        .env_remove("PLEXMCP_DB")
-        .env_remove("PLEXMCP_ORG")
-        .env_remove("RUST_BACKTRACE");
-    cmd
-}
+    /// Runs a CLI command to completion.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("run plexmcp")
+    }
 
-pub fn run_cmd(cmd: &mut Command) -> Run {
+    /// Runs a CLI command that must succeed; returns its stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "plexmcp {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("UTF-8 stdout")
+    }
+
+    /// `keys create --json` with extra arguments; returns (id, full key).
+    pub fn create_key(&self, name: &str, extra: &[&str]) -> (String, String) {
+        let mut args = vec!["keys", "create", "--name", name, "--json"];
+        args.extend_from_slice(extra);
+        let json: Value = serde_json::from_str(&self.cli_ok(&args)).expect("keys create JSON");
+        let id = json["id"]
+            .as_str()
+            .expect("id in keys create JSON")
+            .to_string();
+        let key = json["key"]
+            .as_str()
+            .expect("key in keys create JSON")
+            .to_string();
+        (id, key)
+    }
+
+    /// Registers the reference server over stdio as `slug`.
+    pub fn add_everything_stdio(&self, slug: &str) {
+        self.cli_ok(&["mcps", "add", slug, "--stdio", &everything_stdio_command()]);
+    }
+
+    /// The key's entry in `keys list --json`.
+    pub fn key_json(&self, id: &str) -> Value {
+        let list: Value = serde_json::from_str(&self.cli_ok(&["keys", "list", "--json"]))
+            .expect("keys list JSON");
+        list.as_array()
+            .expect("keys list --json is an array")
+            .iter()
+            .find(|k| k["id"] == id)
+            .unwrap_or_else(|| panic!("key {id} not in keys list: {list:#}"))
+            .clone()
+    }
+
+    /// Usage events stored so far, read through a separate connection.
+    pub fn usage_event_count(&self) -> i64 {
+        plexmcp::store::Store::open(&self.db)
+            .expect("open store")
+            .usage_event_count()
+            .expect("count usage events")
+    }
+}
+pub fn run_cmd(cmd: &mut assert_cmd::Command) -> Run {
     let out = cmd.output().expect("run plexmcp");
     let run = Run {
         code: out.status.code().expect("exited, not killed by a signal"),

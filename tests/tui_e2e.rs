@@ -80,8 +80,8 @@ async fn create_copy_call_revoke_and_quit_in_the_real_console() {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let console = format!(
-        "env -u PLEXMCP_DB -u PLEXMCP_ORG -u PLEXMCP_LISTEN -u DISPLAY -u WAYLAND_DISPLAY \
-         USER=tester XDG_STATE_HOME={state} XDG_CACHE_HOME={state} \
+        "env -u PLEXMCP_DB -u PLEXMCP_CONFIG -u PLEXMCP_ORG -u PLEXMCP_LISTEN -u DISPLAY -u WAYLAND_DISPLAY \
+         USER=tester XDG_STATE_HOME={state} XDG_CACHE_HOME={state} XDG_CONFIG_HOME={state} \
          {bin} --db {db} --listen {listen}; echo EXIT=$? > {exit}",
         state = sh_quote(&dir.path().join("state").to_string_lossy()),
         bin = sh_quote(bin),
@@ -158,8 +158,8 @@ fn console_without_server(dir: &Path) -> (Tmux, PathBuf, PathBuf) {
     let exit_file = dir.join("exit.txt");
     let bin = env!("CARGO_BIN_EXE_plexmcp");
     let console = format!(
-        "env -u PLEXMCP_DB -u PLEXMCP_ORG -u DISPLAY -u WAYLAND_DISPLAY \
-         USER=tester XDG_STATE_HOME={state} XDG_CACHE_HOME={state} \
+        "env -u PLEXMCP_DB -u PLEXMCP_CONFIG -u PLEXMCP_ORG -u DISPLAY -u WAYLAND_DISPLAY \
+         USER=tester XDG_STATE_HOME={state} XDG_CACHE_HOME={state} XDG_CONFIG_HOME={state} \
          {bin} --db {db} --no-server; echo EXIT=$? > {exit}",
         state = sh_quote(&dir.join("state").to_string_lossy()),
         bin = sh_quote(bin),

@@ -37,11 +37,14 @@ pub struct Run {
 }
 
 /// Variables of the caller's shell that would change what the binary does.
-const CLEARED_VARS: [&str; 7] = [
+const CLEARED_VARS: [&str; 10] = [
     "PLEXMCP_DB",
     "PLEXMCP_ORG",
     "PLEXMCP_LISTEN",
     "PLEXMCP_LOG",
+    "PLEXMCP_LOG_FORMAT",
+    "PLEXMCP_ACCESS_LOG",
+    "PLEXMCP_CONFIG",
     "SSH_CONNECTION",
     "LOGNAME",
     "RUST_BACKTRACE",
@@ -54,6 +57,8 @@ pub fn plexmcp_command() -> std::process::Command {
         cmd.env_remove(var);
     }
     cmd.env("USER", "tester");
+    // The operator's own ~/.config/plexmcp/config.toml must not steer tests.
+    cmd.env("XDG_CONFIG_HOME", "/nonexistent/plexmcp-tests");
     cmd
 }
 

@@ -152,8 +152,8 @@ pub fn sh_quote(s: &str) -> String {
 /// session, with its log under `state`, writing `EXIT=<code>` to `exit_file`.
 pub fn console_command(db: &Path, state: &Path, exit_file: &Path) -> String {
     format!(
-        "env -u PLEXMCP_DB -u PLEXMCP_ORG -u PLEXMCP_LISTEN -u PLEXMCP_LOG -u DISPLAY \
-         -u WAYLAND_DISPLAY USER=tester XDG_STATE_HOME={state} XDG_CACHE_HOME={state} \
+        "env -u PLEXMCP_DB -u PLEXMCP_CONFIG -u PLEXMCP_ORG -u PLEXMCP_LISTEN -u PLEXMCP_LOG -u DISPLAY \
+         -u WAYLAND_DISPLAY USER=tester XDG_STATE_HOME={state} XDG_CACHE_HOME={state} XDG_CONFIG_HOME={state} \
          {bin} --db {db} --no-server; echo EXIT=$? > {exit}",
         state = sh_quote(&state.to_string_lossy()),
         bin = sh_quote(env!("CARGO_BIN_EXE_plexmcp")),

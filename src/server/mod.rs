@@ -4,6 +4,7 @@
 //! token fires, then finishes in-flight requests and drains the usage
 //! writer. The console starts the very same `serve` as a background task.
 
+mod authorize;
 pub mod connections;
 mod error;
 mod jsonrpc;

@@ -363,7 +363,7 @@ impl Drop for Attempt<'_> {
 /// would otherwise hold a connection and a buffer indefinitely).
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
+pub(super) async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
     let bytes = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES))
         .await
         .map_err(|_| ApiError::RequestTimeout)?

@@ -1,0 +1,544 @@
+//! `/mcp/{mcp_id}`: the reference server (`@modelcontextprotocol/server-everything`)
+//! behind plexmcp, driven by the rmcp client as an MCP client would drive
+//! it: the upstream's own names, every kind of request, notifications and
+//! server-to-client requests relayed to the client that caused them, and
+//! the key's checks (scope, session binding, revoke) in front of it all.
+
+#![allow(deprecated)] // sampling, elicitation and logging belong to the revisions tested here
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderName, HeaderValue};
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, ClientConfig, CreateMessageRequestParams,
+    CreateMessageResult, ElicitRequestParams, ElicitResult, ElicitationAction, Implementation,
+    LoggingMessageNotificationParam, ProgressNotificationParam, ProtocolVersion, SamplingMessage,
+};
+use rmcp::service::{NotificationContext, RequestContext, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
+use serde_json::{Value, json};
+use support::{Env, Server};
+
+/// What one test client saw.
+#[derive(Default)]
+struct Seen {
+    sampled: Vec<String>,
+    elicited: Vec<String>,
+    progress: Vec<f64>,
+    logs: Vec<String>,
+}
+
+/// An MCP client that answers sampling with its own name, declines
+/// elicitation, and notes every request and notification it receives.
+#[derive(Clone)]
+struct TestClient {
+    name: &'static str,
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl ClientHandler for TestClient {
+    fn get_info(&self) -> ClientConfig {
+        let capabilities: ClientCapabilities =
+            serde_json::from_value(json!({ "sampling": {}, "elicitation": {}, "roots": {} }))
+                .expect("client capabilities");
+        ClientConfig::new(capabilities, Implementation::new(self.name, "1.0"))
+            .with_protocol_version(ProtocolVersion::V_2025_11_25)
+    }
+
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, ErrorData> {
+        let asked = serde_json::to_string(&params.messages).unwrap_or_default();
+        self.seen.lock().unwrap().sampled.push(asked);
+        Ok(CreateMessageResult::new(
+            SamplingMessage::assistant_text(format!("answer from {}", self.name)),
+            "test-model".into(),
+        ))
+    }
+
+    async fn create_elicitation(
+        &self,
+        params: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        let asked = serde_json::to_string(&params).unwrap_or_default();
+        self.seen.lock().unwrap().elicited.push(asked);
+        Ok(ElicitResult::new(ElicitationAction::Decline))
+    }
+
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.seen.lock().unwrap().progress.push(params.progress);
+    }
+
+    async fn on_logging_message(
+        &self,
+        params: LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.seen.lock().unwrap().logs.push(params.data.to_string());
+    }
+}
+
+type Client = RunningService<RoleClient, TestClient>;
+
+async fn connect(
+    server: &Server,
+    mcp: &str,
+    key: &str,
+    name: &'static str,
+) -> (Client, Arc<Mutex<Seen>>) {
+    let mut headers = HashMap::new();
+    headers.insert(
+        HeaderName::from_static("authorization"),
+        HeaderValue::from_str(&format!("ApiKey {key}")).unwrap(),
+    );
+    let config =
+        StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp/{mcp}", server.base))
+            .custom_headers(headers);
+    let transport = StreamableHttpClientTransport::from_config(config);
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let client = TestClient {
+        name,
+        seen: seen.clone(),
+    };
+    let service = client
+        .serve(transport)
+        .await
+        .expect("MCP session through plexmcp");
+    (service, seen)
+}
+
+fn call(name: &str, arguments: Value) -> CallToolRequestParams {
+    serde_json::from_value(json!({ "name": name, "arguments": arguments })).expect("call params")
+}
+
+fn text_of(result: &rmcp::model::CallToolResult) -> String {
+    serde_json::to_value(&result.content).unwrap().to_string()
+}
+
+/// Waits (up to a generous limit) until `done` holds for what was seen.
+async fn until(seen: &Arc<Mutex<Seen>>, what: &str, done: impl Fn(&Seen) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done(&seen.lock().unwrap()) {
+        assert!(Instant::now() < deadline, "never saw {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_mcp_client_gets_the_upstream_as_it_is() {
+    let env = Env::new();
+    env.add_everything_stdio("everything");
+    let (_, key) = env.create_key("client", &[]);
+    let server = Server::start(&env).await;
+    let (client, seen) = connect(&server, "everything", &key, "first").await;
+
+    let info = client.peer_info().expect("server info");
+    let server_info = info.server_info.as_ref().expect("serverInfo");
+    assert_eq!(server_info.name, "mcp-servers/everything");
+    assert!(
+        info.instructions
+            .as_deref()
+            .unwrap_or("")
+            .contains("Everything")
+    );
+    assert!(info.capabilities.resources.is_some() && info.capabilities.prompts.is_some());
+
+    // The upstream's own names, schemas untouched, the conditional tools too.
+    let tools = client.list_all_tools().await.expect("tools/list");
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert!(
+        names.contains(&"echo") && names.contains(&"get-sum"),
+        "{names:?}"
+    );
+    assert!(names.contains(&"trigger-sampling-request"), "{names:?}");
+    assert!(!names.iter().any(|n| n.contains("__")), "{names:?}");
+    let sum = tools.iter().find(|t| t.name == "get-sum").unwrap();
+    assert_eq!(sum.input_schema["properties"]["a"]["type"], "number");
+
+    let echoed = client
+        .call_tool(call("echo", json!({"message": "hi"})))
+        .await
+        .expect("echo");
+    assert!(
+        text_of(&echoed).contains("Echo: hi"),
+        "{}",
+        text_of(&echoed)
+    );
+
+    let resources = client.list_resources(None).await.expect("resources/list");
+    let first = resources.resources.first().expect("a resource").uri.clone();
+    let read = client
+        .read_resource(serde_json::from_value(json!({ "uri": first })).unwrap())
+        .await
+        .expect("resources/read");
+    assert!(!read.contents.is_empty());
+    let templates = client
+        .list_resource_templates(None)
+        .await
+        .expect("templates");
+    assert!(
+        templates
+            .resource_templates
+            .iter()
+            .any(|t| t.uri_template == "demo://resource/dynamic/text/{resourceId}"),
+        "{templates:?}"
+    );
+
+    let prompts = client.list_prompts(None).await.expect("prompts/list");
+    assert!(prompts.prompts.iter().any(|p| p.name == "args-prompt"));
+    let prompt = client
+        .get_prompt(
+            serde_json::from_value(json!({"name": "args-prompt", "arguments": {"city": "Lyon"}}))
+                .unwrap(),
+        )
+        .await
+        .expect("prompts/get");
+    assert!(
+        serde_json::to_string(&prompt.messages)
+            .unwrap()
+            .contains("Lyon")
+    );
+
+    let completion = client
+        .complete(
+            serde_json::from_value(json!({
+                "ref": {"type": "ref/prompt", "name": "completable-prompt"},
+                "argument": {"name": "department", "value": "E"}
+            }))
+            .unwrap(),
+        )
+        .await
+        .expect("completion/complete");
+    assert!(
+        completion
+            .completion
+            .values
+            .iter()
+            .any(|v| v == "Engineering"),
+        "{completion:?}"
+    );
+
+    // Log messages at the level this client set reach this client.
+    client
+        .set_level(serde_json::from_value(json!({"level": "debug"})).unwrap())
+        .await
+        .expect("logging/setLevel");
+    client
+        .call_tool(call("toggle-simulated-logging", json!({})))
+        .await
+        .expect("toggle logging");
+    until(&seen, "a log message", |s| !s.logs.is_empty()).await;
+
+    // Progress of a long-running tool arrives with the client's own token.
+    let done = client
+        .call_tool(call(
+            "trigger-long-running-operation",
+            json!({"duration": 1, "steps": 2}),
+        ))
+        .await
+        .expect("long-running tool");
+    assert!(text_of(&done).contains("completed"), "{}", text_of(&done));
+    until(&seen, "progress", |s| s.progress.len() >= 2).await;
+
+    client.cancel().await.expect("close the session");
+}
+
+#[tokio::test]
+async fn server_requests_reach_only_the_client_whose_call_caused_them() {
+    let env = Env::new();
+    env.add_everything_stdio("everything");
+    let (_, key) = env.create_key("client", &[]);
+    let server = Server::start(&env).await;
+    let (alice, alice_seen) = connect(&server, "everything", &key, "alice").await;
+    let (bob, bob_seen) = connect(&server, "everything", &key, "bob").await;
+
+    let sampled = alice
+        .call_tool(call(
+            "trigger-sampling-request",
+            json!({"prompt": "say hello", "maxTokens": 20}),
+        ))
+        .await
+        .expect("sampling tool");
+    assert!(
+        text_of(&sampled).contains("answer from alice"),
+        "{}",
+        text_of(&sampled)
+    );
+    assert_eq!(alice_seen.lock().unwrap().sampled.len(), 1);
+    assert!(alice_seen.lock().unwrap().sampled[0].contains("say hello"));
+
+    let elicited = bob
+        .call_tool(call("trigger-elicitation-request", json!({})))
+        .await
+        .expect("elicitation tool");
+    assert!(
+        text_of(&elicited).contains("declined"),
+        "{}",
+        text_of(&elicited)
+    );
+    assert_eq!(bob_seen.lock().unwrap().elicited.len(), 1);
+
+    // Neither saw the other's requests or progress.
+    bob.call_tool(call(
+        "trigger-long-running-operation",
+        json!({"duration": 1, "steps": 2}),
+    ))
+    .await
+    .expect("long-running tool");
+    until(&bob_seen, "bob's progress", |s| s.progress.len() >= 2).await;
+    {
+        let alice_now = alice_seen.lock().unwrap();
+        assert!(alice_now.elicited.is_empty(), "alice saw bob's elicitation");
+        assert!(alice_now.progress.is_empty(), "alice saw bob's progress");
+    }
+    assert!(
+        bob_seen.lock().unwrap().sampled.is_empty(),
+        "bob saw alice's sampling"
+    );
+    alice.cancel().await.unwrap();
+    bob.cancel().await.unwrap();
+}
+
+/// A raw Streamable HTTP POST to `path`.
+async fn post(
+    server: &Server,
+    path: &str,
+    key: Option<&str>,
+    session: Option<&str>,
+    extra: &[(&str, &str)],
+    body: &Value,
+) -> reqwest::Response {
+    let mut request = server
+        .client
+        .post(format!("{}{path}", server.base))
+        .header("accept", "application/json, text/event-stream")
+        .json(body);
+    if let Some(key) = key {
+        request = request.header("authorization", format!("ApiKey {key}"));
+    }
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    let mut versioned = session.is_some();
+    for (name, value) in extra {
+        versioned &= !name.eq_ignore_ascii_case("mcp-protocol-version");
+        request = request.header(*name, *value);
+    }
+    if versioned {
+        request = request.header("mcp-protocol-version", "2025-11-25");
+    }
+    request.send().await.expect("POST")
+}
+
+fn initialize() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"}}})
+}
+
+fn tools_list() -> Value {
+    json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+}
+
+/// Opens a session with `key` and returns its id.
+async fn open_session(server: &Server, key: &str) -> String {
+    let response = post(
+        server,
+        "/mcp/everything",
+        Some(key),
+        None,
+        &[],
+        &initialize(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let id = response
+        .headers()
+        .get("mcp-session-id")
+        .expect("Mcp-Session-Id on initialize")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let _ = response.text().await;
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let acked = post(
+        server,
+        "/mcp/everything",
+        Some(key),
+        Some(&id),
+        &[],
+        &initialized,
+    )
+    .await;
+    assert_eq!(acked.status(), StatusCode::ACCEPTED);
+    id
+}
+
+async fn rpc_error(response: reqwest::Response) -> Value {
+    let body: Value = response.json().await.expect("JSON-RPC error body");
+    assert_eq!(body["jsonrpc"], "2.0", "{body:#}");
+    body["error"].clone()
+}
+
+#[tokio::test]
+async fn sessions_belong_to_the_key_that_opened_them() {
+    let env = Env::new();
+    env.add_everything_stdio("everything");
+    let (owner_id, owner) = env.create_key("owner", &[]);
+    let (_, other) = env.create_key("other", &[]);
+    let server = Server::start(&env).await;
+    let session = open_session(&server, &owner).await;
+
+    let path = "/mcp/everything";
+    let listed = post(
+        &server,
+        path,
+        Some(&owner),
+        Some(&session),
+        &[],
+        &tools_list(),
+    )
+    .await;
+    assert_eq!(listed.status(), StatusCode::OK);
+    assert!(listed.text().await.unwrap().contains("\"echo\""));
+
+    // Another valid key cannot use it.
+    let stolen = post(
+        &server,
+        path,
+        Some(&other),
+        Some(&session),
+        &[],
+        &tools_list(),
+    )
+    .await;
+    assert_eq!(stolen.status(), StatusCode::NOT_FOUND);
+    assert_eq!(rpc_error(stolen).await["data"]["code"], "session_not_found");
+
+    // Without a key: 401 with a JSON-RPC body and WWW-Authenticate.
+    let anonymous = post(&server, path, None, Some(&session), &[], &tools_list()).await;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert!(anonymous.headers().contains_key("www-authenticate"));
+    assert_eq!(rpc_error(anonymous).await["data"]["reason"], "missing");
+
+    // DELETE ends a session; it is then unknown.
+    let second = open_session(&server, &owner).await;
+    let deleted = server
+        .client
+        .delete(format!("{}{path}", server.base))
+        .header("authorization", format!("ApiKey {owner}"))
+        .header("mcp-session-id", &second)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    let after = post(
+        &server,
+        path,
+        Some(&owner),
+        Some(&second),
+        &[],
+        &tools_list(),
+    )
+    .await;
+    assert_eq!(after.status(), StatusCode::NOT_FOUND);
+
+    // After a revoke the session is refused.
+    env.cli_ok(&["keys", "revoke", &owner_id, "--yes"]);
+    let revoked = post(
+        &server,
+        path,
+        Some(&owner),
+        Some(&session),
+        &[],
+        &tools_list(),
+    )
+    .await;
+    assert_eq!(revoked.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(rpc_error(revoked).await["data"]["reason"], "revoked");
+}
+
+#[tokio::test]
+async fn what_a_key_may_not_use_never_starts() {
+    let env = Env::new();
+    let marker = env.dir.path().join("started");
+    let script = format!(
+        "touch '{}'; exec {}",
+        marker.display(),
+        support::everything_stdio_command()
+    );
+    let command = shlex::try_join(["sh", "-c", &script]).unwrap();
+    env.cli_ok(&["mcps", "add", "guarded", "--stdio", &command]);
+    env.add_everything_stdio("everything");
+    let (_, scoped) = env.create_key("scoped", &["--mcp", "everything"]);
+    let server = Server::start(&env).await;
+
+    for path in ["/mcp/guarded", "/mcp/nonexistent", "/mcp/Not%20An%20Id"] {
+        let refused = post(&server, path, Some(&scoped), None, &[], &initialize()).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(
+            rpc_error(refused).await["data"]["code"],
+            "unauthorized_mcp",
+            "{path}"
+        );
+    }
+    assert!(!marker.exists(), "the forbidden MCP's upstream was started");
+}
+
+#[tokio::test]
+async fn transport_rules_are_enforced() {
+    let env = Env::new();
+    env.add_everything_stdio("everything");
+    let (_, key) = env.create_key("client", &[]);
+    let server = Server::start(&env).await;
+    let path = "/mcp/everything";
+
+    let origin = [("origin", "https://evil.example")];
+    let foreign = post(&server, path, Some(&key), None, &origin, &initialize()).await;
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+
+    let session = open_session(&server, &key).await;
+    let version = [("mcp-protocol-version", "1999-01-01")];
+    let refused = post(
+        &server,
+        path,
+        Some(&key),
+        Some(&session),
+        &version,
+        &tools_list(),
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-protected-resource/mcp/everything",
+    ] {
+        let response = server
+            .client
+            .get(format!("{}{path}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        let body: Value = response.json().await.expect("JSON 404");
+        assert_eq!(body["error"]["code"], "not_found", "{path}");
+    }
+}

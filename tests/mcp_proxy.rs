@@ -94,8 +94,23 @@ impl ClientHandler for TestClient {
 
 type Client = RunningService<RoleClient, TestClient>;
 
+/// Where a test reaches plexmcp: the `serve` process or an in-process gateway.
+trait Target {
+    fn base(&self) -> &str;
+    fn http(&self) -> &reqwest::Client;
+}
+
+impl Target for Server {
+    fn base(&self) -> &str {
+        &self.base
+    }
+    fn http(&self) -> &reqwest::Client {
+        &self.client
+    }
+}
+
 async fn connect(
-    server: &Server,
+    server: &impl Target,
     mcp: &str,
     key: &str,
     name: &'static str,
@@ -106,7 +121,7 @@ async fn connect(
         HeaderValue::from_str(&format!("ApiKey {key}")).unwrap(),
     );
     let config =
-        StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp/{mcp}", server.base))
+        StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp/{mcp}", server.base()))
             .custom_headers(headers);
     let transport = StreamableHttpClientTransport::from_config(config);
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -243,11 +258,12 @@ async fn an_mcp_client_gets_the_upstream_as_it_is() {
         .expect("toggle logging");
     until(&seen, "a log message", |s| !s.logs.is_empty()).await;
 
-    // Progress of a long-running tool arrives with the client's own token.
+    // Progress of a long-running tool arrives with the client's own token
+    // (the last step may race the result, so not every step is awaited).
     let done = client
         .call_tool(call(
             "trigger-long-running-operation",
-            json!({"duration": 1, "steps": 2}),
+            json!({"duration": 2, "steps": 4}),
         ))
         .await
         .expect("long-running tool");
@@ -295,7 +311,7 @@ async fn server_requests_reach_only_the_client_whose_call_caused_them() {
     // Neither saw the other's requests or progress.
     bob.call_tool(call(
         "trigger-long-running-operation",
-        json!({"duration": 1, "steps": 2}),
+        json!({"duration": 2, "steps": 4}),
     ))
     .await
     .expect("long-running tool");
@@ -315,7 +331,7 @@ async fn server_requests_reach_only_the_client_whose_call_caused_them() {
 
 /// A raw Streamable HTTP POST to `path`.
 async fn post(
-    server: &Server,
+    server: &impl Target,
     path: &str,
     key: Option<&str>,
     session: Option<&str>,
@@ -323,8 +339,8 @@ async fn post(
     body: &Value,
 ) -> reqwest::Response {
     let mut request = server
-        .client
-        .post(format!("{}{path}", server.base))
+        .http()
+        .post(format!("{}{path}", server.base()))
         .header("accept", "application/json, text/event-stream")
         .json(body);
     if let Some(key) = key {
@@ -355,7 +371,7 @@ fn tools_list() -> Value {
 }
 
 /// Opens a session with `key` and returns its id.
-async fn open_session(server: &Server, key: &str) -> String {
+async fn open_session(server: &impl Target, key: &str) -> String {
     let response = post(
         server,
         "/mcp/everything",
@@ -541,4 +557,247 @@ async fn transport_rules_are_enforced() {
         let body: Value = response.json().await.expect("JSON 404");
         assert_eq!(body["error"]["code"], "not_found", "{path}");
     }
+}
+
+/// A gateway run in this process, so its proxy settings can be chosen.
+struct InProcess {
+    base: String,
+    client: reqwest::Client,
+    cancel: tokio_util::sync::CancellationToken,
+    serving: tokio::task::JoinHandle<()>,
+}
+
+impl Target for InProcess {
+    fn base(&self) -> &str {
+        &self.base
+    }
+    fn http(&self) -> &reqwest::Client {
+        &self.client
+    }
+}
+
+impl InProcess {
+    async fn start(env: &Env, settings: plexmcp::server::mcp_proxy::ProxySettings) -> InProcess {
+        let store = plexmcp::store::Store::open(&env.db).expect("open store");
+        let gateway =
+            plexmcp::server::Gateway::with_proxy_settings(store, settings).expect("gateway");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let serving = tokio::spawn({
+            let cancel = cancel.clone();
+            async move {
+                gateway.serve(listener, cancel).await.expect("serve");
+            }
+        });
+        InProcess {
+            base,
+            client: reqwest::Client::new(),
+            cancel,
+            serving,
+        }
+    }
+
+    /// Shuts the gateway down; every usage event is committed when this returns.
+    async fn stop(self) {
+        self.cancel.cancel();
+        self.serving.await.expect("gateway task");
+    }
+}
+
+#[tokio::test]
+async fn sessions_are_capped_per_key_and_in_total_and_expire_when_idle() {
+    let env = Env::new();
+    env.add_everything_stdio("everything");
+    let (_, first) = env.create_key("first", &[]);
+    let (_, second) = env.create_key("second", &[]);
+    let settings = plexmcp::server::mcp_proxy::ProxySettings {
+        max_sessions_per_key: 2,
+        max_sessions: 3,
+        session_idle: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let gateway = InProcess::start(&env, settings).await;
+    let path = "/mcp/everything";
+
+    let kept = open_session(&gateway, &first).await;
+    open_session(&gateway, &first).await;
+    let over = post(&gateway, path, Some(&first), None, &[], &initialize()).await;
+    assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
+    let error = rpc_error(over).await;
+    assert_eq!(error["data"]["code"], "too_many_sessions");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("this API key already has 2"),
+        "{error:#}"
+    );
+
+    open_session(&gateway, &second).await;
+    let full = post(&gateway, path, Some(&second), None, &[], &initialize()).await;
+    assert_eq!(full.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        rpc_error(full).await["message"]
+            .as_str()
+            .unwrap()
+            .contains("the gateway already has 3"),
+    );
+
+    // Idle sessions end (and give their places back).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let expired = post(
+        &gateway,
+        path,
+        Some(&first),
+        Some(&kept),
+        &[],
+        &tools_list(),
+    )
+    .await;
+    assert_eq!(expired.status(), StatusCode::NOT_FOUND);
+    open_session(&gateway, &first).await;
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn every_request_is_a_usage_event_named_by_what_it_used() {
+    let env = Env::new();
+    env.add_everything_stdio("everything");
+    let (id, key) = env.create_key("client", &[]);
+    let gateway = InProcess::start(&env, Default::default()).await;
+    let (client, _) = connect(&gateway, "everything", &key, "usage").await;
+    client
+        .call_tool(call("echo", json!({"message": "hi"})))
+        .await
+        .expect("echo");
+    client
+        .get_prompt(serde_json::from_value(json!({"name": "simple-prompt"})).unwrap())
+        .await
+        .expect("prompts/get");
+    client.cancel().await.unwrap();
+    let refused = post(&gateway, "/mcp/other", Some(&key), None, &[], &initialize()).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    gateway.stop().await;
+
+    let store = plexmcp::store::Store::open(&env.db).unwrap();
+    let (record, _) = store.key_for_auth(&id).unwrap().expect("the key");
+    let usage = store
+        .key_usage(record.row_id, chrono::Utc::now(), 50)
+        .unwrap();
+    let seen: Vec<(Option<&str>, Option<&str>, u16)> = usage
+        .recent
+        .iter()
+        .map(|r| (r.mcp.as_deref(), r.tool.as_deref(), r.http_status))
+        .collect();
+    for expected in [
+        (Some("everything"), Some("initialize"), 200),
+        (Some("everything"), Some("echo"), 200),
+        (Some("everything"), Some("simple-prompt"), 200),
+        // An MCP that is not live is never named in the store, nor its method.
+        (None, None, 403),
+    ] {
+        assert!(seen.contains(&expected), "{expected:?} not in {seen:?}");
+    }
+}
+
+/// A stdio MCP server with one tool, `wait`, that never answers; it
+/// writes each `notifications/cancelled` it receives to `cancelled`.
+fn cancel_recorder(dir: &std::path::Path) -> (String, std::path::PathBuf) {
+    let cancelled = dir.join("cancelled");
+    let script = dir.join("recorder.js");
+    let source = r#"
+const fs = require("fs");
+const out = process.argv[2];
+const send = (m) => process.stdout.write(JSON.stringify(m) + "\n");
+require("readline").createInterface({ input: process.stdin }).on("line", (line) => {
+  const m = JSON.parse(line);
+  if (m.method === "initialize") {
+    send({ jsonrpc: "2.0", id: m.id, result: { protocolVersion: m.params.protocolVersion,
+      capabilities: { tools: {} }, serverInfo: { name: "recorder", version: "1" } } });
+  } else if (m.method === "tools/list") {
+    send({ jsonrpc: "2.0", id: m.id, result: { tools: [{ name: "wait",
+      inputSchema: { type: "object" } }] } });
+  } else if (m.method === "tools/call") {
+    fs.appendFileSync(out, "called " + JSON.stringify(m.id) + "\n");
+  } else if (m.method === "notifications/cancelled") {
+    fs.appendFileSync(out, "cancelled " + JSON.stringify(m.params.requestId) + "\n");
+  }
+});
+"#;
+    std::fs::write(&script, source).unwrap();
+    let command = shlex::try_join([
+        "node",
+        script.to_str().unwrap(),
+        cancelled.to_str().unwrap(),
+    ])
+    .unwrap();
+    (command, cancelled)
+}
+
+#[tokio::test]
+async fn a_cancelled_call_is_cancelled_upstream() {
+    support::server_everything(); // node must be there
+    let env = Env::new();
+    let (command, record) = cancel_recorder(env.dir.path());
+    env.cli_ok(&["mcps", "add", "recorder", "--stdio", &command]);
+    let (_, key) = env.create_key("client", &[]);
+    let server = Server::start(&env).await;
+    let (client, _) = connect(&server, "recorder", &key, "canceller").await;
+
+    let request = rmcp::model::ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(
+        call("wait", json!({})),
+    ));
+    let handle = client
+        .send_cancellable_request(request, Default::default())
+        .await
+        .expect("send tools/call");
+    let read = || std::fs::read_to_string(&record).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !read().contains("called") {
+        assert!(
+            Instant::now() < deadline,
+            "the call never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    handle.cancel(Some("changed my mind".into())).await.unwrap();
+    while !read().contains("cancelled") {
+        assert!(
+            Instant::now() < deadline,
+            "the cancellation never reached the upstream: {}",
+            read()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The upstream is told which of its requests to drop.
+    let lines = read();
+    let called = lines
+        .lines()
+        .find_map(|l| l.strip_prefix("called "))
+        .unwrap();
+    assert!(lines.contains(&format!("cancelled {called}")), "{lines}");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_http_upstream_is_passed_through_too() {
+    let upstream = support::HttpEverything::start();
+    let env = Env::new();
+    env.cli_ok(&["mcps", "add", "remote", "--url", &upstream.url()]);
+    let (_, key) = env.create_key("client", &[]);
+    let server = Server::start(&env).await;
+    let (client, seen) = connect(&server, "remote", &key, "http-client").await;
+    let tools = client.list_all_tools().await.expect("tools/list");
+    assert!(tools.iter().any(|t| t.name == "echo"));
+    let sampled = client
+        .call_tool(call(
+            "trigger-sampling-request",
+            json!({"prompt": "over http", "maxTokens": 20}),
+        ))
+        .await
+        .expect("sampling over an HTTP upstream");
+    assert!(text_of(&sampled).contains("answer from http-client"));
+    assert!(seen.lock().unwrap().sampled[0].contains("over http"));
+    client.cancel().await.unwrap();
 }

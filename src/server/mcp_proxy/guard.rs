@@ -103,6 +103,25 @@ async fn admit(
             return Err(api_refusal(&error));
         }
     };
+    // Read before authorization (as REST does), so a refusal is recorded
+    // with what it asked for; the key is known by now.
+    let method = parts.method.clone();
+    let mut initializing = false;
+    let body = if method == Method::POST {
+        let bytes = read_body(body).await.map_err(|e| api_refusal(&e))?;
+        match peek(&bytes) {
+            Some((rpc_method, name)) => {
+                initializing = rpc_method == "initialize" && session.is_none();
+                usage.tool = Some(name.unwrap_or(rpc_method));
+            }
+            // Notifications, responses and garbage (rmcp answers those) are no requests.
+            None => usage.counted = false,
+        }
+        Body::from(bytes)
+    } else {
+        usage.counted = false;
+        body
+    };
     let mcp = authorize_mcp(state, &key, mcp_id)
         .await
         .map_err(|denied| match denied {
@@ -129,23 +148,6 @@ async fn admit(
             json!({ "code": "session_not_found" }),
         ));
     }
-    let method = parts.method.clone();
-    let mut initializing = false;
-    let body = if method == Method::POST {
-        let bytes = read_body(body).await.map_err(|e| api_refusal(&e))?;
-        match peek(&bytes) {
-            Some((rpc_method, name)) => {
-                initializing = rpc_method == "initialize" && session.is_none();
-                usage.tool = Some(name.unwrap_or(rpc_method));
-            }
-            // Notifications, responses and garbage (rmcp answers those) are no requests.
-            None => usage.counted = false,
-        }
-        Body::from(bytes)
-    } else {
-        usage.counted = false;
-        body
-    };
     let _opening = if initializing {
         let settings = &proxy.settings;
         let admitted = proxy

@@ -528,7 +528,42 @@ async fn transport_rules_are_enforced() {
     let foreign = post(&server, path, Some(&key), None, &origin, &initialize()).await;
     assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
 
+    // A name that is not this server's (DNS rebinding), even with a valid key.
+    let host = [("host", "evil.example")];
+    let rebound = post(&server, path, Some(&key), None, &host, &initialize()).await;
+    assert_eq!(rebound.status(), StatusCode::FORBIDDEN);
+
     let session = open_session(&server, &key).await;
+    // Garbage and answers to requests nobody made are refused or dropped;
+    // the session keeps working.
+    let garbage = server
+        .client
+        .post(format!("{}{path}", server.base))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("authorization", format!("ApiKey {key}"))
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), StatusCode::BAD_REQUEST);
+    let stray = json!({"jsonrpc": "2.0", "id": 4242, "result": {}});
+    let answered = post(&server, path, Some(&key), Some(&session), &[], &stray).await;
+    assert!(answered.status().is_success(), "{}", answered.status());
+    let still = post(
+        &server,
+        path,
+        Some(&key),
+        Some(&session),
+        &[],
+        &tools_list(),
+    )
+    .await;
+    assert_eq!(still.status(), StatusCode::OK);
+    assert!(still.text().await.unwrap().contains("\"echo\""));
+
     let version = [("mcp-protocol-version", "1999-01-01")];
     let refused = post(
         &server,
@@ -800,4 +835,35 @@ async fn an_http_upstream_is_passed_through_too() {
     assert!(text_of(&sampled).contains("answer from http-client"));
     assert!(seen.lock().unwrap().sampled[0].contains("over http"));
     client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stateless_2026_client_is_told_which_revisions_are_served() {
+    let env = Env::new();
+    env.add_everything_stdio("everything");
+    let (_, key) = env.create_key("client", &[]);
+    let server = Server::start(&env).await;
+    let discover = json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {
+    "_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "new", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {}
+    }}});
+    let version = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "server/discover"),
+    ];
+    let response = post(
+        &server,
+        "/mcp/everything",
+        Some(&key),
+        None,
+        &version,
+        &discover,
+    )
+    .await;
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert!(text.contains("2025-11-25"), "{status}: {text}");
+    assert!(!text.contains("\"2026-07-28\"]"), "{status}: {text}");
 }

@@ -34,6 +34,7 @@ const SESSION_NOT_FOUND: i64 = -32004;
 const TOO_MANY: i64 = -32029;
 const INTERNAL: i64 = -32603;
 const INVALID_REQUEST: i64 = -32600;
+const PARSE_ERROR: i64 = -32700;
 
 /// What the usage record of one request will say.
 struct Usage {
@@ -109,12 +110,20 @@ async fn admit(
     let mut initializing = false;
     let body = if method == Method::POST {
         let bytes = read_body(body).await.map_err(|e| api_refusal(&e))?;
-        match peek(&bytes) {
+        let Ok(message) = serde_json::from_slice::<Value>(&bytes) else {
+            return Err(rpc_error(
+                StatusCode::BAD_REQUEST,
+                PARSE_ERROR,
+                "Parse error: the body is not JSON",
+                json!({ "code": "invalid_request" }),
+            ));
+        };
+        match peek(&message) {
             Some((rpc_method, name)) => {
                 initializing = rpc_method == "initialize" && session.is_none();
                 usage.tool = Some(name.unwrap_or(rpc_method));
             }
-            // Notifications, responses and garbage (rmcp answers those) are no requests.
+            // Notifications, responses and non-messages (rmcp answers those) are no requests.
             None => usage.counted = false,
         }
         Body::from(bytes)
@@ -205,8 +214,7 @@ async fn close_session(state: &AppState, id: &str) {
 
 /// The JSON-RPC method of a request and the name it is about (tool,
 /// prompt, resource URI), or `None` for anything that is not a request.
-fn peek(bytes: &[u8]) -> Option<(String, Option<String>)> {
-    let message: Value = serde_json::from_slice(bytes).ok()?;
+fn peek(message: &Value) -> Option<(String, Option<String>)> {
     message.get("id")?;
     let method = message.get("method")?.as_str()?.to_owned();
     let params = message.get("params");
@@ -329,5 +337,36 @@ impl<F: FnOnce()> Drop for OnDrop<F> {
         if let Some(f) = self.0.take() {
             f();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_named_by_what_they_use_and_other_messages_are_not_requests() {
+        let named = |m: Value| peek(&m);
+        let call =
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo"}});
+        assert_eq!(
+            named(call),
+            Some(("tools/call".into(), Some("echo".into())))
+        );
+        let read = json!({"jsonrpc": "2.0", "id": 1, "method": "resources/read", "params": {"uri": "demo://a"}});
+        assert_eq!(
+            named(read),
+            Some(("resources/read".into(), Some("demo://a".into())))
+        );
+        let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+        assert_eq!(named(list), Some(("tools/list".into(), None)));
+        // A call without a name is still a request, named by its method downstream.
+        let nameless = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call"});
+        assert_eq!(named(nameless), Some(("tools/call".into(), None)));
+        let notification = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        assert_eq!(named(notification), None);
+        let response = json!({"jsonrpc": "2.0", "id": 3, "result": {}});
+        assert_eq!(named(response), None);
+        assert_eq!(named(json!([1, 2])), None);
     }
 }

@@ -867,3 +867,41 @@ async fn a_stateless_2026_client_is_told_which_revisions_are_served() {
     assert!(text.contains("2025-11-25"), "{status}: {text}");
     assert!(!text.contains("\"2026-07-28\"]"), "{status}: {text}");
 }
+
+#[tokio::test]
+async fn revoking_a_key_ends_its_open_sessions_streams_and_all() {
+    let env = Env::new();
+    env.add_everything_stdio("everything");
+    let (id, key) = env.create_key("client", &[]);
+    let server = Server::start(&env).await;
+    let session = open_session(&server, &key).await;
+    let mut stream = server
+        .client
+        .get(format!("{}/mcp/everything", server.base))
+        .header("accept", "text/event-stream")
+        .header("authorization", format!("ApiKey {key}"))
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+
+    env.cli_ok(&["keys", "revoke", &id, "--yes"]);
+    // The stream ends without the client sending anything more.
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the revoked key's event stream stayed open");
+    let after = post(
+        &server,
+        "/mcp/everything",
+        Some(&key),
+        Some(&session),
+        &[],
+        &tools_list(),
+    )
+    .await;
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+}

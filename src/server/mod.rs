@@ -110,6 +110,7 @@ impl Gateway {
             self.state.upstreams.clone(),
             reaping.clone(),
         );
+        let sweeper = mcp_proxy::spawn_sweeper(self.state.clone(), reaping.clone());
         // Open MCP streams would hold a graceful shutdown forever: they end first.
         let state = self.state.clone();
         let streams = cancel.clone();
@@ -128,6 +129,7 @@ impl Gateway {
         let _ = ending.await;
         reaping.cancel();
         let _ = reaper.await;
+        let _ = sweeper.await;
         self.state.upstreams.shutdown().await;
         self.writer.finish().await;
         Ok(())

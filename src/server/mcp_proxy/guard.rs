@@ -144,10 +144,11 @@ async fn admit(
         })?;
     let binding = Binding {
         key_row: key.row_id,
+        key_id: key.id.clone(),
         mcp_row: mcp.row_id,
     };
     if let Some(id) = &session
-        && proxy.book.get(id) != Some(binding)
+        && proxy.book.get(id).as_ref() != Some(&binding)
     {
         // Unknown, ended, or another key's or MCP's: all alike.
         return Err(rpc_error(
@@ -205,7 +206,7 @@ async fn admit(
 }
 
 /// Ends a session in rmcp (its handler and upstream go with it).
-async fn close_session(state: &AppState, id: &str) {
+pub(super) async fn close_session(state: &AppState, id: &str) {
     use rmcp::transport::streamable_http_server::session::SessionManager;
     let proxy = &state.proxy;
     proxy.book.forget(id);

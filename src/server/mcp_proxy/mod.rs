@@ -15,6 +15,7 @@ mod guard;
 mod handler;
 mod relay;
 mod sessions;
+mod sweeper;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 pub use guard::guard;
 use handler::ProxyHandler;
 use sessions::SessionBook;
+pub use sweeper::spawn as spawn_sweeper;
 
 use crate::upstream::UpstreamSpec;
 

@@ -13,9 +13,11 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use super::relay::lock;
 
 /// Who opened a session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
     pub key_row: i64,
+    /// The key's public lookup id, to re-check its status while the session lives.
+    pub key_id: String,
     pub mcp_row: i64,
 }
 
@@ -37,7 +39,15 @@ pub struct SessionBook {
 
 impl SessionBook {
     pub fn get(&self, session: &str) -> Option<Binding> {
-        lock(&self.bindings).get(session).copied()
+        lock(&self.bindings).get(session).cloned()
+    }
+
+    /// Every bound session with its key's lookup id.
+    pub fn keys(&self) -> Vec<(String, String)> {
+        lock(&self.bindings)
+            .iter()
+            .map(|(session, b)| (session.clone(), b.key_id.clone()))
+            .collect()
     }
 
     pub fn bind(&self, session: String, binding: Binding) {

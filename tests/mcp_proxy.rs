@@ -875,25 +875,14 @@ async fn revoking_a_key_ends_its_open_sessions_streams_and_all() {
     let (id, key) = env.create_key("client", &[]);
     let server = Server::start(&env).await;
     let session = open_session(&server, &key).await;
-    let mut stream = server
-        .client
-        .get(format!("{}/mcp/everything", server.base))
-        .header("accept", "text/event-stream")
-        .header("authorization", format!("ApiKey {key}"))
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-11-25")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stream.status(), StatusCode::OK);
+    let stream = open_stream(&server, "/mcp/everything", &key, &session).await;
 
     env.cli_ok(&["keys", "revoke", &id, "--yes"]);
     // The stream ends without the client sending anything more.
-    let ended = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(_)) = stream.chunk().await {}
-    })
-    .await;
-    assert!(ended.is_ok(), "the revoked key's event stream stayed open");
+    assert!(
+        ends(stream).await,
+        "the revoked key's event stream stayed open"
+    );
     let after = post(
         &server,
         "/mcp/everything",
@@ -904,4 +893,75 @@ async fn revoking_a_key_ends_its_open_sessions_streams_and_all() {
     )
     .await;
     assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn removing_the_mcp_or_the_keys_access_ends_its_sessions() {
+    let env = Env::new();
+    env.add_everything_stdio("everything");
+    env.add_everything_stdio("second");
+    let (id, key) = env.create_key("client", &[]);
+    let server = Server::start(&env).await;
+    let on_everything = open_session(&server, &key).await;
+    let on_second = {
+        let response = post(&server, "/mcp/second", Some(&key), None, &[], &initialize()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let alive = |path: &'static str, session: String| {
+        let server = &server;
+        let key = &key;
+        async move {
+            let listed = post(server, path, Some(key), Some(&session), &[], &tools_list()).await;
+            listed.status() == StatusCode::OK
+        }
+    };
+    assert!(alive("/mcp/second", on_second.clone()).await);
+
+    // The key loses `everything`: its session there ends, the other stays.
+    env.cli_ok(&["keys", "edit", &id, "--mcp", "second"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while alive("/mcp/everything", on_everything.clone()).await {
+        assert!(
+            Instant::now() < deadline,
+            "session outlived the key's access"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(alive("/mcp/second", on_second.clone()).await);
+
+    // Removing the MCP ends its sessions too.
+    env.cli_ok(&["mcps", "remove", "second"]);
+    while alive("/mcp/second", on_second.clone()).await {
+        assert!(Instant::now() < deadline, "session outlived its MCP");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Opens a session's `GET` event stream.
+async fn open_stream(server: &Server, path: &str, key: &str, session: &str) -> reqwest::Response {
+    let stream = server
+        .client
+        .get(format!("{}{path}", server.base))
+        .header("accept", "text/event-stream")
+        .header("authorization", format!("ApiKey {key}"))
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    stream
+}
+
+/// Whether the stream ends (within a generous limit) with nothing sent to it.
+async fn ends(mut stream: reqwest::Response) -> bool {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await
+    .is_ok()
 }

@@ -146,6 +146,7 @@ async fn admit(
         key_row: key.row_id,
         key_id: key.id.clone(),
         mcp_row: mcp.row_id,
+        mcp_slug: mcp.slug.clone(),
     };
     if let Some(id) = &session
         && proxy.book.get(id).as_ref() != Some(&binding)

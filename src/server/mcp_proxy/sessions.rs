@@ -16,9 +16,10 @@ use super::relay::lock;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
     pub key_row: i64,
-    /// The key's public lookup id, to re-check its status while the session lives.
+    /// The key's public lookup id, to re-check it while the session lives.
     pub key_id: String,
     pub mcp_row: i64,
+    pub mcp_slug: String,
 }
 
 /// Why a new session was refused.
@@ -42,11 +43,11 @@ impl SessionBook {
         lock(&self.bindings).get(session).cloned()
     }
 
-    /// Every bound session with its key's lookup id.
-    pub fn keys(&self) -> Vec<(String, String)> {
+    /// Every bound session with who opened it.
+    pub fn all(&self) -> Vec<(String, Binding)> {
         lock(&self.bindings)
             .iter()
-            .map(|(session, b)| (session.clone(), b.key_id.clone()))
+            .map(|(session, b)| (session.clone(), b.clone()))
             .collect()
     }
 

@@ -1,10 +1,13 @@
-//! Ends the MCP sessions of keys that were revoked or expired. A session
+//! Ends the MCP sessions that their key may no longer use: the key was
+//! revoked or expired, its access no longer includes the MCP, or the MCP
+//! was removed. A session
 //! whose client keeps a `GET` stream open is never idle and may send no
 //! request for hours, so checking the key only on requests would let it
 //! keep receiving its upstream's notifications and requests. Every
-//! [`INTERVAL`] each open session's key is looked up (from the verifier's
-//! change-aware cache: a store read only after a commit) and the sessions
-//! of keys that may no longer be used are closed, upstream and all.
+//! [`INTERVAL`] each open session's key is looked up and asked the one
+//! authorization question again (both from the verifier's change-aware
+//! cache: a store read only after a commit); sessions that fail it are
+//! closed, upstream and all.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::guard::close_session;
 use crate::domain::KeyStatus;
 use crate::server::AppState;
+use crate::server::authorize::{Denied, authorize_mcp};
 
 /// How often open sessions' keys are re-checked.
 pub const INTERVAL: Duration = Duration::from_secs(2);
@@ -35,10 +39,9 @@ pub fn spawn(state: Arc<AppState>, cancel: CancellationToken) -> JoinHandle<()> 
 
 async fn sweep(state: &AppState) {
     let now = chrono::Utc::now();
-    for (session, key_id) in state.proxy.book.keys() {
-        let usable = match state.verifier.key_state(&key_id).await {
-            Ok(Some(key)) => key.status(now) == KeyStatus::Active,
-            Ok(None) => false,
+    for (session, binding) in state.proxy.book.all() {
+        let key = match state.verifier.key_state(&binding.key_id).await {
+            Ok(key) => key.filter(|key| key.status(now) == KeyStatus::Active),
             // The store did not answer: try again next round rather than
             // end sessions on our own failure.
             Err(e) => {
@@ -46,8 +49,20 @@ async fn sweep(state: &AppState) {
                 return;
             }
         };
-        if !usable {
-            tracing::info!(key = %key_id, "MCP session closed: its key was revoked or expired");
+        let allowed = match key {
+            Some(key) => match authorize_mcp(state, &key, &binding.mcp_slug).await {
+                Ok(mcp) => mcp.row_id == binding.mcp_row,
+                Err(Denied::Unauthorized) => false,
+                Err(Denied::Internal) => return,
+            },
+            None => false,
+        };
+        if !allowed {
+            tracing::info!(
+                key = %binding.key_id,
+                mcp = %binding.mcp_slug,
+                "MCP session closed: its key may no longer use the MCP"
+            );
             close_session(state, &session).await;
         }
     }

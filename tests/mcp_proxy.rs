@@ -370,17 +370,13 @@ fn tools_list() -> Value {
     json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
 }
 
-/// Opens a session with `key` and returns its id.
+/// Opens a session on `/mcp/everything` with `key` and returns its id.
 async fn open_session(server: &impl Target, key: &str) -> String {
-    let response = post(
-        server,
-        "/mcp/everything",
-        Some(key),
-        None,
-        &[],
-        &initialize(),
-    )
-    .await;
+    open_session_on(server, "/mcp/everything", key).await
+}
+
+async fn open_session_on(server: &impl Target, path: &str, key: &str) -> String {
+    let response = post(server, path, Some(key), None, &[], &initialize()).await;
     assert_eq!(response.status(), StatusCode::OK);
     let id = response
         .headers()
@@ -391,15 +387,7 @@ async fn open_session(server: &impl Target, key: &str) -> String {
         .to_owned();
     let _ = response.text().await;
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let acked = post(
-        server,
-        "/mcp/everything",
-        Some(key),
-        Some(&id),
-        &[],
-        &initialized,
-    )
-    .await;
+    let acked = post(server, path, Some(key), Some(&id), &[], &initialized).await;
     assert_eq!(acked.status(), StatusCode::ACCEPTED);
     id
 }
@@ -736,8 +724,9 @@ async fn every_request_is_a_usage_event_named_by_what_it_used() {
     }
 }
 
-/// A stdio MCP server with one tool, `wait`, that never answers; it
-/// writes each `notifications/cancelled` it receives to `cancelled`.
+/// A stdio MCP server with a tool `wait` that never answers (it writes
+/// each call and each `notifications/cancelled` it receives to `cancelled`)
+/// and a tool `exit` that ends the process.
 fn cancel_recorder(dir: &std::path::Path) -> (String, std::path::PathBuf) {
     let cancelled = dir.join("cancelled");
     let script = dir.join("recorder.js");
@@ -753,6 +742,8 @@ require("readline").createInterface({ input: process.stdin }).on("line", (line) 
   } else if (m.method === "tools/list") {
     send({ jsonrpc: "2.0", id: m.id, result: { tools: [{ name: "wait",
       inputSchema: { type: "object" } }] } });
+  } else if (m.method === "tools/call" && m.params.name === "exit") {
+    process.exit(0);
   } else if (m.method === "tools/call") {
     fs.appendFileSync(out, "called " + JSON.stringify(m.id) + "\n");
   } else if (m.method === "notifications/cancelled") {
@@ -964,4 +955,47 @@ async fn ends(mut stream: reqwest::Response) -> bool {
     })
     .await
     .is_ok()
+}
+
+#[tokio::test]
+async fn a_session_whose_upstream_died_ends_so_the_client_can_start_over() {
+    support::server_everything(); // node must be there
+    let env = Env::new();
+    let (command, _) = cancel_recorder(env.dir.path());
+    env.cli_ok(&["mcps", "add", "recorder", "--stdio", &command]);
+    let (_, key) = env.create_key("client", &[]);
+    let server = Server::start(&env).await;
+    let path = "/mcp/recorder";
+    let session = open_session_on(&server, path, &key).await;
+    let exit = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "exit", "arguments": {}}});
+    let _ = post(&server, path, Some(&key), Some(&session), &[], &exit)
+        .await
+        .text()
+        .await;
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let listed = post(
+            &server,
+            path,
+            Some(&key),
+            Some(&session),
+            &[],
+            &tools_list(),
+        )
+        .await;
+        if listed.status() == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dead upstream's session lived on"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A new session gets a new upstream.
+    let fresh = open_session_on(&server, path, &key).await;
+    let listed = post(&server, path, Some(&key), Some(&fresh), &[], &tools_list()).await;
+    assert!(listed.text().await.unwrap().contains("\"wait\""));
 }

@@ -182,9 +182,11 @@ async fn admit(
     } else {
         None
     };
+    let link = Arc::new(std::sync::OnceLock::new());
     parts.extensions.insert(Grant {
         slug: mcp.slug.clone(),
         spec: upstream_spec(&mcp),
+        link: link.clone(),
     });
     let response = proxy.service.handle(Request::from_parts(parts, body)).await;
     let ok = response.status().is_success();
@@ -195,7 +197,7 @@ async fn admit(
             .get(SESSION_HEADER)
             .and_then(|v| v.to_str().ok())
     {
-        proxy.book.bind(id.to_owned(), binding);
+        proxy.book.bind(id.to_owned(), binding, link.get().cloned());
     }
     if method == Method::DELETE
         && ok

@@ -179,6 +179,8 @@ impl ServerHandler for ProxyHandler {
                 ErrorData::internal_error(format!("Upstream MCP '{}' failed", grant.slug), None)
             })?;
         let peer = service.peer().clone();
+        let _ = self.link.upstream.set(peer.clone());
+        let _ = grant.link.set(self.link.clone());
         let Some(upstream_info) = peer.peer_info() else {
             return Err(unexpected(&grant.slug));
         };

@@ -17,7 +17,7 @@ mod relay;
 mod sessions;
 mod sweeper;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -65,10 +65,13 @@ impl Default for ProxySettings {
 
 /// What a request was authorized for, handed to the session's handler
 /// through the request's extensions (rmcp passes them on).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Grant {
     pub slug: String,
     pub spec: UpstreamSpec,
+    /// Filled by the handler at `initialize`, so the session's upstream can
+    /// be watched from outside rmcp.
+    pub link: Arc<OnceLock<Arc<relay::Link>>>,
 }
 
 /// The MCP endpoint's shared parts.

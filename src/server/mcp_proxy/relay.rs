@@ -26,6 +26,8 @@ use rmcp::{ClientHandler, Peer, RoleClient, RoleServer, ServiceError};
 pub struct Link {
     /// The downstream client, known once it has sent `initialize`.
     pub downstream: OnceLock<Peer<RoleServer>>,
+    /// The upstream connection, once open.
+    pub upstream: OnceLock<Peer<RoleClient>>,
     /// Upstream progress token → the token the downstream client chose.
     pub progress: Mutex<HashMap<ProgressToken, ProgressToken>>,
     /// Downstream requests being forwarded, oldest first: a request the
@@ -34,6 +36,14 @@ pub struct Link {
 }
 
 impl Link {
+    /// Whether the upstream connection has ended (the process exited, the
+    /// HTTP session was lost): the session can no longer be served.
+    pub fn upstream_lost(&self) -> bool {
+        self.upstream
+            .get()
+            .is_some_and(|peer| peer.is_transport_closed())
+    }
+
     fn downstream(&self) -> Result<&Peer<RoleServer>, ErrorData> {
         self.downstream
             .get()

@@ -10,7 +10,9 @@ use std::sync::Mutex;
 
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 
-use super::relay::lock;
+use std::sync::Arc;
+
+use super::relay::{Link, lock};
 
 /// Who opened a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,28 +33,39 @@ pub enum Full {
     Total(usize),
 }
 
+/// A bound session: who opened it and its link to the upstream.
+struct Entry {
+    binding: Binding,
+    link: Option<Arc<Link>>,
+}
+
 #[derive(Default)]
 pub struct SessionBook {
-    bindings: Mutex<HashMap<String, Binding>>,
+    bindings: Mutex<HashMap<String, Entry>>,
     /// Sessions admitted but whose `initialize` has not answered yet.
     opening: Mutex<HashMap<i64, usize>>,
 }
 
 impl SessionBook {
     pub fn get(&self, session: &str) -> Option<Binding> {
-        lock(&self.bindings).get(session).cloned()
+        lock(&self.bindings)
+            .get(session)
+            .map(|entry| entry.binding.clone())
     }
 
-    /// Every bound session with who opened it.
-    pub fn all(&self) -> Vec<(String, Binding)> {
+    /// Every bound session with who opened it and whether its upstream is gone.
+    pub fn all(&self) -> Vec<(String, Binding, bool)> {
         lock(&self.bindings)
             .iter()
-            .map(|(session, b)| (session.clone(), b.clone()))
+            .map(|(session, entry)| {
+                let lost = entry.link.as_ref().is_some_and(|link| link.upstream_lost());
+                (session.clone(), entry.binding.clone(), lost)
+            })
             .collect()
     }
 
-    pub fn bind(&self, session: String, binding: Binding) {
-        lock(&self.bindings).insert(session, binding);
+    pub fn bind(&self, session: String, binding: Binding, link: Option<Arc<Link>>) {
+        lock(&self.bindings).insert(session, Entry { binding, link });
     }
 
     pub fn forget(&self, session: &str) {
@@ -76,7 +89,10 @@ impl SessionBook {
         if bindings.len() + pending >= total {
             return Err(Full::Total(total));
         }
-        let of_key = bindings.values().filter(|b| b.key_row == key_row).count()
+        let of_key = bindings
+            .values()
+            .filter(|entry| entry.binding.key_row == key_row)
+            .count()
             + opening.get(&key_row).copied().unwrap_or(0);
         if of_key >= per_key {
             return Err(Full::PerKey(per_key));

@@ -1,6 +1,7 @@
-//! Ends the MCP sessions that their key may no longer use: the key was
-//! revoked or expired, its access no longer includes the MCP, or the MCP
-//! was removed. A session
+//! Ends the MCP sessions that can no longer be served: their upstream
+//! connection ended (a new session gets a new one), or their key may no
+//! longer use them (revoked, expired, its access no longer includes the
+//! MCP, or the MCP was removed). A session
 //! whose client keeps a `GET` stream open is never idle and may send no
 //! request for hours, so checking the key only on requests would let it
 //! keep receiving its upstream's notifications and requests. Every
@@ -39,7 +40,13 @@ pub fn spawn(state: Arc<AppState>, cancel: CancellationToken) -> JoinHandle<()> 
 
 async fn sweep(state: &AppState) {
     let now = chrono::Utc::now();
-    for (session, binding) in state.proxy.book.all() {
+    for (session, binding, upstream_lost) in state.proxy.book.all() {
+        if upstream_lost {
+            // Closed, the client is told (404) to start a new session.
+            tracing::info!(mcp = %binding.mcp_slug, "MCP session closed: its upstream connection ended");
+            close_session(state, &session).await;
+            continue;
+        }
         let key = match state.verifier.key_state(&binding.key_id).await {
             Ok(key) => key.filter(|key| key.status(now) == KeyStatus::Active),
             // The store did not answer: try again next round rather than

@@ -999,3 +999,33 @@ async fn a_session_whose_upstream_died_ends_so_the_client_can_start_over() {
     let listed = post(&server, path, Some(&key), Some(&fresh), &[], &tools_list()).await;
     assert!(listed.text().await.unwrap().contains("\"wait\""));
 }
+
+#[tokio::test]
+async fn a_failed_initialize_holds_no_session() {
+    let env = Env::new();
+    env.add_everything_stdio("everything");
+    env.cli_ok(&["mcps", "add", "broken", "--stdio", "sh -c 'exit 1'"]);
+    let (_, key) = env.create_key("client", &[]);
+    let settings = plexmcp::server::mcp_proxy::ProxySettings {
+        max_sessions_per_key: 1,
+        ..Default::default()
+    };
+    let gateway = InProcess::start(&env, settings).await;
+    for _ in 0..3 {
+        let failed = post(
+            &gateway,
+            "/mcp/broken",
+            Some(&key),
+            None,
+            &[],
+            &initialize(),
+        )
+        .await;
+        assert_ne!(failed.status(), StatusCode::TOO_MANY_REQUESTS);
+        let text = failed.text().await.unwrap();
+        assert!(text.contains("Upstream MCP 'broken' failed"), "{text}");
+    }
+    // The failures took none of the key's one place.
+    open_session(&gateway, &key).await;
+    gateway.stop().await;
+}

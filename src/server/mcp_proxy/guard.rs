@@ -190,6 +190,9 @@ async fn admit(
     });
     let response = proxy.service.handle(Request::from_parts(parts, body)).await;
     let ok = response.status().is_success();
+    // rmcp answers `initialize` only once the handler has: the link is set
+    // by now if the upstream was reached. A session without one is closed
+    // at once rather than left to count against the caps.
     if initializing
         && ok
         && let Some(id) = response
@@ -197,7 +200,10 @@ async fn admit(
             .get(SESSION_HEADER)
             .and_then(|v| v.to_str().ok())
     {
-        proxy.book.bind(id.to_owned(), binding, link.get().cloned());
+        match link.get() {
+            Some(link) => proxy.book.bind(id.to_owned(), binding, link.clone()),
+            None => close_session(state, id).await,
+        }
     }
     if method == Method::DELETE
         && ok

@@ -36,7 +36,7 @@ pub enum Full {
 /// A bound session: who opened it and its link to the upstream.
 struct Entry {
     binding: Binding,
-    link: Option<Arc<Link>>,
+    link: Arc<Link>,
 }
 
 #[derive(Default)]
@@ -58,13 +58,13 @@ impl SessionBook {
         lock(&self.bindings)
             .iter()
             .map(|(session, entry)| {
-                let lost = entry.link.as_ref().is_some_and(|link| link.upstream_lost());
+                let lost = entry.link.upstream_lost();
                 (session.clone(), entry.binding.clone(), lost)
             })
             .collect()
     }
 
-    pub fn bind(&self, session: String, binding: Binding, link: Option<Arc<Link>>) {
+    pub fn bind(&self, session: String, binding: Binding, link: Arc<Link>) {
         lock(&self.bindings).insert(session, Entry { binding, link });
     }
 
@@ -86,7 +86,8 @@ impl SessionBook {
         bindings.retain(|id, _| live.contains_key(id.as_str()));
         let mut opening = lock(&self.opening);
         let pending: usize = opening.values().sum();
-        if bindings.len() + pending >= total {
+        // rmcp's own count includes sessions not yet bound here.
+        if bindings.len().max(live.len()) + pending >= total {
             return Err(Full::Total(total));
         }
         let of_key = bindings

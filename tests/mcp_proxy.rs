@@ -402,6 +402,7 @@ async fn rpc_error(response: reqwest::Response) -> Value {
 async fn sessions_belong_to_the_key_that_opened_them() {
     let env = Env::new();
     env.add_everything_stdio("everything");
+    env.add_everything_stdio("second");
     let (owner_id, owner) = env.create_key("owner", &[]);
     let (_, other) = env.create_key("other", &[]);
     let server = Server::start(&env).await;
@@ -419,6 +420,19 @@ async fn sessions_belong_to_the_key_that_opened_them() {
     .await;
     assert_eq!(listed.status(), StatusCode::OK);
     assert!(listed.text().await.unwrap().contains("\"echo\""));
+
+    // Nor is it served on another MCP's path.
+    let second = "/mcp/second";
+    let elsewhere = post(
+        &server,
+        second,
+        Some(&owner),
+        Some(&session),
+        &[],
+        &tools_list(),
+    )
+    .await;
+    assert_eq!(elsewhere.status(), StatusCode::NOT_FOUND);
 
     // Another valid key cannot use it.
     let stolen = post(

@@ -194,6 +194,16 @@ impl Verifier {
         }
     }
 
+    /// The current record of the key with public id `lookup_id`, without
+    /// its secret: for work already authorized by it (open MCP sessions)
+    /// that must stop once the key is revoked or expires.
+    pub async fn key_state(&self, lookup_id: &str) -> Result<Option<KeyState>, AuthError> {
+        Ok(self
+            .lookup(lookup_id)
+            .await?
+            .map(|cached| cached.key.clone()))
+    }
+
     /// The live MCP `slug` of an org, or `None` if it does not exist, was
     /// removed, or `slug` is not an MCP id at all (then nothing is read).
     /// Callers authenticate first, which already dropped stale state; a

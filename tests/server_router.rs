@@ -223,7 +223,8 @@ async fn unknown_paths_answer_404() {
     let fx = Fixture::new();
     for (method, path) in [
         (Method::GET, "/"),
-        (Method::POST, "/mcp/extra"),
+        // `/mcp/{mcp_id}` is an MCP endpoint (tests/mcp_proxy.rs); deeper paths are not.
+        (Method::POST, "/mcp/extra/more"),
         (Method::POST, "/v1/mcp"),
         (Method::GET, "/healthz/x"),
     ] {

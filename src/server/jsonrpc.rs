@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::authorize::{Denied, authorize_mcp, may_use};
 use super::mcp::upstream_spec;
 use crate::domain::KeyRecord;
 use crate::rules;
@@ -120,7 +121,7 @@ async fn list_tools(state: &AppState, key: &KeyRecord) -> Value {
             Vec::new()
         }
     };
-    let allowed: Vec<_> = mcps.iter().filter(|m| key.access.allows(&m.slug)).collect();
+    let allowed: Vec<_> = mcps.iter().filter(|m| may_use(key, &m.slug)).collect();
     let specs: Vec<_> = allowed.iter().map(|mcp| upstream_spec(mcp)).collect();
     let answers = state.upstreams.tools_of_each(&specs).await;
     let mut tools = Vec::new();
@@ -170,9 +171,7 @@ async fn call_tool(state: &AppState, key: &KeyRecord, id: &Value, params: &Value
             403,
         )
     };
-    // Unknown, removed and forbidden MCPs answer alike: no enumeration.
-    // Nothing is looked up for a name that cannot be an MCP id (nor is it
-    // recorded), or for an MCP this key may not use.
+    // A name that cannot be an MCP id is neither looked up nor recorded.
     if !rules::is_slug(mcp_id) {
         return unauthorized();
     }
@@ -181,14 +180,10 @@ async fn call_tool(state: &AppState, key: &KeyRecord, id: &Value, params: &Value
         o.tool = Some(tool.to_string());
         o
     };
-    if !key.access.allows(mcp_id) {
-        return named(unauthorized());
-    }
-    let mcp = match state.verifier.mcp(key.org_id, mcp_id).await {
-        Ok(Some(mcp)) => mcp,
-        Ok(None) => return named(unauthorized()),
-        Err(e) => {
-            tracing::error!(error = %e, "MCP lookup failed");
+    let mcp = match authorize_mcp(state, key, mcp_id).await {
+        Ok(mcp) => mcp,
+        Err(Denied::Unauthorized) => return named(unauthorized()),
+        Err(Denied::Internal) => {
             return named(outcome(
                 error(id, INTERNAL_ERROR, "Internal error"),
                 "internal_error",

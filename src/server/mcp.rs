@@ -15,10 +15,11 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::authorize::{Denied, authorize_mcp};
 use super::error::{ApiError, MAX_BODY_BYTES};
 use super::limiter::{FailureLimiter, Reservation};
 use super::{AppState, jsonrpc};
-use crate::auth::{AuthError, Reason};
+use crate::auth::{AuthError, KeyState, Reason};
 use crate::domain::Mcp;
 use crate::rules;
 use crate::store::UsageEvent;
@@ -116,7 +117,7 @@ pub async fn call(State(state): State<Arc<AppState>>, request: Request) -> Respo
 /// with two different keys (or one unusable header among several) there
 /// is no telling which one the client meant, so none is picked. The same
 /// key given more than once is not ambiguous and is accepted.
-fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, ()> {
+pub(super) fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, ()> {
     let authorization = headers.get_all(header::AUTHORIZATION).iter().map(|value| {
         let (scheme, key) = value
             .to_str()
@@ -153,7 +154,10 @@ const RECORDED_NAME_MAX: usize = 128;
 /// method name longer than [`RECORDED_NAME_MAX`] is cut and ends in `…`,
 /// so it cannot pass for the whole name. (The store further keeps an MCP
 /// id only if it names a live MCP.)
-fn recorded_names(mcp: Option<String>, tool: Option<String>) -> (Option<String>, Option<String>) {
+pub(super) fn recorded_names(
+    mcp: Option<String>,
+    tool: Option<String>,
+) -> (Option<String>, Option<String>) {
     match mcp {
         Some(mcp) if !rules::is_slug(&mcp) => (None, None),
         mcp => (mcp, tool.map(bounded_name)),
@@ -178,7 +182,42 @@ async fn handle(
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
-    let presented = presented_key(&parts.headers);
+    let key = authenticate(state, &parts.headers, client, &mut outcome.key_row).await?;
+
+    let bytes = read_body(body).await?;
+    let request = match decode_body(&bytes)? {
+        Decoded::Call(request) => request,
+        // MCP clients speak JSON-RPC on the same path.
+        Decoded::JsonRpc(message) => {
+            return Ok(Reply::Rpc(jsonrpc::handle(state, &key, message).await));
+        }
+    };
+    // A name that cannot be an MCP id is not recorded (recorded_names).
+    outcome.mcp = Some(request.mcp_id.clone());
+    outcome.tool = Some(request.tool.clone());
+    let mcp = authorize_mcp(state, &key, &request.mcp_id)
+        .await
+        .map_err(denied_error)?;
+
+    let spec = upstream_spec(&mcp);
+    state
+        .upstreams
+        .call(&spec, &request.tool, request.arguments)
+        .await
+        .map_err(|e| upstream_api_error(&mcp.slug, &spec.name, e))
+        .map(Reply::Call)
+}
+
+/// Checks the key a request presents, under the failure limiter: the
+/// same rules for every endpoint. `key_row` is set as soon as a key row
+/// is known, so even a refused attempt can be recorded against it.
+pub(super) async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: Option<IpAddr>,
+    key_row: &mut Option<i64>,
+) -> Result<KeyState, ApiError> {
+    let presented = presented_key(headers);
     // A client that keeps failing is turned away before any key work,
     // unless it presents a key this process has already verified.
     let blocked = client.and_then(|ip| state.limiter.blocked(ip, Instant::now()));
@@ -208,66 +247,40 @@ async fn handle(
         .verifier
         .authenticate_within(presented, chrono::Utc::now(), || attempt.reserve())
         .await;
-    let key = match authenticated {
+    match authenticated {
         Ok(key) => {
             attempt.settle(false);
-            key
+            *key_row = Some(key.row_id);
+            Ok(key)
         }
-        Err(AuthError::Refused { reason, key_row }) => {
+        Err(AuthError::Refused {
+            reason,
+            key_row: row,
+        }) => {
             attempt.settle(true);
-            outcome.key_row = key_row;
-            return Err(ApiError::InvalidApiKey(reason));
+            *key_row = row;
+            Err(ApiError::InvalidApiKey(reason))
         }
         Err(AuthError::Throttled) => {
             let retry_after = attempt.retry_after.unwrap_or(1);
             attempt.settle(false);
-            return Err(ApiError::RateLimited { retry_after });
+            Err(ApiError::RateLimited { retry_after })
         }
         Err(e) => {
             // Our failure, not the client's: nothing is charged.
             attempt.settle(false);
             tracing::error!(error = %e, "authentication failed");
-            return Err(ApiError::Internal);
+            Err(ApiError::Internal)
         }
-    };
-    outcome.key_row = Some(key.row_id);
-
-    let bytes = read_body(body).await?;
-    let request = match decode_body(&bytes)? {
-        Decoded::Call(request) => request,
-        // MCP clients speak JSON-RPC on the same path.
-        Decoded::JsonRpc(message) => {
-            return Ok(Reply::Rpc(jsonrpc::handle(state, &key, message).await));
-        }
-    };
-    // Unknown, removed and forbidden MCPs answer alike: no enumeration.
-    // Nothing is looked up for a name that cannot be an MCP id (nor is it
-    // recorded), or for an MCP this key may not use.
-    if !rules::is_slug(&request.mcp_id) {
-        return Err(ApiError::UnauthorizedMcp);
     }
-    outcome.mcp = Some(request.mcp_id.clone());
-    outcome.tool = Some(request.tool.clone());
-    if !key.access.allows(&request.mcp_id) {
-        return Err(ApiError::UnauthorizedMcp);
-    }
-    let mcp = state
-        .verifier
-        .mcp(key.org_id, &request.mcp_id)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "MCP lookup failed");
-            ApiError::Internal
-        })?
-        .ok_or(ApiError::UnauthorizedMcp)?;
+}
 
-    let spec = upstream_spec(&mcp);
-    state
-        .upstreams
-        .call(&spec, &request.tool, request.arguments)
-        .await
-        .map_err(|e| upstream_api_error(&mcp.slug, &spec.name, e))
-        .map(Reply::Call)
+/// The REST answer for a refused authorization.
+pub(super) fn denied_error(denied: Denied) -> ApiError {
+    match denied {
+        Denied::Unauthorized => ApiError::UnauthorizedMcp,
+        Denied::Internal => ApiError::Internal,
+    }
 }
 
 /// What a caller is told about a failed upstream call, with the detail
@@ -353,7 +366,7 @@ impl Drop for Attempt<'_> {
 /// would otherwise hold a connection and a buffer indefinitely).
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
+pub(super) async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
     let bytes = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES))
         .await
         .map_err(|_| ApiError::RequestTimeout)?

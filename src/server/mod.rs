@@ -4,19 +4,21 @@
 //! token fires, then finishes in-flight requests and drains the usage
 //! writer. The console starts the very same `serve` as a background task.
 
+mod authorize;
 pub mod connections;
 mod error;
 mod jsonrpc;
 pub mod limiter;
 pub mod live;
 mod mcp;
+pub mod mcp_proxy;
 mod upstream_reaper;
 pub mod usage_writer;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +39,8 @@ pub struct AppState {
     pub usage: UsageSink,
     pub live: Arc<LiveStats>,
     pub limiter: FailureLimiter,
+    /// `/mcp/{mcp_id}`: sessions and rmcp's transport.
+    pub proxy: mcp_proxy::McpProxy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +64,14 @@ impl Gateway {
     /// probe for the verifier, one for the usage writer, one for the
     /// upstream reaper.
     pub fn new(store: Store) -> Result<Gateway, ServeError> {
+        Gateway::with_proxy_settings(store, mcp_proxy::ProxySettings::default())
+    }
+
+    /// As [`Gateway::new`], with the MCP endpoint's session and origin settings.
+    pub fn with_proxy_settings(
+        store: Store,
+        settings: mcp_proxy::ProxySettings,
+    ) -> Result<Gateway, ServeError> {
         let writer = UsageWriter::start(store.reopen()?)?;
         let reaper_store = store.reopen()?;
         let state = Arc::new(AppState {
@@ -68,6 +80,7 @@ impl Gateway {
             usage: writer.sink(),
             live: Arc::new(LiveStats::default()),
             limiter: FailureLimiter::default(),
+            proxy: mcp_proxy::McpProxy::new(settings),
         });
         Ok(Gateway {
             state,
@@ -97,6 +110,14 @@ impl Gateway {
             self.state.upstreams.clone(),
             reaping.clone(),
         );
+        let sweeper = mcp_proxy::spawn_sweeper(self.state.clone(), reaping.clone());
+        // Open MCP streams would hold a graceful shutdown forever: they end first.
+        let state = self.state.clone();
+        let streams = cancel.clone();
+        let ending = tokio::spawn(async move {
+            streams.cancelled().await;
+            state.proxy.shutdown();
+        });
         connections::serve(
             listener,
             router(self.state.clone()),
@@ -104,8 +125,11 @@ impl Gateway {
             connections::Limits::default(),
         )
         .await;
+        self.state.proxy.shutdown();
+        let _ = ending.await;
         reaping.cancel();
         let _ = reaper.await;
+        let _ = sweeper.await;
         self.state.upstreams.shutdown().await;
         self.writer.finish().await;
         Ok(())
@@ -115,6 +139,7 @@ impl Gateway {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/mcp", post(mcp::call))
+        .route("/mcp/{mcp_id}", any(mcp_proxy::guard))
         .route("/healthz", get(healthz))
         .fallback(not_found)
         .with_state(state)

@@ -107,38 +107,11 @@ impl Connection {
             name: spec.name.clone(),
             shared: shared.clone(),
         };
-        let (service, pid, overflow) = match &spec.transport {
-            Transport::Stdio {
-                command,
-                args,
-                env,
-                inherit_env,
-            } => {
-                let (process, pid) = stdio::spawn(&spec.name, command, args, env, inherit_env)?;
-                let overflow = process.overflow();
-                let service = handler.serve(process).await.map_err(|e| match e {
-                    _ if overflow.is_cancelled() => oversized("the MCP handshake"),
-                    ClientInitializeError::ConnectionClosed(_) => UpstreamError::Failed(format!(
-                        "'{command}' exited before completing the MCP handshake (its stderr is in the log)"
-                    )),
-                    e => UpstreamError::Failed(format!(
-                        "MCP handshake failed: {}",
-                        describe_handshake(&e)
-                    )),
-                })?;
-                (service, pid, Some(overflow))
-            }
-            Transport::Http { url, headers } => {
-                let transport = http::transport(url, headers)?;
-                let service = handler.serve(transport).await.map_err(|e| {
-                    UpstreamError::Failed(format!(
-                        "MCP handshake failed: {}",
-                        describe_handshake(&e)
-                    ))
-                })?;
-                (service, None, None)
-            }
-        };
+        let OpenedClient {
+            service,
+            pid,
+            overflow,
+        } = open_client_untimed(spec, handler).await?;
         let peer = service.peer().clone();
         // The tool list is cached here; rmcp's response cache would only keep
         // up to 512 more copies of what an upstream sent (16 MiB each at worst).
@@ -308,6 +281,73 @@ impl Connection {
 impl Drop for Connection {
     fn drop(&mut self) {
         tracing::debug!(target: "plexmcp::upstream", upstream = %self.name, pid = self.pid, "connection dropped");
+    }
+}
+
+/// A client session with an upstream, driven by rmcp with `H` answering
+/// what the upstream sends (requests, notifications).
+pub struct OpenedClient<H: ClientHandler> {
+    pub service: RunningService<RoleClient, H>,
+    /// Child process id for stdio upstreams.
+    pub pid: Option<u32>,
+    /// Fires when a stdio upstream sends an over-long message (the session is then over).
+    pub overflow: Option<CancellationToken>,
+}
+
+/// Connects to `spec`'s upstream (spawns the stdio child with its cleared
+/// environment, or sets up the HTTP session) and completes the MCP
+/// handshake with `handler`'s client info, within `spec.timeout`. Used by
+/// the shared pool and by every MCP proxy session alike.
+pub async fn open_client<H: ClientHandler>(
+    spec: &UpstreamSpec,
+    handler: H,
+) -> Result<OpenedClient<H>, UpstreamError> {
+    match tokio::time::timeout(spec.timeout, open_client_untimed(spec, handler)).await {
+        Ok(result) => result,
+        Err(_) => Err(UpstreamError::Timeout(spec.timeout)),
+    }
+}
+
+async fn open_client_untimed<H: ClientHandler>(
+    spec: &UpstreamSpec,
+    handler: H,
+) -> Result<OpenedClient<H>, UpstreamError> {
+    match &spec.transport {
+        Transport::Stdio {
+            command,
+            args,
+            env,
+            inherit_env,
+        } => {
+            let (process, pid) = stdio::spawn(&spec.name, command, args, env, inherit_env)?;
+            let overflow = process.overflow();
+            let service = handler.serve(process).await.map_err(|e| match e {
+                _ if overflow.is_cancelled() => oversized("the MCP handshake"),
+                ClientInitializeError::ConnectionClosed(_) => UpstreamError::Failed(format!(
+                    "'{command}' exited before completing the MCP handshake (its stderr is in the log)"
+                )),
+                e => UpstreamError::Failed(format!(
+                    "MCP handshake failed: {}",
+                    describe_handshake(&e)
+                )),
+            })?;
+            Ok(OpenedClient {
+                service,
+                pid,
+                overflow: Some(overflow),
+            })
+        }
+        Transport::Http { url, headers } => {
+            let transport = http::transport(url, headers)?;
+            let service = handler.serve(transport).await.map_err(|e| {
+                UpstreamError::Failed(format!("MCP handshake failed: {}", describe_handshake(&e)))
+            })?;
+            Ok(OpenedClient {
+                service,
+                pid: None,
+                overflow: None,
+            })
+        }
     }
 }
 

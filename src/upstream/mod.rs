@@ -31,6 +31,7 @@ mod tests;
 
 use std::time::Duration;
 
+pub use connection::{OpenedClient, open_client};
 pub use pool::Upstreams;
 
 /// How to reach an upstream MCP server: the same description the store

@@ -1,0 +1,382 @@
+//! In front of rmcp's transport on `/mcp/{mcp_id}`: every request (POST,
+//! GET, DELETE) presents a key, checked like any REST call (limiter,
+//! ambiguity refusal), then [`authorize_mcp`] decides whether the key may
+//! use the MCP, and a session id must belong to that key and MCP. Refusals
+//! are JSON-RPC error bodies, so MCP clients show their message; nothing
+//! refused reaches rmcp or an upstream. A JSON-RPC request is a usage
+//! event, recorded when its response (or its stream) ends.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+
+use super::Grant;
+use super::sessions::Binding;
+use crate::auth::Reason;
+use crate::server::authorize::{Denied, authorize_mcp};
+use crate::server::mcp::{authenticate, read_body, recorded_names, upstream_spec};
+use crate::server::{ApiError, AppState};
+use crate::store::UsageEvent;
+
+const SESSION_HEADER: &str = "mcp-session-id";
+
+// JSON-RPC error codes for refusals (the server-defined range).
+const INVALID_KEY: i64 = -32001;
+const UNAUTHORIZED_MCP: i64 = -32003;
+const SESSION_NOT_FOUND: i64 = -32004;
+const TOO_MANY: i64 = -32029;
+const INTERNAL: i64 = -32603;
+const INVALID_REQUEST: i64 = -32600;
+const PARSE_ERROR: i64 = -32700;
+
+/// What the usage record of one request will say.
+struct Usage {
+    key_row: Option<i64>,
+    mcp: Option<String>,
+    tool: Option<String>,
+    /// Only JSON-RPC requests (and refusals) are usage events.
+    counted: bool,
+    client_ip: Option<String>,
+    user_agent: Option<String>,
+}
+
+pub async fn guard(
+    State(state): State<Arc<AppState>>,
+    Path(mcp_id): Path<String>,
+    request: Request,
+) -> Response {
+    let started = Instant::now();
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let mut usage = Usage {
+        key_row: None,
+        mcp: Some(mcp_id.clone()),
+        tool: None,
+        counted: true,
+        client_ip: client.map(|ip| ip.to_string()),
+        user_agent: request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(256).collect()),
+    };
+    let response = match admit(&state, &mcp_id, request, client, &mut usage).await {
+        Ok(response) => response,
+        Err(refusal) => refusal,
+    };
+    finish(state, usage, response, started)
+}
+
+/// Checks the request and, if it passes, hands it to rmcp.
+async fn admit(
+    state: &Arc<AppState>,
+    mcp_id: &str,
+    request: Request,
+    client: Option<std::net::IpAddr>,
+    usage: &mut Usage,
+) -> Result<Response, Response> {
+    let proxy = &state.proxy;
+    let (mut parts, body) = request.into_parts();
+    let session = parts
+        .headers
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let key = match authenticate(state, &parts.headers, client, &mut usage.key_row).await {
+        Ok(key) => key,
+        Err(error) => {
+            // A session whose key was revoked or expired ends with it.
+            if let (ApiError::InvalidApiKey(Reason::Revoked | Reason::Expired), Some(row), Some(id)) =
+                (&error, usage.key_row, &session)
+                && proxy.book.get(id).is_some_and(|b| b.key_row == row)
+            {
+                close_session(state, id).await;
+            }
+            return Err(api_refusal(&error));
+        }
+    };
+    // Read before authorization (as REST does), so a refusal is recorded
+    // with what it asked for; the key is known by now.
+    let method = parts.method.clone();
+    let mut initializing = false;
+    let body = if method == Method::POST {
+        let bytes = read_body(body).await.map_err(|e| api_refusal(&e))?;
+        let Ok(message) = serde_json::from_slice::<Value>(&bytes) else {
+            return Err(rpc_error(
+                StatusCode::BAD_REQUEST,
+                PARSE_ERROR,
+                "Parse error: the body is not JSON",
+                json!({ "code": "invalid_request" }),
+            ));
+        };
+        match peek(&message) {
+            Some((rpc_method, name)) => {
+                initializing = rpc_method == "initialize" && session.is_none();
+                usage.tool = Some(name.unwrap_or(rpc_method));
+            }
+            // Notifications, responses and non-messages (rmcp answers those) are no requests.
+            None => usage.counted = false,
+        }
+        Body::from(bytes)
+    } else {
+        usage.counted = false;
+        body
+    };
+    let mcp = authorize_mcp(state, &key, mcp_id)
+        .await
+        .map_err(|denied| match denied {
+            Denied::Unauthorized => rpc_error(
+                StatusCode::FORBIDDEN,
+                UNAUTHORIZED_MCP,
+                "Unauthorized MCP",
+                json!({ "code": "unauthorized_mcp" }),
+            ),
+            Denied::Internal => api_refusal(&ApiError::Internal),
+        })?;
+    let binding = Binding {
+        key_row: key.row_id,
+        key_id: key.id.clone(),
+        mcp_row: mcp.row_id,
+        mcp_slug: mcp.slug.clone(),
+    };
+    if let Some(id) = &session
+        && proxy.book.get(id).as_ref() != Some(&binding)
+    {
+        // Unknown, ended, or another key's or MCP's: all alike.
+        return Err(rpc_error(
+            StatusCode::NOT_FOUND,
+            SESSION_NOT_FOUND,
+            "Session not found; initialize a new one",
+            json!({ "code": "session_not_found" }),
+        ));
+    }
+    let _opening = if initializing {
+        let settings = &proxy.settings;
+        let admitted = proxy
+            .book
+            .admit(
+                &proxy.sessions,
+                key.row_id,
+                settings.max_sessions_per_key,
+                settings.max_sessions,
+            )
+            .await
+            .map_err(|full| {
+                rpc_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    TOO_MANY,
+                    &full.to_string(),
+                    json!({ "code": "too_many_sessions" }),
+                )
+            })?;
+        Some(admitted)
+    } else {
+        None
+    };
+    let link = Arc::new(std::sync::OnceLock::new());
+    parts.extensions.insert(Grant {
+        slug: mcp.slug.clone(),
+        spec: upstream_spec(&mcp),
+        link: link.clone(),
+    });
+    let response = proxy.service.handle(Request::from_parts(parts, body)).await;
+    let ok = response.status().is_success();
+    // rmcp answers `initialize` only once the handler has: the link is set
+    // by now if the upstream was reached. A session without one is closed
+    // at once rather than left to count against the caps.
+    if initializing
+        && ok
+        && let Some(id) = response
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+    {
+        match link.get() {
+            Some(link) => proxy.book.bind(id.to_owned(), binding, link.clone()),
+            None => close_session(state, id).await,
+        }
+    }
+    if method == Method::DELETE
+        && ok
+        && let Some(id) = &session
+    {
+        proxy.book.forget(id);
+    }
+    Ok(response.map(Body::new))
+}
+
+/// Ends a session in rmcp (its handler and upstream go with it).
+pub(super) async fn close_session(state: &AppState, id: &str) {
+    use rmcp::transport::streamable_http_server::session::SessionManager;
+    let proxy = &state.proxy;
+    proxy.book.forget(id);
+    let _ = proxy.sessions.close_session(&Arc::from(id)).await;
+}
+
+/// The JSON-RPC method of a request and the name it is about (tool,
+/// prompt, resource URI), or `None` for anything that is not a request.
+fn peek(message: &Value) -> Option<(String, Option<String>)> {
+    message.get("id")?;
+    let method = message.get("method")?.as_str()?.to_owned();
+    let params = message.get("params");
+    let field = match method.as_str() {
+        "tools/call" | "prompts/get" => "name",
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => "uri",
+        _ => return Some((method, None)),
+    };
+    let name = params
+        .and_then(|p| p.get(field))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    Some((method, name))
+}
+
+fn rpc_error(status: StatusCode, code: i64, message: &str, data: Value) -> Response {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": { "code": code, "message": message, "data": data },
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// A refusal the REST API would give as `error`, in JSON-RPC form.
+fn api_refusal(error: &ApiError) -> Response {
+    let rpc_code = match error {
+        ApiError::InvalidApiKey(_) => INVALID_KEY,
+        ApiError::UnauthorizedMcp => UNAUTHORIZED_MCP,
+        ApiError::RateLimited { .. } => TOO_MANY,
+        ApiError::Internal => INTERNAL,
+        _ => INVALID_REQUEST,
+    };
+    let mut data = json!({ "code": error.code() });
+    if let ApiError::InvalidApiKey(reason) = error {
+        data["reason"] = json!(reason.as_str());
+    }
+    let mut response = rpc_error(error.status(), rpc_code, &error.message(), data);
+    match error {
+        ApiError::InvalidApiKey(_) => {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("ApiKey"));
+        }
+        ApiError::RateLimited { retry_after } => {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
+        _ => {}
+    }
+    response
+}
+
+/// The usage outcome code for a response status.
+fn outcome_code(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        200..=299 => "ok",
+        401 => "invalid_api_key",
+        403 => "unauthorized_mcp",
+        404 => "session_not_found",
+        413 => "payload_too_large",
+        429 => "rate_limited",
+        400..=499 => "invalid_request",
+        _ => "internal_error",
+    }
+}
+
+/// Records the usage event when the response body is finished with (sent
+/// whole, or its stream ended or was dropped by the client).
+fn finish(state: Arc<AppState>, usage: Usage, response: Response, started: Instant) -> Response {
+    let status = response.status();
+    if !usage.counted && status.is_success() {
+        return response;
+    }
+    let Some(key_row) = usage.key_row else {
+        return response;
+    };
+    let record = OnDrop(Some(move || {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let status = status.as_u16();
+        state.live.record(now.as_secs(), status >= 400);
+        let (mcp, tool) = recorded_names(usage.mcp, usage.tool);
+        let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        tracing::info!(
+            status,
+            key = key_row,
+            mcp = mcp.as_deref(),
+            tool = tool.as_deref(),
+            latency_us,
+            "/mcp/{{id}}"
+        );
+        state.usage.record(UsageEvent {
+            key_row,
+            mcp_slug: mcp,
+            tool,
+            outcome: outcome_code(axum::http::StatusCode::from_u16(status).unwrap_or_default()),
+            http_status: status,
+            latency_us,
+            client_ip: usage.client_ip,
+            user_agent: usage.user_agent,
+            at_ms: i64::try_from(now.as_millis()).unwrap_or(i64::MAX),
+        });
+    }));
+    response.map(|body| {
+        Body::new(body.map_frame(move |frame| {
+            let _ = &record;
+            frame
+        }))
+    })
+}
+
+/// Runs its closure once, when dropped.
+struct OnDrop<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_named_by_what_they_use_and_other_messages_are_not_requests() {
+        let named = |m: Value| peek(&m);
+        let call =
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo"}});
+        assert_eq!(
+            named(call),
+            Some(("tools/call".into(), Some("echo".into())))
+        );
+        let read = json!({"jsonrpc": "2.0", "id": 1, "method": "resources/read", "params": {"uri": "demo://a"}});
+        assert_eq!(
+            named(read),
+            Some(("resources/read".into(), Some("demo://a".into())))
+        );
+        let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+        assert_eq!(named(list), Some(("tools/list".into(), None)));
+        // A call without a name is still a request, named by its method downstream.
+        let nameless = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call"});
+        assert_eq!(named(nameless), Some(("tools/call".into(), None)));
+        let notification = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        assert_eq!(named(notification), None);
+        let response = json!({"jsonrpc": "2.0", "id": 3, "result": {}});
+        assert_eq!(named(response), None);
+        assert_eq!(named(json!([1, 2])), None);
+    }
+}

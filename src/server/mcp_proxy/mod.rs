@@ -1,0 +1,115 @@
+//! `/mcp/{mcp_id}`: one upstream MCP server, passed through unchanged, for
+//! MCP clients over Streamable HTTP (2025-06-18 and 2025-11-25 with
+//! sessions, SSE streams and DELETE; 2025-03-26 and 2024-11-05 alike).
+//!
+//! rmcp's `StreamableHttpService` speaks the transport; `guard` stands in
+//! front of it and decides, for every request (POST, GET, DELETE), whether
+//! the key may use that MCP and that session, before anything reaches an
+//! upstream, and records the usage. Each session gets a `ProxyHandler` with
+//! its own upstream connection (for stdio a child process of its own), so
+//! one client's notifications, log level, subscriptions and server-to-client
+//! requests never reach another. Plain REST `tools/call` keeps using the
+//! shared pool.
+
+mod guard;
+mod handler;
+mod relay;
+mod sessions;
+mod sweeper;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+
+pub use guard::guard;
+use handler::ProxyHandler;
+use sessions::SessionBook;
+pub use sweeper::spawn as spawn_sweeper;
+
+use crate::upstream::UpstreamSpec;
+
+/// An idle session ends after this long without a request or open stream.
+pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+/// Open sessions one key may hold at once.
+pub const DEFAULT_MAX_SESSIONS_PER_KEY: usize = 16;
+/// Open sessions the gateway holds at once.
+pub const DEFAULT_MAX_SESSIONS: usize = 256;
+
+/// How the MCP endpoint is run; the defaults suit a gateway on loopback.
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    pub session_idle: Duration,
+    pub max_sessions_per_key: usize,
+    pub max_sessions: usize,
+    /// `Host` values accepted (DNS-rebinding protection), with or without port.
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins accepted, e.g. `http://localhost:6274`; any other
+    /// `Origin` is refused with 403. Requests without `Origin` pass.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        ProxySettings {
+            session_idle: DEFAULT_SESSION_IDLE,
+            max_sessions_per_key: DEFAULT_MAX_SESSIONS_PER_KEY,
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+/// What a request was authorized for, handed to the session's handler
+/// through the request's extensions (rmcp passes them on).
+#[derive(Clone)]
+pub struct Grant {
+    pub slug: String,
+    pub spec: UpstreamSpec,
+    /// Filled by the handler at `initialize`, so the session's upstream can
+    /// be watched from outside rmcp.
+    pub link: Arc<OnceLock<Arc<relay::Link>>>,
+}
+
+/// The MCP endpoint's shared parts.
+pub struct McpProxy {
+    service: StreamableHttpService<ProxyHandler, LocalSessionManager>,
+    sessions: Arc<LocalSessionManager>,
+    book: SessionBook,
+    settings: ProxySettings,
+    /// Ends every session and stream; fired when the gateway shuts down.
+    cancel: CancellationToken,
+}
+
+impl McpProxy {
+    pub fn new(settings: ProxySettings) -> McpProxy {
+        let cancel = CancellationToken::new();
+        let mut manager = LocalSessionManager::default();
+        manager.session_config.keep_alive = Some(settings.session_idle);
+        let sessions = Arc::new(manager);
+        let config = StreamableHttpServerConfig::default()
+            .with_legacy_session_mode(true)
+            .with_allowed_hosts(settings.allowed_hosts.clone())
+            .with_allowed_origins(settings.allowed_origins.clone())
+            .enforce_origin_validation()
+            .with_max_request_body_bytes(crate::server::MAX_BODY_BYTES)
+            .with_cancellation_token(cancel.clone());
+        let service =
+            StreamableHttpService::new(|| Ok(ProxyHandler::default()), sessions.clone(), config);
+        McpProxy {
+            service,
+            sessions,
+            book: SessionBook::default(),
+            settings,
+            cancel,
+        }
+    }
+
+    /// Ends every session (their upstreams close with them) and stream.
+    pub fn shutdown(&self) {
+        self.cancel.cancel();
+    }
+}

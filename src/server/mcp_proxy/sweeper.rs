@@ -1,0 +1,76 @@
+//! Ends the MCP sessions that can no longer be served: their upstream
+//! connection ended (a new session gets a new one), or their key may no
+//! longer use them (revoked, expired, its access no longer includes the
+//! MCP, or the MCP was removed). A session
+//! whose client keeps a `GET` stream open is never idle and may send no
+//! request for hours, so checking the key only on requests would let it
+//! keep receiving its upstream's notifications and requests. Every
+//! [`INTERVAL`] each open session's key is looked up and asked the one
+//! authorization question again (both from the verifier's change-aware
+//! cache: a store read only after a commit); sessions that fail it are
+//! closed, upstream and all.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::guard::close_session;
+use crate::domain::KeyStatus;
+use crate::server::AppState;
+use crate::server::authorize::{Denied, authorize_mcp};
+
+/// How often open sessions' keys are re-checked.
+pub const INTERVAL: Duration = Duration::from_secs(2);
+
+/// Starts the sweeper; it runs until `cancel` fires.
+pub fn spawn(state: Arc<AppState>, cancel: CancellationToken) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = ticks.tick() => sweep(&state).await,
+            }
+        }
+    })
+}
+
+async fn sweep(state: &AppState) {
+    let now = chrono::Utc::now();
+    for (session, binding, upstream_lost) in state.proxy.book.all() {
+        if upstream_lost {
+            // Closed, the client is told (404) to start a new session.
+            tracing::info!(mcp = %binding.mcp_slug, "MCP session closed: its upstream connection ended");
+            close_session(state, &session).await;
+            continue;
+        }
+        let key = match state.verifier.key_state(&binding.key_id).await {
+            Ok(key) => key.filter(|key| key.status(now) == KeyStatus::Active),
+            // The store did not answer: try again next round rather than
+            // end sessions on our own failure.
+            Err(e) => {
+                tracing::warn!(error = %e, "checking MCP sessions' keys failed");
+                return;
+            }
+        };
+        let allowed = match key {
+            Some(key) => match authorize_mcp(state, &key, &binding.mcp_slug).await {
+                Ok(mcp) => mcp.row_id == binding.mcp_row,
+                Err(Denied::Unauthorized) => false,
+                Err(Denied::Internal) => return,
+            },
+            None => false,
+        };
+        if !allowed {
+            tracing::info!(
+                key = %binding.key_id,
+                mcp = %binding.mcp_slug,
+                "MCP session closed: its key may no longer use the MCP"
+            );
+            close_session(state, &session).await;
+        }
+    }
+}

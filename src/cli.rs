@@ -461,6 +461,7 @@ fn run_console(settings: &config::Settings) -> ExitCode {
         db: settings.db.value.clone(),
         org: settings.org.value.clone(),
         listen,
+        proxy: settings.proxy_settings(),
     };
     match crate::tui::run(options) {
         Ok(()) => ExitCode::SUCCESS,

@@ -473,3 +473,51 @@ async fn sighup_applies_the_new_log_filter_and_access_setting() {
         lines.join("\n")
     );
 }
+
+/// `POST /mcp/everything` initialize with `headers`; the status only.
+async fn initialize_status(serve: &Serve, key: &str, headers: &[(&str, &str)]) -> u16 {
+    let mut request = serve
+        .client
+        .post(format!("http://{}/mcp/everything", serve.addr))
+        .header("authorization", format!("ApiKey {key}"))
+        .header("accept", "application/json, text/event-stream")
+        .json(&serde_json::json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                       "clientInfo": {"name": "config-test", "version": "1"}}
+        }));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request
+        .send()
+        .await
+        .expect("POST /mcp/everything")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn allowed_origins_and_hosts_come_from_the_file() {
+    let env = Env::new();
+    env.add_everything_stdio("everything");
+    let (_, key) = env.create_key("inspector", &[]);
+    let inspector = [("origin", "http://localhost:6274")];
+    let proxied = [("host", "mcp.example.com")];
+
+    let serve = Serve::start(plexmcp(&env), &["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(initialize_status(&serve, &key, &inspector).await, 403);
+    assert_eq!(initialize_status(&serve, &key, &proxied).await, 403);
+    serve.stop();
+
+    write_config(
+        &env,
+        "[server]\nallowed_origins = [\"http://localhost:6274\"]\nallowed_hosts = [\"mcp.example.com\"]\n",
+    );
+    let serve = Serve::start(plexmcp(&env), &["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(initialize_status(&serve, &key, &inspector).await, 200);
+    assert_eq!(initialize_status(&serve, &key, &proxied).await, 200);
+    let other = [("origin", "https://evil.example")];
+    assert_eq!(initialize_status(&serve, &key, &other).await, 403);
+    serve.stop();
+}

@@ -46,7 +46,9 @@ pub fn run(
         let signals = Signals::register();
         tokio::spawn(watch_signals(signals, cancel.clone(), reloader));
         tracing::info!("plexmcp serving POST /mcp on http://{}", listener.local_addr()?);
-        server::serve(store, listener, cancel).await?;
+        server::Gateway::with_proxy_settings(store, settings.proxy_settings())?
+            .serve(listener, cancel)
+            .await?;
         tracing::info!("stopped; usage events written");
         Ok(())
     })

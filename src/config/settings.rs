@@ -119,13 +119,35 @@ pub struct Settings {
 
 pub const DEFAULT_SESSION_IDLE_SECS: u64 = 1800;
 pub const DEFAULT_SESSIONS_PER_KEY: u32 = 16;
-pub const DEFAULT_SESSIONS_TOTAL: u32 = 1024;
+pub const DEFAULT_SESSIONS_TOTAL: u32 = 256;
 pub const DEFAULT_RETENTION_DAYS: u32 = 90;
 
 /// The variable naming the configuration file.
 pub const CONFIG_ENV: &str = "PLEXMCP_CONFIG";
 
 impl Settings {
+    /// The MCP endpoint's settings: session limits, and the `Host` and
+    /// `Origin` values it accepts. Loopback names and the listen address are
+    /// always accepted as hosts; configured names are added to them.
+    pub fn proxy_settings(&self) -> crate::server::mcp_proxy::ProxySettings {
+        let mut proxy = crate::server::mcp_proxy::ProxySettings {
+            session_idle: std::time::Duration::from_secs(self.session_idle_timeout_secs.value),
+            max_sessions_per_key: self.sessions_max_per_key.value as usize,
+            max_sessions: self.sessions_max_total.value as usize,
+            ..Default::default()
+        };
+        let ip = self.listen.value.ip();
+        if !ip.is_unspecified() {
+            proxy.allowed_hosts.push(ip.to_string());
+        }
+        for host in &self.allowed_hosts.value {
+            if !proxy.allowed_hosts.contains(host) {
+                proxy.allowed_hosts.push(host.clone());
+            }
+        }
+        proxy.allowed_origins = self.allowed_origins.value.clone();
+        proxy
+    }
     /// Resolves from the process environment.
     pub fn resolve(flags: &Flags) -> Result<Settings, ConfigError> {
         Settings::resolve_with(flags, process_env)
@@ -274,7 +296,7 @@ impl Settings {
                     .collect::<Vec<_>>(),
             ),
             self.allowed_origins.source,
-            UNUSED,
+            "",
         );
         row(
             "server.allowed_hosts",
@@ -287,7 +309,7 @@ impl Settings {
                     .collect::<Vec<_>>(),
             ),
             self.allowed_hosts.source,
-            UNUSED,
+            "",
         );
         row(
             "server.trusted_proxies",
@@ -338,19 +360,19 @@ impl Settings {
             "sessions.idle_timeout_secs",
             self.session_idle_timeout_secs.value.to_string(),
             self.session_idle_timeout_secs.source,
-            UNUSED,
+            "",
         );
         row(
             "sessions.max_per_key",
             self.sessions_max_per_key.value.to_string(),
             self.sessions_max_per_key.source,
-            UNUSED,
+            "",
         );
         row(
             "sessions.max_total",
             self.sessions_max_total.value.to_string(),
             self.sessions_max_total.source,
-            UNUSED,
+            "",
         );
         row(
             "usage.retention_days",
@@ -441,5 +463,27 @@ fn from_file<T>(file: Option<T>, default: T) -> Sourced<T> {
             value: default,
             source: Source::Default,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::mcp_proxy;
+
+    #[test]
+    fn session_defaults_are_the_mcp_endpoints_own() {
+        assert_eq!(
+            std::time::Duration::from_secs(DEFAULT_SESSION_IDLE_SECS),
+            mcp_proxy::DEFAULT_SESSION_IDLE
+        );
+        assert_eq!(
+            DEFAULT_SESSIONS_PER_KEY as usize,
+            mcp_proxy::DEFAULT_MAX_SESSIONS_PER_KEY
+        );
+        assert_eq!(
+            DEFAULT_SESSIONS_TOTAL as usize,
+            mcp_proxy::DEFAULT_MAX_SESSIONS
+        );
     }
 }

@@ -48,6 +48,8 @@ pub struct ConsoleOptions {
     pub org: String,
     /// `None` with `--no-server`.
     pub listen: Option<SocketAddr>,
+    /// Sessions, hosts and origins of the built-in server's MCP endpoint.
+    pub proxy: crate::server::mcp_proxy::ProxySettings,
 }
 
 /// How long quitting waits for in-flight requests and the usage writer.
@@ -80,6 +82,7 @@ struct BackgroundServer {
 async fn start_server(
     store: &Store,
     listen: Option<SocketAddr>,
+    proxy: crate::server::mcp_proxy::ProxySettings,
     cancel: &CancellationToken,
 ) -> BackgroundServer {
     let not_running = |status| BackgroundServer {
@@ -102,7 +105,11 @@ async fn start_server(
             return not_running(ServerStatus::Failed(why));
         }
     };
-    let gateway = match store.reopen().map_err(Into::into).and_then(Gateway::new) {
+    let gateway = match store
+        .reopen()
+        .map_err(Into::into)
+        .and_then(|store| Gateway::with_proxy_settings(store, proxy))
+    {
         Ok(gateway) => gateway,
         Err(e) => return not_running(ServerStatus::Failed(e.to_string())),
     };
@@ -129,7 +136,7 @@ async fn start_server(
 
 async fn console(store: Store, options: ConsoleOptions) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
-    let server = start_server(&store, options.listen, &cancel).await;
+    let server = start_server(&store, options.listen, options.proxy.clone(), &cancel).await;
 
     install_panic_hook();
     let mut terminal = ratatui::try_init()?;

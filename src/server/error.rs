@@ -111,7 +111,17 @@ impl IntoResponse for ApiError {
             error["reason"] = json!(reason.as_str());
         }
         let mut response = (self.status(), axum::Json(json!({ "error": error }))).into_response();
-        match &self {
+        self.add_headers(&mut response);
+        response
+    }
+}
+
+impl ApiError {
+    /// The headers this error's answer carries whatever its body's shape
+    /// (REST JSON or a JSON-RPC error): `WWW-Authenticate` on a 401,
+    /// `Retry-After` on a 429.
+    pub fn add_headers(&self, response: &mut Response) {
+        match self {
             ApiError::InvalidApiKey(_) => {
                 response
                     .headers_mut()
@@ -124,6 +134,5 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
-        response
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -263,19 +263,7 @@ fn api_refusal(error: &ApiError) -> Response {
         data["reason"] = json!(reason.as_str());
     }
     let mut response = rpc_error(error.status(), rpc_code, &error.message(), data);
-    match error {
-        ApiError::InvalidApiKey(_) => {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("ApiKey"));
-        }
-        ApiError::RateLimited { retry_after } => {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
-        }
-        _ => {}
-    }
+    error.add_headers(&mut response);
     response
 }
 

@@ -126,8 +126,8 @@ pub const DEFAULT_RETENTION_DAYS: u32 = 90;
 pub const CONFIG_ENV: &str = "PLEXMCP_CONFIG";
 
 impl Settings {
-    /// The MCP endpoint's settings: session limits, and the `Host` and
-    /// `Origin` values it accepts. Loopback names and the listen address are
+    /// The gateway's HTTP settings: session limits, the `Host` and `Origin`
+    /// values the MCP endpoint accepts, and the trusted reverse proxies. Loopback names and the listen address are
     /// always accepted as hosts; configured names are added to them.
     pub fn proxy_settings(&self) -> crate::server::mcp_proxy::ProxySettings {
         let mut proxy = crate::server::mcp_proxy::ProxySettings {
@@ -146,6 +146,8 @@ impl Settings {
             }
         }
         proxy.allowed_origins = self.allowed_origins.value.clone();
+        proxy.trusted_proxies =
+            crate::server::client_addr::TrustedProxies::new(&self.trusted_proxies.value);
         proxy
     }
     /// Resolves from the process environment.
@@ -322,7 +324,7 @@ impl Settings {
                     .collect::<Vec<_>>(),
             ),
             self.trusted_proxies.source,
-            UNUSED,
+            "",
         );
         row(
             "console.server",
@@ -485,5 +487,32 @@ mod tests {
             DEFAULT_SESSIONS_TOTAL as usize,
             mcp_proxy::DEFAULT_MAX_SESSIONS
         );
+    }
+
+    #[test]
+    fn trusted_proxies_from_the_file_reach_the_gateway_and_show_as_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n",
+        )
+        .unwrap();
+        let flags = Flags {
+            config: Some(path),
+            ..Flags::default()
+        };
+        let settings = Settings::resolve_with(&flags, |_| None).unwrap();
+        let trusted = settings.proxy_settings().trusted_proxies;
+        assert!(trusted.contains("10.200.0.1".parse().unwrap()));
+        assert!(trusted.contains("::1".parse().unwrap()));
+        assert!(!trusted.contains("192.0.2.1".parse().unwrap()));
+        let show = settings.show();
+        let row = show
+            .lines()
+            .find(|l| l.contains("server.trusted_proxies"))
+            .unwrap();
+        assert!(row.contains("[\"10.0.0.0/8\", \"::1\"]"), "{row}");
+        assert!(!row.contains("not used yet"), "{row}");
     }
 }

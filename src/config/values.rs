@@ -152,14 +152,24 @@ impl fmt::Display for AccessLog {
     }
 }
 
-/// An IP address or a CIDR block such as `10.0.0.0/8`.
+/// An IP address or a CIDR block such as `10.0.0.0/8`, kept as written
+/// (for `config show`) and as the network it names (for matching).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-pub struct Cidr(String);
+pub struct Cidr {
+    text: String,
+    ip: IpAddr,
+    prefix_len: u8,
+}
 
 impl Cidr {
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
+    }
+
+    /// The network's address and prefix length; a bare address is a full-length prefix.
+    pub fn network(&self) -> (IpAddr, u8) {
+        (self.ip, self.prefix_len)
     }
 }
 
@@ -173,13 +183,18 @@ impl FromStr for Cidr {
         };
         let ip: IpAddr = ip.parse().map_err(|_| bad())?;
         let max = if ip.is_ipv4() { 32 } else { 128 };
-        if let Some(len) = len {
-            match len.parse::<u8>() {
-                Ok(len) if len <= max => {}
+        let prefix_len = match len {
+            None => max,
+            Some(len) => match len.parse::<u8>() {
+                Ok(len) if len <= max => len,
                 _ => return Err(bad()),
-            }
-        }
-        Ok(Cidr(s.to_string()))
+            },
+        };
+        Ok(Cidr {
+            text: s.to_string(),
+            ip,
+            prefix_len,
+        })
     }
 }
 

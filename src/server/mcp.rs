@@ -5,17 +5,18 @@
 //! request are the client's choice, so only bounded ones are kept: an MCP
 //! id only if it could be one, a tool or method name cut to a fixed length.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::authorize::{Denied, authorize_mcp};
+use super::client_addr::request_client;
 use super::error::{ApiError, MAX_BODY_BYTES};
 use super::limiter::{FailureLimiter, Reservation};
 use super::{AppState, jsonrpc};
@@ -49,10 +50,12 @@ struct Outcome {
 
 pub async fn call(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let started = Instant::now();
-    let client_ip = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string());
+    let client = request_client(
+        request.extensions(),
+        request.headers(),
+        &state.trusted_proxies,
+    );
+    let client_ip = client.map(|ip| ip.to_string());
     let user_agent = request
         .headers()
         .get(header::USER_AGENT)
@@ -63,7 +66,7 @@ pub async fn call(State(state): State<Arc<AppState>>, request: Request) -> Respo
         mcp: None,
         tool: None,
     };
-    let result = handle(&state, request, &mut outcome).await;
+    let result = handle(&state, request, client, &mut outcome).await;
     let (status, code, response) = match result {
         Ok(Reply::Call(value)) => (200, "ok", axum::Json(value).into_response()),
         Ok(Reply::Rpc(rpc)) => {
@@ -175,13 +178,10 @@ fn bounded_name(name: String) -> String {
 async fn handle(
     state: &AppState,
     request: Request,
+    client: Option<IpAddr>,
     outcome: &mut Outcome,
 ) -> Result<Reply, ApiError> {
     let (parts, body) = request.into_parts();
-    let client = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
     let key = authenticate(state, &parts.headers, client, &mut outcome.key_row).await?;
 
     let bytes = read_body(body).await?;

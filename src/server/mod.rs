@@ -5,6 +5,7 @@
 //! writer. The console starts the very same `serve` as a background task.
 
 mod authorize;
+pub mod client_addr;
 pub mod connections;
 mod error;
 mod jsonrpc;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub usage: UsageSink,
     pub live: Arc<LiveStats>,
     pub limiter: FailureLimiter,
+    /// Peers whose forwarding headers name the client (limiter, usage).
+    pub trusted_proxies: client_addr::TrustedProxies,
     /// `/mcp/{mcp_id}`: sessions and rmcp's transport.
     pub proxy: mcp_proxy::McpProxy,
 }
@@ -80,6 +83,7 @@ impl Gateway {
             usage: writer.sink(),
             live: Arc::new(LiveStats::default()),
             limiter: FailureLimiter::default(),
+            trusted_proxies: settings.trusted_proxies.clone(),
             proxy: mcp_proxy::McpProxy::new(settings),
         });
         Ok(Gateway {

@@ -6,12 +6,11 @@
 //! refused reaches rmcp or an upstream. A JSON-RPC request is a usage
 //! event, recorded when its response (or its stream) ends.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
@@ -21,6 +20,7 @@ use super::Grant;
 use super::sessions::Binding;
 use crate::auth::Reason;
 use crate::server::authorize::{Denied, authorize_mcp};
+use crate::server::client_addr::request_client;
 use crate::server::mcp::{authenticate, read_body, recorded_names, upstream_spec};
 use crate::server::{ApiError, AppState};
 use crate::store::UsageEvent;
@@ -53,10 +53,11 @@ pub async fn guard(
     request: Request,
 ) -> Response {
     let started = Instant::now();
-    let client = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
+    let client = request_client(
+        request.extensions(),
+        request.headers(),
+        &state.trusted_proxies,
+    );
     let mut usage = Usage {
         key_row: None,
         mcp: Some(mcp_id.clone()),

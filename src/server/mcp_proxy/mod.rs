@@ -49,6 +49,8 @@ pub struct ProxySettings {
     /// Browser origins accepted, e.g. `http://localhost:6274`; any other
     /// `Origin` is refused with 403. Requests without `Origin` pass.
     pub allowed_origins: Vec<String>,
+    /// Reverse proxies believed about who the client is (the whole gateway uses it).
+    pub trusted_proxies: crate::server::client_addr::TrustedProxies,
 }
 
 impl Default for ProxySettings {
@@ -59,6 +61,7 @@ impl Default for ProxySettings {
             max_sessions: DEFAULT_MAX_SESSIONS,
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             allowed_origins: Vec::new(),
+            trusted_proxies: Default::default(),
         }
     }
 }

@@ -135,6 +135,10 @@ impl Reloader {
             ("org", new.org.value != old.org.value),
             ("server.listen", new.listen.value != old.listen.value),
             ("log.format", new.log_format.value != old.log_format.value),
+            (
+                "server.trusted_proxies",
+                new.trusted_proxies.value != old.trusted_proxies.value,
+            ),
         ] {
             if changed {
                 tracing::warn!("SIGHUP: {key} changed in {path}: needs a restart");

@@ -127,8 +127,9 @@ pub const CONFIG_ENV: &str = "PLEXMCP_CONFIG";
 
 impl Settings {
     /// The gateway's HTTP settings: session limits, the `Host` and `Origin`
-    /// values the MCP endpoint accepts, and the trusted reverse proxies. Loopback names and the listen address are
-    /// always accepted as hosts; configured names are added to them.
+    /// values the MCP endpoint accepts, and the trusted reverse proxies.
+    /// Loopback names and the listen address are always accepted as hosts;
+    /// configured names are added to them.
     pub fn proxy_settings(&self) -> crate::server::mcp_proxy::ProxySettings {
         let mut proxy = crate::server::mcp_proxy::ProxySettings {
             session_idle: std::time::Duration::from_secs(self.session_idle_timeout_secs.value),

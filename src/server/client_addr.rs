@@ -29,10 +29,6 @@ impl TrustedProxies {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.networks.is_empty()
-    }
-
     /// Whether `ip` lies in one of the networks (IPv4-mapped IPv6 counts as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);

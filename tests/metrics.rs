@@ -213,6 +213,21 @@ async fn metrics_count_requests_auth_failures_and_usage() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 
+    // Keep failing until the limiter answers 429: each one is counted.
+    let mut limited = 0;
+    for _ in 0..30 {
+        if server.call(None, &keyless).await.status == 429 {
+            limited += 1;
+        }
+    }
+    assert!(limited > 0, "the limiter never answered 429");
+    let limiting = scrape(&server.client, &metrics_url).await;
+    assert_eq!(
+        sample(&limiting, "plexmcp_rate_limited_total"),
+        f64::from(limited)
+    );
+    assert_eq!(sample(&limiting, &rest(429)), f64::from(limited));
+
     // Not on the API's listener: its ordinary 404.
     let public = server
         .client

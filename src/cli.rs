@@ -462,6 +462,7 @@ fn run_console(settings: &config::Settings) -> ExitCode {
         org: settings.org.value.clone(),
         listen,
         proxy: settings.proxy_settings(),
+        metrics_listen: settings.metrics_listen.value.map(|addr| addr.0),
     };
     match crate::tui::run(options) {
         Ok(()) => ExitCode::SUCCESS,

@@ -46,9 +46,16 @@ pub fn run(
         let signals = Signals::register();
         tokio::spawn(watch_signals(signals, cancel.clone(), reloader));
         tracing::info!("plexmcp serving POST /mcp on http://{}", listener.local_addr()?);
-        server::Gateway::with_proxy_settings(store, settings.proxy_settings())?
-            .serve(listener, cancel)
-            .await?;
+        let mut gateway = server::Gateway::with_proxy_settings(store, settings.proxy_settings())?;
+        if let Some(metrics) = settings.metrics_listen.value {
+            let addr = metrics.0;
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| CliError::Failed(format!("cannot listen on {addr} (metrics.listen): {e}")))?;
+            tracing::info!("plexmcp serving GET /metrics on http://{}", listener.local_addr()?);
+            gateway = gateway.with_metrics(listener);
+        }
+        gateway.serve(listener, cancel).await?;
         tracing::info!("stopped; usage events written");
         Ok(())
     })
@@ -138,6 +145,10 @@ impl Reloader {
             (
                 "server.trusted_proxies",
                 new.trusted_proxies.value != old.trusted_proxies.value,
+            ),
+            (
+                "metrics.listen",
+                new.metrics_listen.value != old.metrics_listen.value,
             ),
         ] {
             if changed {

@@ -388,13 +388,13 @@ impl Settings {
                 "metrics.listen",
                 quoted(&addr.to_string()),
                 self.metrics_listen.source,
-                UNUSED,
+                "",
             ),
             None => row(
                 "# metrics.listen",
                 "(off)".to_string(),
                 self.metrics_listen.source,
-                UNUSED,
+                "",
             ),
         }
 

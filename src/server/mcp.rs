@@ -72,7 +72,11 @@ pub async fn call(State(state): State<Arc<AppState>>, request: Request) -> Respo
         Ok(Reply::Rpc(rpc)) => {
             outcome.mcp = rpc.mcp;
             outcome.tool = rpc.tool;
-            (rpc.status, rpc.code, rpc.response)
+            let mut response = rpc.response;
+            response
+                .extensions_mut()
+                .insert(super::metrics::Endpoint::JsonRpc);
+            (rpc.status, rpc.code, response)
         }
         Err(e) => {
             if e == ApiError::Internal {
@@ -233,6 +237,7 @@ pub(super) async fn authenticate(
             if let Some(ip) = client {
                 state.limiter.record_failure(ip, Instant::now());
             }
+            state.metrics.auth_failure(Reason::Malformed);
             return Err(ApiError::InvalidApiKey(Reason::Malformed));
         }
     };
@@ -258,6 +263,7 @@ pub(super) async fn authenticate(
             key_row: row,
         }) => {
             attempt.settle(true);
+            state.metrics.auth_failure(reason);
             *key_row = row;
             Err(ApiError::InvalidApiKey(reason))
         }

@@ -13,6 +13,7 @@ pub mod limiter;
 pub mod live;
 mod mcp;
 pub mod mcp_proxy;
+pub mod metrics;
 mod upstream_reaper;
 pub mod usage_writer;
 
@@ -44,6 +45,8 @@ pub struct AppState {
     pub trusted_proxies: client_addr::TrustedProxies,
     /// `/mcp/{mcp_id}`: sessions and rmcp's transport.
     pub proxy: mcp_proxy::McpProxy,
+    /// Request counters for `GET /metrics` (on its own listener).
+    pub metrics: metrics::Metrics,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +63,10 @@ pub struct Gateway {
     writer: UsageWriter,
     /// For the task that closes removed MCPs' upstreams while serving.
     reaper_store: Store,
+    /// The database file, whose size `/metrics` reports.
+    db: std::path::PathBuf,
+    /// Where `GET /metrics` is served, if anywhere.
+    metrics_listener: Option<TcpListener>,
 }
 
 impl Gateway {
@@ -77,6 +84,7 @@ impl Gateway {
     ) -> Result<Gateway, ServeError> {
         let writer = UsageWriter::start(store.reopen()?)?;
         let reaper_store = store.reopen()?;
+        let db = store.path().to_path_buf();
         let state = Arc::new(AppState {
             verifier: Verifier::new(store)?,
             upstreams: Upstreams::new(),
@@ -85,12 +93,21 @@ impl Gateway {
             limiter: FailureLimiter::default(),
             trusted_proxies: settings.trusted_proxies.clone(),
             proxy: mcp_proxy::McpProxy::new(settings),
+            metrics: metrics::Metrics::default(),
         });
         Ok(Gateway {
             state,
             writer,
             reaper_store,
+            db,
+            metrics_listener: None,
         })
+    }
+
+    /// Also serves `GET /metrics` on `listener` (never on the API's).
+    pub fn with_metrics(mut self, listener: TcpListener) -> Gateway {
+        self.metrics_listener = Some(listener);
+        self
     }
 
     pub fn state(&self) -> &Arc<AppState> {
@@ -115,6 +132,18 @@ impl Gateway {
             reaping.clone(),
         );
         let sweeper = mcp_proxy::spawn_sweeper(self.state.clone(), reaping.clone());
+        let scraping = self.metrics_listener.map(|listener| {
+            let app = metrics::router(self.state.clone(), self.db.clone());
+            let stop = cancel.clone();
+            tokio::spawn(async move {
+                let served = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "metrics listener failed");
+                }
+            })
+        });
         // Open MCP streams would hold a graceful shutdown forever: they end first.
         let state = self.state.clone();
         let streams = cancel.clone();
@@ -134,6 +163,9 @@ impl Gateway {
         reaping.cancel();
         let _ = reaper.await;
         let _ = sweeper.await;
+        if let Some(scraping) = scraping {
+            let _ = scraping.await;
+        }
         self.state.upstreams.shutdown().await;
         self.writer.finish().await;
         Ok(())
@@ -146,6 +178,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/mcp/{mcp_id}", any(mcp_proxy::guard))
         .route("/healthz", get(healthz))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 

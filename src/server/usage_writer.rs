@@ -34,6 +34,8 @@ enum Message {
 #[derive(Debug, Default)]
 pub struct WriterStats {
     pub written: AtomicU64,
+    /// Batches committed.
+    pub batches: AtomicU64,
     pub dropped: AtomicU64,
     pub failed_batches: AtomicU64,
     /// Events in the failed batches: lost with them.
@@ -165,6 +167,11 @@ impl UsageSink {
         }
     }
 
+    /// Events waiting in the queue for the writer.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     pub fn stats(&self) -> &Arc<WriterStats> {
         &self.stats
     }
@@ -247,6 +254,7 @@ fn commit(
     }
     match store.record_usage(batch) {
         Ok(()) => {
+            stats.batches.fetch_add(1, Ordering::Relaxed);
             stats
                 .written
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);

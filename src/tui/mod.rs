@@ -50,6 +50,8 @@ pub struct ConsoleOptions {
     pub listen: Option<SocketAddr>,
     /// Sessions, hosts and origins of the built-in server's MCP endpoint.
     pub proxy: crate::server::mcp_proxy::ProxySettings,
+    /// Where the built-in server serves `GET /metrics`; `None` is off.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// How long quitting waits for in-flight requests and the usage writer.
@@ -83,6 +85,7 @@ async fn start_server(
     store: &Store,
     listen: Option<SocketAddr>,
     proxy: crate::server::mcp_proxy::ProxySettings,
+    metrics_listen: Option<SocketAddr>,
     cancel: &CancellationToken,
 ) -> BackgroundServer {
     let not_running = |status| BackgroundServer {
@@ -105,7 +108,7 @@ async fn start_server(
             return not_running(ServerStatus::Failed(why));
         }
     };
-    let gateway = match store
+    let mut gateway = match store
         .reopen()
         .map_err(Into::into)
         .and_then(|store| Gateway::with_proxy_settings(store, proxy))
@@ -113,6 +116,16 @@ async fn start_server(
         Ok(gateway) => gateway,
         Err(e) => return not_running(ServerStatus::Failed(e.to_string())),
     };
+    // Metrics are an extra: the console serves without them if their address is taken.
+    if let Some(metrics_addr) = metrics_listen {
+        match TcpListener::bind(metrics_addr).await {
+            Ok(listener) => {
+                tracing::info!("serving GET /metrics on http://{metrics_addr}");
+                gateway = gateway.with_metrics(listener);
+            }
+            Err(e) => tracing::warn!(error = %e, %metrics_addr, "metrics not served"),
+        }
+    }
     let bound = listener
         .local_addr()
         .map_or_else(|_| addr.to_string(), |a| a.to_string());
@@ -136,7 +149,14 @@ async fn start_server(
 
 async fn console(store: Store, options: ConsoleOptions) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
-    let server = start_server(&store, options.listen, options.proxy.clone(), &cancel).await;
+    let server = start_server(
+        &store,
+        options.listen,
+        options.proxy.clone(),
+        options.metrics_listen,
+        &cancel,
+    )
+    .await;
 
     install_panic_hook();
     let mut terminal = ratatui::try_init()?;

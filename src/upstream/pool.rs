@@ -46,6 +46,9 @@ pub struct Upstreams {
 struct Inner {
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     shut_down: AtomicBool,
+    /// Connections opened and attempts that failed, since start (for metrics).
+    connects: std::sync::atomic::AtomicU64,
+    connect_failures: std::sync::atomic::AtomicU64,
 }
 
 struct Slot {
@@ -74,6 +77,14 @@ impl std::fmt::Debug for Upstreams {
 }
 
 impl Upstreams {
+    /// Upstream connections opened, and connection attempts that failed.
+    pub fn connect_counts(&self) -> (u64, u64) {
+        (
+            self.inner.connects.load(Ordering::Relaxed),
+            self.inner.connect_failures.load(Ordering::Relaxed),
+        )
+    }
+
     /// An empty pool; nothing is started until the first `tools`/`call`.
     pub fn new() -> Self {
         Self::default()
@@ -211,10 +222,12 @@ impl Upstreams {
                 slot.opened.fetch_add(1, Ordering::Relaxed);
                 match Connection::open(spec).await {
                     Ok(connection) => {
+                        self.inner.connects.fetch_add(1, Ordering::Relaxed);
                         lock(&slot.backoff).succeeded();
                         Ok(Arc::new(connection))
                     }
                     Err(e) => {
+                        self.inner.connect_failures.fetch_add(1, Ordering::Relaxed);
                         let pause = lock(&slot.backoff).failed(Instant::now());
                         tracing::warn!(target: "plexmcp::upstream", upstream = %spec.name, "connect failed: {e}; not retried for {pause:?}");
                         Err(e)

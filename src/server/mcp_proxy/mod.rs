@@ -112,6 +112,11 @@ impl McpProxy {
     }
 
     /// Ends every session (their upstreams close with them) and stream.
+    /// MCP sessions currently bound to a key.
+    pub fn sessions_open(&self) -> usize {
+        self.book.open_count()
+    }
+
     pub fn shutdown(&self) {
         self.cancel.cancel();
     }

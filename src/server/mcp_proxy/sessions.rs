@@ -64,6 +64,11 @@ impl SessionBook {
             .collect()
     }
 
+    /// Sessions bound and open.
+    pub fn open_count(&self) -> usize {
+        lock(&self.bindings).len()
+    }
+
     pub fn bind(&self, session: String, binding: Binding, link: Arc<Link>) {
         lock(&self.bindings).insert(session, Entry { binding, link });
     }

@@ -132,6 +132,13 @@ impl Gateway {
             reaping.clone(),
         );
         let sweeper = mcp_proxy::spawn_sweeper(self.state.clone(), reaping.clone());
+        // The per-request counters cost ~2 µs a request (a tenth of an
+        // authenticated 403): only counted when someone can scrape them.
+        let app = if self.metrics_listener.is_some() {
+            router(self.state.clone())
+        } else {
+            routes(self.state.clone())
+        };
         let scraping = self.metrics_listener.map(|listener| {
             let app = metrics::router(self.state.clone(), self.db.clone());
             let stop = cancel.clone();
@@ -151,13 +158,7 @@ impl Gateway {
             streams.cancelled().await;
             state.proxy.shutdown();
         });
-        connections::serve(
-            listener,
-            router(self.state.clone()),
-            cancel,
-            connections::Limits::default(),
-        )
-        .await;
+        connections::serve(listener, app, cancel, connections::Limits::default()).await;
         self.state.proxy.shutdown();
         let _ = ending.await;
         reaping.cancel();
@@ -172,16 +173,18 @@ impl Gateway {
     }
 }
 
+/// Every route, with the request counters of `/metrics`.
 pub fn router(state: Arc<AppState>) -> Router {
+    routes(state.clone()).layer(axum::middleware::from_fn_with_state(state, metrics::track))
+}
+
+/// Every route, uncounted.
+fn routes(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/mcp", post(mcp::call))
         .route("/mcp/{mcp_id}", any(mcp_proxy::guard))
         .route("/healthz", get(healthz))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            metrics::track,
-        ))
         .with_state(state)
 }
 

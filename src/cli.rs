@@ -12,6 +12,7 @@ mod format;
 mod keys_cmd;
 mod mcps_cmd;
 mod org_cmd;
+mod prompt;
 mod serve_cmd;
 
 use std::path::PathBuf;

@@ -1,6 +1,5 @@
 //! `plexmcp backup PATH` and `plexmcp restore PATH`.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use chrono::Utc;
@@ -37,7 +36,7 @@ pub fn restore(db: &Path, backup: &Path, yes: bool) -> CliResult {
             describe(&pending.current),
             describe(&pending.incoming)
         );
-        if !confirm(&question)? {
+        if !super::prompt::confirm("restore", &question)? {
             return Err(CliError::Failed(
                 "restore cancelled; the database is unchanged".into(),
             ));
@@ -65,22 +64,4 @@ fn describe(s: &DbSummary) -> String {
         text.push_str(&format!(", last change {}", human(at)));
     }
     text
-}
-
-/// Asks on the terminal; without one, refuses rather than guessing.
-fn confirm(question: &str) -> Result<bool, CliError> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(CliError::Usage(
-            "refusing to restore without confirmation: stdin is not a terminal; pass --yes".into(),
-        ));
-    }
-    eprint!("{question}");
-    std::io::stderr().flush()?;
-    let mut answer = String::new();
-    stdin.lock().read_line(&mut answer)?;
-    Ok(matches!(
-        answer.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
 }

@@ -1,7 +1,5 @@
 //! `plexmcp keys …`
 
-use std::io::{BufRead, IsTerminal, Write};
-
 use chrono::Utc;
 
 use super::format::{self, clean, human};
@@ -145,27 +143,15 @@ pub fn run(store: &mut Store, org_slug: &str, cmd: KeysCommand) -> CliResult {
     }
 }
 
-/// Asks on the terminal; without one, refuses rather than guessing.
 fn confirm_revoke(key: &KeyRecord) -> Result<bool, CliError> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(CliError::Usage(format!(
-            "refusing to revoke {} without confirmation: stdin is not a terminal; pass --yes",
-            key.prefix()
-        )));
-    }
-    eprint!(
-        "Revoke key {} (\"{}\")? It stops working immediately and cannot be reactivated. [y/N] ",
-        key.prefix(),
-        clean(&key.name)
-    );
-    std::io::stderr().flush()?;
-    let mut answer = String::new();
-    stdin.lock().read_line(&mut answer)?;
-    Ok(matches!(
-        answer.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
+    super::prompt::confirm(
+        &format!("revoke {}", key.prefix()),
+        &format!(
+            "Revoke key {} (\"{}\")? It stops working immediately and cannot be reactivated. [y/N] ",
+            key.prefix(),
+            clean(&key.name)
+        ),
+    )
 }
 
 fn print_new_key(

@@ -141,13 +141,17 @@ async fn json_rpc_errors_and_notifications_follow_the_protocol() {
     assert_eq!(anonymous.status(), 401);
     assert_eq!(anonymous.headers()["www-authenticate"], "ApiKey");
 
-    // No server-sent stream is offered on GET.
+    // The server-to-client stream (GET) needs the key like everything else.
     let get = server
         .client
         .get(format!("{}/mcp", server.base))
+        .header("Accept", "text/event-stream")
         .send()
         .await
         .unwrap();
-    assert_eq!(get.status(), 405);
+    assert_eq!(get.status(), 401);
+    assert!(get.headers().contains_key("www-authenticate"));
+    let get: serde_json::Value = get.json().await.unwrap();
+    assert_eq!(get["error"]["data"]["code"], "invalid_api_key", "{get:#}");
     assert!(server.terminate().success());
 }

@@ -1,10 +1,10 @@
-//! `/mcp` as an MCP server over Streamable HTTP, for MCP clients (Claude
-//! Desktop, Cursor, the Inspector, SDK clients). A body with
-//! `"jsonrpc": "2.0"` is a JSON-RPC message: `initialize`, `ping`,
-//! `tools/list` (the tools of every MCP the key may use, named
-//! `<mcp_id>__<tool>`) and `tools/call`. The server is stateless — no
-//! session id, no server-sent stream — and answers each request with one
-//! JSON response, which the transport allows.
+//! One-shot JSON-RPC on `POST /mcp`, for simple clients (curl, scripts)
+//! that send neither a session id nor Streamable HTTP's `Accept: ...,
+//! text/event-stream` (MCP clients that do get the full aggregate server,
+//! `mcp_proxy::aggregate`): `initialize`, `ping`, `tools/list` (the tools of
+//! every MCP the key may use, named `<mcp_id>__<tool>`) and `tools/call`,
+//! each answered with one JSON response, no session. `tools/call` goes over
+//! the shared upstream pool, as the REST call does.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -20,7 +20,7 @@ use crate::upstream::UpstreamError;
 /// Protocol versions this server speaks; the first is preferred.
 pub const PROTOCOL_VERSIONS: [&str; 3] = ["2025-11-25", "2025-06-18", "2025-03-26"];
 /// Separates the MCP id from the upstream tool name in listed tool names.
-pub const SEPARATOR: &str = "__";
+pub use super::mcp_proxy::SEPARATOR;
 
 // JSON-RPC error codes.
 const INVALID_REQUEST: i64 = -32600;
@@ -84,7 +84,11 @@ pub async fn handle(state: &AppState, key: &KeyRecord, message: Value) -> RpcOut
         "tools/list" => outcome(result(&id, list_tools(state, key).await), "ok", 200),
         "tools/call" => return call_tool(state, key, &id, &params).await,
         _ => outcome(
-            error(&id, METHOD_NOT_FOUND, format!("Method not found: {method}")),
+            error(&id, METHOD_NOT_FOUND, format!(
+                    "Method not found: {method} (one-shot JSON-RPC has initialize, ping, tools/list \
+                     and tools/call; for everything else open an MCP session: POST initialize with \
+                     Accept: application/json, text/event-stream)"
+                )),
             "invalid_request",
             400,
         ),

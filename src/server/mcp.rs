@@ -48,6 +48,28 @@ struct Outcome {
     tool: Option<String>,
 }
 
+/// `POST /mcp`: MCP clients (they send a session id or a protocol version,
+/// or, per Streamable HTTP, accept an event stream) get the aggregate MCP
+/// server; everything else is the REST call, or a one-shot JSON-RPC
+/// message answered without a session.
+pub async fn post(state: State<Arc<AppState>>, request: Request) -> Response {
+    if speaks_streamable_http(request.headers()) {
+        super::mcp_proxy::aggregate(state, request).await
+    } else {
+        call(state, request).await
+    }
+}
+
+fn speaks_streamable_http(headers: &HeaderMap) -> bool {
+    headers.contains_key("mcp-session-id")
+        || headers.contains_key("mcp-protocol-version")
+        || headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.to_ascii_lowercase().contains("text/event-stream"))
+}
+
 pub async fn call(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let started = Instant::now();
     let client = request_client(

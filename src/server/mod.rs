@@ -181,7 +181,12 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// Every route, uncounted.
 fn routes(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/mcp", post(mcp::call))
+        .route(
+            "/mcp",
+            post(mcp::post)
+                .get(mcp_proxy::aggregate)
+                .delete(mcp_proxy::aggregate),
+        )
         .route("/mcp/{mcp_id}", any(mcp_proxy::guard))
         .route("/healthz", get(healthz))
         .fallback(not_found)

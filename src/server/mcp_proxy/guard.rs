@@ -17,9 +17,11 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
 use super::Grant;
-use super::sessions::Binding;
-use crate::auth::Reason;
-use crate::server::authorize::{Denied, authorize_mcp};
+use super::aggregate::AggregateGrant;
+use super::names::{split_name, unwrap_uri};
+use super::sessions::{Binding, Scope};
+use crate::auth::{KeyState, Reason};
+use crate::server::authorize::{Denied, authorize_mcp, may_use};
 use crate::server::client_addr::request_client;
 use crate::server::mcp::{authenticate, read_body, recorded_names, upstream_spec};
 use crate::server::{ApiError, AppState};
@@ -47,11 +49,30 @@ struct Usage {
     user_agent: Option<String>,
 }
 
+/// Which endpoint a request came to.
+enum Target {
+    /// `/mcp/{mcp_id}`, with the id as the client wrote it.
+    One(String),
+    /// `/mcp`: every MCP the key may use.
+    All,
+}
+
+/// `/mcp/{mcp_id}`.
 pub async fn guard(
     State(state): State<Arc<AppState>>,
     Path(mcp_id): Path<String>,
     request: Request,
 ) -> Response {
+    serve(state, Target::One(mcp_id), request).await
+}
+
+/// MCP clients on `/mcp` (POST with a session or Streamable HTTP's
+/// `Accept`, GET, DELETE).
+pub async fn aggregate(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    serve(state, Target::All, request).await
+}
+
+async fn serve(state: Arc<AppState>, target: Target, request: Request) -> Response {
     let started = Instant::now();
     let client = request_client(
         request.extensions(),
@@ -60,7 +81,10 @@ pub async fn guard(
     );
     let mut usage = Usage {
         key_row: None,
-        mcp: Some(mcp_id.clone()),
+        mcp: match &target {
+            Target::One(mcp_id) => Some(mcp_id.clone()),
+            Target::All => None,
+        },
         tool: None,
         counted: true,
         client_ip: client.map(|ip| ip.to_string()),
@@ -70,7 +94,7 @@ pub async fn guard(
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(256).collect()),
     };
-    let response = match admit(&state, &mcp_id, request, client, &mut usage).await {
+    let response = match admit(&state, &target, request, client, &mut usage).await {
         Ok(response) => response,
         Err(refusal) => refusal,
     };
@@ -80,7 +104,7 @@ pub async fn guard(
 /// Checks the request and, if it passes, hands it to rmcp.
 async fn admit(
     state: &Arc<AppState>,
-    mcp_id: &str,
+    target: &Target,
     request: Request,
     client: Option<std::net::IpAddr>,
     usage: &mut Usage,
@@ -122,7 +146,18 @@ async fn admit(
         match peek(&message) {
             Some((rpc_method, name)) => {
                 initializing = rpc_method == "initialize" && session.is_none();
-                usage.tool = Some(name.unwrap_or(rpc_method));
+                match (target, name) {
+                    (Target::All, Some(name)) => {
+                        // Recorded under the MCP and name it reaches, if any.
+                        let (mcp, own) = split_name(&name)
+                            .or_else(|| unwrap_uri(&name))
+                            .map(|(mcp, own)| (Some(mcp.to_owned()), own.to_owned()))
+                            .unwrap_or((None, name));
+                        usage.mcp = mcp;
+                        usage.tool = Some(own);
+                    }
+                    (_, name) => usage.tool = Some(name.unwrap_or(rpc_method)),
+                }
             }
             // Notifications, responses and non-messages (rmcp answers those) are no requests.
             None => usage.counted = false,
@@ -132,27 +167,19 @@ async fn admit(
         usage.counted = false;
         body
     };
-    let mcp = authorize_mcp(state, &key, mcp_id)
-        .await
-        .map_err(|denied| match denied {
-            Denied::Unauthorized => rpc_error(
-                StatusCode::FORBIDDEN,
-                UNAUTHORIZED_MCP,
-                "Unauthorized MCP",
-                json!({ "code": "unauthorized_mcp" }),
-            ),
-            Denied::Internal => api_refusal(&ApiError::Internal),
-        })?;
+    let authorized = authorized_scope(state, &key, target).await?;
     let binding = Binding {
         key_row: key.row_id,
         key_id: key.id.clone(),
-        mcp_row: mcp.row_id,
-        mcp_slug: mcp.slug.clone(),
+        scope: authorized.scope.clone(),
     };
     if let Some(id) = &session
-        && proxy.book.get(id).as_ref() != Some(&binding)
+        && !proxy
+            .book
+            .get(id)
+            .is_some_and(|bound| still_serves(&bound, &binding))
     {
-        // Unknown, ended, or another key's or MCP's: all alike.
+        // Unknown, ended, or another key's or endpoint's: all alike.
         return Err(rpc_error(
             StatusCode::NOT_FOUND,
             SESSION_NOT_FOUND,
@@ -183,17 +210,25 @@ async fn admit(
     } else {
         None
     };
-    let link = Arc::new(std::sync::OnceLock::new());
-    parts.extensions.insert(Grant {
-        slug: mcp.slug.clone(),
-        spec: upstream_spec(&mcp),
-        link: link.clone(),
-    });
-    let response = proxy.service.handle(Request::from_parts(parts, body)).await;
+    let (response, links) = match &authorized.grant {
+        Granted::One(grant) => {
+            parts.extensions.insert(grant.clone());
+            let response = proxy.service.handle(Request::from_parts(parts, body)).await;
+            (
+                response.map(Body::new),
+                grant.link.get().map(|link| vec![link.clone()]),
+            )
+        }
+        Granted::All(grant) => {
+            parts.extensions.insert(grant.clone());
+            let response = proxy.aggregate.handle(Request::from_parts(parts, body)).await;
+            (response.map(Body::new), grant.links.get().cloned())
+        }
+    };
     let ok = response.status().is_success();
-    // rmcp answers `initialize` only once the handler has: the link is set
-    // by now if the upstream was reached. A session without one is closed
-    // at once rather than left to count against the caps.
+    // rmcp answers `initialize` only once the handler has: the links are
+    // set by now if the handler got that far. A session without them is
+    // closed at once rather than left to count against the caps.
     if initializing
         && ok
         && let Some(id) = response
@@ -201,8 +236,8 @@ async fn admit(
             .get(SESSION_HEADER)
             .and_then(|v| v.to_str().ok())
     {
-        match link.get() {
-            Some(link) => proxy.book.bind(id.to_owned(), binding, link.clone()),
+        match links {
+            Some(links) => proxy.book.bind(id.to_owned(), binding, links),
             None => close_session(state, id).await,
         }
     }
@@ -212,7 +247,81 @@ async fn admit(
     {
         proxy.book.forget(id);
     }
-    Ok(response.map(Body::new))
+    Ok(response)
+}
+
+/// What a request may use, with the grant the session's handler reads.
+#[derive(Clone)]
+struct Authorized {
+    scope: Scope,
+    grant: Granted,
+}
+
+#[derive(Clone)]
+enum Granted {
+    One(Grant),
+    All(AggregateGrant),
+}
+
+/// Authorization for `target`, from the one decision in `authorize`.
+async fn authorized_scope(
+    state: &AppState,
+    key: &KeyState,
+    target: &Target,
+) -> Result<Authorized, Response> {
+    let denied = |denied| match denied {
+        Denied::Unauthorized => rpc_error(
+            StatusCode::FORBIDDEN,
+            UNAUTHORIZED_MCP,
+            "Unauthorized MCP",
+            json!({ "code": "unauthorized_mcp" }),
+        ),
+        Denied::Internal => api_refusal(&ApiError::Internal),
+    };
+    match target {
+        Target::One(mcp_id) => {
+            let mcp = authorize_mcp(state, key, mcp_id).await.map_err(denied)?;
+            Ok(Authorized {
+                scope: Scope::One(mcp.row_id, mcp.slug.clone()),
+                grant: Granted::One(Grant {
+                    slug: mcp.slug.clone(),
+                    spec: upstream_spec(&mcp),
+                    link: Arc::new(std::sync::OnceLock::new()),
+                }),
+            })
+        }
+        Target::All => {
+            let mcps = state.verifier.live_mcps(key.org_id).await.map_err(|e| {
+                tracing::error!(error = %e, "listing MCPs failed");
+                api_refusal(&ApiError::Internal)
+            })?;
+            let allowed: Vec<_> = mcps.iter().filter(|m| may_use(key, &m.slug)).collect();
+            Ok(Authorized {
+                scope: Scope::All(allowed.iter().map(|m| (m.row_id, m.slug.clone())).collect()),
+                grant: Granted::All(AggregateGrant {
+                    members: allowed
+                        .iter()
+                        .map(|m| (m.slug.clone(), upstream_spec(m)))
+                        .collect(),
+                    links: Arc::new(std::sync::OnceLock::new()),
+                }),
+            })
+        }
+    }
+}
+
+/// Whether a session bound as `bound` may serve a request authorized as
+/// `now`: same key, same endpoint, and (on `/mcp`) every MCP it was opened
+/// with still usable. MCPs added since appear in new sessions.
+fn still_serves(bound: &Binding, now: &Binding) -> bool {
+    if bound.key_row != now.key_row || bound.key_id != now.key_id {
+        return false;
+    }
+    match (&bound.scope, &now.scope) {
+        (Scope::One(..), Scope::One(..)) => bound.scope == now.scope,
+        (Scope::All(then), Scope::All(usable)) => then.iter().all(|m| usable.contains(m)),
+        _ => false,
+    }
 }
 
 /// Ends a session in rmcp (its handler and upstream go with it).

@@ -9,25 +9,23 @@
 #![allow(deprecated)] // subscribe, logging and sampling belong to the revisions served here
 
 use std::borrow::Cow;
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::OnceLock;
 
 use rmcp::model::{
-    CallToolRequest, CallToolRequestParams, CallToolResponse, ClientCapabilities, ClientConfig,
-    ClientRequest, CompleteRequest, CompleteRequestParams, CompleteResult, ErrorData,
-    GetPromptRequest, GetPromptRequestParams, GetPromptResponse, Implementation,
-    InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, PaginatedRequestParams, PingRequest, ProtocolVersion,
-    ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse, RequestOptionalParam,
-    ServerConfig, ServerResult, SetLevelRequest, SetLevelRequestParams, SubscribeRequest,
-    SubscribeRequestParams, UnsubscribeRequest, UnsubscribeRequestParams,
+    CallToolRequest, CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequest,
+    CompleteRequestParams, CompleteResult, ErrorData, GetPromptRequest, GetPromptRequestParams,
+    GetPromptResponse, Implementation, InitializeRequestParams, InitializeResult,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, PingRequest, ProtocolVersion, ReadResourceRequest,
+    ReadResourceRequestParams, ReadResourceResponse, ServerConfig, ServerResult, SetLevelRequest,
+    SetLevelRequestParams, SubscribeRequest, SubscribeRequestParams, UnsubscribeRequest,
+    UnsubscribeRequestParams,
 };
-use rmcp::service::{PeerRequestOptions, RequestContext, RunningService};
-use rmcp::{Peer, RoleClient, RoleServer, ServerHandler, ServiceError};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, ServerHandler};
 
 use super::Grant;
-use super::relay::{Link, Relay, lock};
-use crate::upstream::{OpenedClient, open_client};
+use super::session_upstream::{SessionUpstream, optional, unexpected};
 
 /// Revisions served on `/mcp/{mcp_id}`: those with an `initialize`
 /// handshake. (2026-07-28 clients are told so by rmcp's negotiation.)
@@ -38,95 +36,27 @@ pub const SERVED_VERSIONS: [ProtocolVersion; 4] = [
     ProtocolVersion::V_2024_11_05,
 ];
 
-struct Upstream {
-    slug: String,
-    timeout: Duration,
-    peer: Peer<RoleClient>,
-    /// Held so the connection lives exactly as long as the session.
-    _service: RunningService<RoleClient, Relay>,
-}
-
 #[derive(Default)]
 pub struct ProxyHandler {
-    link: Arc<Link>,
-    upstream: OnceLock<Upstream>,
-    /// The upstream's own answer to `initialize`.
+    upstream: OnceLock<SessionUpstream>,
+    /// What the client was told at `initialize`.
     info: OnceLock<ServerConfig>,
 }
 
 impl ProxyHandler {
-    fn upstream(&self) -> Result<&Upstream, ErrorData> {
+    fn upstream(&self) -> Result<&SessionUpstream, ErrorData> {
         self.upstream
             .get()
             .ok_or_else(|| ErrorData::invalid_request("the session is not initialized", None))
     }
 
-    /// Sends `request` upstream with the client's `_meta`, waits for the
-    /// answer, and cancels it upstream if the client cancels it here.
     async fn forward(
         &self,
         request: ClientRequest,
         context: RequestContext<RoleServer>,
     ) -> Result<ServerResult, ErrorData> {
-        let upstream = self.upstream()?;
-        let mut meta = context.meta.clone();
-        let downstream_token = meta.get_progress_token();
-        meta.0.0.remove("progressToken");
-        let mut options = PeerRequestOptions::no_options();
-        options.timeout = Some(upstream.timeout);
-        options.reset_timeout_on_progress = true;
-        options.meta = Some(meta);
-        let handle = upstream
-            .peer
-            .send_cancellable_request(request, options)
-            .await
-            .map_err(|e| upstream_error(&upstream.slug, e))?;
-        let upstream_token = handle.progress_token.clone();
-        let upstream_id = handle.id.clone();
-        if let Some(token) = downstream_token {
-            lock(&self.link.progress).insert(upstream_token.clone(), token);
-        }
-        lock(&self.link.in_flight).push(context.id.clone());
-        let answer = tokio::select! {
-            answer = handle.await_response() => answer.map_err(|e| upstream_error(&upstream.slug, e)),
-            () = context.ct.cancelled() => {
-                let _ = upstream
-                    .peer
-                    .notify_cancelled(rmcp::model::CancelledNotificationParam::new(
-                        Some(upstream_id),
-                        Some("cancelled by the client".to_owned()),
-                    ))
-                    .await;
-                Err(ErrorData::internal_error("cancelled by the client", None))
-            }
-        };
-        lock(&self.link.progress).remove(&upstream_token);
-        lock(&self.link.in_flight).retain(|id| *id != context.id);
-        answer
+        self.upstream()?.forward(request, &context).await
     }
-}
-
-/// What the client is told when the upstream failed; the detail is logged.
-fn upstream_error(slug: &str, error: ServiceError) -> ErrorData {
-    match error {
-        // The upstream's own error answer is the upstream speaking: passed on.
-        ServiceError::McpError(error) => error,
-        ServiceError::Timeout { .. } => {
-            tracing::warn!(mcp = slug, "upstream request timed out");
-            ErrorData::internal_error(format!("Upstream MCP '{slug}' timed out"), None)
-        }
-        other => {
-            tracing::warn!(mcp = slug, error = %crate::upstream::describe(&other), "upstream request failed");
-            ErrorData::internal_error(format!("Upstream MCP '{slug}' failed"), None)
-        }
-    }
-}
-
-fn unexpected(slug: &str) -> ErrorData {
-    ErrorData::internal_error(
-        format!("Upstream MCP '{slug}' sent an answer of the wrong kind"),
-        None,
-    )
 }
 
 /// Forwards `$request` and expects the result variant `$variant`.
@@ -167,24 +97,10 @@ impl ServerHandler for ProxyHandler {
             .cloned()
             .ok_or_else(|| ErrorData::internal_error("request without authorization", None))?;
         context.peer.set_peer_info(request.clone());
-        let _ = self.link.downstream.set(context.peer.clone());
-        let config = upstream_client_config(&request);
-        let relay = Relay {
-            link: self.link.clone(),
-            config,
-        };
-        let OpenedClient { service, pid, .. } =
-            open_client(&grant.spec, relay).await.map_err(|e| {
-                tracing::warn!(mcp = %grant.slug, upstream = %grant.spec.name, error = %e, "proxy session: upstream unavailable");
-                ErrorData::internal_error(format!("Upstream MCP '{}' failed", grant.slug), None)
-            })?;
-        let peer = service.peer().clone();
-        let _ = self.link.upstream.set(peer.clone());
-        let _ = grant.link.set(self.link.clone());
-        let Some(upstream_info) = peer.peer_info() else {
-            return Err(unexpected(&grant.slug));
-        };
-        tracing::debug!(mcp = %grant.slug, pid, "proxy session connected upstream");
+        let upstream =
+            SessionUpstream::open(&grant.slug, &grant.spec, &request, &context.peer, None).await?;
+        let _ = grant.link.set(upstream.link.clone());
+        let upstream_info = &upstream.info;
         // The upstream's own capabilities, identity and instructions.
         let mut info = InitializeResult::new(upstream_info.capabilities.clone());
         info.protocol_version = negotiate(&request.protocol_version);
@@ -195,12 +111,7 @@ impl ServerHandler for ProxyHandler {
         info.instructions = upstream_info.instructions.clone();
         info.meta = upstream_info.meta.clone();
         let _ = self.info.set(info.clone());
-        let _ = self.upstream.set(Upstream {
-            slug: grant.slug.clone(),
-            timeout: grant.spec.timeout,
-            peer,
-            _service: service,
-        });
+        let _ = self.upstream.set(upstream);
         Ok(info)
     }
 
@@ -317,30 +228,11 @@ impl ServerHandler for ProxyHandler {
     }
 }
 
-/// A list request with the client's pagination cursor, if it sent one.
-fn optional<M: Default>(
-    params: Option<PaginatedRequestParams>,
-) -> RequestOptionalParam<M, PaginatedRequestParams> {
-    match params {
-        Some(params) => RequestOptionalParam::with_param(params),
-        None => RequestOptionalParam::default(),
-    }
-}
-
 /// The protocol version answered: the client's if served, else the newest.
-fn negotiate(asked: &ProtocolVersion) -> ProtocolVersion {
+pub(super) fn negotiate(asked: &ProtocolVersion) -> ProtocolVersion {
     if SERVED_VERSIONS.contains(asked) {
         asked.clone()
     } else {
         SERVED_VERSIONS[0].clone()
     }
-}
-
-/// The upstream connection introduces the downstream client as it is
-/// (its capabilities decide what the upstream may ask of it).
-fn upstream_client_config(request: &InitializeRequestParams) -> ClientConfig {
-    let capabilities: ClientCapabilities = request.capabilities.clone();
-    let info: Implementation = request.client_info.clone();
-    ClientConfig::new(capabilities, info)
-        .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
 }

@@ -1,6 +1,8 @@
-//! `/mcp/{mcp_id}`: one upstream MCP server, passed through unchanged, for
-//! MCP clients over Streamable HTTP (2025-06-18 and 2025-11-25 with
-//! sessions, SSE streams and DELETE; 2025-03-26 and 2024-11-05 alike).
+//! MCP over Streamable HTTP for MCP clients (2025-06-18 and 2025-11-25 with
+//! sessions, SSE streams and DELETE; 2025-03-26 and 2024-11-05 alike), on
+//! two endpoints: `/mcp/{mcp_id}`, one upstream MCP server passed through
+//! unchanged (`handler`), and `/mcp`, every MCP the key may use behind one
+//! server (`aggregate`, named per `names`).
 //!
 //! rmcp's `StreamableHttpService` speaks the transport; `guard` stands in
 //! front of it and decides, for every request (POST, GET, DELETE), whether
@@ -11,9 +13,12 @@
 //! requests never reach another. Plain REST `tools/call` keeps using the
 //! shared pool.
 
+mod aggregate;
 mod guard;
 mod handler;
+mod names;
 mod relay;
+mod session_upstream;
 mod sessions;
 mod sweeper;
 
@@ -24,8 +29,10 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-pub use guard::guard;
+use aggregate::AggregateHandler;
+pub use guard::{aggregate, guard};
 use handler::ProxyHandler;
+pub use names::{SEPARATOR, URI_SCHEME};
 use sessions::SessionBook;
 pub use sweeper::spawn as spawn_sweeper;
 
@@ -80,6 +87,9 @@ pub struct Grant {
 /// The MCP endpoint's shared parts.
 pub struct McpProxy {
     service: StreamableHttpService<ProxyHandler, LocalSessionManager>,
+    /// `/mcp`'s sessions: the same transport and session manager, so the
+    /// caps and expiry cover both endpoints alike.
+    aggregate: StreamableHttpService<AggregateHandler, LocalSessionManager>,
     sessions: Arc<LocalSessionManager>,
     book: SessionBook,
     settings: ProxySettings,
@@ -100,10 +110,16 @@ impl McpProxy {
             .enforce_origin_validation()
             .with_max_request_body_bytes(crate::server::MAX_BODY_BYTES)
             .with_cancellation_token(cancel.clone());
-        let service =
-            StreamableHttpService::new(|| Ok(ProxyHandler::default()), sessions.clone(), config);
+        let service = StreamableHttpService::new(
+            || Ok(ProxyHandler::default()),
+            sessions.clone(),
+            config.clone(),
+        );
+        let aggregate =
+            StreamableHttpService::new(|| Ok(AggregateHandler::default()), sessions.clone(), config);
         McpProxy {
             service,
+            aggregate,
             sessions,
             book: SessionBook::default(),
             settings,
@@ -111,12 +127,12 @@ impl McpProxy {
         }
     }
 
-    /// Ends every session (their upstreams close with them) and stream.
     /// MCP sessions currently bound to a key.
     pub fn sessions_open(&self) -> usize {
         self.book.open_count()
     }
 
+    /// Ends every session (their upstreams close with them) and stream.
     pub fn shutdown(&self) {
         self.cancel.cancel();
     }

@@ -80,6 +80,9 @@ pub struct Relay {
     /// client's own capabilities, so the upstream asks only for what that
     /// client can do.
     pub config: ClientConfig,
+    /// On the aggregate endpoint, this upstream's MCP id: the resource
+    /// URIs it names are mapped to the ones the client was given.
+    pub uri_prefix: Option<String>,
 }
 
 fn unexpected() -> ErrorData {
@@ -169,9 +172,12 @@ impl ClientHandler for Relay {
 
     async fn on_resource_updated(
         &self,
-        params: ResourceUpdatedNotificationParam,
+        mut params: ResourceUpdatedNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
+        if let Some(slug) = &self.uri_prefix {
+            params.uri = super::names::wrap_uri(slug, &params.uri);
+        }
         if let Some(peer) = self.link.downstream.get() {
             let _ = peer.notify_resource_updated(params).await;
         }

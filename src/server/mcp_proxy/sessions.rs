@@ -14,14 +14,31 @@ use std::sync::Arc;
 
 use super::relay::{Link, lock};
 
-/// Who opened a session.
+/// Who opened a session, and on which endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
     pub key_row: i64,
     /// The key's public lookup id, to re-check it while the session lives.
     pub key_id: String,
-    pub mcp_row: i64,
-    pub mcp_slug: String,
+    pub scope: Scope,
+}
+
+/// The MCPs a session serves: one (`/mcp/{mcp_id}`) or those the key
+/// could use when the session opened (`/mcp`), as (row, MCP id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    One(i64, String),
+    All(Vec<(i64, String)>),
+}
+
+impl Scope {
+    /// The MCPs served, as (row, MCP id).
+    pub fn members(&self) -> Vec<(i64, &str)> {
+        match self {
+            Scope::One(row, slug) => vec![(*row, slug.as_str())],
+            Scope::All(members) => members.iter().map(|(r, s)| (*r, s.as_str())).collect(),
+        }
+    }
 }
 
 /// Why a new session was refused.
@@ -33,10 +50,18 @@ pub enum Full {
     Total(usize),
 }
 
-/// A bound session: who opened it and its link to the upstream.
+/// A bound session: who opened it and its links to its upstreams.
 struct Entry {
     binding: Binding,
-    link: Arc<Link>,
+    links: Vec<Arc<Link>>,
+}
+
+impl Entry {
+    /// A single-MCP session whose upstream connection ended cannot be
+    /// served any more; on `/mcp` a lost member only fails its own requests.
+    fn lost(&self) -> bool {
+        matches!(self.binding.scope, Scope::One(..)) && self.links.iter().any(|l| l.upstream_lost())
+    }
 }
 
 #[derive(Default)]
@@ -58,8 +83,7 @@ impl SessionBook {
         lock(&self.bindings)
             .iter()
             .map(|(session, entry)| {
-                let lost = entry.link.upstream_lost();
-                (session.clone(), entry.binding.clone(), lost)
+                (session.clone(), entry.binding.clone(), entry.lost())
             })
             .collect()
     }
@@ -69,8 +93,8 @@ impl SessionBook {
         lock(&self.bindings).len()
     }
 
-    pub fn bind(&self, session: String, binding: Binding, link: Arc<Link>) {
-        lock(&self.bindings).insert(session, Entry { binding, link });
+    pub fn bind(&self, session: String, binding: Binding, links: Vec<Arc<Link>>) {
+        lock(&self.bindings).insert(session, Entry { binding, links });
     }
 
     pub fn forget(&self, session: &str) {

@@ -43,7 +43,7 @@ async fn sweep(state: &AppState) {
     for (session, binding, upstream_lost) in state.proxy.book.all() {
         if upstream_lost {
             // Closed, the client is told (404) to start a new session.
-            tracing::info!(mcp = %binding.mcp_slug, "MCP session closed: its upstream connection ended");
+            tracing::info!(key = %binding.key_id, "MCP session closed: its upstream connection ended");
             close_session(state, &session).await;
             continue;
         }
@@ -56,19 +56,20 @@ async fn sweep(state: &AppState) {
                 return;
             }
         };
-        let allowed = match key {
-            Some(key) => match authorize_mcp(state, &key, &binding.mcp_slug).await {
-                Ok(mcp) => mcp.row_id == binding.mcp_row,
-                Err(Denied::Unauthorized) => false,
-                Err(Denied::Internal) => return,
-            },
-            None => false,
-        };
+        let mut allowed = key.is_some();
+        if let Some(key) = &key {
+            for (row, slug) in binding.scope.members() {
+                match authorize_mcp(state, key, slug).await {
+                    Ok(mcp) if mcp.row_id == row => {}
+                    Ok(_) | Err(Denied::Unauthorized) => allowed = false,
+                    Err(Denied::Internal) => return,
+                }
+            }
+        }
         if !allowed {
             tracing::info!(
                 key = %binding.key_id,
-                mcp = %binding.mcp_slug,
-                "MCP session closed: its key may no longer use the MCP"
+                "MCP session closed: its key may no longer use its MCPs"
             );
             close_session(state, &session).await;
         }

@@ -1,0 +1,156 @@
+//! One upstream connection owned by one proxy session: opened when the
+//! downstream client initializes, closed when the session ends (it is
+//! dropped with the session's handler). `forward` is the one way a
+//! downstream request reaches it: the client's `_meta` goes along, the
+//! client's progress token is mapped to the one rmcp picks upstream, the
+//! wait is bounded by the MCP's timeout (reset by progress), and a
+//! cancellation by the client is passed on as `notifications/cancelled`.
+
+#![allow(deprecated)] // sampling and logging belong to the revisions served here
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::model::{
+    CancelledNotificationParam, ClientCapabilities, ClientConfig, ClientRequest, ErrorData,
+    Implementation, InitializeRequestParams, PaginatedRequestParams, ProtocolVersion,
+    RequestOptionalParam, ServerPeerInfo, ServerResult,
+};
+use rmcp::service::{PeerRequestOptions, RequestContext, RunningService};
+use rmcp::{Peer, RoleClient, RoleServer, ServiceError};
+
+use super::relay::{Link, Relay, lock};
+use crate::upstream::{OpenedClient, UpstreamSpec, open_client};
+
+pub struct SessionUpstream {
+    pub slug: String,
+    timeout: Duration,
+    pub peer: Peer<RoleClient>,
+    pub link: Arc<Link>,
+    /// The upstream's answer to `initialize`.
+    pub info: Arc<ServerPeerInfo>,
+    /// Held so the connection lives exactly as long as the session.
+    _service: RunningService<RoleClient, Relay>,
+}
+
+impl SessionUpstream {
+    /// Connects to `spec` on behalf of the client whose `initialize` is
+    /// `request`, introducing that client as it is (its capabilities decide
+    /// what the upstream may ask of it). `uri_prefix` is the MCP id when
+    /// the session is the aggregate's (resource URIs it relays are mapped).
+    pub async fn open(
+        slug: &str,
+        spec: &UpstreamSpec,
+        request: &InitializeRequestParams,
+        downstream: &Peer<RoleServer>,
+        uri_prefix: Option<String>,
+    ) -> Result<SessionUpstream, ErrorData> {
+        let link = Arc::new(Link::default());
+        let _ = link.downstream.set(downstream.clone());
+        let relay = Relay {
+            link: link.clone(),
+            config: upstream_client_config(request),
+            uri_prefix,
+        };
+        let OpenedClient { service, pid, .. } = open_client(spec, relay).await.map_err(|e| {
+            tracing::warn!(mcp = slug, upstream = %spec.name, error = %e, "proxy session: upstream unavailable");
+            ErrorData::internal_error(format!("Upstream MCP '{slug}' failed"), None)
+        })?;
+        let peer = service.peer().clone();
+        let _ = link.upstream.set(peer.clone());
+        let Some(info) = peer.peer_info() else {
+            return Err(unexpected(slug));
+        };
+        tracing::debug!(mcp = slug, pid, "proxy session connected upstream");
+        Ok(SessionUpstream {
+            slug: slug.to_owned(),
+            timeout: spec.timeout,
+            info: info.clone(),
+            peer,
+            link,
+            _service: service,
+        })
+    }
+
+    /// Sends `request` upstream and waits for the answer (see the module).
+    pub async fn forward(
+        &self,
+        request: ClientRequest,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<ServerResult, ErrorData> {
+        let mut meta = context.meta.clone();
+        let downstream_token = meta.get_progress_token();
+        meta.0.0.remove("progressToken");
+        let mut options = PeerRequestOptions::no_options();
+        options.timeout = Some(self.timeout);
+        options.reset_timeout_on_progress = true;
+        options.meta = Some(meta);
+        let handle = self
+            .peer
+            .send_cancellable_request(request, options)
+            .await
+            .map_err(|e| upstream_error(&self.slug, e))?;
+        let upstream_token = handle.progress_token.clone();
+        let upstream_id = handle.id.clone();
+        if let Some(token) = downstream_token {
+            lock(&self.link.progress).insert(upstream_token.clone(), token);
+        }
+        lock(&self.link.in_flight).push(context.id.clone());
+        let answer = tokio::select! {
+            answer = handle.await_response() => answer.map_err(|e| upstream_error(&self.slug, e)),
+            () = context.ct.cancelled() => {
+                let _ = self
+                    .peer
+                    .notify_cancelled(CancelledNotificationParam::new(
+                        Some(upstream_id),
+                        Some("cancelled by the client".to_owned()),
+                    ))
+                    .await;
+                Err(ErrorData::internal_error("cancelled by the client", None))
+            }
+        };
+        lock(&self.link.progress).remove(&upstream_token);
+        lock(&self.link.in_flight).retain(|id| *id != context.id);
+        answer
+    }
+}
+
+/// What the client is told when the upstream failed; the detail is logged.
+pub fn upstream_error(slug: &str, error: ServiceError) -> ErrorData {
+    match error {
+        // The upstream's own error answer is the upstream speaking: passed on.
+        ServiceError::McpError(error) => error,
+        ServiceError::Timeout { .. } => {
+            tracing::warn!(mcp = slug, "upstream request timed out");
+            ErrorData::internal_error(format!("Upstream MCP '{slug}' timed out"), None)
+        }
+        other => {
+            tracing::warn!(mcp = slug, error = %crate::upstream::describe(&other), "upstream request failed");
+            ErrorData::internal_error(format!("Upstream MCP '{slug}' failed"), None)
+        }
+    }
+}
+
+pub fn unexpected(slug: &str) -> ErrorData {
+    ErrorData::internal_error(
+        format!("Upstream MCP '{slug}' sent an answer of the wrong kind"),
+        None,
+    )
+}
+
+/// A list request with the client's pagination cursor, if it sent one.
+pub fn optional<M: Default>(
+    params: Option<PaginatedRequestParams>,
+) -> RequestOptionalParam<M, PaginatedRequestParams> {
+    match params {
+        Some(params) => RequestOptionalParam::with_param(params),
+        None => RequestOptionalParam::default(),
+    }
+}
+
+fn upstream_client_config(request: &InitializeRequestParams) -> ClientConfig {
+    let capabilities: ClientCapabilities = request.capabilities.clone();
+    let info: Implementation = request.client_info.clone();
+    ClientConfig::new(capabilities, info)
+        .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
+}

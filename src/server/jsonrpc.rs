@@ -84,11 +84,15 @@ pub async fn handle(state: &AppState, key: &KeyRecord, message: Value) -> RpcOut
         "tools/list" => outcome(result(&id, list_tools(state, key).await), "ok", 200),
         "tools/call" => return call_tool(state, key, &id, &params).await,
         _ => outcome(
-            error(&id, METHOD_NOT_FOUND, format!(
+            error(
+                &id,
+                METHOD_NOT_FOUND,
+                format!(
                     "Method not found: {method} (one-shot JSON-RPC has initialize, ping, tools/list \
                      and tools/call; for everything else open an MCP session: POST initialize with \
                      Accept: application/json, text/event-stream)"
-                )),
+                ),
+            ),
             "invalid_request",
             400,
         ),

@@ -7,6 +7,7 @@
 //! - [`server`]: `plexmcp serve` as a child, and its `/mcp` answers.
 //! - [`upstream`]: MCP servers behind the gateway (reference and broken).
 //! - [`forged`]: keys that look right but are not.
+//! - [`mcp_session`]: an rmcp client session through the gateway.
 //! - [`install`]: what the tests need beyond Rust, installed on first use.
 //! - [`tmux`]: the real console in a private tmux server.
 //!
@@ -19,6 +20,7 @@
 pub mod cli;
 pub mod forged;
 pub mod install;
+pub mod mcp_session;
 pub mod process;
 pub mod server;
 pub mod tmux;

@@ -275,7 +275,12 @@ fn instructions(members: &[SessionUpstream]) -> String {
         },
     );
     for member in members {
-        if let Some(own) = member.info.instructions.as_deref().filter(|s| !s.is_empty()) {
+        if let Some(own) = member
+            .info
+            .instructions
+            .as_deref()
+            .filter(|s| !s.is_empty())
+        {
             text.push_str(&format!("\n\n[{}] {own}", member.slug));
         }
     }
@@ -476,8 +481,8 @@ impl ServerHandler for AggregateHandler {
         // Routed by what is being completed: a prompt's or a template's argument.
         let member = match &mut request.r#ref {
             Reference::Prompt(prompt) => {
-                let named = split_name(&prompt.name)
-                    .map(|(slug, own)| (slug.to_owned(), own.to_owned()));
+                let named =
+                    split_name(&prompt.name).map(|(slug, own)| (slug.to_owned(), own.to_owned()));
                 let member = named.and_then(|(slug, own)| {
                     let member = self.member(&slug).ok().flatten()?;
                     prompt.name = own;

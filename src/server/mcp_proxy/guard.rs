@@ -135,7 +135,16 @@ async fn admit(
     let mut initializing = false;
     let body = if method == Method::POST {
         let bytes = read_body(body).await.map_err(|e| api_refusal(&e))?;
-        let Ok(message) = serde_json::from_slice::<Value>(&bytes) else {
+        let parsed = serde_json::from_slice::<Value>(&bytes);
+        let rest_call = matches!(&parsed, Ok(Value::Object(map)) if !map.contains_key("jsonrpc"));
+        if matches!(target, Target::All) && rest_call {
+            // The seed's REST body, from a client that also accepts event
+            // streams: answered (and recorded) as the REST call it is.
+            usage.key_row = None;
+            let request = Request::from_parts(parts, Body::from(bytes));
+            return Ok(crate::server::mcp::call(State(state.clone()), request).await);
+        }
+        let Ok(message) = parsed else {
             return Err(rpc_error(
                 StatusCode::BAD_REQUEST,
                 PARSE_ERROR,
@@ -221,7 +230,10 @@ async fn admit(
         }
         Granted::All(grant) => {
             parts.extensions.insert(grant.clone());
-            let response = proxy.aggregate.handle(Request::from_parts(parts, body)).await;
+            let response = proxy
+                .aggregate
+                .handle(Request::from_parts(parts, body))
+                .await;
             (response.map(Body::new), grant.links.get().cloned())
         }
     };

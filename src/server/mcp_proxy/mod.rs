@@ -115,8 +115,11 @@ impl McpProxy {
             sessions.clone(),
             config.clone(),
         );
-        let aggregate =
-            StreamableHttpService::new(|| Ok(AggregateHandler::default()), sessions.clone(), config);
+        let aggregate = StreamableHttpService::new(
+            || Ok(AggregateHandler::default()),
+            sessions.clone(),
+            config,
+        );
         McpProxy {
             service,
             aggregate,

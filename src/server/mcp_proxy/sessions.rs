@@ -82,9 +82,7 @@ impl SessionBook {
     pub fn all(&self) -> Vec<(String, Binding, bool)> {
         lock(&self.bindings)
             .iter()
-            .map(|(session, entry)| {
-                (session.clone(), entry.binding.clone(), entry.lost())
-            })
+            .map(|(session, entry)| (session.clone(), entry.binding.clone(), entry.lost()))
             .collect()
     }
 

@@ -7,6 +7,9 @@
 //!   its own child process / on the reference server's Streamable HTTP;
 //! - through plexmcp stdio / HTTP: `POST /mcp` with a valid key to the
 //!   in-process gateway, which forwards to an MCP of that transport;
+//! - session stdio / session HTTP: an rmcp client (an MCP client app) with
+//!   a valid key in one MCP session on `/mcp/{id}`, calling `echo` through
+//!   the session's own upstream connection of that transport;
 //! - auth only: a valid key for an MCP it may not use (403, no upstream).
 //!
 //! Then the same binary is started as a separate `plexmcp serve` process to
@@ -17,7 +20,7 @@
 //! `--concurrency` (`PLEXMCP_BENCH_CONCURRENCY`, default 16),
 //! `--serve-duration` (`PLEXMCP_BENCH_SERVE_DURATION`, default 3; 0 skips
 //! the separate-process part), `--no-log` (no request log in the gateway),
-//! `--only direct-stdio,through-stdio,direct-http,through-http,auth` (some
+//! `--only direct-stdio,through-stdio,session-stdio,direct-http,through-http,session-http,auth` (some
 //! rows only, e.g. under a profiler).
 
 #[path = "../tests/support/install.rs"]
@@ -189,6 +192,12 @@ fn main() -> anyhow::Result<()> {
             &options,
         )?);
     }
+    if options.runs("session-stdio") {
+        let url = format!("http://{addr}/mcp/es");
+        let client = rmcp_rt.block_on(rmcp_session(&url, &seeded.good_key))?;
+        rows.push(run_rmcp("session stdio", &rmcp_rt, &client, &options));
+        rmcp_rt.block_on(client.cancel()).ok();
+    }
     if options.runs("direct-http") {
         let client = rmcp_rt.block_on(rmcp_http(&http.url()))?;
         rows.push(run_rmcp("direct HTTP", &rmcp_rt, &client, &options));
@@ -201,6 +210,12 @@ fn main() -> anyhow::Result<()> {
             &via_http,
             &options,
         )?);
+    }
+    if options.runs("session-http") {
+        let url = format!("http://{addr}/mcp/eh");
+        let client = rmcp_rt.block_on(rmcp_session(&url, &seeded.good_key))?;
+        rows.push(run_rmcp("session HTTP", &rmcp_rt, &client, &options));
+        rmcp_rt.block_on(client.cancel()).ok();
     }
     if options.runs("auth") {
         rows.push(run_http(
@@ -237,6 +252,8 @@ fn main() -> anyhow::Result<()> {
     let shown = |r: Option<f64>| r.map_or_else(|| "n/a".to_string(), |r| format!("{r:.2}"));
     let stdio_ratio = ratio("through plexmcp stdio", "direct stdio");
     let http_ratio = ratio("through plexmcp HTTP", "direct HTTP");
+    let session_stdio_ratio = ratio("session stdio", "direct stdio");
+    let session_http_ratio = ratio("session HTTP", "direct HTTP");
     println!();
     println!(
         "through ÷ direct, stdio: {}   (target ≥ 0.90: {})",
@@ -244,6 +261,13 @@ fn main() -> anyhow::Result<()> {
         stdio_ratio.map_or("n/a", |r| verdict(r >= 0.9))
     );
     println!("through ÷ direct, HTTP:  {}", shown(http_ratio));
+    println!(
+        "session ÷ direct, stdio: {} (REST: {}); HTTP: {} (REST: {})",
+        shown(session_stdio_ratio),
+        shown(stdio_ratio),
+        shown(session_http_ratio),
+        shown(http_ratio)
+    );
     let auth = rows
         .iter()
         .find(|r| r.name.starts_with("auth"))
@@ -434,6 +458,21 @@ async fn rmcp_http(url: &str) -> anyhow::Result<Client> {
     // As the gateway's pool: up to 64 concurrent POSTs per session.
     let config =
         StreamableHttpClientTransportConfig::with_uri(url.to_owned()).max_concurrent_requests(64);
+    Ok(BenchClient
+        .serve(StreamableHttpClientTransport::from_config(config))
+        .await?)
+}
+
+/// An MCP session through the gateway on `url` (`/mcp/{id}`) with `key`.
+async fn rmcp_session(url: &str, key: &str) -> anyhow::Result<Client> {
+    let mut headers = std::collections::HashMap::new();
+    headers.insert(
+        reqwest::header::HeaderName::from_static("authorization"),
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))?,
+    );
+    let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned())
+        .max_concurrent_requests(64)
+        .custom_headers(headers);
     Ok(BenchClient
         .serve(StreamableHttpClientTransport::from_config(config))
         .await?)

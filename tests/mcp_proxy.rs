@@ -574,6 +574,11 @@ async fn every_request_is_a_usage_event_named_by_what_it_used() {
         .get_prompt(serde_json::from_value(json!({"name": "simple-prompt"})).unwrap())
         .await
         .expect("prompts/get");
+    // Answered inside an HTTP 200, an error is still an error in the record.
+    client
+        .get_prompt(serde_json::from_value(json!({"name": "no-such-prompt"})).unwrap())
+        .await
+        .expect_err("an unknown prompt");
     client.cancel().await.unwrap();
     let refused = post(&gateway, "/mcp/other", Some(&key), None, &[], &initialize()).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
@@ -598,6 +603,13 @@ async fn every_request_is_a_usage_event_named_by_what_it_used() {
     ] {
         assert!(seen.contains(&expected), "{expected:?} not in {seen:?}");
     }
+    let failed = usage
+        .recent
+        .iter()
+        .find(|r| r.tool.as_deref() == Some("no-such-prompt"))
+        .expect("the failed prompts/get is recorded");
+    assert!(failed.http_status >= 400, "{failed:?}");
+    assert_ne!(failed.outcome, "ok", "{failed:?}");
 }
 
 /// A stdio MCP server with a tool `wait` that never answers (it writes

@@ -47,6 +47,8 @@ struct Usage {
     counted: bool,
     client_ip: Option<String>,
     user_agent: Option<String>,
+    /// The JSON-RPC id of the request, to find its answer in the response.
+    request_id: Option<Value>,
 }
 
 /// Which endpoint a request came to.
@@ -93,6 +95,7 @@ async fn serve(state: Arc<AppState>, target: Target, request: Request) -> Respon
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(256).collect()),
+        request_id: None,
     };
     let response = match admit(&state, &target, request, client, &mut usage).await {
         Ok(response) => response,
@@ -154,6 +157,7 @@ async fn admit(
         };
         match peek(&message) {
             Some((rpc_method, name)) => {
+                usage.request_id = message.get("id").cloned();
                 initializing = rpc_method == "initialize" && session.is_none();
                 match (target, name) {
                     (Target::All, Some(name)) => {
@@ -413,11 +417,18 @@ fn finish(state: Arc<AppState>, usage: Usage, response: Response, started: Insta
     let Some(key_row) = usage.key_row else {
         return response;
     };
+    let usage_id = usage.request_id.clone();
+    // Filled from the response as it passes, if it answers with an error.
+    let answered = Arc::new(std::sync::OnceLock::<(&'static str, u16)>::new());
+    let seen = answered.clone();
     let record = OnDrop(Some(move || {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let status = status.as_u16();
+        let (outcome, status) = match seen.get() {
+            Some(&(outcome, status)) => (outcome, status),
+            None => (outcome_code(status), status.as_u16()),
+        };
         state.live.record(now.as_secs(), status >= 400);
         let (mcp, tool) = recorded_names(usage.mcp, usage.tool);
         let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -433,7 +444,7 @@ fn finish(state: Arc<AppState>, usage: Usage, response: Response, started: Insta
             key_row,
             mcp_slug: mcp,
             tool,
-            outcome: outcome_code(axum::http::StatusCode::from_u16(status).unwrap_or_default()),
+            outcome,
             http_status: status,
             latency_us,
             client_ip: usage.client_ip,
@@ -441,9 +452,15 @@ fn finish(state: Arc<AppState>, usage: Usage, response: Response, started: Insta
             at_ms: i64::try_from(now.as_millis()).unwrap_or(i64::MAX),
         });
     }));
+    let request_id = usage_id;
     response.map(|body| {
         Body::new(body.map_frame(move |frame| {
             let _ = &record;
+            if let (Some(id), Some(data), None) = (&request_id, frame.data_ref(), answered.get())
+                && let Some(found) = super::answer::error_outcome(data, id)
+            {
+                let _ = answered.set(found);
+            }
             frame
         }))
     })

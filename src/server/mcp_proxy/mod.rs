@@ -14,6 +14,7 @@
 //! shared pool.
 
 mod aggregate;
+mod answer;
 mod guard;
 mod handler;
 mod names;

@@ -332,3 +332,40 @@ async fn plain_clients_keep_the_rest_call_and_one_shot_json_rpc() {
     let body: Value = response.json().await.unwrap();
     assert!(body["result"].to_string().contains("Echo: once"), "{body}");
 }
+
+#[tokio::test]
+async fn two_aggregate_clients_never_see_each_others_traffic() {
+    let env = Env::new();
+    env.add_everything_stdio("everything");
+    let (_, key) = env.create_key("client", &[]);
+    let server = Server::start(&env).await;
+    let (alice, alice_seen) = connect_to(&server, "/mcp", &key, "alice").await;
+    let (bob, bob_seen) = connect_to(&server, "/mcp", &key, "bob").await;
+
+    let sampled = alice
+        .call_tool(call(
+            "everything__trigger-sampling-request",
+            json!({"prompt": "for alice", "maxTokens": 20}),
+        ))
+        .await
+        .expect("sampling tool");
+    assert!(text_of(&sampled).contains("answer from alice"));
+    bob.call_tool(call(
+        "everything__trigger-long-running-operation",
+        json!({"duration": 1, "steps": 4}),
+    ))
+    .await
+    .expect("long-running tool");
+    until(&bob_seen, "bob's progress", |s| s.progress.len() >= 2).await;
+    assert!(
+        alice_seen.lock().unwrap().progress.is_empty(),
+        "alice saw bob's progress"
+    );
+    assert!(
+        bob_seen.lock().unwrap().sampled.is_empty(),
+        "bob saw alice's sampling"
+    );
+    assert_eq!(alice_seen.lock().unwrap().sampled.len(), 1);
+    alice.cancel().await.unwrap();
+    bob.cancel().await.unwrap();
+}

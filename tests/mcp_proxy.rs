@@ -326,7 +326,8 @@ async fn sessions_belong_to_the_key_that_opened_them() {
         .send()
         .await
         .unwrap();
-    assert!(deleted.status().is_success(), "{}", deleted.status());
+    // 200, not rmcp's 202: the Python SDK logs anything else as a failure.
+    assert_eq!(deleted.status(), StatusCode::OK);
     let after = post(
         &server,
         path,

@@ -1,13 +1,15 @@
 //! What the tests need beyond Rust, installed on first use so that
-//! `cargo test` alone is the whole set-up: the reference MCP server from npm
-//! (pinned, the one place its version is written) into `<repo>/test-deps/`,
-//! and tmux, the sqlite3 command and python3 from apt when they are missing.
+//! `cargo test` alone is the whole set-up: the reference MCP server and the
+//! official TypeScript MCP SDK from npm, the official Python MCP SDK from
+//! PyPI into a venv (each pinned, the one place its version is written),
+//! all under `<repo>/test-deps/`, and tmux, the sqlite3 command and python3
+//! from apt when they are missing.
 //!
 //! Test binaries and their threads start at once, so every install runs
 //! under one file lock in `test-deps/` and checks again once it holds it.
-//! npm installs into a staging folder that is moved into place only after
-//! the entry file and version are checked, and a marker is written last: a
-//! run killed half way is redone, never trusted. When an install is
+//! npm and pip install into a staging folder that is moved into place only
+//! after the entry file and version are checked, and a marker is written
+//! last: a run killed half way is redone, never trusted. When an install is
 //! impossible the caller gets one line saying what is missing and how to
 //! get it, and fails with it (tests never skip).
 //!
@@ -26,6 +28,40 @@ use std::sync::OnceLock;
 pub const EVERYTHING_PACKAGE: &str = "@modelcontextprotocol/server-everything";
 pub const EVERYTHING_VERSION: &str = "2026.8.31";
 
+/// The official TypeScript client SDK, a downstream client in
+/// `tests/sdk_clients.rs`; installed in its own folder so that its pin does
+/// not depend on the one server-everything happens to pull in.
+pub const TS_SDK_PACKAGE: &str = "@modelcontextprotocol/sdk";
+pub const TS_SDK_VERSION: &str = "1.32.2";
+/// Where the TypeScript SDK lives under the deps folder.
+pub const TS_SDK_DIR: &str = "ts-sdk";
+
+/// The official Python client SDK (PyPI), in a venv of its own.
+pub const PY_SDK_PACKAGE: &str = "mcp";
+pub const PY_SDK_VERSION: &str = "2.3.0";
+/// Where the Python SDK's venv lives under the deps folder.
+pub const PY_SDK_DIR: &str = "py-sdk";
+
+/// An npm package pinned exactly, with the file whose presence proves the
+/// install complete.
+struct NpmPin {
+    package: &'static str,
+    version: &'static str,
+    entry: &'static str,
+}
+
+const EVERYTHING: NpmPin = NpmPin {
+    package: EVERYTHING_PACKAGE,
+    version: EVERYTHING_VERSION,
+    entry: "dist/index.js",
+};
+
+const TS_SDK: NpmPin = NpmPin {
+    package: TS_SDK_PACKAGE,
+    version: TS_SDK_VERSION,
+    entry: "dist/cjs/client/streamableHttp.js",
+};
+
 /// Written after a verified install; its content names what was installed.
 const MARKER: &str = "installed.txt";
 const LOCK: &str = ".lock";
@@ -41,9 +77,18 @@ pub fn deps_dir() -> PathBuf {
 
 /// The reference server's `dist/index.js` under a deps folder.
 pub fn everything_entry(deps: &Path) -> PathBuf {
-    deps.join("node_modules")
-        .join(EVERYTHING_PACKAGE)
-        .join("dist/index.js")
+    EVERYTHING.entry_under(deps)
+}
+
+/// The folder whose `node_modules` holds the TypeScript SDK: scripts
+/// resolve `@modelcontextprotocol/sdk/...` from there as an app would.
+pub fn ts_sdk_home(deps: &Path) -> PathBuf {
+    deps.join(TS_SDK_DIR)
+}
+
+/// The Python SDK venv's interpreter under a deps folder.
+pub fn py_sdk_python(deps: &Path) -> PathBuf {
+    deps.join(PY_SDK_DIR).join("bin/python")
 }
 
 /// The reference server's entry point, installed first if needed; the
@@ -66,6 +111,33 @@ pub fn try_server_everything() -> Result<PathBuf, String> {
 /// Like [`try_server_everything`], failing the test on error.
 pub fn server_everything() -> PathBuf {
     try_server_everything().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The folder to resolve the TypeScript SDK from, installed first if
+/// needed; fails the test with one line when that is impossible.
+pub fn ts_sdk() -> PathBuf {
+    static DONE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let deps = deps_dir();
+        install_ts_sdk_with(&deps, OsStr::new("npm"))?;
+        Ok(ts_sdk_home(&deps))
+    })
+    .clone()
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The interpreter of a venv holding the Python SDK, installed first if
+/// needed; fails the test with one line when that is impossible.
+pub fn py_sdk() -> PathBuf {
+    static DONE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    DONE.get_or_init(|| {
+        ensure_program("python3", &["--version"], "python3")?;
+        let deps = deps_dir();
+        install_py_sdk_with(&deps, OsStr::new("python3"))?;
+        Ok(py_sdk_python(&deps))
+    })
+    .clone()
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// tmux, installed with apt if missing; fails the test when it cannot be.
@@ -133,45 +205,69 @@ fn lock(deps: &Path) -> Result<File, String> {
     locked.map_err(|e| format!("cannot lock {}: {e}", deps.join(LOCK).display()))
 }
 
-fn marker_text() -> String {
-    format!("{EVERYTHING_PACKAGE}@{EVERYTHING_VERSION}\n")
-}
+impl NpmPin {
+    fn spec(&self) -> String {
+        format!("{}@{}", self.package, self.version)
+    }
 
-/// A complete install of the pinned version: marker, version and entry.
-fn everything_installed(deps: &Path) -> bool {
-    let marker = fs::read_to_string(deps.join(MARKER)).ok();
-    marker.as_deref() == Some(marker_text().as_str())
-        && package_version(&deps.join("node_modules")).as_deref() == Some(EVERYTHING_VERSION)
-        && everything_entry(deps).is_file()
-}
+    fn marker_text(&self) -> String {
+        format!("{}\n", self.spec())
+    }
 
-/// The version in the reference server's package.json under `node_modules`.
-fn package_version(node_modules: &Path) -> Option<String> {
-    let text =
-        fs::read_to_string(node_modules.join(EVERYTHING_PACKAGE).join("package.json")).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json["version"].as_str().map(str::to_owned)
+    /// The entry file of an install whose `node_modules` is under `home`.
+    fn entry_under(&self, home: &Path) -> PathBuf {
+        home.join("node_modules")
+            .join(self.package)
+            .join(self.entry)
+    }
+
+    /// A complete install under `home`: marker, version and entry.
+    fn installed(&self, home: &Path) -> bool {
+        let marker = fs::read_to_string(home.join(MARKER)).ok();
+        marker.as_deref() == Some(self.marker_text().as_str())
+            && self.version_under(&home.join("node_modules")).as_deref() == Some(self.version)
+            && self.entry_under(home).is_file()
+    }
+
+    /// The version in the package's package.json under `node_modules`.
+    fn version_under(&self, node_modules: &Path) -> Option<String> {
+        let text = fs::read_to_string(node_modules.join(self.package).join("package.json")).ok()?;
+        let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+        json["version"].as_str().map(str::to_owned)
+    }
 }
 
 /// Installs the pinned reference server into `deps` with `npm` unless a
 /// complete install is there already.
 pub fn install_everything_with(deps: &Path, npm: &OsStr) -> Result<(), String> {
-    if everything_installed(deps) {
+    install_npm(deps, deps, &EVERYTHING, npm)
+}
+
+/// Installs the pinned TypeScript SDK into `deps/ts-sdk` with `npm` unless
+/// a complete install is there already.
+pub fn install_ts_sdk_with(deps: &Path, npm: &OsStr) -> Result<(), String> {
+    install_npm(deps, &ts_sdk_home(deps), &TS_SDK, npm)
+}
+
+/// Installs `pin` with `npm` so that `home/node_modules` holds it, under
+/// the lock of `deps`.
+fn install_npm(deps: &Path, home: &Path, pin: &NpmPin, npm: &OsStr) -> Result<(), String> {
+    if pin.installed(home) {
         return Ok(());
     }
     let _lock = lock(deps)?;
-    if everything_installed(deps) {
+    if pin.installed(home) {
         return Ok(()); // another binary installed it while we waited
     }
-    let staging = deps.join(STAGING);
-    let old = deps.join(OLD);
+    let staging = home.join(STAGING);
+    let old = home.join(OLD);
     // Leftovers of a run killed half way.
     for dir in [&staging, &old] {
         remove_dir(dir)?;
     }
     fs::create_dir_all(&staging)
         .map_err(|e| format!("cannot create {}: {e}", staging.display()))?;
-    let spec = format!("{EVERYTHING_PACKAGE}@{EVERYTHING_VERSION}");
+    let spec = pin.spec();
     let out = Command::new(npm)
         .arg("install")
         .arg("--prefix")
@@ -192,33 +288,145 @@ pub fn install_everything_with(deps: &Path, npm: &OsStr) -> Result<(), String> {
         ));
     }
     let staged = staging.join("node_modules");
-    if package_version(&staged).as_deref() != Some(EVERYTHING_VERSION)
-        || !everything_entry(&staging).is_file()
+    if pin.version_under(&staged).as_deref() != Some(pin.version)
+        || !pin.entry_under(&staging).is_file()
     {
         return Err(format!(
-            "`npm install {spec}` succeeded but {} is missing or not version {EVERYTHING_VERSION}",
-            everything_entry(&staging).display()
+            "`npm install {spec}` succeeded but {} is missing or not version {}",
+            pin.entry_under(&staging).display(),
+            pin.version
         ));
     }
     // The marker goes first and comes back last, so a half-moved install
     // is never trusted.
-    let marker = deps.join(MARKER);
+    let marker = home.join(MARKER);
     remove_file(&marker)?;
-    let live = deps.join("node_modules");
+    let live = home.join("node_modules");
     if live.exists() {
         rename(&live, &old)?;
     }
     rename(&staged, &live)?;
     for file in ["package.json", "package-lock.json"] {
         if staging.join(file).exists() {
-            rename(&staging.join(file), &deps.join(file))?;
+            rename(&staging.join(file), &home.join(file))?;
         }
     }
-    let tmp = deps.join(".installed.tmp");
-    fs::write(&tmp, marker_text()).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    rename(&tmp, &marker)?;
+    write_marker(home, &pin.marker_text())?;
     remove_dir(&old)?;
     remove_dir(&staging)
+}
+
+/// Writes `text` as the marker of `home`, atomically.
+fn write_marker(home: &Path, text: &str) -> Result<(), String> {
+    let tmp = home.join(".installed.tmp");
+    fs::write(&tmp, text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    rename(&tmp, &home.join(MARKER))
+}
+
+fn py_marker_text() -> String {
+    format!("{PY_SDK_PACKAGE}=={PY_SDK_VERSION}\n")
+}
+
+/// The version of the Python SDK that `python` imports, if it imports one.
+fn py_sdk_version(python: &Path) -> Option<String> {
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import importlib.metadata as m, mcp; print(m.version('mcp'))",
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// A complete venv: marker, and an interpreter that imports the pinned SDK.
+fn py_sdk_installed(venv: &Path) -> bool {
+    let marker = fs::read_to_string(venv.join(MARKER)).ok();
+    marker.as_deref() == Some(py_marker_text().as_str())
+        && py_sdk_version(&venv.join("bin/python")).as_deref() == Some(PY_SDK_VERSION)
+}
+
+/// Creates a venv with `python -m venv` in `deps/py-sdk` and installs the
+/// pinned Python SDK into it with its pip, unless a complete one is there.
+/// The venv is built in a staging folder and moved into place: a venv's
+/// own interpreter works from wherever it is moved (only pip's launcher
+/// scripts name the old path, and nothing here uses them).
+pub fn install_py_sdk_with(deps: &Path, python: &OsStr) -> Result<(), String> {
+    let venv = deps.join(PY_SDK_DIR);
+    if py_sdk_installed(&venv) {
+        return Ok(());
+    }
+    let _lock = lock(deps)?;
+    if py_sdk_installed(&venv) {
+        return Ok(()); // another binary installed it while we waited
+    }
+    let staging = deps.join(format!("{PY_SDK_DIR}{STAGING}"));
+    let old = deps.join(format!("{PY_SDK_DIR}{OLD}"));
+    for dir in [&staging, &old] {
+        remove_dir(dir)?;
+    }
+    let spec = format!("{PY_SDK_PACKAGE}=={PY_SDK_VERSION}");
+    let out = Command::new(python)
+        .args(["-m", "venv"])
+        .arg(&staging)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            format!(
+                "python3 not found ({e}): install Python 3.10 or later \
+                 (`apt-get install python3 python3-venv`) so the tests can install {spec}"
+            )
+        })?;
+    if !out.status.success() {
+        return Err(format!(
+            "`python3 -m venv` failed ({}): install the venv module \
+             (Debian: `apt-get install python3-venv`) so the tests can install {spec}",
+            last_line(&out)
+        ));
+    }
+    let staged_python = staging.join("bin/python");
+    let out = Command::new(&staged_python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--quiet",
+            &spec,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {} ({e})", staged_python.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`pip install {spec}` failed (is PyPI reachable? the SDK needs Python 3.10 or later): {}",
+            last_line(&out)
+        ));
+    }
+    if py_sdk_version(&staged_python).as_deref() != Some(PY_SDK_VERSION) {
+        return Err(format!(
+            "`pip install {spec}` succeeded but {} does not import version {PY_SDK_VERSION}",
+            staged_python.display()
+        ));
+    }
+    // As for npm: no marker while the venv is being moved.
+    if venv.exists() {
+        rename(&venv, &old)?;
+    }
+    rename(&staging, &venv)?;
+    if py_sdk_version(&venv.join("bin/python")).as_deref() != Some(PY_SDK_VERSION) {
+        return Err(format!(
+            "the venv moved to {} no longer imports {spec}",
+            venv.display()
+        ));
+    }
+    write_marker(&venv, &py_marker_text())?;
+    remove_dir(&old)
 }
 
 fn ensure_program(program: &str, probe: &[&str], package: &str) -> Result<(), String> {

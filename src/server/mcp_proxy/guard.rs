@@ -223,7 +223,7 @@ async fn admit(
     } else {
         None
     };
-    let (response, links) = match &authorized.grant {
+    let (mut response, links) = match &authorized.grant {
         Granted::One(grant) => {
             parts.extensions.insert(grant.clone());
             let response = proxy.service.handle(Request::from_parts(parts, body)).await;
@@ -262,6 +262,12 @@ async fn admit(
         && let Some(id) = &session
     {
         proxy.book.forget(id);
+        // rmcp says 202 Accepted, but the session is already closed: 200
+        // is the truth, what the official SDK servers answer, and what the
+        // Python SDK expects (it logs any other code as a failed DELETE).
+        if response.status() == StatusCode::ACCEPTED {
+            *response.status_mut() = StatusCode::OK;
+        }
     }
     Ok(response)
 }

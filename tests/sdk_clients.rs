@@ -133,17 +133,51 @@ fn text<'a>(summary: &'a Value, pointer: &str) -> &'a str {
 }
 
 /// What every SDK must have seen of server-everything through `/mcp/{id}`.
+/// How an endpoint shows the upstream: `/mcp/{id}` as it is, `/mcp`
+/// under the MCP id.
+#[derive(Clone, Copy)]
+struct View {
+    /// Before every tool name (`everything__` on `/mcp`).
+    prefix: &'static str,
+    server: &'static str,
+    /// Before every resource URI (`plexmcp://everything/` on `/mcp`).
+    uri_prefix: &'static str,
+}
+
+const AS_IT_IS: View = View {
+    prefix: "",
+    server: "mcp-servers/everything",
+    uri_prefix: "",
+};
+
+const AGGREGATED: View = View {
+    prefix: "everything__",
+    server: "plexmcp",
+    uri_prefix: "plexmcp://everything/",
+};
+
 fn assert_saw_the_upstream(sdk: Sdk, summary: &Value) {
+    assert_saw(sdk, summary, AS_IT_IS);
+}
+
+fn assert_saw(sdk: Sdk, summary: &Value, view: View) {
     let name = sdk.name();
     assert!(
         HANDSHAKE_REVISIONS.contains(&text(summary, "/protocol")),
         "{summary:#}"
     );
-    assert_eq!(text(summary, "/server"), "mcp-servers/everything");
+    assert_eq!(text(summary, "/server"), view.server);
 
     // The upstream's own names, the conditional ones (registered because
     // this client declared sampling and elicitation) included.
     let tools = strings(&summary["tools"]);
+    let tools: Vec<&str> = tools
+        .iter()
+        .map(|t| {
+            t.strip_prefix(view.prefix)
+                .unwrap_or_else(|| panic!("{t} lacks {:?}", view.prefix))
+        })
+        .collect();
     for tool in [
         "echo",
         "get-sum",
@@ -168,7 +202,10 @@ fn assert_saw_the_upstream(sdk: Sdk, summary: &Value) {
     let on_disk = std::fs::read_to_string(&doc).expect("server-everything's architecture.md");
     assert_eq!(
         text(summary, "/resource/uri"),
-        "demo://resource/static/document/architecture.md"
+        format!(
+            "{}demo://resource/static/document/architecture.md",
+            view.uri_prefix
+        )
     );
     assert_eq!(text(summary, "/resource/text"), on_disk);
 
@@ -317,5 +354,15 @@ async fn the_sdks_get_an_http_upstream_as_it_is_too() {
             text(&summary, "/log/data").contains("SessionId"),
             "{summary:#}"
         );
+    }
+}
+
+#[tokio::test]
+async fn the_sdks_get_every_mcp_behind_the_aggregate_endpoint() {
+    let (env, server, key) = everything_behind_plexmcp().await;
+    let url = format!("{}/mcp", server.base);
+    for sdk in [Sdk::TypeScript, Sdk::Python("legacy")] {
+        let summary = sdk.run(&env, &url, &key, "everything__").await;
+        assert_saw(sdk, &summary, AGGREGATED);
     }
 }

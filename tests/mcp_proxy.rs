@@ -717,19 +717,38 @@ async fn an_http_upstream_is_passed_through_too() {
     client.cancel().await.unwrap();
 }
 
+/// The `_meta` every 2026-07-28 request carries.
+fn meta_2026() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "new", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {}
+    })
+}
+
+/// The JSON-RPC message in a JSON or SSE answer.
+async fn answer_of(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let json = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(str::trim)
+        .find(|d| d.starts_with('{'))
+        .unwrap_or(text.trim());
+    let value = serde_json::from_str(json).unwrap_or_else(|_| panic!("{status}: {text}"));
+    (status, value)
+}
+
 #[tokio::test]
-async fn a_stateless_2026_client_is_told_which_revisions_are_served() {
+async fn a_stateless_2026_client_is_served_without_a_session() {
     let env = Env::new();
     env.add_everything_stdio("everything");
     let (_, key) = env.create_key("client", &[]);
     let server = Server::start(&env).await;
-    let discover = json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {
-    "_meta": {
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientInfo": {"name": "new", "version": "1"},
-        "io.modelcontextprotocol/clientCapabilities": {}
-    }}});
-    let version = [
+    let discover = json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover",
+        "params": {"_meta": meta_2026()}});
+    let headers = [
         ("mcp-protocol-version", "2026-07-28"),
         ("mcp-method", "server/discover"),
     ];
@@ -738,14 +757,59 @@ async fn a_stateless_2026_client_is_told_which_revisions_are_served() {
         "/mcp/everything",
         Some(&key),
         None,
-        &version,
+        &headers,
         &discover,
     )
     .await;
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert!(text.contains("2025-11-25"), "{status}: {text}");
-    assert!(!text.contains("\"2026-07-28\"]"), "{status}: {text}");
+    assert!(response.headers().get("mcp-session-id").is_none());
+    let (status, answer) = answer_of(response).await;
+    assert_eq!(status, StatusCode::OK, "{answer:#}");
+    let result = &answer["result"];
+    let versions = result["supportedVersions"].as_array().expect("versions");
+    assert!(versions.contains(&json!("2026-07-28")), "{result:#}");
+    assert!(versions.contains(&json!("2025-11-25")), "{result:#}");
+    // The upstream's own identity and capabilities, as over a session.
+    assert_eq!(
+        result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "mcp-servers/everything",
+        "{result:#}"
+    );
+    assert!(result["capabilities"]["tools"].is_object(), "{result:#}");
+
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "echo", "arguments": {"message": "stateless"}, "_meta": meta_2026()}});
+    let headers = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "echo"),
+    ];
+    let response = post(
+        &server,
+        "/mcp/everything",
+        Some(&key),
+        None,
+        &headers,
+        &call,
+    )
+    .await;
+    let (status, answer) = answer_of(response).await;
+    assert_eq!(status, StatusCode::OK, "{answer:#}");
+    assert!(
+        answer["result"].to_string().contains("Echo: stateless"),
+        "{answer:#}"
+    );
+
+    // The standard headers must agree with the body.
+    let lying = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "get-sum"),
+    ];
+    let response = post(&server, "/mcp/everything", Some(&key), None, &lying, &call).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    // The key is checked on every stateless request like any other.
+    let response = post(&server, "/mcp/everything", None, None, &headers, &call).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

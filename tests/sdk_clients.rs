@@ -27,8 +27,10 @@ use support::{ChildGuard, Env, HttpEverything, Server};
 /// stops a wedged interpreter from hanging the test run.
 const SCRIPT_LIMIT: Duration = Duration::from_secs(600);
 
-/// The revisions a client may end up on through `/mcp/{mcp_id}`.
+/// The revisions a client may end up on through `/mcp/{mcp_id}` with a session.
 const HANDSHAKE_REVISIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+/// The stateless revision (no `initialize`, no session).
+const STATELESS_REVISION: &str = "2026-07-28";
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -162,8 +164,10 @@ fn assert_saw_the_upstream(sdk: Sdk, summary: &Value) {
 
 fn assert_saw(sdk: Sdk, summary: &Value, view: View) {
     let name = sdk.name();
+    let protocol = text(summary, "/protocol");
+    let stateless = protocol == STATELESS_REVISION;
     assert!(
-        HANDSHAKE_REVISIONS.contains(&text(summary, "/protocol")),
+        stateless || HANDSHAKE_REVISIONS.contains(&protocol),
         "{summary:#}"
     );
     assert_eq!(text(summary, "/server"), view.server);
@@ -252,6 +256,34 @@ fn assert_saw(sdk: Sdk, summary: &Value, view: View) {
         "Long running operation completed. Duration: 2 seconds, Steps: 4."
     );
 
+    if stateless {
+        // No session to keep a level in: the client is told how 2026-07-28
+        // does it (and the simulated logs, sent between requests, have no
+        // stream to travel on in that revision).
+        assert!(
+            text(summary, "/set_level").contains("logLevel in each request's _meta"),
+            "{summary:#}"
+        );
+    } else {
+        assert_saw_a_log(summary);
+    }
+
+    // The cancelled call ended as the SDK ends a cancelled call, and the
+    // session went on working.
+    match sdk {
+        Sdk::TypeScript => {
+            assert_eq!(text(summary, "/cancel/ended"), "rejected", "{summary:#}");
+            assert!(
+                text(summary, "/cancel/error").contains("the user pressed stop"),
+                "{summary:#}"
+            );
+        }
+        Sdk::Python(_) => assert_eq!(text(summary, "/cancel/ended"), "cancelled"),
+    }
+    assert_eq!(text(summary, "/cancel/after"), "Echo: after the cancel");
+}
+
+fn assert_saw_a_log(summary: &Value) {
     let log = text(summary, "/log/data");
     assert!(
         [
@@ -268,20 +300,6 @@ fn assert_saw(sdk: Sdk, summary: &Value, view: View) {
         .any(|level| log.starts_with(level)),
         "{log}"
     );
-
-    // The cancelled call ended as the SDK ends a cancelled call, and the
-    // session went on working.
-    match sdk {
-        Sdk::TypeScript => {
-            assert_eq!(text(summary, "/cancel/ended"), "rejected", "{summary:#}");
-            assert!(
-                text(summary, "/cancel/error").contains("the user pressed stop"),
-                "{summary:#}"
-            );
-        }
-        Sdk::Python(_) => assert_eq!(text(summary, "/cancel/ended"), "cancelled"),
-    }
-    assert_eq!(text(summary, "/cancel/after"), "Echo: after the cancel");
 }
 
 /// A gateway in front of server-everything over stdio, and a key for it.
@@ -324,15 +342,16 @@ async fn the_python_sdk_gets_the_upstream_as_it_is() {
 }
 
 /// The Python SDK's default mode probes `server/discover` at 2026-07-28
-/// first; `/mcp/{mcp_id}` refuses that with the revisions it serves, and
-/// the SDK falls back to the handshake on the newest of them.
+/// first and, answered, speaks that stateless revision: sampling and
+/// elicitation arrive as input requests of the tool's answer, progress on
+/// the call's own stream, all bridged to the upstream's session.
 #[tokio::test]
-async fn the_python_sdk_in_auto_mode_falls_back_to_the_handshake() {
+async fn the_python_sdk_in_auto_mode_speaks_the_stateless_revision() {
     let (env, server, key) = everything_behind_plexmcp().await;
     let url = format!("{}/mcp/everything", server.base);
     let summary = Sdk::Python("auto").run(&env, &url, &key, "").await;
     assert_eq!(text(&summary, "/mode"), "auto");
-    assert_eq!(text(&summary, "/protocol"), "2025-11-25");
+    assert_eq!(text(&summary, "/protocol"), STATELESS_REVISION);
     assert_saw_the_upstream(Sdk::Python("auto"), &summary);
     assert_eq!(summary["warnings"], Value::Array(vec![]), "{summary:#}");
 }
@@ -345,15 +364,17 @@ async fn the_sdks_get_an_http_upstream_as_it_is_too() {
     let (_, key) = env.create_key("sdk-client", &[]);
     let server = Server::start(&env).await;
     let url = format!("{}/mcp/remote", server.base);
-    for sdk in [Sdk::TypeScript, Sdk::Python("legacy")] {
+    for sdk in [Sdk::TypeScript, Sdk::Python("legacy"), Sdk::Python("auto")] {
         let summary = sdk.run(&env, &url, &key, "").await;
         assert_saw_the_upstream(sdk, &summary);
-        // Over HTTP the upstream has a session of its own, and its log
-        // messages name it: they came through the gateway's session.
-        assert!(
-            text(&summary, "/log/data").contains("SessionId"),
-            "{summary:#}"
-        );
+        if text(&summary, "/protocol") != STATELESS_REVISION {
+            // Over HTTP the upstream has a session of its own, and its log
+            // messages name it: they came through the gateway's session.
+            assert!(
+                text(&summary, "/log/data").contains("SessionId"),
+                "{summary:#}"
+            );
+        }
     }
 }
 
@@ -361,8 +382,12 @@ async fn the_sdks_get_an_http_upstream_as_it_is_too() {
 async fn the_sdks_get_every_mcp_behind_the_aggregate_endpoint() {
     let (env, server, key) = everything_behind_plexmcp().await;
     let url = format!("{}/mcp", server.base);
-    for sdk in [Sdk::TypeScript, Sdk::Python("legacy")] {
+    for sdk in [Sdk::TypeScript, Sdk::Python("legacy"), Sdk::Python("auto")] {
         let summary = sdk.run(&env, &url, &key, "everything__").await;
         assert_saw(sdk, &summary, AGGREGATED);
+        if let Sdk::Python("auto") = sdk {
+            // No session on /mcp either: each request bridged on its own.
+            assert_eq!(text(&summary, "/protocol"), STATELESS_REVISION);
+        }
     }
 }

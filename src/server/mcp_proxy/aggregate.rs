@@ -7,7 +7,9 @@
 //! prompt or resource goes to the one member it names, under the name the
 //! upstream gave it. Like `/mcp/{mcp_id}`, each session has connections of
 //! its own, so one client's notifications, log level, subscriptions and
-//! server-to-client requests never reach another.
+//! server-to-client requests never reach another. A 2026-07-28 client has
+//! no session: each of its requests reaches the members over the
+//! stateless bridge (`stateless.rs`), with the same names.
 
 #![allow(deprecated)] // subscribe, logging and sampling belong to the revisions served here
 
@@ -25,14 +27,17 @@ use rmcp::model::{
     SubscribeRequest, SubscribeRequestParams, ToolsCapability, UnsubscribeRequest,
     UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::model::{DiscoverResult, ServerPeerInfo, SubscriptionFilter};
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
-use super::handler::{SERVED_VERSIONS, negotiate};
+use super::handler::{ALL_VERSIONS, mark_complete, negotiate, stateless_info};
 use super::names::{self, prefixed, split_name, unwrap_uri, wrap_uri};
-use super::relay::Link;
+use super::relay::{Link, Mode};
 use super::session_upstream::{SessionUpstream, optional, unexpected};
+use super::sessions::Binding;
+use super::stateless::{Bridge, Member, Round};
 use crate::upstream::UpstreamSpec;
 
 /// Most pages read from one upstream for one list (a hostile upstream
@@ -45,6 +50,10 @@ const MAX_ENTRIES: usize = 10_000;
 #[derive(Clone)]
 pub struct AggregateGrant {
     pub members: Vec<(String, UpstreamSpec)>,
+    /// The key and MCPs the request was authorized for.
+    pub binding: Binding,
+    /// Where stateless (2026-07-28) requests find their upstreams.
+    pub bridge: Arc<Bridge>,
     /// Filled at `initialize` with the links of the members reached.
     pub links: Arc<OnceLock<Vec<Arc<Link>>>>,
 }
@@ -108,16 +117,137 @@ impl List {
     }
 }
 
-impl AggregateHandler {
-    fn members(&self) -> Result<&[SessionUpstream], ErrorData> {
-        self.members
-            .get()
-            .map(Vec::as_slice)
-            .ok_or_else(|| ErrorData::invalid_request("the session is not initialized", None))
+/// One member as a request reaches it: over the session's connection, or
+/// (a stateless client) over the bridge.
+#[derive(Clone, Copy)]
+enum Upstream<'a> {
+    Session(&'a SessionUpstream),
+    Bridged {
+        slug: &'a str,
+        spec: &'a UpstreamSpec,
+        grant: &'a AggregateGrant,
+    },
+}
+
+impl Upstream<'_> {
+    fn slug(&self) -> &str {
+        match self {
+            Upstream::Session(member) => &member.slug,
+            Upstream::Bridged { slug, .. } => slug,
+        }
     }
 
-    fn member(&self, slug: &str) -> Result<Option<&SessionUpstream>, ErrorData> {
-        Ok(self.members()?.iter().find(|m| m.slug == slug))
+    /// Forwards `request`; a stateless round may end with the upstream
+    /// asking the client something.
+    async fn converse(
+        &self,
+        request: ClientRequest,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<Round, ErrorData> {
+        match self {
+            Upstream::Session(member) => member
+                .forward(request, context)
+                .await
+                .map(|answer| Round::Done(Box::new(answer))),
+            Upstream::Bridged { slug, spec, grant } => {
+                let member = Member {
+                    slug,
+                    spec,
+                    aggregated: true,
+                };
+                let mut round = grant
+                    .bridge
+                    .run(&grant.binding, member, request, context)
+                    .await?;
+                if let Round::Done(answer) = &mut round {
+                    mark_complete(answer.as_mut());
+                }
+                Ok(round)
+            }
+        }
+    }
+
+    /// Forwards a request that cannot ask anything back.
+    async fn forward(
+        &self,
+        request: ClientRequest,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<ServerResult, ErrorData> {
+        match self.converse(request, context).await? {
+            Round::Done(answer) => Ok(*answer),
+            Round::Input(_) => Err(unexpected(self.slug())),
+        }
+    }
+}
+
+fn grant_of(context: &RequestContext<RoleServer>) -> Result<&AggregateGrant, ErrorData> {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<AggregateGrant>())
+        .ok_or_else(|| ErrorData::internal_error("request without authorization", None))
+}
+
+impl AggregateHandler {
+    /// A handler without members serves a stateless client (rmcp makes
+    /// one per request; a session's handler has them from `initialize`).
+    fn stateless(&self) -> bool {
+        self.members.get().is_none()
+    }
+
+    fn member<'a>(
+        &'a self,
+        slug: &str,
+        context: &'a RequestContext<RoleServer>,
+    ) -> Result<Option<Upstream<'a>>, ErrorData> {
+        if let Some(members) = self.members.get() {
+            return Ok(members
+                .iter()
+                .find(|m| m.slug == slug)
+                .map(Upstream::Session));
+        }
+        let grant = grant_of(context)?;
+        Ok(grant
+            .members
+            .iter()
+            .find(|(own, _)| own == slug)
+            .map(|(slug, spec)| Upstream::Bridged { slug, spec, grant }))
+    }
+
+    /// Every member reached, with what it told about itself; for a
+    /// stateless client, each asked now (at once; one that cannot be
+    /// reached is left out and logged).
+    async fn reached<'a>(
+        &'a self,
+        context: &'a RequestContext<RoleServer>,
+    ) -> Result<Vec<(Upstream<'a>, Arc<ServerPeerInfo>)>, ErrorData> {
+        if let Some(members) = self.members.get() {
+            return Ok(members
+                .iter()
+                .map(|m| (Upstream::Session(m), m.info.clone()))
+                .collect());
+        }
+        let grant = grant_of(context)?;
+        let asked = grant.members.iter().map(|(slug, spec)| async move {
+            let member = Member {
+                slug,
+                spec,
+                aggregated: true,
+            };
+            let info = grant.bridge.discover(&grant.binding, member, context).await;
+            (Upstream::Bridged { slug, spec, grant }, info)
+        });
+        Ok(futures_util::future::join_all(asked)
+            .await
+            .into_iter()
+            .filter_map(|(member, info)| match info {
+                Ok(info) => Some((member, info)),
+                Err(e) => {
+                    tracing::warn!(mcp = %member.slug(), error = %e.message, "aggregate: upstream left out");
+                    None
+                }
+            })
+            .collect())
     }
 
     /// Every entry of `list` from every member that offers it, renamed,
@@ -127,11 +257,11 @@ impl AggregateHandler {
         list: List,
         context: &RequestContext<RoleServer>,
     ) -> Result<Value, ErrorData> {
-        let members = self.members()?;
+        let members = self.reached(context).await?;
         let asked = members
             .iter()
-            .filter(|m| list.offered(&m.info.capabilities))
-            .map(|member| async move {
+            .filter(|(_, info)| list.offered(&info.capabilities))
+            .map(|(member, _)| async move {
                 let entries = all_pages(member, list, context).await;
                 (member, entries)
             });
@@ -140,49 +270,57 @@ impl AggregateHandler {
             match entries {
                 Ok(entries) => {
                     for mut entry in entries {
-                        list.rename(&member.slug, &mut entry);
+                        list.rename(member.slug(), &mut entry);
                         gathered.push(entry);
                     }
                 }
                 Err(e) => tracing::warn!(
-                    mcp = %member.slug,
+                    mcp = %member.slug(),
                     list = list.field(),
                     error = %e.message,
                     "aggregate list: upstream left out"
                 ),
             }
         }
-        Ok(json!({ list.field(): gathered }))
+        let mut answer = json!({ list.field(): gathered });
+        if self.stateless() {
+            // 2026-07-28 clients take a result only if it says it is whole.
+            answer["resultType"] = json!("complete");
+        }
+        Ok(answer)
     }
 
     /// Forwards a request naming a tool or prompt to the member it names.
-    async fn named<T>(
+    async fn named(
         &self,
         name: &str,
         what: &str,
-        context: RequestContext<RoleServer>,
+        context: &RequestContext<RoleServer>,
         build: impl FnOnce(String) -> ClientRequest,
-        take: impl FnOnce(ServerResult) -> Option<T>,
-    ) -> Result<T, ErrorData> {
+    ) -> Result<(Round, String), ErrorData> {
         let unknown = || ErrorData::invalid_params(format!("Unknown {what}: {name}"), None);
         let (slug, own) = split_name(name).ok_or_else(unknown)?;
-        let member = self.member(slug)?.ok_or_else(unknown)?;
-        let answer = member.forward(build(own.to_owned()), &context).await?;
-        take(answer).ok_or_else(|| unexpected(slug))
+        let member = self.member(slug, context)?.ok_or_else(unknown)?;
+        let round = member.converse(build(own.to_owned()), context).await?;
+        Ok((round, slug.to_owned()))
     }
 
     /// The member a resource URI given out here belongs to, and its own URI.
-    fn by_uri<'a>(&self, uri: &'a str) -> Result<(&SessionUpstream, &'a str), ErrorData> {
+    fn by_uri<'a, 'u>(
+        &'a self,
+        uri: &'u str,
+        context: &'a RequestContext<RoleServer>,
+    ) -> Result<(Upstream<'a>, &'u str), ErrorData> {
         let unknown = || ErrorData::resource_not_found(format!("Unknown resource: {uri}"), None);
         let (slug, own) = unwrap_uri(uri).ok_or_else(unknown)?;
-        let member = self.member(slug)?.ok_or_else(unknown)?;
+        let member = self.member(slug, context)?.ok_or_else(unknown)?;
         Ok((member, own))
     }
 }
 
 /// All pages of `list` from one member, within the caps.
 async fn all_pages(
-    member: &SessionUpstream,
+    member: &Upstream<'_>,
     list: List,
     context: &RequestContext<RoleServer>,
 ) -> Result<Vec<Value>, ErrorData> {
@@ -190,9 +328,9 @@ async fn all_pages(
     let mut cursor = None;
     for _ in 0..MAX_PAGES {
         let page = member.forward(list.request(cursor), context).await?;
-        let mut page = serde_json::to_value(&page).map_err(|_| unexpected(&member.slug))?;
+        let mut page = serde_json::to_value(&page).map_err(|_| unexpected(member.slug()))?;
         let Some(Value::Array(listed)) = page.get_mut(list.field()).map(Value::take) else {
-            return Err(unexpected(&member.slug));
+            return Err(unexpected(member.slug()));
         };
         if entries.len() + listed.len() > MAX_ENTRIES {
             return Err(ErrorData::internal_error(
@@ -221,10 +359,10 @@ fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ErrorData> {
 }
 
 /// What the aggregate offers: whatever any member offers.
-fn union(members: &[SessionUpstream]) -> ServerCapabilities {
+fn union<'a>(members: impl Iterator<Item = &'a ServerPeerInfo>) -> ServerCapabilities {
     let mut all = ServerCapabilities::default();
-    for member in members {
-        let own = &member.info.capabilities;
+    for info in members {
+        let own = &info.capabilities;
         if let Some(tools) = &own.tools {
             let merged = all.tools.get_or_insert_with(ToolsCapability::default);
             merged.list_changed = either(merged.list_changed, tools.list_changed);
@@ -258,7 +396,7 @@ fn either(a: Option<bool>, b: Option<bool>) -> Option<bool> {
     }
 }
 
-fn instructions(members: &[SessionUpstream]) -> String {
+fn instructions(members: &[(&str, &ServerPeerInfo)]) -> String {
     let mut text = format!(
         "The MCP servers this API key may use, behind one: tools and prompts are named \
          <mcp_id>{sep}<name>, resources are {scheme}<mcp_id>/<uri>. Connected: {list}.",
@@ -269,19 +407,14 @@ fn instructions(members: &[SessionUpstream]) -> String {
         } else {
             members
                 .iter()
-                .map(|m| m.slug.as_str())
+                .map(|(slug, _)| *slug)
                 .collect::<Vec<_>>()
                 .join(", ")
         },
     );
-    for member in members {
-        if let Some(own) = member
-            .info
-            .instructions
-            .as_deref()
-            .filter(|s| !s.is_empty())
-        {
-            text.push_str(&format!("\n\n[{}] {own}", member.slug));
+    for (slug, info) in members {
+        if let Some(own) = info.instructions.as_deref().filter(|s| !s.is_empty()) {
+            text.push_str(&format!("\n\n[{slug}] {own}"));
         }
     }
     text
@@ -289,11 +422,29 @@ fn instructions(members: &[SessionUpstream]) -> String {
 
 impl ServerHandler for AggregateHandler {
     fn get_info(&self) -> ServerConfig {
-        self.info.get().cloned().unwrap_or_default()
+        self.info.get().cloned().unwrap_or_else(stateless_info)
     }
 
     fn supported_protocol_versions(&self) -> Cow<'static, [rmcp::model::ProtocolVersion]> {
-        Cow::Borrowed(&SERVED_VERSIONS)
+        Cow::Borrowed(&ALL_VERSIONS)
+    }
+
+    async fn discover(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<DiscoverResult, ErrorData> {
+        let reached = self.reached(&context).await?;
+        let named: Vec<(&str, &ServerPeerInfo)> = reached
+            .iter()
+            .map(|(member, info)| (member.slug(), info.as_ref()))
+            .collect();
+        let mut info = InitializeResult::new(union(named.iter().map(|(_, info)| *info)));
+        info.server_info = Implementation::new("plexmcp", env!("CARGO_PKG_VERSION"));
+        info.instructions = Some(instructions(&named));
+        Ok(DiscoverResult::from_server_info(
+            ALL_VERSIONS.to_vec(),
+            info,
+        ))
     }
 
     async fn initialize(
@@ -315,7 +466,13 @@ impl ServerHandler for AggregateHandler {
             .ok_or_else(|| ErrorData::internal_error("request without authorization", None))?;
         context.peer.set_peer_info(request.clone());
         let opening = grant.members.iter().map(|(slug, spec)| {
-            SessionUpstream::open(slug, spec, &request, &context.peer, Some(slug.clone()))
+            SessionUpstream::open(
+                slug,
+                spec,
+                &request,
+                Link::new(Mode::Session, Some(context.peer.clone())),
+                Some(slug.clone()),
+            )
         });
         // Failures were logged by `open`; the session goes on without them.
         let members: Vec<SessionUpstream> = futures_util::future::join_all(opening)
@@ -326,10 +483,14 @@ impl ServerHandler for AggregateHandler {
         let _ = grant
             .links
             .set(members.iter().map(|m| m.link.clone()).collect());
-        let mut info = InitializeResult::new(union(&members));
+        let mut info = InitializeResult::new(union(members.iter().map(|m| m.info.as_ref())));
         info.protocol_version = negotiate(&request.protocol_version);
         info.server_info = Implementation::new("plexmcp", env!("CARGO_PKG_VERSION"));
-        info.instructions = Some(instructions(&members));
+        let named: Vec<(&str, &ServerPeerInfo)> = members
+            .iter()
+            .map(|m| (m.slug.as_str(), m.info.as_ref()))
+            .collect();
+        info.instructions = Some(instructions(&named));
         let _ = self.info.set(info.clone());
         let _ = self.members.set(members);
         Ok(info)
@@ -337,7 +498,7 @@ impl ServerHandler for AggregateHandler {
 
     async fn ping(&self, _context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
         // The gateway itself answers: a ping asks whether the session is alive.
-        self.members().map(|_| ())
+        Ok(())
     }
 
     async fn list_tools(
@@ -354,21 +515,20 @@ impl ServerHandler for AggregateHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.to_string();
-        self.named(
-            &name,
-            "tool",
-            context,
-            |own| {
+        let (round, slug) = self
+            .named(&name, "tool", &context, |own| {
                 let mut request = request;
                 request.name = Cow::Owned(own);
                 ClientRequest::CallToolRequest(CallToolRequest::new(request))
+            })
+            .await?;
+        match round {
+            Round::Input(input) => Ok(CallToolResponse::InputRequired(input)),
+            Round::Done(answer) => match *answer {
+                ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(result)),
+                _ => Err(unexpected(&slug)),
             },
-            |answer| match answer {
-                ServerResult::CallToolResult(result) => Some(CallToolResponse::Complete(result)),
-                _ => None,
-            },
-        )
-        .await
+        }
     }
 
     async fn list_prompts(
@@ -385,21 +545,20 @@ impl ServerHandler for AggregateHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         let name = request.name.clone();
-        self.named(
-            &name,
-            "prompt",
-            context,
-            |own| {
+        let (round, slug) = self
+            .named(&name, "prompt", &context, |own| {
                 let mut request = request;
                 request.name = own;
                 ClientRequest::GetPromptRequest(GetPromptRequest::new(request))
+            })
+            .await?;
+        match round {
+            Round::Input(input) => Ok(GetPromptResponse::InputRequired(input)),
+            Round::Done(answer) => match *answer {
+                ServerResult::GetPromptResult(result) => Ok(GetPromptResponse::Complete(result)),
+                _ => Err(unexpected(&slug)),
             },
-            |answer| match answer {
-                ServerResult::GetPromptResult(result) => Some(GetPromptResponse::Complete(result)),
-                _ => None,
-            },
-        )
-        .await
+        }
     }
 
     async fn list_resources(
@@ -424,28 +583,33 @@ impl ServerHandler for AggregateHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let asked = request.uri.clone();
-        let (member, own) = self.by_uri(&asked)?;
+        let (member, own) = self.by_uri(&asked, &context)?;
         request.uri = own.to_owned();
-        let answer = member
-            .forward(
+        let round = member
+            .converse(
                 ClientRequest::ReadResourceRequest(ReadResourceRequest::new(request)),
                 &context,
             )
             .await?;
+        let slug = member.slug();
+        let answer = match round {
+            Round::Input(input) => return Ok(ReadResourceResponse::InputRequired(input)),
+            Round::Done(answer) => *answer,
+        };
         let ServerResult::ReadResourceResult(result) = answer else {
-            return Err(unexpected(&member.slug));
+            return Err(unexpected(slug));
         };
         // The contents name the URI they are of: the one the client knows.
-        let mut value = serde_json::to_value(&result).map_err(|_| unexpected(&member.slug))?;
+        let mut value = serde_json::to_value(&result).map_err(|_| unexpected(slug))?;
         if let Some(Value::Array(contents)) = value.get_mut("contents") {
             for content in contents {
                 if let Some(uri) = content.get("uri").and_then(Value::as_str) {
-                    let mapped = wrap_uri(&member.slug, uri);
+                    let mapped = wrap_uri(slug, uri);
                     content["uri"] = Value::String(mapped);
                 }
             }
         }
-        let result = serde_json::from_value(value).map_err(|_| unexpected(&member.slug))?;
+        let result = serde_json::from_value(value).map_err(|_| unexpected(slug))?;
         Ok(ReadResourceResponse::Complete(result))
     }
 
@@ -455,7 +619,7 @@ impl ServerHandler for AggregateHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let asked = request.uri.clone();
-        let (member, own) = self.by_uri(&asked)?;
+        let (member, own) = self.by_uri(&asked, &context)?;
         request.uri = own.to_owned();
         let request = ClientRequest::SubscribeRequest(SubscribeRequest::new(request));
         member.forward(request, &context).await.map(|_| ())
@@ -467,7 +631,7 @@ impl ServerHandler for AggregateHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let asked = request.uri.clone();
-        let (member, own) = self.by_uri(&asked)?;
+        let (member, own) = self.by_uri(&asked, &context)?;
         request.uri = own.to_owned();
         let request = ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(request));
         member.forward(request, &context).await.map(|_| ())
@@ -484,7 +648,7 @@ impl ServerHandler for AggregateHandler {
                 let named =
                     split_name(&prompt.name).map(|(slug, own)| (slug.to_owned(), own.to_owned()));
                 let member = named.and_then(|(slug, own)| {
-                    let member = self.member(&slug).ok().flatten()?;
+                    let member = self.member(&slug, &context).ok().flatten()?;
                     prompt.name = own;
                     Some(member)
                 });
@@ -494,7 +658,7 @@ impl ServerHandler for AggregateHandler {
             }
             Reference::Resource(template) => {
                 let asked = template.uri.clone();
-                let (member, own) = self.by_uri(&asked)?;
+                let (member, own) = self.by_uri(&asked, &context)?;
                 template.uri = own.to_owned();
                 member
             }
@@ -515,7 +679,7 @@ impl ServerHandler for AggregateHandler {
             ServerResult::CompleteResult(result) => Ok(result),
             // An upstream that sends nothing usable completes to nothing.
             ServerResult::EmptyResult(_) => Ok(CompleteResult::new(CompletionInfo::default())),
-            _ => Err(unexpected(&member.slug)),
+            _ => Err(unexpected(member.slug())),
         }
     }
 
@@ -524,8 +688,15 @@ impl ServerHandler for AggregateHandler {
         request: SetLevelRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        let Some(members) = self.members.get() else {
+            // Nothing outlives a stateless request to keep a level in.
+            return Err(ErrorData::invalid_request(
+                "logging/setLevel needs a session; in 2026-07-28 send the level as \
+                 io.modelcontextprotocol/logLevel in each request's _meta",
+                None,
+            ));
+        };
         // Every member that logs gets the client's level.
-        let members = self.members()?;
         let asked = members
             .iter()
             .filter(|m| m.info.capabilities.logging.is_some())
@@ -540,5 +711,43 @@ impl ServerHandler for AggregateHandler {
             }
         }
         Ok(())
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        // Sessions subscribe with resources/subscribe instead.
+        self.stateless().then(|| requested.clone())
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let grant = grant_of(context.request_context())?.clone();
+        let asked = context
+            .accepted()
+            .resource_subscriptions
+            .clone()
+            .unwrap_or_default();
+        // Each member gets its own URIs among those asked for; list
+        // changes come from every member.
+        let members = grant
+            .members
+            .iter()
+            .map(|(slug, spec)| {
+                let uris = asked
+                    .iter()
+                    .filter_map(|uri| unwrap_uri(uri))
+                    .filter(|(owner, _)| owner == slug)
+                    .map(|(_, own)| own.to_owned())
+                    .collect();
+                let member = Member {
+                    slug,
+                    spec,
+                    aggregated: true,
+                };
+                (member, uris)
+            })
+            .collect();
+        grant.bridge.listen(&grant.binding, members, context).await
     }
 }

@@ -225,7 +225,7 @@ async fn admit(
     };
     let (mut response, links) = match &authorized.grant {
         Granted::One(grant) => {
-            parts.extensions.insert(grant.clone());
+            parts.extensions.insert(Grant::clone(grant));
             let response = proxy.service.handle(Request::from_parts(parts, body)).await;
             (
                 response.map(Body::new),
@@ -281,7 +281,7 @@ struct Authorized {
 
 #[derive(Clone)]
 enum Granted {
-    One(Grant),
+    One(Box<Grant>),
     All(AggregateGrant),
 }
 
@@ -303,13 +303,20 @@ async fn authorized_scope(
     match target {
         Target::One(mcp_id) => {
             let mcp = authorize_mcp(state, key, mcp_id).await.map_err(denied)?;
+            let scope = Scope::One(mcp.row_id, mcp.slug.clone());
             Ok(Authorized {
-                scope: Scope::One(mcp.row_id, mcp.slug.clone()),
-                grant: Granted::One(Grant {
+                scope: scope.clone(),
+                grant: Granted::One(Box::new(Grant {
                     slug: mcp.slug.clone(),
                     spec: upstream_spec(&mcp),
+                    binding: Binding {
+                        key_row: key.row_id,
+                        key_id: key.id.clone(),
+                        scope,
+                    },
+                    bridge: state.proxy.bridge.clone(),
                     link: Arc::new(std::sync::OnceLock::new()),
-                }),
+                })),
             })
         }
         Target::All => {
@@ -318,13 +325,20 @@ async fn authorized_scope(
                 api_refusal(&ApiError::Internal)
             })?;
             let allowed: Vec<_> = mcps.iter().filter(|m| may_use(key, &m.slug)).collect();
+            let scope = Scope::All(allowed.iter().map(|m| (m.row_id, m.slug.clone())).collect());
             Ok(Authorized {
-                scope: Scope::All(allowed.iter().map(|m| (m.row_id, m.slug.clone())).collect()),
+                scope: scope.clone(),
                 grant: Granted::All(AggregateGrant {
                     members: allowed
                         .iter()
                         .map(|m| (m.slug.clone(), upstream_spec(m)))
                         .collect(),
+                    binding: Binding {
+                        key_row: key.row_id,
+                        key_id: key.id.clone(),
+                        scope,
+                    },
+                    bridge: state.proxy.bridge.clone(),
                     links: Arc::new(std::sync::OnceLock::new()),
                 }),
             })

@@ -11,24 +11,26 @@
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
+use rmcp::model::SubscriptionFilter;
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResponse, ClientRequest, CompleteRequest,
-    CompleteRequestParams, CompleteResult, ErrorData, GetPromptRequest, GetPromptRequestParams,
-    GetPromptResponse, Implementation, InitializeRequestParams, InitializeResult,
-    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, PingRequest, ProtocolVersion, ReadResourceRequest,
-    ReadResourceRequestParams, ReadResourceResponse, ServerConfig, ServerResult, SetLevelRequest,
-    SetLevelRequestParams, SubscribeRequest, SubscribeRequestParams, UnsubscribeRequest,
-    UnsubscribeRequestParams,
+    CompleteRequestParams, CompleteResult, DiscoverResult, ErrorData, GetPromptRequest,
+    GetPromptRequestParams, GetPromptResponse, Implementation, InitializeRequestParams,
+    InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, PingRequest, ProtocolVersion, ReadResourceRequest,
+    ReadResourceRequestParams, ReadResourceResponse, ResultType, ServerConfig, ServerPeerInfo,
+    ServerResult, SetLevelRequest, SetLevelRequestParams, SubscribeRequest, SubscribeRequestParams,
+    UnsubscribeRequest, UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{RoleServer, ServerHandler};
 
 use super::Grant;
+use super::relay::{Link, Mode};
 use super::session_upstream::{SessionUpstream, optional, unexpected};
+use super::stateless::{Member, Round};
 
-/// Revisions served on `/mcp/{mcp_id}`: those with an `initialize`
-/// handshake. (2026-07-28 clients are told so by rmcp's negotiation.)
+/// Revisions with an `initialize` handshake, served over sessions.
 pub const SERVED_VERSIONS: [ProtocolVersion; 4] = [
     ProtocolVersion::V_2025_11_25,
     ProtocolVersion::V_2025_06_18,
@@ -36,6 +38,18 @@ pub const SERVED_VERSIONS: [ProtocolVersion; 4] = [
     ProtocolVersion::V_2024_11_05,
 ];
 
+/// Every revision `/mcp/{mcp_id}` serves: the stateless 2026-07-28 too.
+pub(super) const ALL_VERSIONS: [ProtocolVersion; 5] = [
+    ProtocolVersion::V_2026_07_28,
+    ProtocolVersion::V_2025_11_25,
+    ProtocolVersion::V_2025_06_18,
+    ProtocolVersion::V_2025_03_26,
+    ProtocolVersion::V_2024_11_05,
+];
+
+/// A handler serves one session (opened by `initialize`), or, for a
+/// 2026-07-28 client, one stateless request (rmcp makes a handler per
+/// request; there is no `initialize`): `stateless.rs` bridges those.
 #[derive(Default)]
 pub struct ProxyHandler {
     upstream: OnceLock<SessionUpstream>,
@@ -43,11 +57,35 @@ pub struct ProxyHandler {
     info: OnceLock<ServerConfig>,
 }
 
+/// The grant the guard put on the request.
+fn grant(context: &RequestContext<RoleServer>) -> Result<Grant, ErrorData> {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Grant>())
+        .cloned()
+        .ok_or_else(|| ErrorData::internal_error("request without authorization", None))
+}
+
+/// What the client is told about the upstream, from its own answer to
+/// `initialize` (plexmcp renames nothing).
+fn as_told(slug: &str, upstream: &ServerPeerInfo) -> InitializeResult {
+    let mut info = InitializeResult::new(upstream.capabilities.clone());
+    info.server_info = upstream
+        .server_info
+        .clone()
+        .unwrap_or_else(|| Implementation::new(slug.to_owned(), ""));
+    info.instructions = upstream.instructions.clone();
+    info.meta = upstream.meta.clone();
+    info
+}
+
 impl ProxyHandler {
-    fn upstream(&self) -> Result<&SessionUpstream, ErrorData> {
-        self.upstream
-            .get()
-            .ok_or_else(|| ErrorData::invalid_request("the session is not initialized", None))
+    fn slug(&self, context: &RequestContext<RoleServer>) -> Result<String, ErrorData> {
+        match self.upstream.get() {
+            Some(upstream) => Ok(upstream.slug.clone()),
+            None => Ok(grant(context)?.slug),
+        }
     }
 
     async fn forward(
@@ -55,14 +93,95 @@ impl ProxyHandler {
         request: ClientRequest,
         context: RequestContext<RoleServer>,
     ) -> Result<ServerResult, ErrorData> {
-        self.upstream()?.forward(request, &context).await
+        let slug = self.slug(&context)?;
+        match self.converse(request, context).await? {
+            Round::Done(answer) => Ok(*answer),
+            // Only calls, prompts and reads may ask (the bridge's retry
+            // fields exist only there); anything else asking is broken.
+            Round::Input(_) => Err(unexpected(&slug)),
+        }
     }
+
+    /// A request over the session, or as a stateless round (which may end
+    /// with the upstream asking the client something).
+    async fn converse(
+        &self,
+        request: ClientRequest,
+        context: RequestContext<RoleServer>,
+    ) -> Result<Round, ErrorData> {
+        if let Some(upstream) = self.upstream.get() {
+            return upstream
+                .forward(request, &context)
+                .await
+                .map(|answer| Round::Done(Box::new(answer)));
+        }
+        let grant = grant(&context)?;
+        let member = Member {
+            slug: &grant.slug,
+            spec: &grant.spec,
+            aggregated: false,
+        };
+        let mut round = grant
+            .bridge
+            .run(&grant.binding, member, request, &context)
+            .await?;
+        if let Round::Done(answer) = &mut round {
+            mark_complete(answer.as_mut());
+        }
+        Ok(round)
+    }
+}
+
+/// Notifications a stateless client may listen for: all of them (the
+/// upstream's own capabilities are known only once it is reached).
+pub(super) fn stateless_info() -> ServerConfig {
+    use rmcp::model::ServerCapabilities;
+    let capabilities = ServerCapabilities::builder()
+        .enable_tools()
+        .enable_tool_list_changed()
+        .enable_prompts()
+        .enable_prompts_list_changed()
+        .enable_resources()
+        .enable_resources_list_changed()
+        .enable_resources_subscribe()
+        .build();
+    ServerConfig::new(capabilities)
+}
+
+/// Unwraps a stateless round into the answer of one result kind.
+macro_rules! round_answer {
+    ($round:expr, $slug:expr, $variant:ident, $response:ident) => {
+        match $round {
+            Round::Done(answer) => match *answer {
+                ServerResult::$variant(result) => Ok($response::Complete(result)),
+                _ => Err(unexpected(&$slug)),
+            },
+            Round::Input(input) => Ok($response::InputRequired(input)),
+        }
+    };
+}
+
+/// 2026-07-28 results say they are complete (`resultType`); an upstream of
+/// an older revision leaves it out, and the client would refuse the result.
+pub(super) fn mark_complete(result: &mut ServerResult) {
+    let result_type = match result {
+        ServerResult::CompleteResult(r) => &mut r.result_type,
+        ServerResult::GetPromptResult(r) => &mut r.result_type,
+        ServerResult::ListPromptsResult(r) => &mut r.result_type,
+        ServerResult::ListResourcesResult(r) => &mut r.result_type,
+        ServerResult::ListResourceTemplatesResult(r) => &mut r.result_type,
+        ServerResult::ReadResourceResult(r) => &mut r.result_type,
+        ServerResult::ListToolsResult(r) => &mut r.result_type,
+        ServerResult::CallToolResult(r) => &mut r.result_type,
+        _ => return,
+    };
+    result_type.get_or_insert(ResultType::COMPLETE);
 }
 
 /// Forwards `$request` and expects the result variant `$variant`.
 macro_rules! expect_result {
     ($self:ident, $request:expr, $context:ident, $variant:ident) => {{
-        let slug = $self.upstream()?.slug.clone();
+        let slug = $self.slug(&$context)?;
         match $self.forward($request, $context).await? {
             ServerResult::$variant(result) => Ok(result),
             _ => Err(unexpected(&slug)),
@@ -72,11 +191,32 @@ macro_rules! expect_result {
 
 impl ServerHandler for ProxyHandler {
     fn get_info(&self) -> ServerConfig {
-        self.info.get().cloned().unwrap_or_default()
+        self.info.get().cloned().unwrap_or_else(stateless_info)
     }
 
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
-        Cow::Borrowed(&SERVED_VERSIONS)
+        Cow::Borrowed(&ALL_VERSIONS)
+    }
+
+    async fn discover(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<DiscoverResult, ErrorData> {
+        let grant = grant(&context)?;
+        let member = Member {
+            slug: &grant.slug,
+            spec: &grant.spec,
+            aggregated: false,
+        };
+        let upstream = grant
+            .bridge
+            .discover(&grant.binding, member, &context)
+            .await?;
+        let info = as_told(&grant.slug, &upstream);
+        Ok(DiscoverResult::from_server_info(
+            ALL_VERSIONS.to_vec(),
+            info,
+        ))
     }
 
     async fn initialize(
@@ -90,26 +230,15 @@ impl ServerHandler for ProxyHandler {
                 None,
             ));
         }
-        let grant = context
-            .extensions
-            .get::<axum::http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<Grant>())
-            .cloned()
-            .ok_or_else(|| ErrorData::internal_error("request without authorization", None))?;
+        let grant = grant(&context)?;
         context.peer.set_peer_info(request.clone());
+        let link = Link::new(Mode::Session, Some(context.peer.clone()));
         let upstream =
-            SessionUpstream::open(&grant.slug, &grant.spec, &request, &context.peer, None).await?;
+            SessionUpstream::open(&grant.slug, &grant.spec, &request, link, None).await?;
         let _ = grant.link.set(upstream.link.clone());
-        let upstream_info = &upstream.info;
         // The upstream's own capabilities, identity and instructions.
-        let mut info = InitializeResult::new(upstream_info.capabilities.clone());
+        let mut info = as_told(&grant.slug, &upstream.info);
         info.protocol_version = negotiate(&request.protocol_version);
-        info.server_info = upstream_info
-            .server_info
-            .clone()
-            .unwrap_or_else(|| Implementation::new(grant.slug.clone(), ""));
-        info.instructions = upstream_info.instructions.clone();
-        info.meta = upstream_info.meta.clone();
         let _ = self.info.set(info.clone());
         let _ = self.upstream.set(upstream);
         Ok(info)
@@ -135,12 +264,14 @@ impl ServerHandler for ProxyHandler {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let slug = self.upstream()?.slug.clone();
+        let slug = self.slug(&context)?;
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(request));
-        match self.forward(request, context).await? {
-            ServerResult::CallToolResult(result) => Ok(CallToolResponse::Complete(result)),
-            _ => Err(unexpected(&slug)),
-        }
+        round_answer!(
+            self.converse(request, context).await?,
+            slug,
+            CallToolResult,
+            CallToolResponse
+        )
     }
 
     async fn list_resources(
@@ -166,10 +297,14 @@ impl ServerHandler for ProxyHandler {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        let slug = self.slug(&context)?;
         let request = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(request));
-        let result: Result<_, ErrorData> =
-            expect_result!(self, request, context, ReadResourceResult);
-        result.map(ReadResourceResponse::Complete)
+        round_answer!(
+            self.converse(request, context).await?,
+            slug,
+            ReadResourceResult,
+            ReadResourceResponse
+        )
     }
 
     async fn subscribe(
@@ -204,9 +339,14 @@ impl ServerHandler for ProxyHandler {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        let slug = self.slug(&context)?;
         let request = ClientRequest::GetPromptRequest(GetPromptRequest::new(request));
-        let result: Result<_, ErrorData> = expect_result!(self, request, context, GetPromptResult);
-        result.map(GetPromptResponse::Complete)
+        round_answer!(
+            self.converse(request, context).await?,
+            slug,
+            GetPromptResult,
+            GetPromptResponse
+        )
     }
 
     async fn complete(
@@ -223,8 +363,42 @@ impl ServerHandler for ProxyHandler {
         request: SetLevelRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        if self.upstream.get().is_none() {
+            // Nothing outlives a stateless request to keep a level in.
+            return Err(ErrorData::invalid_request(
+                "logging/setLevel needs a session; in 2026-07-28 send the level as \
+                 io.modelcontextprotocol/logLevel in each request's _meta",
+                None,
+            ));
+        }
         let request = ClientRequest::SetLevelRequest(SetLevelRequest::new(request));
         self.forward(request, context).await.map(|_| ())
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        // Sessions subscribe with resources/subscribe instead.
+        self.upstream.get().is_none().then(|| requested.clone())
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let grant = grant(context.request_context())?;
+        let member = Member {
+            slug: &grant.slug,
+            spec: &grant.spec,
+            aggregated: false,
+        };
+        let uris = context
+            .accepted()
+            .resource_subscriptions
+            .clone()
+            .unwrap_or_default();
+        grant
+            .bridge
+            .listen(&grant.binding, vec![(member, uris)], context)
+            .await
     }
 }
 

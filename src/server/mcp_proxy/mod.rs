@@ -21,6 +21,7 @@ mod names;
 mod relay;
 mod session_upstream;
 mod sessions;
+mod stateless;
 mod sweeper;
 
 use std::sync::{Arc, OnceLock};
@@ -80,6 +81,10 @@ impl Default for ProxySettings {
 pub struct Grant {
     pub slug: String,
     pub spec: UpstreamSpec,
+    /// The key and scope the request was authorized for.
+    pub binding: sessions::Binding,
+    /// Where stateless (2026-07-28) requests find their upstream.
+    pub bridge: Arc<stateless::Bridge>,
     /// Filled by the handler at `initialize`, so the session's upstream can
     /// be watched from outside rmcp.
     pub link: Arc<OnceLock<Arc<relay::Link>>>,
@@ -93,6 +98,8 @@ pub struct McpProxy {
     aggregate: StreamableHttpService<AggregateHandler, LocalSessionManager>,
     sessions: Arc<LocalSessionManager>,
     book: SessionBook,
+    /// Upstream connections of 2026-07-28 (stateless) clients.
+    bridge: Arc<stateless::Bridge>,
     settings: ProxySettings,
     /// Ends every session and stream; fired when the gateway shuts down.
     cancel: CancellationToken,
@@ -126,6 +133,10 @@ impl McpProxy {
             aggregate,
             sessions,
             book: SessionBook::default(),
+            bridge: Arc::new(stateless::Bridge::new(
+                settings.max_sessions,
+                settings.session_idle,
+            )),
             settings,
             cancel,
         }

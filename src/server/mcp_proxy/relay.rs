@@ -1,8 +1,13 @@
-//! The upstream side of one proxy session: the rmcp client handler that
+//! The upstream side of one proxy connection: the rmcp client handler that
 //! receives what the upstream sends and passes it to the one downstream
-//! client this session belongs to. Server-to-client requests (sampling,
-//! elicitation, roots, ping) go to that client's peer and its answer comes
-//! back; notifications are re-sent to it. Progress tokens are the one thing
+//! client the connection serves at the time. How depends on the link's
+//! [`Mode`]: in a session, server-to-client requests (sampling,
+//! elicitation, roots, ping) go to the client's peer and its answer comes
+//! back, and notifications are re-sent to it; for a stateless 2026-07-28
+//! request, requests become the input requests of a multi-round-trip
+//! answer (`stateless.rs`) and only the request's own progress and logs
+//! reach it; for a `subscriptions/listen` stream, only the list and
+//! resource notifications it asked for. Progress tokens are the one thing
 //! rewritten: rmcp gives every upstream request its own token, so the
 //! token the client chose is looked up and put back.
 
@@ -11,31 +16,104 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
 use rmcp::model::{
     CancelledNotificationParam, ClientConfig, ClientResult, CreateMessageRequest,
     CreateMessageRequestParams, CreateMessageResult, ElicitRequest, ElicitRequestParams,
-    ElicitResult, ErrorData, ListRootsRequest, ListRootsResult, LoggingMessageNotificationParam,
-    PingRequest, ProgressNotificationParam, ProgressToken, RequestId,
-    ResourceUpdatedNotificationParam, ServerRequest,
+    ElicitResult, ErrorData, InputRequest, ListRootsRequest, ListRootsResult, LoggingLevel,
+    LoggingMessageNotificationParam, PingRequest, ProgressNotificationParam, ProgressToken,
+    RequestId, ResourceUpdatedNotificationParam, ServerRequest,
 };
-use rmcp::service::{NotificationContext, OriginatingRequestId, RequestContext};
+use rmcp::service::{NotificationContext, OriginatingRequestId, RequestContext, SubscriptionSink};
 use rmcp::{ClientHandler, Peer, RoleClient, RoleServer, ServiceError};
 
-/// What the two halves of a proxy session share.
-#[derive(Default)]
+/// A server-to-client request turned into an input request of a
+/// stateless answer; `answer` gets the client's response to it.
+pub struct Ask {
+    pub request: InputRequest,
+    pub answer: oneshot::Sender<Result<Value, ErrorData>>,
+}
+
+/// Whom the upstream's traffic is for.
+pub enum Mode {
+    /// One downstream session: everything goes to its client.
+    Session,
+    /// One stateless request at a time (a lease, `stateless.rs`).
+    Rounds(mpsc::Sender<Ask>),
+    /// One `subscriptions/listen` stream.
+    Listen(SubscriptionSink),
+}
+
+/// What the two halves of a proxy connection share.
 pub struct Link {
-    /// The downstream client, known once it has sent `initialize`.
-    pub downstream: OnceLock<Peer<RoleServer>>,
+    mode: Mode,
+    /// The downstream client: the session's, or the current stateless request's.
+    downstream: Mutex<Option<Peer<RoleServer>>>,
+    /// Stateless requests only: the lowest log level the current request
+    /// asked for; without one it gets no log messages.
+    log_floor: Mutex<Option<LoggingLevel>>,
     /// The upstream connection, once open.
     pub upstream: OnceLock<Peer<RoleClient>>,
     /// Upstream progress token → the token the downstream client chose.
     pub progress: Mutex<HashMap<ProgressToken, ProgressToken>>,
+    /// Notifications from the upstream being passed on right now.
+    delivering: std::sync::atomic::AtomicUsize,
     /// Downstream requests being forwarded, oldest first: a request the
     /// upstream sends meanwhile is delivered on the newest one's stream.
     pub in_flight: Mutex<Vec<RequestId>>,
 }
 
 impl Link {
+    pub fn new(mode: Mode, downstream: Option<Peer<RoleServer>>) -> Link {
+        Link {
+            mode,
+            downstream: Mutex::new(downstream),
+            log_floor: Mutex::new(None),
+            upstream: OnceLock::new(),
+            progress: Mutex::default(),
+            delivering: Default::default(),
+            in_flight: Mutex::default(),
+        }
+    }
+
+    /// Waits until the notifications the upstream sent before its answer
+    /// have been passed on. rmcp hands each notification to a task of its
+    /// own, so one sent just before an answer (a last progress step, a log
+    /// line) may still be on its way when the answer is; the answer would
+    /// close the request's stream in front of it. The tasks are spawned
+    /// before the answer is delivered: a few yields let them start.
+    pub async fn settle(&self) {
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..1000 {
+            if self.delivering.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Counts one notification as being passed on while the guard lives.
+    fn delivering(&self) -> Delivering<'_> {
+        self.delivering
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Delivering(&self.delivering)
+    }
+
+    /// A stateless request starts using (or stops using) the connection.
+    pub fn serve(&self, downstream: Option<Peer<RoleServer>>, log_floor: Option<LoggingLevel>) {
+        *lock(&self.downstream) = downstream;
+        *lock(&self.log_floor) = log_floor;
+    }
+
+    fn downstream_peer(&self) -> Option<Peer<RoleServer>> {
+        lock(&self.downstream).clone()
+    }
+
     /// Whether the upstream connection has ended (the process exited, the
     /// HTTP session was lost): the session can no longer be served.
     pub fn upstream_lost(&self) -> bool {
@@ -44,23 +122,29 @@ impl Link {
             .is_some_and(|peer| peer.is_transport_closed())
     }
 
-    fn downstream(&self) -> Result<&Peer<RoleServer>, ErrorData> {
-        self.downstream
-            .get()
-            .ok_or_else(|| ErrorData::internal_error("the client session is not ready", None))
-    }
-
-    /// Sends a server-to-client request to the downstream client, on the
-    /// stream of the request that (most likely) caused it.
-    async fn relay(&self, mut request: ServerRequest) -> Result<ClientResult, ErrorData> {
-        let peer = self.downstream()?;
+    /// Sends a server-to-client request to the downstream client: in a
+    /// session on the stream of the request that (most likely) caused it;
+    /// for a stateless request as an input request of its answer.
+    async fn relay(&self, mut request: ServerRequest) -> Result<Answer, ErrorData> {
+        let peer = match &self.mode {
+            Mode::Session => self.downstream_peer().ok_or_else(|| {
+                ErrorData::internal_error("the client session is not ready", None)
+            })?,
+            Mode::Rounds(asks) => return ask(asks, request).await,
+            Mode::Listen(_) => {
+                return Err(ErrorData::invalid_request(
+                    "a subscription stream cannot answer requests",
+                    None,
+                ));
+            }
+        };
         if let Some(origin) = lock(&self.in_flight).last().cloned() {
             use rmcp::model::GetExtensions;
             request
                 .extensions_mut()
                 .insert(OriginatingRequestId(origin));
         }
-        peer.send_request(request).await.map_err(|e| match e {
+        let answer = peer.send_request(request).await.map_err(|e| match e {
             ServiceError::McpError(error) => error,
             other => ErrorData::internal_error(
                 format!(
@@ -69,8 +153,82 @@ impl Link {
                 ),
                 None,
             ),
-        })
+        })?;
+        Ok(Answer::Typed(answer))
     }
+
+    fn sink(&self) -> Option<&SubscriptionSink> {
+        match &self.mode {
+            Mode::Listen(sink) => Some(sink),
+            _ => None,
+        }
+    }
+
+    /// Where list and resource notifications go: a session's client, or a
+    /// subscription stream (a stateless request has no place for them).
+    fn notified(&self) -> Option<Peer<RoleServer>> {
+        match self.mode {
+            Mode::Session => self.downstream_peer(),
+            _ => None,
+        }
+    }
+}
+
+struct Delivering<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Delivering<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// A downstream client's answer to a relayed request.
+enum Answer {
+    /// From a session's client, through rmcp.
+    Typed(ClientResult),
+    /// From a stateless client's input responses, as it sent it.
+    Json(Value),
+}
+
+impl Answer {
+    fn into<T: DeserializeOwned>(
+        self,
+        pick: fn(ClientResult) -> Option<T>,
+    ) -> Result<T, ErrorData> {
+        match self {
+            Answer::Typed(result) => pick(result).ok_or_else(unexpected),
+            Answer::Json(value) => serde_json::from_value(value).map_err(|e| {
+                ErrorData::invalid_params(
+                    format!("the client's input response is malformed: {e}"),
+                    None,
+                )
+            }),
+        }
+    }
+}
+
+/// Hands a server-to-client request to the stateless request being
+/// served, and waits for the client's response to come back with its retry.
+async fn ask(asks: &mpsc::Sender<Ask>, request: ServerRequest) -> Result<Answer, ErrorData> {
+    let request = match request {
+        ServerRequest::CreateMessageRequest(r) => InputRequest::CreateMessage(r),
+        ServerRequest::ElicitRequest(r) => InputRequest::Elicitation(r),
+        ServerRequest::ListRootsRequest(r) => InputRequest::ListRoots(r),
+        // The gateway is the one alive here; a stateless client is not pinged.
+        ServerRequest::PingRequest(_) => return Ok(Answer::Typed(ClientResult::empty(()))),
+        _ => {
+            return Err(ErrorData::method_not_found::<rmcp::model::PingRequestMethod>());
+        }
+    };
+    let (answer, answered) = oneshot::channel();
+    asks.send(Ask { request, answer })
+        .await
+        .map_err(|_| no_client())?;
+    answered.await.map_err(|_| no_client())?.map(Answer::Json)
+}
+
+fn no_client() -> ErrorData {
+    ErrorData::internal_error("no client is waiting for this request", None)
 }
 
 /// The client handler of a proxy session's upstream connection.
@@ -107,24 +265,21 @@ impl ClientHandler for Relay {
         _context: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, ErrorData> {
         let request = ServerRequest::CreateMessageRequest(CreateMessageRequest::new(params));
-        match self.link.relay(request).await? {
-            ClientResult::CreateMessageResult(result) => Ok(*result),
-            _ => Err(unexpected()),
-        }
+        self.link.relay(request).await?.into(|r| match r {
+            ClientResult::CreateMessageResult(result) => Some(*result),
+            _ => None,
+        })
     }
 
     async fn list_roots(
         &self,
         _context: RequestContext<RoleClient>,
     ) -> Result<ListRootsResult, ErrorData> {
-        match self
-            .link
-            .relay(ServerRequest::ListRootsRequest(ListRootsRequest::default()))
-            .await?
-        {
-            ClientResult::ListRootsResult(result) => Ok(result),
-            _ => Err(unexpected()),
-        }
+        let request = ServerRequest::ListRootsRequest(ListRootsRequest::default());
+        self.link.relay(request).await?.into(|r| match r {
+            ClientResult::ListRootsResult(result) => Some(result),
+            _ => None,
+        })
     }
 
     async fn create_elicitation(
@@ -132,14 +287,11 @@ impl ClientHandler for Relay {
         params: ElicitRequestParams,
         _context: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, ErrorData> {
-        match self
-            .link
-            .relay(ServerRequest::ElicitRequest(ElicitRequest::new(params)))
-            .await?
-        {
-            ClientResult::ElicitResult(result) => Ok(result),
-            _ => Err(unexpected()),
-        }
+        let request = ServerRequest::ElicitRequest(ElicitRequest::new(params));
+        self.link.relay(request).await?.into(|r| match r {
+            ClientResult::ElicitResult(result) => Some(result),
+            _ => None,
+        })
     }
 
     async fn on_progress(
@@ -147,6 +299,7 @@ impl ClientHandler for Relay {
         mut params: ProgressNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
+        let _delivering = self.link.delivering();
         // Progress for a request the client asked none for is not passed on.
         let Some(token) = lock(&self.link.progress)
             .get(&params.progress_token)
@@ -155,7 +308,7 @@ impl ClientHandler for Relay {
             return;
         };
         params.progress_token = token;
-        if let Some(peer) = self.link.downstream.get() {
+        if let Some(peer) = self.link.downstream_peer() {
             let _ = peer.notify_progress(params).await;
         }
     }
@@ -165,7 +318,15 @@ impl ClientHandler for Relay {
         params: LoggingMessageNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        if let Some(peer) = self.link.downstream.get() {
+        let _delivering = self.link.delivering();
+        let wanted = match self.link.mode {
+            Mode::Session => true,
+            Mode::Rounds(_) => {
+                lock(&self.link.log_floor).is_some_and(|floor| rank(params.level) >= rank(floor))
+            }
+            Mode::Listen(_) => false,
+        };
+        if wanted && let Some(peer) = self.link.downstream_peer() {
             let _ = peer.notify_logging_message(params).await;
         }
     }
@@ -175,28 +336,40 @@ impl ClientHandler for Relay {
         mut params: ResourceUpdatedNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
+        let _delivering = self.link.delivering();
         if let Some(slug) = &self.uri_prefix {
             params.uri = super::names::wrap_uri(slug, &params.uri);
         }
-        if let Some(peer) = self.link.downstream.get() {
+        if let Some(sink) = self.link.sink() {
+            let _ = sink.notify_resource_updated(params.uri).await;
+        } else if let Some(peer) = self.link.notified() {
             let _ = peer.notify_resource_updated(params).await;
         }
     }
 
     async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        if let Some(peer) = self.link.downstream.get() {
+        let _delivering = self.link.delivering();
+        if let Some(sink) = self.link.sink() {
+            let _ = sink.notify_resource_list_changed().await;
+        } else if let Some(peer) = self.link.notified() {
             let _ = peer.notify_resource_list_changed().await;
         }
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        if let Some(peer) = self.link.downstream.get() {
+        let _delivering = self.link.delivering();
+        if let Some(sink) = self.link.sink() {
+            let _ = sink.notify_tool_list_changed().await;
+        } else if let Some(peer) = self.link.notified() {
             let _ = peer.notify_tool_list_changed().await;
         }
     }
 
     async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        if let Some(peer) = self.link.downstream.get() {
+        let _delivering = self.link.delivering();
+        if let Some(sink) = self.link.sink() {
+            let _ = sink.notify_prompt_list_changed().await;
+        } else if let Some(peer) = self.link.notified() {
             let _ = peer.notify_prompt_list_changed().await;
         }
     }
@@ -208,6 +381,20 @@ impl ClientHandler for Relay {
     ) {
         // rmcp cancels the relayed request's handler itself; nothing else waits on it.
         tracing::debug!(request = ?params.request_id, "upstream cancelled a request it sent");
+    }
+}
+
+/// Severity order of log levels (the enum has no `Ord`).
+fn rank(level: LoggingLevel) -> u8 {
+    match level {
+        LoggingLevel::Debug => 0,
+        LoggingLevel::Info => 1,
+        LoggingLevel::Notice => 2,
+        LoggingLevel::Warning => 3,
+        LoggingLevel::Error => 4,
+        LoggingLevel::Critical => 5,
+        LoggingLevel::Alert => 6,
+        LoggingLevel::Emergency => 7,
     }
 }
 

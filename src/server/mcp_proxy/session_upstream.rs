@@ -1,7 +1,9 @@
-//! One upstream connection owned by one proxy session: opened when the
-//! downstream client initializes, closed when the session ends (it is
-//! dropped with the session's handler). `forward` is the one way a
-//! downstream request reaches it: the client's `_meta` goes along, the
+//! One upstream connection owned by one proxy session (opened when the
+//! downstream client initializes, closed when the session ends: it is
+//! dropped with the session's handler), by one stateless lease, or by one
+//! subscription stream. `forward` is the one way a downstream request
+//! reaches it: the client's `_meta` goes along (less the 2026-07-28
+//! lifecycle keys, which the upstream's session already settled), the
 //! client's progress token is mapped to the one rmcp picks upstream, the
 //! wait is bounded by the MCP's timeout (reset by progress), and a
 //! cancellation by the client is passed on as `notifications/cancelled`.
@@ -13,11 +15,12 @@ use std::time::Duration;
 
 use rmcp::model::{
     CancelledNotificationParam, ClientCapabilities, ClientConfig, ClientRequest, ErrorData,
-    Implementation, InitializeRequestParams, PaginatedRequestParams, ProtocolVersion,
-    RequestOptionalParam, ServerPeerInfo, ServerResult,
+    Implementation, InitializeRequestParams, PaginatedRequestParams, ProtocolVersion, RequestId,
+    RequestMetaObject, RequestOptionalParam, ServerPeerInfo, ServerResult,
 };
 use rmcp::service::{PeerRequestOptions, RequestContext, RunningService};
 use rmcp::{Peer, RoleClient, RoleServer, ServiceError};
+use tokio_util::sync::CancellationToken;
 
 use super::relay::{Link, Relay, lock};
 use crate::upstream::{OpenedClient, UpstreamSpec, open_client};
@@ -36,17 +39,17 @@ pub struct SessionUpstream {
 impl SessionUpstream {
     /// Connects to `spec` on behalf of the client whose `initialize` is
     /// `request`, introducing that client as it is (its capabilities decide
-    /// what the upstream may ask of it). `uri_prefix` is the MCP id when
-    /// the session is the aggregate's (resource URIs it relays are mapped).
+    /// what the upstream may ask of it); what the upstream sends goes where
+    /// `link` says. `uri_prefix` is the MCP id when the connection is the
+    /// aggregate's (resource URIs it relays are mapped).
     pub async fn open(
         slug: &str,
         spec: &UpstreamSpec,
         request: &InitializeRequestParams,
-        downstream: &Peer<RoleServer>,
+        link: Link,
         uri_prefix: Option<String>,
     ) -> Result<SessionUpstream, ErrorData> {
-        let link = Arc::new(Link::default());
-        let _ = link.downstream.set(downstream.clone());
+        let link = Arc::new(link);
         let relay = Relay {
             link: link.clone(),
             config: upstream_client_config(request),
@@ -78,41 +81,108 @@ impl SessionUpstream {
         request: ClientRequest,
         context: &RequestContext<RoleServer>,
     ) -> Result<ServerResult, ErrorData> {
-        let mut meta = context.meta.clone();
-        let downstream_token = meta.get_progress_token();
-        meta.0.0.remove("progressToken");
-        let mut options = PeerRequestOptions::no_options();
-        options.timeout = Some(self.timeout);
-        options.reset_timeout_on_progress = true;
-        options.meta = Some(meta);
-        let handle = self
-            .peer
-            .send_cancellable_request(request, options)
-            .await
-            .map_err(|e| upstream_error(&self.slug, e))?;
-        let upstream_token = handle.progress_token.clone();
-        let upstream_id = handle.id.clone();
-        if let Some(token) = downstream_token {
-            lock(&self.link.progress).insert(upstream_token.clone(), token);
-        }
-        lock(&self.link.in_flight).push(context.id.clone());
-        let answer = tokio::select! {
-            answer = handle.await_response() => answer.map_err(|e| upstream_error(&self.slug, e)),
-            () = context.ct.cancelled() => {
-                let _ = self
-                    .peer
-                    .notify_cancelled(CancelledNotificationParam::new(
-                        Some(upstream_id),
-                        Some("cancelled by the client".to_owned()),
-                    ))
-                    .await;
-                Err(ErrorData::internal_error("cancelled by the client", None))
-            }
-        };
-        lock(&self.link.progress).remove(&upstream_token);
-        lock(&self.link.in_flight).retain(|id| *id != context.id);
-        answer
+        self.forward_for(request, Origin::of(context)).await
     }
+
+    /// [`Self::forward`] for a request whose context is gone (a stateless
+    /// call outlives the HTTP request that started it).
+    pub async fn forward_for(
+        &self,
+        request: ClientRequest,
+        origin: Origin,
+    ) -> Result<ServerResult, ErrorData> {
+        forward_on(
+            &self.peer,
+            &self.slug,
+            self.timeout,
+            Some(&self.link),
+            request,
+            origin,
+        )
+        .await
+    }
+}
+
+/// What `forward_on` needs of the downstream request.
+pub struct Origin {
+    pub id: RequestId,
+    pub meta: RequestMetaObject,
+    /// Fires when the client cancels.
+    pub ct: CancellationToken,
+}
+
+impl Origin {
+    pub fn of(context: &RequestContext<RoleServer>) -> Origin {
+        Origin {
+            id: context.id.clone(),
+            meta: context.meta.clone(),
+            ct: context.ct.clone(),
+        }
+    }
+}
+
+/// The 2026-07-28 per-request lifecycle keys: the upstream connection
+/// negotiated its own with `initialize`, and would take these as a request
+/// to speak another revision.
+const LIFECYCLE_META: [&str; 4] = [
+    "io.modelcontextprotocol/protocolVersion",
+    "io.modelcontextprotocol/clientInfo",
+    "io.modelcontextprotocol/clientCapabilities",
+    "io.modelcontextprotocol/logLevel",
+];
+
+/// Sends `request` on `peer` and waits for the answer, within `timeout`
+/// (reset by progress). With a `link`, the client's progress token is
+/// mapped and server-to-client requests meanwhile find their client;
+/// without one (the shared connection) they go nowhere.
+pub async fn forward_on(
+    peer: &Peer<RoleClient>,
+    slug: &str,
+    timeout: Duration,
+    link: Option<&Link>,
+    request: ClientRequest,
+    origin: Origin,
+) -> Result<ServerResult, ErrorData> {
+    let Origin { id, mut meta, ct } = origin;
+    let downstream_token = meta.get_progress_token();
+    meta.0.0.remove("progressToken");
+    for key in LIFECYCLE_META {
+        meta.0.0.remove(key);
+    }
+    let mut options = PeerRequestOptions::no_options();
+    options.timeout = Some(timeout);
+    options.reset_timeout_on_progress = true;
+    options.meta = Some(meta);
+    let handle = peer
+        .send_cancellable_request(request, options)
+        .await
+        .map_err(|e| upstream_error(slug, e))?;
+    let upstream_token = handle.progress_token.clone();
+    let upstream_id = handle.id.clone();
+    if let Some(link) = link {
+        if let Some(token) = downstream_token {
+            lock(&link.progress).insert(upstream_token.clone(), token);
+        }
+        lock(&link.in_flight).push(id.clone());
+    }
+    let answer = tokio::select! {
+        answer = handle.await_response() => answer.map_err(|e| upstream_error(slug, e)),
+        () = ct.cancelled() => {
+            let _ = peer
+                .notify_cancelled(CancelledNotificationParam::new(
+                    Some(upstream_id),
+                    Some("cancelled by the client".to_owned()),
+                ))
+                .await;
+            Err(ErrorData::internal_error("cancelled by the client", None))
+        }
+    };
+    if let Some(link) = link {
+        link.settle().await;
+        lock(&link.progress).remove(&upstream_token);
+        lock(&link.in_flight).retain(|other| *other != id);
+    }
+    answer
 }
 
 /// What the client is told when the upstream failed; the detail is logged.

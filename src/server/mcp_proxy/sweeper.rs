@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::guard::close_session;
+use super::sessions::Binding;
 use crate::domain::KeyStatus;
 use crate::server::AppState;
 use crate::server::authorize::{Denied, authorize_mcp};
@@ -40,6 +41,18 @@ pub fn spawn(state: Arc<AppState>, cancel: CancellationToken) -> JoinHandle<()> 
 
 async fn sweep(state: &AppState) {
     let now = chrono::Utc::now();
+    let bridge = &state.proxy.bridge;
+    bridge.sweep();
+    for (listen, binding) in bridge.listening() {
+        match still_allowed(state, &binding, now).await {
+            Some(true) => {}
+            Some(false) => {
+                tracing::info!(key = %binding.key_id, "subscription stream closed: its key may no longer use its MCPs");
+                bridge.end_listen(listen);
+            }
+            None => return,
+        }
+    }
     for (session, binding, upstream_lost) in state.proxy.book.all() {
         if upstream_lost {
             // Closed, the client is told (404) to start a new session.
@@ -47,25 +60,9 @@ async fn sweep(state: &AppState) {
             close_session(state, &session).await;
             continue;
         }
-        let key = match state.verifier.key_state(&binding.key_id).await {
-            Ok(key) => key.filter(|key| key.status(now) == KeyStatus::Active),
-            // The store did not answer: try again next round rather than
-            // end sessions on our own failure.
-            Err(e) => {
-                tracing::warn!(error = %e, "checking MCP sessions' keys failed");
-                return;
-            }
+        let Some(allowed) = still_allowed(state, &binding, now).await else {
+            return;
         };
-        let mut allowed = key.is_some();
-        if let Some(key) = &key {
-            for (row, slug) in binding.scope.members() {
-                match authorize_mcp(state, key, slug).await {
-                    Ok(mcp) if mcp.row_id == row => {}
-                    Ok(_) | Err(Denied::Unauthorized) => allowed = false,
-                    Err(Denied::Internal) => return,
-                }
-            }
-        }
         if !allowed {
             tracing::info!(
                 key = %binding.key_id,
@@ -74,4 +71,32 @@ async fn sweep(state: &AppState) {
             close_session(state, &session).await;
         }
     }
+}
+
+/// Whether `binding`'s key may still use everything it was bound to;
+/// `None` when the store did not answer (try again next round rather than
+/// end anything on our own failure).
+async fn still_allowed(
+    state: &AppState,
+    binding: &Binding,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<bool> {
+    let key = match state.verifier.key_state(&binding.key_id).await {
+        Ok(key) => key.filter(|key| key.status(now) == KeyStatus::Active),
+        Err(e) => {
+            tracing::warn!(error = %e, "checking MCP sessions' keys failed");
+            return None;
+        }
+    };
+    let Some(key) = key else {
+        return Some(false);
+    };
+    for (row, slug) in binding.scope.members() {
+        match authorize_mcp(state, &key, slug).await {
+            Ok(mcp) if mcp.row_id == row => {}
+            Ok(_) | Err(Denied::Unauthorized) => return Some(false),
+            Err(Denied::Internal) => return None,
+        }
+    }
+    Some(true)
 }

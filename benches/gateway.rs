@@ -473,8 +473,13 @@ async fn rmcp_session(url: &str, key: &str) -> anyhow::Result<Client> {
     let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned())
         .max_concurrent_requests(64)
         .custom_headers(headers);
+    // rmcp's default HTTP client opens a connection per request (it keeps
+    // none idle, against stalls on half-read SSE bodies); plexmcp answers a
+    // plain call with a JSON body, read whole, so this client keeps its
+    // connections, as an MCP app with a long-lived client would.
+    let http = reqwest::Client::builder().tcp_nodelay(true).build()?;
     Ok(BenchClient
-        .serve(StreamableHttpClientTransport::from_config(config))
+        .serve(StreamableHttpClientTransport::with_client(http, config))
         .await?)
 }
 

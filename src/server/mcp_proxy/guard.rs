@@ -241,6 +241,11 @@ async fn admit(
             (response.map(Body::new), grant.links.get().cloned())
         }
     };
+    if method == Method::POST
+        && let Some(id) = &usage.request_id
+    {
+        response = super::prefer_json::prefer_json(response, id).await;
+    }
     let ok = response.status().is_success();
     // rmcp answers `initialize` only once the handler has: the links are
     // set by now if the handler got that far. A session without them is

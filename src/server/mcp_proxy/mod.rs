@@ -1,5 +1,6 @@
 //! MCP over Streamable HTTP for MCP clients (2025-06-18 and 2025-11-25 with
-//! sessions, SSE streams and DELETE; 2025-03-26 and 2024-11-05 alike), on
+//! sessions, SSE streams and DELETE; 2025-03-26 and 2024-11-05 alike; the
+//! stateless 2026-07-28 bridged by `stateless`), on
 //! two endpoints: `/mcp/{mcp_id}`, one upstream MCP server passed through
 //! unchanged (`handler`), and `/mcp`, every MCP the key may use behind one
 //! server (`aggregate`, named per `names`).
@@ -18,6 +19,7 @@ mod answer;
 mod guard;
 mod handler;
 mod names;
+mod prefer_json;
 mod relay;
 mod session_upstream;
 mod sessions;
@@ -46,6 +48,11 @@ pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_MAX_SESSIONS_PER_KEY: usize = 16;
 /// Open sessions the gateway holds at once.
 pub const DEFAULT_MAX_SESSIONS: usize = 256;
+
+/// How long a client whose stream broke waits before resuming it.
+const SSE_RETRY: Duration = Duration::from_secs(1);
+/// How long a finished request's stream can still be resumed.
+const COMPLETED_STREAM_KEPT: Duration = Duration::from_secs(3);
 
 /// How the MCP endpoint is run; the defaults suit a gateway on loopback.
 #[derive(Debug, Clone)]
@@ -110,14 +117,23 @@ impl McpProxy {
         let cancel = CancellationToken::new();
         let mut manager = LocalSessionManager::default();
         manager.session_config.keep_alive = Some(settings.session_idle);
+        // rmcp keeps every finished request's stream for late resumption
+        // and scans all of them on each session event: with its default
+        // (60 s) a busy session spent most of its time scanning and held a
+        // minute of answers in memory. A client resumes a stream it lost
+        // after the retry interval it is told (1 s here), so a few seconds
+        // are enough.
+        manager.session_config.sse_retry = Some(SSE_RETRY);
+        manager.session_config.completed_cache_ttl = COMPLETED_STREAM_KEPT;
         let sessions = Arc::new(manager);
-        let config = StreamableHttpServerConfig::default()
+        let mut config = StreamableHttpServerConfig::default()
             .with_legacy_session_mode(true)
             .with_allowed_hosts(settings.allowed_hosts.clone())
             .with_allowed_origins(settings.allowed_origins.clone())
             .enforce_origin_validation()
             .with_max_request_body_bytes(crate::server::MAX_BODY_BYTES)
             .with_cancellation_token(cancel.clone());
+        config.sse_retry = Some(SSE_RETRY);
         let service = StreamableHttpService::new(
             || Ok(ProxyHandler::default()),
             sessions.clone(),

@@ -982,3 +982,32 @@ async fn a_failed_initialize_holds_no_session() {
     open_session(&gateway, &key).await;
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn a_plain_answer_comes_as_json_and_one_with_progress_keeps_its_stream() {
+    let env = Env::new();
+    env.add_everything_stdio("everything");
+    let (_, key) = env.create_key("client", &[]);
+    let server = Server::start(&env).await;
+    let session = open_session(&server, &key).await;
+    let path = "/mcp/everything";
+    let echo = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"message": "plain"}}});
+    let response = post(&server, path, Some(&key), Some(&session), &[], &echo).await;
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["id"], 2);
+    assert_eq!(answer["result"]["content"][0]["text"], "Echo: plain");
+
+    let long = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "trigger-long-running-operation",
+            "arguments": {"duration": 1, "steps": 2}, "_meta": {"progressToken": "p"}}});
+    let response = post(&server, path, Some(&key), Some(&session), &[], &long).await;
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let text = response.text().await.unwrap();
+    let progress = text
+        .find("notifications/progress")
+        .expect("progress on the stream");
+    let result = text.find("\"id\":3").expect("the answer on the stream");
+    assert!(progress < result, "{text}");
+}

@@ -7,9 +7,10 @@
 //!   its own child process / on the reference server's Streamable HTTP;
 //! - through plexmcp stdio / HTTP: `POST /mcp` with a valid key to the
 //!   in-process gateway, which forwards to an MCP of that transport;
-//! - session stdio / session HTTP: an rmcp client (an MCP client app) with
-//!   a valid key in one MCP session on `/mcp/{id}`, calling `echo` through
-//!   the session's own upstream connection of that transport;
+//! - session stdio / session HTTP: one MCP session on `/mcp/{id}` with a
+//!   valid key (opened with `initialize`), the same load generator sending
+//!   JSON-RPC `tools/call echo` in it, through the session's own upstream
+//!   connection of that transport;
 //! - auth only: a valid key for an MCP it may not use (403, no upstream).
 //!
 //! Then the same binary is started as a separate `plexmcp serve` process to
@@ -149,6 +150,8 @@ fn main() -> anyhow::Result<()> {
     let through = |mcp: &str, key: &str, expect: StatusCode| Target {
         addr,
         key: key.to_string(),
+        path: "/mcp".into(),
+        headers: Vec::new(),
         body: Bytes::from(ECHO_BODY.replace("MCP", mcp)),
         expect,
     };
@@ -193,10 +196,13 @@ fn main() -> anyhow::Result<()> {
         )?);
     }
     if options.runs("session-stdio") {
-        let url = format!("http://{addr}/mcp/es");
-        let client = rmcp_rt.block_on(rmcp_session(&url, &seeded.good_key))?;
-        rows.push(run_rmcp("session stdio", &rmcp_rt, &client, &options));
-        rmcp_rt.block_on(client.cancel()).ok();
+        let session = client_rt.block_on(session_target(addr, &seeded.good_key, "es"))?;
+        rows.push(run_session(
+            "session stdio",
+            &client_rt,
+            &session,
+            &options,
+        )?);
     }
     if options.runs("direct-http") {
         let client = rmcp_rt.block_on(rmcp_http(&http.url()))?;
@@ -212,10 +218,8 @@ fn main() -> anyhow::Result<()> {
         )?);
     }
     if options.runs("session-http") {
-        let url = format!("http://{addr}/mcp/eh");
-        let client = rmcp_rt.block_on(rmcp_session(&url, &seeded.good_key))?;
-        rows.push(run_rmcp("session HTTP", &rmcp_rt, &client, &options));
-        rmcp_rt.block_on(client.cancel()).ok();
+        let session = client_rt.block_on(session_target(addr, &seeded.good_key, "eh"))?;
+        rows.push(run_session("session HTTP", &client_rt, &session, &options)?);
     }
     if options.runs("auth") {
         rows.push(run_http(
@@ -463,24 +467,56 @@ async fn rmcp_http(url: &str) -> anyhow::Result<Client> {
         .await?)
 }
 
-/// An MCP session through the gateway on `url` (`/mcp/{id}`) with `key`.
-async fn rmcp_session(url: &str, key: &str) -> anyhow::Result<Client> {
-    let mut headers = std::collections::HashMap::new();
-    headers.insert(
-        reqwest::header::HeaderName::from_static("authorization"),
-        reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))?,
+/// One MCP session on `/mcp/{mcp}` with `key`, opened as an MCP client
+/// does (`initialize`, then `notifications/initialized`), and the
+/// `tools/call echo` the load generator then sends in it. The load
+/// generator is the REST rows' own, so the row measures the gateway's
+/// session path, not a client library.
+async fn session_target(addr: SocketAddr, key: &str, mcp: &str) -> anyhow::Result<Target> {
+    let mut target = Target {
+        addr,
+        key: key.to_owned(),
+        path: format!("/mcp/{mcp}"),
+        headers: vec![("accept", "application/json, text/event-stream".into())],
+        body: Bytes::from_static(
+            br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"plexmcp-bench","version":"1"}}}"#,
+        ),
+        expect: StatusCode::OK,
+    };
+    let mut sender = target.connect().await?;
+    sender.ready().await?;
+    let request = Request::post(target.path.as_str())
+        .header(header::HOST, "127.0.0.1")
+        .header(header::AUTHORIZATION, format!("ApiKey {key}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, "application/json, text/event-stream")
+        .body(Full::new(target.body.clone()))?;
+    let response = sender.send_request(request).await?;
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "initialize answered {} without a session",
+                response.status()
+            )
+        })?;
+    response.into_body().collect().await?;
+    target.headers.push(("mcp-session-id", session));
+    target
+        .headers
+        .push(("mcp-protocol-version", "2025-11-25".into()));
+    target.body = Bytes::from_static(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    target.expect = StatusCode::ACCEPTED;
+    target.send(&mut sender).await.map_err(anyhow::Error::msg)?;
+    target.body = Bytes::from_static(
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"}}}"#,
     );
-    let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned())
-        .max_concurrent_requests(64)
-        .custom_headers(headers);
-    // rmcp's default HTTP client opens a connection per request (it keeps
-    // none idle, against stalls on half-read SSE bodies); plexmcp answers a
-    // plain call with a JSON body, read whole, so this client keeps its
-    // connections, as an MCP app with a long-lived client would.
-    let http = reqwest::Client::builder().tcp_nodelay(true).build()?;
-    Ok(BenchClient
-        .serve(StreamableHttpClientTransport::with_client(http, config))
-        .await?)
+    target.expect = StatusCode::OK;
+    target.check_once().await?;
+    Ok(target)
 }
 
 /// One row's outcome.
@@ -661,6 +697,10 @@ fn run_rmcp(name: &'static str, rt: &Runtime, client: &Client, options: &Options
 struct Target {
     addr: SocketAddr,
     key: String,
+    /// `/mcp` (REST), or `/mcp/{id}` for a session's JSON-RPC.
+    path: String,
+    /// Headers besides the key's (a session's id and revision).
+    headers: Vec<(&'static str, String)>,
     body: Bytes,
     expect: StatusCode,
 }
@@ -678,11 +718,15 @@ impl Target {
     /// One keep-alive request; the body is read in full.
     async fn send(&self, sender: &mut SendRequest<Full<Bytes>>) -> Result<Bytes, String> {
         sender.ready().await.map_err(|e| e.to_string())?;
-        let request = Request::post("/mcp")
+        let mut request = Request::post(self.path.as_str())
             .header(header::HOST, "127.0.0.1")
             .header(header::AUTHORIZATION, format!("ApiKey {}", self.key))
             .header(header::CONTENT_TYPE, "application/json")
-            .header(header::USER_AGENT, "plexmcp-bench")
+            .header(header::USER_AGENT, "plexmcp-bench");
+        for (name, value) in &self.headers {
+            request = request.header(*name, value.as_str());
+        }
+        let request = request
             .body(Full::new(self.body.clone()))
             .map_err(|e| e.to_string())?;
         let response = sender
@@ -723,6 +767,30 @@ fn run_http(
         let mut callers = Vec::new();
         for _ in 0..options.concurrency {
             callers.push(Caller::Http(target.clone(), target.connect().await?));
+        }
+        anyhow::Ok(callers)
+    })?;
+    Ok(run(name, rt, callers, options))
+}
+
+/// [`run_http`] for a session: each caller's requests carry an id of
+/// their own (ids in flight in one session must differ).
+fn run_session(
+    name: &'static str,
+    rt: &Runtime,
+    target: &Target,
+    options: &Options,
+) -> anyhow::Result<Row> {
+    let callers = rt.block_on(async {
+        let mut callers = Vec::new();
+        for n in 0..options.concurrency {
+            let mut own = target.clone();
+            own.body = Bytes::from(format!(
+                r#"{{"jsonrpc":"2.0","id":{},"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"hi"}}}}}}"#,
+                n + 1
+            ));
+            let sender = own.connect().await?;
+            callers.push(Caller::Http(own, sender));
         }
         anyhow::Ok(callers)
     })?;
@@ -835,6 +903,8 @@ fn serve_process(seeded: &Seeded, client_rt: &Runtime, options: &Options) -> any
     let to = |mcp: &str, key: &str, expect| Target {
         addr,
         key: key.to_string(),
+        path: "/mcp".into(),
+        headers: Vec::new(),
         body: Bytes::from(ECHO_BODY.replace("MCP", mcp)),
         expect,
     };

@@ -484,26 +484,15 @@ async fn session_target(addr: SocketAddr, key: &str, mcp: &str) -> anyhow::Resul
         expect: StatusCode::OK,
     };
     let mut sender = target.connect().await?;
-    sender.ready().await?;
-    let request = Request::post(target.path.as_str())
-        .header(header::HOST, "127.0.0.1")
-        .header(header::AUTHORIZATION, format!("ApiKey {key}"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::ACCEPT, "application/json, text/event-stream")
-        .body(Full::new(target.body.clone()))?;
-    let response = sender.send_request(request).await?;
-    let session = response
-        .headers()
+    let (headers, _) = target
+        .exchange(&mut sender)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let session = headers
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "initialize answered {} without a session",
-                response.status()
-            )
-        })?;
-    response.into_body().collect().await?;
+        .ok_or_else(|| anyhow::anyhow!("initialize answered without a session"))?;
     target.headers.push(("mcp-session-id", session));
     target
         .headers
@@ -511,9 +500,7 @@ async fn session_target(addr: SocketAddr, key: &str, mcp: &str) -> anyhow::Resul
     target.body = Bytes::from_static(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
     target.expect = StatusCode::ACCEPTED;
     target.send(&mut sender).await.map_err(anyhow::Error::msg)?;
-    target.body = Bytes::from_static(
-        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"}}}"#,
-    );
+    target.body = session_call(1);
     target.expect = StatusCode::OK;
     target.check_once().await?;
     Ok(target)
@@ -717,6 +704,14 @@ impl Target {
 
     /// One keep-alive request; the body is read in full.
     async fn send(&self, sender: &mut SendRequest<Full<Bytes>>) -> Result<Bytes, String> {
+        self.exchange(sender).await.map(|(_, body)| body)
+    }
+
+    /// [`Self::send`], with the response's headers.
+    async fn exchange(
+        &self,
+        sender: &mut SendRequest<Full<Bytes>>,
+    ) -> Result<(header::HeaderMap, Bytes), String> {
         sender.ready().await.map_err(|e| e.to_string())?;
         let mut request = Request::post(self.path.as_str())
             .header(header::HOST, "127.0.0.1")
@@ -734,16 +729,12 @@ impl Target {
             .await
             .map_err(|e| e.to_string())?;
         let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
         if status != self.expect {
             return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
         }
-        Ok(body)
+        Ok((parts.headers, body))
     }
 
     async fn check_once(&self) -> anyhow::Result<()> {
@@ -763,17 +754,10 @@ fn run_http(
     target: &Target,
     options: &Options,
 ) -> anyhow::Result<Row> {
-    let callers = rt.block_on(async {
-        let mut callers = Vec::new();
-        for _ in 0..options.concurrency {
-            callers.push(Caller::Http(target.clone(), target.connect().await?));
-        }
-        anyhow::Ok(callers)
-    })?;
-    Ok(run(name, rt, callers, options))
+    run_targets(name, rt, vec![target.clone(); options.concurrency], options)
 }
 
-/// [`run_http`] for a session: each caller's requests carry an id of
+/// [`run_http`] for a session: each connection's requests carry an id of
 /// their own (ids in flight in one session must differ).
 fn run_session(
     name: &'static str,
@@ -781,20 +765,38 @@ fn run_session(
     target: &Target,
     options: &Options,
 ) -> anyhow::Result<Row> {
+    let targets = (1..=options.concurrency)
+        .map(|id| Target {
+            body: session_call(id),
+            ..target.clone()
+        })
+        .collect();
+    run_targets(name, rt, targets, options)
+}
+
+/// One caller per target, each on a connection of its own.
+fn run_targets(
+    name: &'static str,
+    rt: &Runtime,
+    targets: Vec<Target>,
+    options: &Options,
+) -> anyhow::Result<Row> {
     let callers = rt.block_on(async {
         let mut callers = Vec::new();
-        for n in 0..options.concurrency {
-            let mut own = target.clone();
-            own.body = Bytes::from(format!(
-                r#"{{"jsonrpc":"2.0","id":{},"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"hi"}}}}}}"#,
-                n + 1
-            ));
-            let sender = own.connect().await?;
-            callers.push(Caller::Http(own, sender));
+        for target in targets {
+            let sender = target.connect().await?;
+            callers.push(Caller::Http(target, sender));
         }
         anyhow::Ok(callers)
     })?;
     Ok(run(name, rt, callers, options))
+}
+
+/// `tools/call echo` as JSON-RPC request `id` in a session.
+fn session_call(id: usize) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"hi"}}}}}}"#
+    ))
 }
 
 /// Where the CPU went, per request: the machine has few cores, so this

@@ -21,10 +21,9 @@ use rmcp::model::{
     CompleteRequestParams, CompleteResult, CompletionInfo, ErrorData, GetPromptRequest,
     GetPromptRequestParams, GetPromptResponse, Implementation, InitializeRequestParams,
     InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, PromptsCapability, ReadResourceRequest,
-    ReadResourceRequestParams, ReadResourceResponse, Reference, ResourcesCapability,
-    ServerCapabilities, ServerConfig, ServerResult, SetLevelRequest, SetLevelRequestParams,
-    SubscribeRequest, SubscribeRequestParams, ToolsCapability, UnsubscribeRequest,
+    ListToolsResult, PaginatedRequestParams, ReadResourceRequest, ReadResourceRequestParams,
+    ReadResourceResponse, Reference, ServerConfig, ServerResult, SetLevelRequest,
+    SetLevelRequestParams, SubscribeRequest, SubscribeRequestParams, UnsubscribeRequest,
     UnsubscribeRequestParams,
 };
 use rmcp::model::{DiscoverResult, ServerPeerInfo, SubscriptionFilter};
@@ -32,10 +31,11 @@ use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{RoleServer, ServerHandler};
 use serde_json::{Value, json};
 
+use super::aggregate_view::{List, instructions, typed, union};
 use super::handler::{ALL_VERSIONS, mark_complete, negotiate, stateless_info};
-use super::names::{self, prefixed, split_name, unwrap_uri, wrap_uri};
+use super::names::{split_name, unwrap_uri, wrap_uri};
 use super::relay::{Link, Mode};
-use super::session_upstream::{SessionUpstream, optional, unexpected};
+use super::session_upstream::{SessionUpstream, unexpected};
 use super::sessions::Binding;
 use super::stateless::{Bridge, Member, Round};
 use crate::upstream::UpstreamSpec;
@@ -62,59 +62,6 @@ pub struct AggregateGrant {
 pub struct AggregateHandler {
     members: OnceLock<Vec<SessionUpstream>>,
     info: OnceLock<ServerConfig>,
-}
-
-/// The lists the aggregate gathers, with where each keeps its entries and
-/// which field of an entry names it.
-#[derive(Clone, Copy)]
-enum List {
-    Tools,
-    Prompts,
-    Resources,
-    Templates,
-}
-
-impl List {
-    fn field(self) -> &'static str {
-        match self {
-            List::Tools => "tools",
-            List::Prompts => "prompts",
-            List::Resources => "resources",
-            List::Templates => "resourceTemplates",
-        }
-    }
-
-    fn request(self, cursor: Option<String>) -> ClientRequest {
-        let params = cursor.map(|c| PaginatedRequestParams::default().with_cursor(Some(c)));
-        match self {
-            List::Tools => ClientRequest::ListToolsRequest(optional(params)),
-            List::Prompts => ClientRequest::ListPromptsRequest(optional(params)),
-            List::Resources => ClientRequest::ListResourcesRequest(optional(params)),
-            List::Templates => ClientRequest::ListResourceTemplatesRequest(optional(params)),
-        }
-    }
-
-    /// Whether an upstream with `capabilities` has this list at all.
-    fn offered(self, capabilities: &ServerCapabilities) -> bool {
-        match self {
-            List::Tools => capabilities.tools.is_some(),
-            List::Prompts => capabilities.prompts.is_some(),
-            List::Resources | List::Templates => capabilities.resources.is_some(),
-        }
-    }
-
-    /// Names `entry` of MCP `slug` as the aggregate lists it.
-    fn rename(self, slug: &str, entry: &mut Value) {
-        let (field, map): (&str, fn(&str, &str) -> String) = match self {
-            List::Tools | List::Prompts => ("name", prefixed),
-            List::Resources => ("uri", wrap_uri),
-            List::Templates => ("uriTemplate", wrap_uri),
-        };
-        if let Some(own) = entry.get(field).and_then(Value::as_str) {
-            let mapped = map(slug, own);
-            entry[field] = Value::String(mapped);
-        }
-    }
 }
 
 /// One member as a request reaches it: over the session's connection, or
@@ -181,11 +128,7 @@ impl Upstream<'_> {
 }
 
 fn grant_of(context: &RequestContext<RoleServer>) -> Result<&AggregateGrant, ErrorData> {
-    context
-        .extensions
-        .get::<axum::http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<AggregateGrant>())
-        .ok_or_else(|| ErrorData::internal_error("request without authorization", None))
+    super::granted::<AggregateGrant>(context)
 }
 
 impl AggregateHandler {
@@ -350,76 +293,6 @@ async fn all_pages(
     ))
 }
 
-/// The typed result for a gathered list.
-fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ErrorData> {
-    serde_json::from_value(value).map_err(|e| {
-        tracing::warn!(error = %e, "aggregate list: entries the gateway cannot represent");
-        ErrorData::internal_error("an upstream listed entries the gateway cannot read", None)
-    })
-}
-
-/// What the aggregate offers: whatever any member offers.
-fn union<'a>(members: impl Iterator<Item = &'a ServerPeerInfo>) -> ServerCapabilities {
-    let mut all = ServerCapabilities::default();
-    for info in members {
-        let own = &info.capabilities;
-        if let Some(tools) = &own.tools {
-            let merged = all.tools.get_or_insert_with(ToolsCapability::default);
-            merged.list_changed = either(merged.list_changed, tools.list_changed);
-        }
-        if let Some(prompts) = &own.prompts {
-            let merged = all.prompts.get_or_insert_with(PromptsCapability::default);
-            merged.list_changed = either(merged.list_changed, prompts.list_changed);
-        }
-        if let Some(resources) = &own.resources {
-            let merged = all
-                .resources
-                .get_or_insert_with(ResourcesCapability::default);
-            merged.list_changed = either(merged.list_changed, resources.list_changed);
-            merged.subscribe = either(merged.subscribe, resources.subscribe);
-        }
-        if own.completions.is_some() {
-            all.completions.get_or_insert_with(Default::default);
-        }
-        if own.logging.is_some() {
-            all.logging.get_or_insert_with(Default::default);
-        }
-    }
-    all
-}
-
-fn either(a: Option<bool>, b: Option<bool>) -> Option<bool> {
-    match (a, b) {
-        (Some(true), _) | (_, Some(true)) => Some(true),
-        (None, None) => None,
-        _ => Some(false),
-    }
-}
-
-fn instructions(members: &[(&str, &ServerPeerInfo)]) -> String {
-    let mut text = format!(
-        "The MCP servers this API key may use, behind one: tools and prompts are named \
-         <mcp_id>{sep}<name>, resources are {scheme}<mcp_id>/<uri>. Connected: {list}.",
-        sep = names::SEPARATOR,
-        scheme = names::URI_SCHEME,
-        list = if members.is_empty() {
-            "none".to_owned()
-        } else {
-            members
-                .iter()
-                .map(|(slug, _)| *slug)
-                .collect::<Vec<_>>()
-                .join(", ")
-        },
-    );
-    for (slug, info) in members {
-        if let Some(own) = info.instructions.as_deref().filter(|s| !s.is_empty()) {
-            text.push_str(&format!("\n\n[{slug}] {own}"));
-        }
-    }
-    text
-}
-
 impl ServerHandler for AggregateHandler {
     fn get_info(&self) -> ServerConfig {
         self.info.get().cloned().unwrap_or_else(stateless_info)
@@ -458,12 +331,7 @@ impl ServerHandler for AggregateHandler {
                 None,
             ));
         }
-        let grant = context
-            .extensions
-            .get::<axum::http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<AggregateGrant>())
-            .cloned()
-            .ok_or_else(|| ErrorData::internal_error("request without authorization", None))?;
+        let grant = grant_of(&context)?.clone();
         context.peer.set_peer_info(request.clone());
         let opening = grant.members.iter().map(|(slug, spec)| {
             SessionUpstream::open(
@@ -689,12 +557,7 @@ impl ServerHandler for AggregateHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let Some(members) = self.members.get() else {
-            // Nothing outlives a stateless request to keep a level in.
-            return Err(ErrorData::invalid_request(
-                "logging/setLevel needs a session; in 2026-07-28 send the level as \
-                 io.modelcontextprotocol/logLevel in each request's _meta",
-                None,
-            ));
+            return Err(super::stateless::no_level_without_a_session());
         };
         // Every member that logs gets the client's level.
         let asked = members

@@ -59,12 +59,7 @@ pub struct ProxyHandler {
 
 /// The grant the guard put on the request.
 fn grant(context: &RequestContext<RoleServer>) -> Result<Grant, ErrorData> {
-    context
-        .extensions
-        .get::<axum::http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<Grant>())
-        .cloned()
-        .ok_or_else(|| ErrorData::internal_error("request without authorization", None))
+    super::granted::<Grant>(context).cloned()
 }
 
 /// What the client is told about the upstream, from its own answer to
@@ -364,12 +359,7 @@ impl ServerHandler for ProxyHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         if self.upstream.get().is_none() {
-            // Nothing outlives a stateless request to keep a level in.
-            return Err(ErrorData::invalid_request(
-                "logging/setLevel needs a session; in 2026-07-28 send the level as \
-                 io.modelcontextprotocol/logLevel in each request's _meta",
-                None,
-            ));
+            return Err(super::stateless::no_level_without_a_session());
         }
         let request = ClientRequest::SetLevelRequest(SetLevelRequest::new(request));
         self.forward(request, context).await.map(|_| ())

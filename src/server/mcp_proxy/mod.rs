@@ -15,6 +15,7 @@
 //! shared pool.
 
 mod aggregate;
+mod aggregate_view;
 mod answer;
 mod guard;
 mod handler;
@@ -95,6 +96,19 @@ pub struct Grant {
     /// Filled by the handler at `initialize`, so the session's upstream can
     /// be watched from outside rmcp.
     pub link: Arc<OnceLock<Arc<relay::Link>>>,
+}
+
+/// The grant (`Grant` or `AggregateGrant`) the guard put on the request.
+pub(super) fn granted<T: Send + Sync + 'static>(
+    context: &rmcp::service::RequestContext<rmcp::RoleServer>,
+) -> Result<&T, rmcp::model::ErrorData> {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<T>())
+        .ok_or_else(|| {
+            rmcp::model::ErrorData::internal_error("request without authorization", None)
+        })
 }
 
 /// The MCP endpoint's shared parts.

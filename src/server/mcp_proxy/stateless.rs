@@ -216,14 +216,7 @@ impl Bridge {
         member: Member<'_>,
         context: &RequestContext<RoleServer>,
     ) -> Result<Arc<ServerPeerInfo>, ErrorData> {
-        let (kind, capabilities) = lease_kind(binding, &member, context);
-        let lease = match self.take_idle(&kind) {
-            Some(lease) => lease,
-            None => {
-                self.open_lease(kind, &member, capabilities, context)
-                    .await?
-            }
-        };
+        let lease = self.lease(binding, &member, context).await?;
         let info = lease.upstream.info.clone();
         self.keep(lease);
         Ok(info)
@@ -236,11 +229,7 @@ impl Bridge {
         request: ClientRequest,
         context: &RequestContext<RoleServer>,
     ) -> Result<Running, ErrorData> {
-        let (kind, capabilities) = lease_kind(binding, member, context);
-        let mut lease = match self.take_idle(&kind) {
-            Some(lease) => lease,
-            None => self.open_lease(kind, member, capabilities, context).await?,
-        };
+        let mut lease = self.lease(binding, member, context).await?;
         // A queued request from a call that ended cannot be answered.
         while let Ok(stale) = lease.asks.try_recv() {
             let _ = stale.answer.send(Err(ErrorData::internal_error(
@@ -405,13 +394,23 @@ impl Bridge {
         Ok(counted)
     }
 
-    async fn open_lease(
+    /// An idle lease of this request's kind, or a new one.
+    async fn lease(
         &self,
-        kind: LeaseKind,
+        binding: &Binding,
         member: &Member<'_>,
-        capabilities: ClientCapabilities,
         context: &RequestContext<RoleServer>,
     ) -> Result<Lease, ErrorData> {
+        let capabilities = context.meta.client_capabilities().unwrap_or_default();
+        let kind = LeaseKind {
+            key_row: binding.key_row,
+            spec: member.spec.clone(),
+            aggregated: member.aggregated,
+            capabilities: serde_json::to_string(&capabilities).unwrap_or_default(),
+        };
+        if let Some(lease) = self.take_idle(&kind) {
+            return Ok(lease);
+        }
         let counted = self.count_one()?;
         let (asks_to, asks) = mpsc::channel(ASK_QUEUE);
         let client = client_of(capabilities, context);
@@ -561,21 +560,6 @@ fn client_of(
     InitializeRequestParams::new(capabilities, info)
 }
 
-fn lease_kind(
-    binding: &Binding,
-    member: &Member<'_>,
-    context: &RequestContext<RoleServer>,
-) -> (LeaseKind, ClientCapabilities) {
-    let capabilities = context.meta.client_capabilities().unwrap_or_default();
-    let kind = LeaseKind {
-        key_row: binding.key_row,
-        spec: member.spec.clone(),
-        aggregated: member.aggregated,
-        capabilities: serde_json::to_string(&capabilities).unwrap_or_default(),
-    };
-    (kind, capabilities)
-}
-
 fn method_of(request: &ClientRequest) -> &'static str {
     match request {
         ClientRequest::CallToolRequest(_) => "tools/call",
@@ -603,6 +587,16 @@ fn take_round_trip(request: &mut ClientRequest) -> (Option<InputResponses>, Opti
         ),
         _ => (None, None),
     }
+}
+
+/// What a stateless client asking to set its log level is told.
+pub fn no_level_without_a_session() -> ErrorData {
+    // Nothing outlives a stateless request to keep a level in.
+    ErrorData::invalid_request(
+        "logging/setLevel needs a session; in 2026-07-28 send the level as \
+         io.modelcontextprotocol/logLevel in each request's _meta",
+        None,
+    )
 }
 
 /// An unguessable name for a parked call.

@@ -10,7 +10,11 @@
 //! - session stdio / session HTTP: one MCP session on `/mcp/{id}` with a
 //!   valid key (opened with `initialize`), the same load generator sending
 //!   JSON-RPC `tools/call echo` in it, through the session's own upstream
-//!   connection of that transport;
+//!   connection of that transport (a client that declared no capabilities:
+//!   the gateway's direct path for plain calls);
+//! - session stdio, asking client: the same from a client that declared
+//!   sampling and elicitation, so every call takes rmcp's full session path
+//!   (the upstream could ask it something on the call's stream);
 //! - auth only: a valid key for an MCP it may not use (403, no upstream).
 //!
 //! Then the same binary is started as a separate `plexmcp serve` process to
@@ -21,7 +25,7 @@
 //! `--concurrency` (`PLEXMCP_BENCH_CONCURRENCY`, default 16),
 //! `--serve-duration` (`PLEXMCP_BENCH_SERVE_DURATION`, default 3; 0 skips
 //! the separate-process part), `--no-log` (no request log in the gateway),
-//! `--only direct-stdio,through-stdio,session-stdio,direct-http,through-http,session-http,auth` (some
+//! `--only direct-stdio,through-stdio,session-stdio,session-stdio-asking,direct-http,through-http,session-http,auth` (some
 //! rows only, e.g. under a profiler).
 
 #[path = "../tests/support/install.rs"]
@@ -196,9 +200,19 @@ fn main() -> anyhow::Result<()> {
         )?);
     }
     if options.runs("session-stdio") {
-        let session = client_rt.block_on(session_target(addr, &seeded.good_key, "es"))?;
+        let session = client_rt.block_on(session_target(addr, &seeded.good_key, "es", "{}"))?;
         rows.push(run_session(
             "session stdio",
+            &client_rt,
+            &session,
+            &options,
+        )?);
+    }
+    if options.runs("session-stdio-asking") {
+        let asking = r#"{"sampling":{},"elicitation":{}}"#;
+        let session = client_rt.block_on(session_target(addr, &seeded.good_key, "es", asking))?;
+        rows.push(run_session(
+            "session stdio, asking client",
             &client_rt,
             &session,
             &options,
@@ -218,7 +232,7 @@ fn main() -> anyhow::Result<()> {
         )?);
     }
     if options.runs("session-http") {
-        let session = client_rt.block_on(session_target(addr, &seeded.good_key, "eh"))?;
+        let session = client_rt.block_on(session_target(addr, &seeded.good_key, "eh", "{}"))?;
         rows.push(run_session("session HTTP", &client_rt, &session, &options)?);
     }
     if options.runs("auth") {
@@ -258,6 +272,7 @@ fn main() -> anyhow::Result<()> {
     let http_ratio = ratio("through plexmcp HTTP", "direct HTTP");
     let session_stdio_ratio = ratio("session stdio", "direct stdio");
     let session_http_ratio = ratio("session HTTP", "direct HTTP");
+    let asking_ratio = ratio("session stdio, asking client", "direct stdio");
     println!();
     println!(
         "through ÷ direct, stdio: {}   (target ≥ 0.90: {})",
@@ -271,6 +286,10 @@ fn main() -> anyhow::Result<()> {
         shown(stdio_ratio),
         shown(session_http_ratio),
         shown(http_ratio)
+    );
+    println!(
+        "session ÷ direct, stdio, a client that can be asked (full session path): {}",
+        shown(asking_ratio)
     );
     let auth = rows
         .iter()
@@ -468,19 +487,24 @@ async fn rmcp_http(url: &str) -> anyhow::Result<Client> {
 }
 
 /// One MCP session on `/mcp/{mcp}` with `key`, opened as an MCP client
-/// does (`initialize`, then `notifications/initialized`), and the
+/// with `capabilities` does (`initialize`, then `notifications/initialized`), and the
 /// `tools/call echo` the load generator then sends in it. The load
 /// generator is the REST rows' own, so the row measures the gateway's
 /// session path, not a client library.
-async fn session_target(addr: SocketAddr, key: &str, mcp: &str) -> anyhow::Result<Target> {
+async fn session_target(
+    addr: SocketAddr,
+    key: &str,
+    mcp: &str,
+    capabilities: &str,
+) -> anyhow::Result<Target> {
     let mut target = Target {
         addr,
         key: key.to_owned(),
         path: format!("/mcp/{mcp}"),
         headers: vec![("accept", "application/json, text/event-stream".into())],
-        body: Bytes::from_static(
-            br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"plexmcp-bench","version":"1"}}}"#,
-        ),
+        body: Bytes::from(format!(
+            r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"2025-11-25","capabilities":{capabilities},"clientInfo":{{"name":"plexmcp-bench","version":"1"}}}}}}"#
+        )),
         expect: StatusCode::OK,
     };
     let mut sender = target.connect().await?;

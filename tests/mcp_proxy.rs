@@ -1011,3 +1011,213 @@ async fn a_plain_answer_comes_as_json_and_one_with_progress_keeps_its_stream() {
     let result = text.find("\"id\":3").expect("the answer on the stream");
     assert!(progress < result, "{text}");
 }
+
+/// A client that declared no capabilities, calling without a progress
+/// token: its calls skip rmcp's session machinery in the gateway, and must
+/// still meet every rule the full path does.
+#[tokio::test]
+async fn a_plain_call_of_a_client_that_can_be_asked_nothing_keeps_every_rule() {
+    support::server_everything(); // node must be there
+    let env = Env::new();
+    env.add_everything_stdio("everything");
+    let (command, record) = cancel_recorder(env.dir.path());
+    env.cli_ok(&["mcps", "add", "recorder", "--stdio", &command]);
+    let (id, key) = env.create_key("client", &[]);
+    let (_, other_key) = env.create_key("other", &[]);
+    let gateway = InProcess::start(&env, Default::default()).await;
+    let path = "/mcp/everything";
+    let session = open_session(&gateway, &key).await;
+    let echo = |id: u64, message: &str| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"message": message}}})
+    };
+
+    let answered = post(
+        &gateway,
+        path,
+        Some(&key),
+        Some(&session),
+        &[],
+        &echo(2, "a"),
+    )
+    .await;
+    assert_eq!(answered.status(), StatusCode::OK);
+    assert_eq!(answered.headers()["content-type"], "application/json");
+    let answer: Value = answered.json().await.unwrap();
+    assert_eq!(answer["id"], 2);
+    assert_eq!(answer["result"]["content"][0]["text"], "Echo: a");
+
+    // The transport's rules hold on this path too.
+    for (header, value, status) in [
+        ("host", "evil.example", StatusCode::FORBIDDEN),
+        ("origin", "https://evil.example", StatusCode::FORBIDDEN),
+        (
+            "mcp-protocol-version",
+            "1999-01-01",
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let refused = post(
+            &gateway,
+            path,
+            Some(&key),
+            Some(&session),
+            &[(header, value)],
+            &echo(3, "b"),
+        )
+        .await;
+        assert_eq!(refused.status(), status, "{header}: {value}");
+    }
+    let stolen = post(
+        &gateway,
+        path,
+        Some(&other_key),
+        Some(&session),
+        &[],
+        &echo(4, "c"),
+    )
+    .await;
+    assert_eq!(stolen.status(), StatusCode::NOT_FOUND);
+    // A tool the upstream does not have: its own answer (an isError result), in JSON.
+    let unknown = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+        "params": {"name": "no-such-tool", "arguments": {}}});
+    let response = post(&gateway, path, Some(&key), Some(&session), &[], &unknown).await;
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["id"], 5);
+    assert_eq!(answer["result"]["isError"], true, "{answer:#}");
+
+    // The client's cancellation reaches the upstream.
+    let path = "/mcp/recorder";
+    let session = open_session_on(&gateway, path, &key).await;
+    let wait = json!({"jsonrpc": "2.0", "id": "w", "method": "tools/call",
+        "params": {"name": "wait", "arguments": {}}});
+    let waiting = {
+        let (base, http, key, session) = (
+            gateway.base.clone(),
+            gateway.client.clone(),
+            key.clone(),
+            session.clone(),
+        );
+        tokio::spawn(async move {
+            http.post(format!("{base}{path}"))
+                .header("accept", "application/json, text/event-stream")
+                .header("authorization", format!("ApiKey {key}"))
+                .header("mcp-session-id", session)
+                .header("mcp-protocol-version", "2025-11-25")
+                .json(&wait)
+                .send()
+                .await
+                .expect("POST")
+                .text()
+                .await
+                .unwrap()
+        })
+    };
+    let read = || std::fs::read_to_string(&record).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !read().contains("called") {
+        assert!(
+            Instant::now() < deadline,
+            "the call never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": "w", "reason": "changed my mind"}});
+    let accepted = post(&gateway, path, Some(&key), Some(&session), &[], &cancel).await;
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    while !read().contains("cancelled") {
+        assert!(
+            Instant::now() < deadline,
+            "the cancellation never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let lines = read();
+    let called = lines
+        .lines()
+        .find_map(|l| l.strip_prefix("called "))
+        .unwrap();
+    assert!(lines.contains(&format!("cancelled {called}")), "{lines}");
+    let ended = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("the cancelled call is answered")
+        .unwrap();
+    assert!(ended.contains("cancelled by the client"), "{ended}");
+    gateway.stop().await;
+
+    // Recorded like any call.
+    let store = plexmcp::store::Store::open(&env.db).unwrap();
+    let (row, _) = store.key_for_auth(&id).unwrap().expect("the key");
+    let usage = store.key_usage(row.row_id, chrono::Utc::now(), 50).unwrap();
+    assert!(
+        usage
+            .recent
+            .iter()
+            .any(|r| r.mcp.as_deref() == Some("everything")
+                && r.tool.as_deref() == Some("echo")
+                && r.http_status == 200),
+        "{:?}",
+        usage.recent
+    );
+}
+
+#[tokio::test]
+async fn a_session_listening_on_its_stream_is_not_idle() {
+    let env = Env::new();
+    env.add_everything_stdio("everything");
+    let (_, key) = env.create_key("client", &[]);
+    let settings = plexmcp::server::mcp_proxy::ProxySettings {
+        session_idle: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let gateway = InProcess::start(&env, settings).await;
+    let path = "/mcp/everything";
+    let listening = open_session(&gateway, &key).await;
+    let quiet = open_session(&gateway, &key).await;
+    let stream = gateway
+        .client
+        .get(format!("{}{path}", gateway.base))
+        .header("accept", "text/event-stream")
+        .header("authorization", format!("ApiKey {key}"))
+        .header("mcp-session-id", &listening)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let gone = post(&gateway, path, Some(&key), Some(&quiet), &[], &tools_list()).await;
+    assert_eq!(
+        gone.status(),
+        StatusCode::NOT_FOUND,
+        "the idle session ended"
+    );
+    let kept = post(
+        &gateway,
+        path,
+        Some(&key),
+        Some(&listening),
+        &[],
+        &tools_list(),
+    )
+    .await;
+    assert_eq!(kept.status(), StatusCode::OK, "the listening session lives");
+    let _ = kept.text().await;
+
+    // Once its stream is closed, it is idle like any other.
+    drop(stream);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let gone = post(
+        &gateway,
+        path,
+        Some(&key),
+        Some(&listening),
+        &[],
+        &tools_list(),
+    )
+    .await;
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    gateway.stop().await;
+}

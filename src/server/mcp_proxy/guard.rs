@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::Grant;
 use super::aggregate::AggregateGrant;
 use super::names::{split_name, unwrap_uri};
-use super::sessions::{Binding, Scope};
+use super::sessions::{Binding, Direct, Scope};
 use crate::auth::{KeyState, Reason};
 use crate::server::authorize::{Denied, authorize_mcp, may_use};
 use crate::server::client_addr::request_client;
@@ -101,7 +101,7 @@ async fn serve(state: Arc<AppState>, target: Target, request: Request) -> Respon
         Ok(response) => response,
         Err(refusal) => refusal,
     };
-    finish(state, usage, response, started)
+    finish(state, usage, response, started).await
 }
 
 /// Checks the request and, if it passes, hands it to rmcp.
@@ -125,7 +125,11 @@ async fn admit(
             // A session whose key was revoked or expired ends with it.
             if let (ApiError::InvalidApiKey(Reason::Revoked | Reason::Expired), Some(row), Some(id)) =
                 (&error, usage.key_row, &session)
-                && proxy.book.get(id).is_some_and(|b| b.key_row == row)
+                && proxy
+                    .sessions
+                    .book
+                    .get(id)
+                    .is_some_and(|b| b.key_row == row)
             {
                 close_session(state, id).await;
             }
@@ -136,6 +140,8 @@ async fn admit(
     // with what it asked for; the key is known by now.
     let method = parts.method.clone();
     let mut initializing = false;
+    // A plain tool call's body, for the session fast path.
+    let mut call_body = None;
     let body = if method == Method::POST {
         let bytes = read_body(body).await.map_err(|e| api_refusal(&e))?;
         let parsed = serde_json::from_slice::<Value>(&bytes);
@@ -159,6 +165,9 @@ async fn admit(
             Some((rpc_method, name)) => {
                 usage.request_id = message.get("id").cloned();
                 initializing = rpc_method == "initialize" && session.is_none();
+                if rpc_method == "tools/call" {
+                    call_body = Some(bytes.clone());
+                }
                 match (target, name) {
                     (Target::All, Some(name)) => {
                         // Recorded under the MCP and name it reaches, if any.
@@ -188,6 +197,7 @@ async fn admit(
     };
     if let Some(id) = &session
         && !proxy
+            .sessions
             .book
             .get(id)
             .is_some_and(|bound| still_serves(&bound, &binding))
@@ -200,12 +210,24 @@ async fn admit(
             json!({ "code": "session_not_found" }),
         ));
     }
+    if let (Target::One(_), Some(id), Some(call)) = (target, &session, &call_body)
+        && proxy.lane.passes(&parts.headers)
+        && let Some(answer) = proxy.sessions.call_directly(id, call).await
+    {
+        let mut response = Response::new(Body::from(answer));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
+        return Ok(response);
+    }
     let _opening = if initializing {
         let settings = &proxy.settings;
         let admitted = proxy
+            .sessions
             .book
             .admit(
-                &proxy.sessions,
+                &proxy.sessions.local,
                 key.row_id,
                 settings.max_sessions_per_key,
                 settings.max_sessions,
@@ -223,14 +245,18 @@ async fn admit(
     } else {
         None
     };
-    let (mut response, links) = match &authorized.grant {
+    let (mut response, links, direct) = match &authorized.grant {
         Granted::One(grant) => {
             parts.extensions.insert(Grant::clone(grant));
             let response = proxy.service.handle(Request::from_parts(parts, body)).await;
-            (
-                response.map(Body::new),
-                grant.link.get().map(|link| vec![link.clone()]),
-            )
+            let link = grant.link.get();
+            let direct = link.map(|link| Direct {
+                link: link.clone(),
+                slug: grant.slug.clone(),
+                timeout: grant.spec.timeout,
+            });
+            let links = link.map(|link| vec![link.clone()]);
+            (response.map(Body::new), links, direct)
         }
         Granted::All(grant) => {
             parts.extensions.insert(grant.clone());
@@ -238,7 +264,7 @@ async fn admit(
                 .aggregate
                 .handle(Request::from_parts(parts, body))
                 .await;
-            (response.map(Body::new), grant.links.get().cloned())
+            (response.map(Body::new), grant.links.get().cloned(), None)
         }
     };
     if method == Method::POST
@@ -258,7 +284,10 @@ async fn admit(
             .and_then(|v| v.to_str().ok())
     {
         match links {
-            Some(links) => proxy.book.bind(id.to_owned(), binding, links),
+            Some(links) => proxy
+                .sessions
+                .book
+                .bind(id.to_owned(), binding, links, direct),
             None => close_session(state, id).await,
         }
     }
@@ -266,7 +295,7 @@ async fn admit(
         && ok
         && let Some(id) = &session
     {
-        proxy.book.forget(id);
+        proxy.sessions.book.forget(id);
         // rmcp says 202 Accepted, but the session is already closed: 200
         // is the truth, what the official SDK servers answer, and what the
         // Python SDK expects (it logs any other code as a failed DELETE).
@@ -369,7 +398,7 @@ fn still_serves(bound: &Binding, now: &Binding) -> bool {
 pub(super) async fn close_session(state: &AppState, id: &str) {
     use rmcp::transport::streamable_http_server::session::SessionManager;
     let proxy = &state.proxy;
-    proxy.book.forget(id);
+    proxy.sessions.book.forget(id);
     let _ = proxy.sessions.close_session(&Arc::from(id)).await;
 }
 
@@ -434,7 +463,12 @@ fn outcome_code(status: StatusCode) -> &'static str {
 
 /// Records the usage event when the response body is finished with (sent
 /// whole, or its stream ended or was dropped by the client).
-fn finish(state: Arc<AppState>, usage: Usage, response: Response, started: Instant) -> Response {
+async fn finish(
+    state: Arc<AppState>,
+    usage: Usage,
+    response: Response,
+    started: Instant,
+) -> Response {
     let status = response.status();
     if !usage.counted && status.is_success() {
         return response;
@@ -442,29 +476,26 @@ fn finish(state: Arc<AppState>, usage: Usage, response: Response, started: Insta
     let Some(key_row) = usage.key_row else {
         return response;
     };
-    let usage_id = usage.request_id.clone();
-    // Filled from the response as it passes, if it answers with an error.
-    let answered = Arc::new(std::sync::OnceLock::<(&'static str, u16)>::new());
-    let seen = answered.clone();
-    let record = OnDrop(Some(move || {
+    let request_id = usage.request_id.clone();
+    let record = move |answered: Option<(&'static str, u16)>| {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let (outcome, status) = match seen.get() {
-            Some(&(outcome, status)) => (outcome, status),
-            None => (outcome_code(status), status.as_u16()),
-        };
+        let (outcome, status) = answered.unwrap_or((outcome_code(status), status.as_u16()));
         state.live.record(now.as_secs(), status >= 400);
         let (mcp, tool) = recorded_names(usage.mcp, usage.tool);
         let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        tracing::info!(
-            status,
-            key = key_row,
-            mcp = mcp.as_deref(),
-            tool = tool.as_deref(),
-            latency_us,
-            "/mcp/{{id}}"
-        );
+        // The access line: on, off or sampled (`log.access`), as for REST.
+        if crate::logging::access_line_due() {
+            tracing::info!(
+                status,
+                key = key_row,
+                mcp = mcp.as_deref(),
+                tool = tool.as_deref(),
+                latency_us,
+                "/mcp/{{id}}"
+            );
+        }
         state.usage.record(UsageEvent {
             key_row,
             mcp_slug: mcp,
@@ -476,19 +507,36 @@ fn finish(state: Arc<AppState>, usage: Usage, response: Response, started: Insta
             user_agent: usage.user_agent,
             at_ms: i64::try_from(now.as_millis()).unwrap_or(i64::MAX),
         });
+    };
+    let (parts, body) = response.into_parts();
+    if axum::body::HttpBody::size_hint(&body).exact().is_some() {
+        // A whole body (JSON, a refusal): read at once, recorded now, sent
+        // with its length.
+        let bytes = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let answered = request_id
+            .as_ref()
+            .and_then(|id| super::answer::error_outcome(&bytes, id));
+        record(answered);
+        return Response::from_parts(parts, Body::from(bytes));
+    }
+    // A stream: looked at as it passes, recorded when it ends or is dropped.
+    let answered = Arc::new(std::sync::OnceLock::<(&'static str, u16)>::new());
+    let seen = answered.clone();
+    let record = OnDrop(Some(move || record(seen.get().copied())));
+    let body = Body::new(body.map_frame(move |frame| {
+        let _ = &record;
+        if let (Some(id), Some(data), None) = (&request_id, frame.data_ref(), answered.get())
+            && let Some(found) = super::answer::error_outcome(data, id)
+        {
+            let _ = answered.set(found);
+        }
+        frame
     }));
-    let request_id = usage_id;
-    response.map(|body| {
-        Body::new(body.map_frame(move |frame| {
-            let _ = &record;
-            if let (Some(id), Some(data), None) = (&request_id, frame.data_ref(), answered.get())
-                && let Some(found) = super::answer::error_outcome(data, id)
-            {
-                let _ = answered.set(found);
-            }
-            frame
-        }))
-    })
+    Response::from_parts(parts, body)
 }
 
 /// Runs its closure once, when dropped.

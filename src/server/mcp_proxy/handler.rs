@@ -227,7 +227,8 @@ impl ServerHandler for ProxyHandler {
         }
         let grant = grant(&context)?;
         context.peer.set_peer_info(request.clone());
-        let link = Link::new(Mode::Session, Some(context.peer.clone()));
+        let link =
+            Link::new(Mode::Session, Some(context.peer.clone())).for_client(&request.capabilities);
         let upstream =
             SessionUpstream::open(&grant.slug, &grant.spec, &request, link, None).await?;
         let _ = grant.link.set(upstream.link.clone());

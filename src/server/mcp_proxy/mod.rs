@@ -17,11 +17,13 @@
 mod aggregate;
 mod aggregate_view;
 mod answer;
+mod fast_lane;
 mod guard;
 mod handler;
 mod names;
 mod prefer_json;
 mod relay;
+mod session_manager;
 mod session_upstream;
 mod sessions;
 mod stateless;
@@ -38,7 +40,7 @@ use aggregate::AggregateHandler;
 pub use guard::{aggregate, guard};
 use handler::ProxyHandler;
 pub use names::{SEPARATOR, URI_SCHEME};
-use sessions::SessionBook;
+use session_manager::GatewaySessions;
 pub use sweeper::spawn as spawn_sweeper;
 
 use crate::upstream::UpstreamSpec;
@@ -113,12 +115,13 @@ pub(super) fn granted<T: Send + Sync + 'static>(
 
 /// The MCP endpoint's shared parts.
 pub struct McpProxy {
-    service: StreamableHttpService<ProxyHandler, LocalSessionManager>,
+    service: StreamableHttpService<ProxyHandler, GatewaySessions>,
     /// `/mcp`'s sessions: the same transport and session manager, so the
     /// caps and expiry cover both endpoints alike.
-    aggregate: StreamableHttpService<AggregateHandler, LocalSessionManager>,
-    sessions: Arc<LocalSessionManager>,
-    book: SessionBook,
+    aggregate: StreamableHttpService<AggregateHandler, GatewaySessions>,
+    sessions: Arc<GatewaySessions>,
+    /// The transport's checks, for calls that skip it (`session_manager`).
+    lane: fast_lane::FastLane,
     /// Upstream connections of 2026-07-28 (stateless) clients.
     bridge: Arc<stateless::Bridge>,
     settings: ProxySettings,
@@ -130,7 +133,9 @@ impl McpProxy {
     pub fn new(settings: ProxySettings) -> McpProxy {
         let cancel = CancellationToken::new();
         let mut manager = LocalSessionManager::default();
-        manager.session_config.keep_alive = Some(settings.session_idle);
+        // Idle sessions are ended by the sweeper, which counts open streams
+        // as use (`session_manager`); rmcp's keep-alive would not.
+        manager.session_config.keep_alive = None;
         // rmcp keeps every finished request's stream for late resumption
         // and scans all of them on each session event: with its default
         // (60 s) a busy session spent most of its time scanning and held a
@@ -139,7 +144,7 @@ impl McpProxy {
         // are enough.
         manager.session_config.sse_retry = Some(SSE_RETRY);
         manager.session_config.completed_cache_ttl = COMPLETED_STREAM_KEPT;
-        let sessions = Arc::new(manager);
+        let sessions = Arc::new(GatewaySessions::new(manager));
         let mut config = StreamableHttpServerConfig::default()
             .with_legacy_session_mode(true)
             .with_allowed_hosts(settings.allowed_hosts.clone())
@@ -162,7 +167,7 @@ impl McpProxy {
             service,
             aggregate,
             sessions,
-            book: SessionBook::default(),
+            lane: fast_lane::FastLane::new(&settings.allowed_hosts),
             bridge: Arc::new(stateless::Bridge::new(
                 settings.max_sessions,
                 settings.session_idle,
@@ -174,7 +179,7 @@ impl McpProxy {
 
     /// MCP sessions currently bound to a key.
     pub fn sessions_open(&self) -> usize {
-        self.book.open_count()
+        self.sessions.book.open_count()
     }
 
     /// Ends every session (their upstreams close with them) and stream.

@@ -53,7 +53,7 @@ pub async fn prefer_json(response: Response, id: &Value) -> Response {
         read.push(data);
         match first_message(&mut pending) {
             Seen::Nothing if pending.len() <= MOST_READ_AHEAD => continue,
-            Seen::Answer(message, data) if message.get("id") == Some(id) => {
+            Seen::Answer(answered, data) if answered == *id => {
                 parts.headers.insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
@@ -73,10 +73,19 @@ pub async fn prefer_json(response: Response, id: &Value) -> Response {
     Response::from_parts(parts, Body::from_stream(replay.chain(rest)))
 }
 
+/// What is read of a message to tell an answer: the rest is skipped, not
+/// built (a tool result can be megabytes).
+#[derive(serde::Deserialize)]
+struct Head {
+    id: Option<Value>,
+    result: Option<serde::de::IgnoredAny>,
+    error: Option<serde::de::IgnoredAny>,
+}
+
 enum Seen {
     /// No message yet (only comments, the priming event, or a partial event).
     Nothing,
-    /// The first message: a response or error, parsed and as sent.
+    /// The first message: a response or error, its id and the message as sent.
     Answer(Value, String),
     /// The first message is something else.
     Other,
@@ -102,10 +111,12 @@ fn first_message(pending: &mut Vec<u8>) -> Seen {
         if data.trim().is_empty() {
             continue; // the priming event, a keep-alive comment
         }
-        return match serde_json::from_str::<Value>(&data) {
-            Ok(message) if message.get("result").is_some() || message.get("error").is_some() => {
-                Seen::Answer(message, data)
-            }
+        return match serde_json::from_str::<Head>(&data) {
+            Ok(Head {
+                id: Some(id),
+                result,
+                error,
+            }) if result.is_some() || error.is_some() => Seen::Answer(id, data),
             _ => Seen::Other,
         };
     }

@@ -64,6 +64,10 @@ pub struct Link {
     /// Downstream requests being forwarded, oldest first: a request the
     /// upstream sends meanwhile is delivered on the newest one's stream.
     pub in_flight: Mutex<Vec<RequestId>>,
+    /// Whether the client declared anything it could be asked (sampling,
+    /// elicitation, roots, or an extension or experimental capability the
+    /// gateway cannot judge): only then may the upstream send it requests.
+    pub client_answers: bool,
 }
 
 impl Link {
@@ -76,7 +80,24 @@ impl Link {
             progress: Mutex::default(),
             delivering: Default::default(),
             in_flight: Mutex::default(),
+            client_answers: false,
         }
+    }
+
+    /// The link of a session whose client declared `capabilities`.
+    pub fn for_client(mut self, capabilities: &rmcp::model::ClientCapabilities) -> Link {
+        self.client_answers = capabilities.sampling.is_some()
+            || capabilities.elicitation.is_some()
+            || capabilities.roots.is_some()
+            || capabilities
+                .extensions
+                .as_ref()
+                .is_some_and(|e| !e.is_empty())
+            || capabilities
+                .experimental
+                .as_ref()
+                .is_some_and(|e| !e.is_empty());
+        self
     }
 
     /// Waits until the notifications the upstream sent before its answer
@@ -84,8 +105,14 @@ impl Link {
     /// own, so one sent just before an answer (a last progress step, a log
     /// line) may still be on its way when the answer is; the answer would
     /// close the request's stream in front of it. The tasks are spawned
-    /// before the answer is delivered: a few yields let them start.
-    pub async fn settle(&self) {
+    /// before the answer is delivered: a few yields let them start. In a
+    /// session only progress shares the request's stream (anything else
+    /// goes to the `GET` stream, in no order with the answer), so a request
+    /// without a progress token has nothing to wait for.
+    pub async fn settle(&self, progress_asked: bool) {
+        if matches!(self.mode, Mode::Session) && !progress_asked {
+            return;
+        }
         for _ in 0..4 {
             tokio::task::yield_now().await;
         }

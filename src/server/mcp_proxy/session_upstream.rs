@@ -159,6 +159,7 @@ pub async fn forward_on(
         .map_err(|e| upstream_error(slug, e))?;
     let upstream_token = handle.progress_token.clone();
     let upstream_id = handle.id.clone();
+    let progress_asked = downstream_token.is_some();
     if let Some(link) = link {
         if let Some(token) = downstream_token {
             lock(&link.progress).insert(upstream_token.clone(), token);
@@ -178,7 +179,7 @@ pub async fn forward_on(
         }
     };
     if let Some(link) = link {
-        link.settle().await;
+        link.settle(progress_asked).await;
         lock(&link.progress).remove(&upstream_token);
         lock(&link.in_flight).retain(|other| *other != id);
     }

@@ -1,16 +1,18 @@
-//! Which key and MCP each `Mcp-Session-Id` belongs to, and the caps on how
-//! many sessions there may be. rmcp owns the sessions themselves; this book
-//! only remembers who opened them, so a session is never served to another
-//! key or on another MCP's path, and so the caps can be counted per key.
-//! Entries of sessions rmcp has ended (idle expiry, DELETE) are dropped
-//! whenever the book is counted, so it never outgrows the live sessions.
+//! Which key and MCP each `Mcp-Session-Id` belongs to, when it was last
+//! used, and the caps on how many sessions there may be. rmcp owns the
+//! sessions themselves; this book remembers who opened them, so a session
+//! is never served to another key or on another MCP's path, and so the caps
+//! can be counted per key. Entries of sessions rmcp has ended (DELETE, a
+//! closed upstream) are dropped with them (`session_manager`) and whenever
+//! the book is counted, so it never outgrows the live sessions.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use rmcp::model::RequestId;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-
-use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 use super::relay::{Link, lock};
 
@@ -50,10 +52,104 @@ pub enum Full {
     Total(usize),
 }
 
-/// A bound session: who opened it and its links to its upstreams.
+/// A bound session: who opened it, its links to its upstreams, and how
+/// busy it is.
 struct Entry {
     binding: Binding,
     links: Vec<Arc<Link>>,
+    activity: Arc<Activity>,
+    direct: Option<Arc<Direct>>,
+}
+
+/// How busy a session is: it is idle when no stream of it is open and no
+/// request came for the idle time (a client listening on its `GET` stream
+/// for hours is using it).
+#[derive(Debug)]
+pub struct Activity {
+    last: Mutex<Instant>,
+    open: std::sync::atomic::AtomicUsize,
+    /// Calls forwarded by `session_manager` itself, by JSON-RPC id, so the
+    /// client's `notifications/cancelled` reaches them.
+    calls: Mutex<HashMap<RequestId, CancellationToken>>,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            last: Mutex::new(Instant::now()),
+            open: Default::default(),
+            calls: Mutex::default(),
+        }
+    }
+}
+
+impl Activity {
+    pub fn touch(&self) {
+        *lock(&self.last) = Instant::now();
+    }
+
+    /// Counts a stream (or a call) as open until the guard is dropped.
+    pub fn open(self: &Arc<Self>) -> Open {
+        self.open.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Open(self.clone())
+    }
+
+    fn idle_for(&self, idle: Duration) -> bool {
+        self.open.load(std::sync::atomic::Ordering::Acquire) == 0
+            && lock(&self.last).elapsed() >= idle
+    }
+
+    /// Registers a call the client may cancel by `id`, until the guard drops.
+    pub fn call(self: &Arc<Self>, id: RequestId) -> Call {
+        let cancel = CancellationToken::new();
+        lock(&self.calls).insert(id.clone(), cancel.clone());
+        Call {
+            activity: self.clone(),
+            id,
+            cancel,
+        }
+    }
+
+    /// The client cancelled request `id`: if it is one of the calls, it ends.
+    pub fn cancel(&self, id: &RequestId) {
+        if let Some(cancel) = lock(&self.calls).get(id) {
+            cancel.cancel();
+        }
+    }
+}
+
+/// A stream or call of a session being open.
+pub struct Open(Arc<Activity>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0
+            .open
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// A call the client may cancel.
+pub struct Call {
+    activity: Arc<Activity>,
+    id: RequestId,
+    pub cancel: CancellationToken,
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        lock(&self.activity.calls).remove(&self.id);
+    }
+}
+
+/// What a `/mcp/{mcp_id}` session's plain tool calls need to be forwarded
+/// without rmcp's per-request stream (`session_manager`): its upstream,
+/// named and timed as the handler would.
+pub struct Direct {
+    pub link: Arc<Link>,
+    pub slug: String,
+    pub timeout: Duration,
 }
 
 impl Entry {
@@ -91,8 +187,36 @@ impl SessionBook {
         lock(&self.bindings).len()
     }
 
-    pub fn bind(&self, session: String, binding: Binding, links: Vec<Arc<Link>>) {
-        lock(&self.bindings).insert(session, Entry { binding, links });
+    pub fn bind(
+        &self,
+        session: String,
+        binding: Binding,
+        links: Vec<Arc<Link>>,
+        direct: Option<Direct>,
+    ) {
+        let entry = Entry {
+            binding,
+            links,
+            activity: Arc::default(),
+            direct: direct.map(Arc::new),
+        };
+        lock(&self.bindings).insert(session, entry);
+    }
+
+    /// A bound session's activity and, on `/mcp/{mcp_id}`, its direct route.
+    pub fn activity(&self, session: &str) -> Option<(Arc<Activity>, Option<Arc<Direct>>)> {
+        lock(&self.bindings)
+            .get(session)
+            .map(|entry| (entry.activity.clone(), entry.direct.clone()))
+    }
+
+    /// Sessions idle for at least `idle`.
+    pub fn idle(&self, idle: Duration) -> Vec<String> {
+        lock(&self.bindings)
+            .iter()
+            .filter(|(_, entry)| entry.activity.idle_for(idle))
+            .map(|(session, _)| session.clone())
+            .collect()
     }
 
     pub fn forget(&self, session: &str) {

@@ -1,4 +1,6 @@
-//! Ends the MCP sessions that can no longer be served: their upstream
+//! Ends the MCP sessions that are idle (no request and no open stream for
+//! the idle time, as `session_manager` counts them) or can no longer be
+//! served: their upstream
 //! connection ended (a new session gets a new one), or their key may no
 //! longer use them (revoked, expired, its access no longer includes the
 //! MCP, or the MCP was removed). A session
@@ -22,13 +24,17 @@ use crate::domain::KeyStatus;
 use crate::server::AppState;
 use crate::server::authorize::{Denied, authorize_mcp};
 
-/// How often open sessions' keys are re-checked.
+/// How often open sessions' keys are re-checked (more often when sessions
+/// may be idle for less than a few of these).
 pub const INTERVAL: Duration = Duration::from_secs(2);
 
 /// Starts the sweeper; it runs until `cancel` fires.
 pub fn spawn(state: Arc<AppState>, cancel: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(INTERVAL);
+        let every = INTERVAL
+            .min(state.proxy.settings.session_idle / 4)
+            .max(Duration::from_millis(50));
+        let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -53,7 +59,16 @@ async fn sweep(state: &AppState) {
             None => return,
         }
     }
-    for (session, binding, upstream_lost) in state.proxy.book.all() {
+    for session in state
+        .proxy
+        .sessions
+        .book
+        .idle(state.proxy.settings.session_idle)
+    {
+        tracing::info!("MCP session closed: idle");
+        close_session(state, &session).await;
+    }
+    for (session, binding, upstream_lost) in state.proxy.sessions.book.all() {
         if upstream_lost {
             // Closed, the client is told (404) to start a new session.
             tracing::info!(key = %binding.key_id, "MCP session closed: its upstream connection ended");

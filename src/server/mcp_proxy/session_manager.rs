@@ -1,0 +1,216 @@
+//! rmcp's local session manager with the gateway's own bookkeeping around
+//! it. Every session event passes here, so this is where a session's use is
+//! counted for idle expiry (rmcp's own keep-alive counts only its worker's
+//! events: a client listening on its `GET` stream, or waiting on a long
+//! call, would be cut off).
+//!
+//! And one kind of request skips rmcp's session machinery: a plain
+//! `tools/call` on `/mcp/{mcp_id}` from a client that can be asked nothing,
+//! without a progress token ([`GatewaySessions::call_directly`]). Nothing
+//! can travel on such a call's stream (no progress was asked for; the
+//! upstream may not send requests to a client that declared no capability
+//! for them; a session's log messages go to its `GET` stream), so the guard
+//! forwards it on the session's own upstream connection and answers it as
+//! JSON. The hops through rmcp's transport, session worker, service loop,
+//! a handler task and a per-request stream cost more than the call itself
+//! (issue 10's session benchmark row). The transport's header checks are
+//! made first, more strictly (`fast_lane`).
+
+use std::sync::Arc;
+
+use futures_util::{Stream, StreamExt};
+use rmcp::model::{
+    ClientJsonRpcMessage, ClientNotification, ClientRequest, GetMeta, JsonRpcRequest,
+    ServerJsonRpcMessage,
+};
+use rmcp::transport::common::server_side_http::{ServerSseMessage, SessionId};
+use rmcp::transport::streamable_http_server::session::SessionManager;
+use rmcp::transport::streamable_http_server::session::local::{
+    LocalSessionManager, LocalSessionManagerError,
+};
+
+use super::session_upstream::{Origin, forward_on};
+use super::sessions::{Activity, Direct, SessionBook};
+
+pub struct GatewaySessions {
+    pub local: LocalSessionManager,
+    pub book: SessionBook,
+}
+
+impl GatewaySessions {
+    pub fn new(local: LocalSessionManager) -> GatewaySessions {
+        GatewaySessions {
+            local,
+            book: SessionBook::default(),
+        }
+    }
+
+    /// The answer to `body`, a request in session `id`, if it is a plain
+    /// call that may skip rmcp (see the module); `None` leaves it to rmcp.
+    pub async fn call_directly(&self, id: &str, body: &[u8]) -> Option<Vec<u8>> {
+        let (activity, Some(direct)) = self.book.activity(id)? else {
+            return None;
+        };
+        if direct.link.client_answers || direct.link.upstream_lost() {
+            return None;
+        }
+        let Ok(ClientJsonRpcMessage::Request(request)) = serde_json::from_slice(body) else {
+            return None;
+        };
+        let meta = request.request.get_meta();
+        if !matches!(request.request, ClientRequest::CallToolRequest(_))
+            || meta.get_progress_token().is_some()
+            || meta.protocol_version().is_some()
+            || !self.local.has_session(&SessionId::from(id)).await.ok()?
+        {
+            return None;
+        }
+        activity.touch();
+        let answer = call(&activity, &direct, request).await;
+        serde_json::to_vec(&answer).ok()
+    }
+
+    fn touched(&self, id: &SessionId) -> Option<(Arc<Activity>, Option<Arc<Direct>>)> {
+        let found = self.book.activity(id);
+        if let Some((activity, _)) = &found {
+            activity.touch();
+        }
+        found
+    }
+
+    /// Keeps the session counted as busy while `stream` is open.
+    fn tracked<S: Stream>(
+        &self,
+        id: &SessionId,
+        stream: S,
+    ) -> impl Stream<Item = S::Item> + use<S> {
+        let activity = self.touched(id).map(|(activity, _)| activity);
+        tracked(activity.as_ref(), stream)
+    }
+}
+
+fn tracked<S: Stream>(
+    activity: Option<&Arc<Activity>>,
+    stream: S,
+) -> impl Stream<Item = S::Item> + use<S> {
+    let open = activity.map(Activity::open);
+    stream.map(move |item| {
+        let _ = &open;
+        item
+    })
+}
+
+/// Forwards a plain call on the session's upstream and answers it.
+async fn call(
+    activity: &Arc<Activity>,
+    direct: &Direct,
+    request: JsonRpcRequest<ClientRequest>,
+) -> ServerJsonRpcMessage {
+    let JsonRpcRequest {
+        id, mut request, ..
+    } = request;
+    let _open = activity.open();
+    let call = activity.call(id.clone());
+    let origin = Origin {
+        id: id.clone(),
+        meta: std::mem::take(request.get_meta_mut()),
+        ct: call.cancel.clone(),
+    };
+    let answer = match direct.link.upstream.get() {
+        Some(peer) => {
+            forward_on(
+                peer,
+                &direct.slug,
+                direct.timeout,
+                Some(&direct.link),
+                request,
+                origin,
+            )
+            .await
+        }
+        None => Err(super::session_upstream::unexpected(&direct.slug)),
+    };
+    match answer {
+        Ok(result) => ServerJsonRpcMessage::response(result, id),
+        Err(error) => ServerJsonRpcMessage::error(error, Some(id)),
+    }
+}
+
+impl SessionManager for GatewaySessions {
+    type Error = LocalSessionManagerError;
+    type Transport = <LocalSessionManager as SessionManager>::Transport;
+
+    async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
+        self.local.create_session().await
+    }
+
+    async fn initialize_session(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<ServerJsonRpcMessage, Self::Error> {
+        let answer = self.local.initialize_session(id, message).await;
+        if answer.is_err() {
+            // The client is told nothing of this session: it would never be
+            // used, bound or expired.
+            let _ = self.local.close_session(id).await;
+        }
+        answer
+    }
+
+    async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
+        self.local.has_session(id).await
+    }
+
+    async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
+        self.book.forget(id);
+        self.local.close_session(id).await
+    }
+
+    async fn create_stream(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        let stream = self.local.create_stream(id, message).await?;
+        Ok(self.tracked(id, stream))
+    }
+
+    async fn accept_message(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<(), Self::Error> {
+        if let Some((activity, _)) = self.touched(id)
+            && let ClientJsonRpcMessage::Notification(notification) = &message
+            && let ClientNotification::CancelledNotification(cancelled) = &notification.notification
+            && let Some(request) = &cancelled.params.request_id
+        {
+            activity.cancel(request);
+        }
+        self.local.accept_message(id, message).await
+    }
+
+    async fn create_standalone_stream(
+        &self,
+        id: &SessionId,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        let stream = self.local.create_standalone_stream(id).await?;
+        Ok(self.tracked(id, stream))
+    }
+
+    async fn resume(
+        &self,
+        id: &SessionId,
+        last_event_id: String,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        let stream = self.local.resume(id, last_event_id).await?;
+        Ok(self.tracked(id, stream))
+    }
+
+    fn event_store(
+        &self,
+    ) -> Option<Arc<dyn rmcp::transport::streamable_http_server::session::EventStore>> {
+        self.local.event_store()
+    }
+}

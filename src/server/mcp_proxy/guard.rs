@@ -144,16 +144,7 @@ async fn admit(
     let mut call_body = None;
     let body = if method == Method::POST {
         let bytes = read_body(body).await.map_err(|e| api_refusal(&e))?;
-        let parsed = serde_json::from_slice::<Value>(&bytes);
-        let rest_call = matches!(&parsed, Ok(Value::Object(map)) if !map.contains_key("jsonrpc"));
-        if matches!(target, Target::All) && rest_call {
-            // The seed's REST body, from a client that also accepts event
-            // streams: answered (and recorded) as the REST call it is.
-            usage.key_row = None;
-            let request = Request::from_parts(parts, Body::from(bytes));
-            return Ok(crate::server::mcp::call(State(state.clone()), request).await);
-        }
-        let Ok(message) = parsed else {
+        let Some(message) = read_head(&bytes) else {
             return Err(rpc_error(
                 StatusCode::BAD_REQUEST,
                 PARSE_ERROR,
@@ -161,9 +152,16 @@ async fn admit(
                 json!({ "code": "invalid_request" }),
             ));
         };
-        match peek(&message) {
-            Some((rpc_method, name)) => {
-                usage.request_id = message.get("id").cloned();
+        if matches!(target, Target::All) && message.rest_call {
+            // The seed's REST body, from a client that also accepts event
+            // streams: answered (and recorded) as the REST call it is.
+            usage.key_row = None;
+            let request = Request::from_parts(parts, Body::from(bytes));
+            return Ok(crate::server::mcp::call(State(state.clone()), request).await);
+        }
+        match message.request {
+            Some((request_id, rpc_method, name)) => {
+                usage.request_id = Some(request_id);
                 initializing = rpc_method == "initialize" && session.is_none();
                 if rpc_method == "tools/call" {
                     call_body = Some(bytes.clone());
@@ -402,6 +400,83 @@ pub(super) async fn close_session(state: &AppState, id: &str) {
     let _ = proxy.sessions.close_session(&Arc::from(id)).await;
 }
 
+/// What the guard needs of a POST body.
+struct Peeked {
+    /// An object without `jsonrpc`: the seed's REST body.
+    rest_call: bool,
+    /// A request's id, method and the name it is about (tool, prompt,
+    /// resource URI); `None` for anything that is not a request.
+    request: Option<(Value, String, Option<String>)>,
+}
+
+/// What is read of a JSON-RPC message; the rest (a call's arguments, say)
+/// is skipped, not built.
+#[derive(serde::Deserialize)]
+struct Head<'a> {
+    #[serde(default, deserialize_with = "present")]
+    jsonrpc: Option<serde::de::IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    id: Option<Value>,
+    #[serde(borrow)]
+    method: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    params: Option<Params<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Params<'a> {
+    #[serde(borrow)]
+    name: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    uri: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// A field that is there, even as `null` (`"id": null` is an id).
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// Reads `body`; `None` if it is not JSON. A message of an unusual shape
+/// (params not an object, a name not a string, repeated keys) is read
+/// whole instead.
+fn read_head(body: &[u8]) -> Option<Peeked> {
+    if let Ok(head) = serde_json::from_slice::<Head>(body) {
+        let request = match (head.id, head.method) {
+            (Some(id), Some(method)) => {
+                let params = head.params;
+                let name = match method.as_ref() {
+                    "tools/call" | "prompts/get" => params.and_then(|p| p.name),
+                    "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+                        params.and_then(|p| p.uri)
+                    }
+                    _ => None,
+                };
+                Some((id, method.into_owned(), name.map(|n| n.into_owned())))
+            }
+            _ => None,
+        };
+        return Some(Peeked {
+            rest_call: head.jsonrpc.is_none(),
+            request,
+        });
+    }
+    let message = serde_json::from_slice::<Value>(body).ok()?;
+    Some(Peeked {
+        rest_call: matches!(&message, Value::Object(map) if !map.contains_key("jsonrpc")),
+        request: peek(&message).map(|(method, name)| {
+            (
+                message.get("id").cloned().unwrap_or(Value::Null),
+                method,
+                name,
+            )
+        }),
+    })
+}
+
 /// The JSON-RPC method of a request and the name it is about (tool,
 /// prompt, resource URI), or `None` for anything that is not a request.
 fn peek(message: &Value) -> Option<(String, Option<String>)> {
@@ -578,5 +653,31 @@ mod tests {
         let response = json!({"jsonrpc": "2.0", "id": 3, "result": {}});
         assert_eq!(named(response), None);
         assert_eq!(named(json!([1, 2])), None);
+    }
+
+    #[test]
+    fn the_quick_read_of_a_body_says_what_reading_it_whole_says() {
+        for body in [
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "echo", "arguments": {"deep": [1, {"x": null}]}}}),
+            json!({"jsonrpc": "2.0", "id": "a", "method": "resources/read", "params": {"uri": "demo://r"}}),
+            json!({"jsonrpc": "2.0", "id": null, "method": "ping"}),
+            json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+            json!({"jsonrpc": "2.0", "id": 3, "result": {}}),
+            json!({"jsonrpc": null, "id": 3, "method": "tools/list"}),
+            json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": [1]}),
+            json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": 7}}),
+            json!({"mcp_id": "a", "tool": "b", "arguments": {}}),
+            json!([1, 2]),
+            json!("text"),
+        ] {
+            let bytes = serde_json::to_vec(&body).unwrap();
+            let quick = read_head(&bytes).expect("JSON");
+            let whole_rest = matches!(&body, Value::Object(m) if !m.contains_key("jsonrpc"));
+            let whole = peek(&body).map(|(method, name)| (body["id"].clone(), method, name));
+            assert_eq!(quick.rest_call, whole_rest, "{body}");
+            assert_eq!(quick.request, whole, "{body}");
+        }
+        assert!(read_head(b"{not json").is_none());
     }
 }

@@ -1091,58 +1091,43 @@ async fn a_plain_call_of_a_client_that_can_be_asked_nothing_keeps_every_rule() {
     let session = open_session_on(&gateway, path, &key).await;
     let wait = json!({"jsonrpc": "2.0", "id": "w", "method": "tools/call",
         "params": {"name": "wait", "arguments": {}}});
-    let waiting = {
-        let (base, http, key, session) = (
-            gateway.base.clone(),
-            gateway.client.clone(),
-            key.clone(),
-            session.clone(),
-        );
-        tokio::spawn(async move {
-            http.post(format!("{base}{path}"))
-                .header("accept", "application/json, text/event-stream")
-                .header("authorization", format!("ApiKey {key}"))
-                .header("mcp-session-id", session)
-                .header("mcp-protocol-version", "2025-11-25")
-                .json(&wait)
-                .send()
-                .await
-                .expect("POST")
-                .text()
-                .await
-                .unwrap()
-        })
+    let waiting = async {
+        let response = post(&gateway, path, Some(&key), Some(&session), &[], &wait).await;
+        response.text().await.unwrap()
     };
-    let read = || std::fs::read_to_string(&record).unwrap_or_default();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !read().contains("called") {
-        assert!(
-            Instant::now() < deadline,
-            "the call never reached the upstream"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
-        "params": {"requestId": "w", "reason": "changed my mind"}});
-    let accepted = post(&gateway, path, Some(&key), Some(&session), &[], &cancel).await;
-    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
-    while !read().contains("cancelled") {
-        assert!(
-            Instant::now() < deadline,
-            "the cancellation never reached the upstream"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let lines = read();
+    let cancelling = async {
+        let read = || std::fs::read_to_string(&record).unwrap_or_default();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !read().contains("called") {
+            assert!(
+                Instant::now() < deadline,
+                "the call never reached the upstream"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": "w", "reason": "changed my mind"}});
+        let accepted = post(&gateway, path, Some(&key), Some(&session), &[], &cancel).await;
+        assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+        while !read().contains("cancelled") {
+            assert!(
+                Instant::now() < deadline,
+                "the cancellation never reached the upstream"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        read()
+    };
+    let (ended, lines) = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::join!(waiting, cancelling)
+    })
+    .await
+    .expect("the cancelled call is answered");
     let called = lines
         .lines()
         .find_map(|l| l.strip_prefix("called "))
         .unwrap();
     assert!(lines.contains(&format!("cancelled {called}")), "{lines}");
-    let ended = tokio::time::timeout(Duration::from_secs(30), waiting)
-        .await
-        .expect("the cancelled call is answered")
-        .unwrap();
     assert!(ended.contains("cancelled by the client"), "{ended}");
     gateway.stop().await;
 

@@ -20,6 +20,7 @@ mod answer;
 mod fast_lane;
 mod guard;
 mod handler;
+mod message_head;
 mod names;
 mod prefer_json;
 mod relay;

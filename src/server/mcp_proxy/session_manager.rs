@@ -65,17 +65,16 @@ impl GatewaySessions {
         {
             return None;
         }
-        activity.touch();
+        // Counted as use while it runs (and from when it ends).
         let answer = call(&activity, &direct, request).await;
         serde_json::to_vec(&answer).ok()
     }
 
-    fn touched(&self, id: &SessionId) -> Option<(Arc<Activity>, Option<Arc<Direct>>)> {
-        let found = self.book.activity(id);
-        if let Some((activity, _)) = &found {
-            activity.touch();
-        }
-        found
+    /// Counts a session event as use; the session's activity, if bound.
+    fn touched(&self, id: &SessionId) -> Option<Arc<Activity>> {
+        let (activity, _) = self.book.activity(id)?;
+        activity.touch();
+        Some(activity)
     }
 
     /// Keeps the session counted as busy while `stream` is open.
@@ -84,20 +83,12 @@ impl GatewaySessions {
         id: &SessionId,
         stream: S,
     ) -> impl Stream<Item = S::Item> + use<S> {
-        let activity = self.touched(id).map(|(activity, _)| activity);
-        tracked(activity.as_ref(), stream)
+        let open = self.touched(id).map(|activity| activity.open());
+        stream.map(move |item| {
+            let _ = &open;
+            item
+        })
     }
-}
-
-fn tracked<S: Stream>(
-    activity: Option<&Arc<Activity>>,
-    stream: S,
-) -> impl Stream<Item = S::Item> + use<S> {
-    let open = activity.map(Activity::open);
-    stream.map(move |item| {
-        let _ = &open;
-        item
-    })
 }
 
 /// Forwards a plain call on the session's upstream and answers it.
@@ -181,7 +172,7 @@ impl SessionManager for GatewaySessions {
         id: &SessionId,
         message: ClientJsonRpcMessage,
     ) -> Result<(), Self::Error> {
-        if let Some((activity, _)) = self.touched(id)
+        if let Some(activity) = self.touched(id)
             && let ClientJsonRpcMessage::Notification(notification) = &message
             && let ClientNotification::CancelledNotification(cancelled) = &notification.notification
             && let Some(request) = &cancelled.params.request_id

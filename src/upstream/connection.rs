@@ -20,13 +20,16 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ClientCapabilities, ClientConfig, ErrorCode,
     Implementation, PaginatedRequestParams, ProtocolVersion, Tool,
 };
-use rmcp::service::{ClientInitializeError, NotificationContext, RunningService};
-use rmcp::{ClientCacheConfig, ClientHandler, Peer, RoleClient, ServiceError, ServiceExt};
+use rmcp::service::{
+    ClientInitializeError, ClientLifecycleMode, ClientServiceExt, NotificationContext,
+    RunningService,
+};
+use rmcp::{ClientCacheConfig, ClientHandler, Peer, RoleClient, ServiceError};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Transport, UpstreamError, UpstreamSpec, child, describe, describe_handshake, http, one_line,
-    stdio,
+    Transport, UpstreamError, UpstreamSpec, child, describe, describe_handshake, http, lifecycle,
+    one_line, stdio,
 };
 
 /// Most `tools/list` pages followed for one listing.
@@ -50,6 +53,7 @@ struct Shared {
 
 /// The client-side handler rmcp drives: identifies the gateway and watches
 /// for notifications that affect cached state.
+#[derive(Clone)]
 struct Handler {
     name: String,
     shared: Arc<Shared>,
@@ -298,7 +302,7 @@ pub struct OpenedClient<H: ClientHandler> {
 /// environment, or sets up the HTTP session) and completes the MCP
 /// handshake with `handler`'s client info, within `spec.timeout`. Used by
 /// the shared pool and by every MCP proxy session alike.
-pub async fn open_client<H: ClientHandler>(
+pub async fn open_client<H: ClientHandler + Clone>(
     spec: &UpstreamSpec,
     handler: H,
 ) -> Result<OpenedClient<H>, UpstreamError> {
@@ -308,10 +312,66 @@ pub async fn open_client<H: ClientHandler>(
     }
 }
 
-async fn open_client_untimed<H: ClientHandler>(
+async fn open_client_untimed<H: ClientHandler + Clone>(
     spec: &UpstreamSpec,
     handler: H,
 ) -> Result<OpenedClient<H>, UpstreamError> {
+    if lifecycle::known_modern(&spec.name) {
+        return open_with(spec, handler, lifecycle::modern_first())
+            .await
+            .map_err(Refusal::into_error);
+    }
+    match open_with(spec, handler.clone(), ClientLifecycleMode::Initialize).await {
+        Err(Refusal::OnlyModern(_)) => {
+            // It speaks only 2026-07-28 (or later): ask it that way, on a new
+            // connection (the refused one is spent), and remember.
+            tracing::info!(target: "plexmcp::upstream", upstream = %spec.name, "upstream refused initialize for its protocol version; using server/discover");
+            lifecycle::remember_modern(&spec.name);
+            open_with(spec, handler, lifecycle::modern_first()).await
+        }
+        other => other,
+    }
+    .map_err(Refusal::into_error)
+}
+
+/// How a connection attempt failed.
+enum Refusal {
+    /// The upstream answered `initialize` with "unsupported protocol
+    /// version": it has no revision with that handshake.
+    OnlyModern(UpstreamError),
+    Other(UpstreamError),
+}
+
+impl Refusal {
+    fn into_error(self) -> UpstreamError {
+        match self {
+            Refusal::OnlyModern(error) | Refusal::Other(error) => error,
+        }
+    }
+}
+
+impl From<UpstreamError> for Refusal {
+    fn from(error: UpstreamError) -> Refusal {
+        Refusal::Other(error)
+    }
+}
+
+fn handshake_failure(error: ClientInitializeError, described: UpstreamError) -> Refusal {
+    match error {
+        ClientInitializeError::JsonRpcError(data)
+            if data.code == ErrorCode::UNSUPPORTED_PROTOCOL_VERSION =>
+        {
+            Refusal::OnlyModern(described)
+        }
+        _ => Refusal::Other(described),
+    }
+}
+
+async fn open_with<H: ClientHandler>(
+    spec: &UpstreamSpec,
+    handler: H,
+    lifecycle: ClientLifecycleMode,
+) -> Result<OpenedClient<H>, Refusal> {
     match &spec.transport {
         Transport::Stdio {
             command,
@@ -321,16 +381,22 @@ async fn open_client_untimed<H: ClientHandler>(
         } => {
             let (process, pid) = stdio::spawn(&spec.name, command, args, env, inherit_env)?;
             let overflow = process.overflow();
-            let service = handler.serve(process).await.map_err(|e| match e {
-                _ if overflow.is_cancelled() => oversized("the MCP handshake"),
-                ClientInitializeError::ConnectionClosed(_) => UpstreamError::Failed(format!(
-                    "'{command}' exited before completing the MCP handshake (its stderr is in the log)"
-                )),
-                e => UpstreamError::Failed(format!(
-                    "MCP handshake failed: {}",
-                    describe_handshake(&e)
-                )),
-            })?;
+            let service = handler
+                .serve_with_lifecycle(process, lifecycle)
+                .await
+                .map_err(|e| {
+                    let described = match &e {
+                        _ if overflow.is_cancelled() => oversized("the MCP handshake"),
+                        ClientInitializeError::ConnectionClosed(_) => UpstreamError::Failed(format!(
+                            "'{command}' exited before completing the MCP handshake (its stderr is in the log)"
+                        )),
+                        e => UpstreamError::Failed(format!(
+                            "MCP handshake failed: {}",
+                            describe_handshake(e)
+                        )),
+                    };
+                    handshake_failure(e, described)
+                })?;
             Ok(OpenedClient {
                 service,
                 pid,
@@ -339,9 +405,16 @@ async fn open_client_untimed<H: ClientHandler>(
         }
         Transport::Http { url, headers } => {
             let transport = http::transport(url, headers)?;
-            let service = handler.serve(transport).await.map_err(|e| {
-                UpstreamError::Failed(format!("MCP handshake failed: {}", describe_handshake(&e)))
-            })?;
+            let service = handler
+                .serve_with_lifecycle(transport, lifecycle)
+                .await
+                .map_err(|e| {
+                    let described = UpstreamError::Failed(format!(
+                        "MCP handshake failed: {}",
+                        describe_handshake(&e)
+                    ));
+                    handshake_failure(e, described)
+                })?;
             Ok(OpenedClient {
                 service,
                 pid: None,

@@ -24,6 +24,7 @@ mod connection;
 #[cfg(test)]
 mod fake_tests;
 mod http;
+mod lifecycle;
 mod pool;
 mod stdio;
 #[cfg(test)]

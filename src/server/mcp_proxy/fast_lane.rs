@@ -6,12 +6,15 @@
 //! and takes the full path, where rmcp checks it and answers as it does.
 
 use axum::http::uri::Authority;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderName, header};
 
 use super::handler::SERVED_VERSIONS;
 
 const JSON: &str = "application/json";
 const EVENT_STREAM: &str = "text/event-stream";
+const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
 
 /// The allowed `Host` values, parsed once.
 pub struct FastLane {
@@ -44,34 +47,66 @@ impl FastLane {
     pub fn passes(&self, headers: &HeaderMap) -> bool {
         self.host_allowed(headers)
             && !headers.contains_key(header::ORIGIN)
-            && !headers.contains_key("mcp-method")
-            && !headers.contains_key("mcp-name")
+            && !headers.contains_key(MCP_METHOD)
+            && !headers.contains_key(MCP_NAME)
             && accepts_both(headers)
             && is_json(headers)
             && version_served(headers)
     }
 
     fn host_allowed(&self, headers: &HeaderMap) -> bool {
-        let Some(authority) = headers
+        let Some((host, port)) = headers
             .get(header::HOST)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| Authority::try_from(v).ok())
+            .and_then(split_host)
         else {
             return false;
         };
-        // With no list every host is allowed (rmcp's rule; the gateway's
-        // settings always give one).
         if self.hosts.is_empty() {
             return true;
         }
-        let host = normalized(authority.host());
-        self.hosts.iter().any(|(allowed, port)| {
-            *allowed == host && port.is_none_or(|p| authority.port_u16() == Some(p))
+        self.hosts.iter().any(|(allowed, allowed_port)| {
+            allowed.eq_ignore_ascii_case(host) && allowed_port.is_none_or(|p| port == Some(p))
         })
     }
 }
 
-/// `Accept` names both media types, unweighted (weights take the full path).
+/// A `Host` value's host (without brackets) and port, for the plain shapes
+/// only: a name or IPv4 address of letters, digits, `.`, `-` and `_`, or a
+/// bracketed IPv6 address, then an optional decimal port. Parsed by hand
+/// because this runs on every call (a full authority parse plus a
+/// lower-cased copy cost more than the rest of the check); anything else is
+/// `None` and takes the full path, where rmcp parses it properly.
+fn split_host(value: &str) -> Option<(&str, Option<u16>)> {
+    let (host, rest) = match value.strip_prefix('[') {
+        Some(bracketed) => {
+            let (host, rest) = bracketed.split_once(']')?;
+            let ipv6 = |c: char| c.is_ascii_hexdigit() || c == ':' || c == '.';
+            (!host.is_empty() && host.chars().all(ipv6)).then_some(())?;
+            (host, rest)
+        }
+        None => {
+            let end = value.find(':').unwrap_or(value.len());
+            let (host, rest) = value.split_at(end);
+            let name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+            (!host.is_empty() && host.chars().all(name)).then_some(())?;
+            (host, rest)
+        }
+    };
+    let port = match rest {
+        "" => None,
+        _ => {
+            let digits = rest.strip_prefix(':')?;
+            if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                return None;
+            }
+            Some(digits.parse().ok()?)
+        }
+    };
+    Some((host, port))
+}
+
 fn accepts_both(headers: &HeaderMap) -> bool {
     let (mut json, mut sse) = (false, false);
     for value in headers.get_all(header::ACCEPT) {
@@ -102,7 +137,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// A session speaks one of the revisions with `initialize`; without the
 /// header the request is of 2025-03-26, which is one of them.
 fn version_served(headers: &HeaderMap) -> bool {
-    match headers.get("mcp-protocol-version") {
+    match headers.get(MCP_PROTOCOL_VERSION) {
         None => true,
         Some(value) => value
             .to_str()
@@ -170,5 +205,36 @@ mod tests {
         assert!(!changed("mcp-protocol-version", Some("2026-07-28")));
         assert!(!changed("mcp-protocol-version", Some("1999-01-01")));
         assert!(!changed("mcp-method", Some("tools/call")));
+        assert!(
+            changed("host", Some("LocalHost:8080")),
+            "host names ignore case"
+        );
+    }
+
+    #[test]
+    fn only_plain_host_values_are_split_the_rest_go_to_rmcp() {
+        assert_eq!(
+            split_host("127.0.0.1:8080"),
+            Some(("127.0.0.1", Some(8080)))
+        );
+        assert_eq!(split_host("localhost"), Some(("localhost", None)));
+        assert_eq!(split_host("[::1]:9"), Some(("::1", Some(9))));
+        assert_eq!(split_host("[::1]"), Some(("::1", None)));
+        for odd in [
+            "",
+            ":80",
+            "host:",
+            "host:99999",
+            "host:8080:1",
+            "host:+80",
+            "[::1",
+            "[]:80",
+            "[::1]x",
+            "a b",
+            "user@host",
+            "h\u{e9}te",
+        ] {
+            assert_eq!(split_host(odd), None, "{odd:?}");
+        }
     }
 }

@@ -22,6 +22,7 @@ use super::message_head::read_head;
 use super::names::{split_name, unwrap_uri};
 use super::sessions::{Binding, Direct, Scope};
 use crate::auth::{KeyState, Reason};
+use crate::domain::Mcp;
 use crate::server::authorize::{Denied, authorize_mcp, may_use};
 use crate::server::client_addr::request_client;
 use crate::server::mcp::{authenticate, read_body, recorded_names, upstream_spec};
@@ -244,14 +245,15 @@ async fn admit(
     } else {
         None
     };
+    let mut one_grant = None;
     let (mut response, links) = match &authorized.grant {
-        Granted::One(grant) => {
-            parts.extensions.insert(Grant::clone(grant));
+        Granted::One(mcp) => {
+            let grant = grant_of(state, mcp, &binding);
+            parts.extensions.insert(grant.clone());
             let response = proxy.service.handle(Request::from_parts(parts, body)).await;
-            (
-                response.map(Body::new),
-                grant.link.get().map(|link| vec![link.clone()]),
-            )
+            let links = grant.link.get().map(|link| vec![link.clone()]);
+            one_grant = Some(grant);
+            (response.map(Body::new), links)
         }
         Granted::All(grant) => {
             parts.extensions.insert(grant.clone());
@@ -281,8 +283,8 @@ async fn admit(
         match links {
             Some(links) => {
                 // Where the session's plain calls go directly (`session_manager`).
-                let direct = match (&authorized.grant, links.as_slice()) {
-                    (Granted::One(grant), [link]) => Some(Direct {
+                let direct = match (&one_grant, links.as_slice()) {
+                    (Some(grant), [link]) => Some(Direct {
                         link: link.clone(),
                         slug: grant.slug.clone(),
                         timeout: grant.spec.timeout,
@@ -319,10 +321,23 @@ struct Authorized {
     grant: Granted,
 }
 
+/// `One` keeps the MCP and makes its [`Grant`] only when the request goes
+/// to rmcp: a session's plain call (answered directly) needs none.
 #[derive(Clone)]
 enum Granted {
-    One(Box<Grant>),
+    One(Arc<Mcp>),
     All(AggregateGrant),
+}
+
+/// The grant rmcp's handler reads for a request on `/mcp/{mcp.slug}`.
+fn grant_of(state: &AppState, mcp: &Mcp, binding: &Binding) -> Grant {
+    Grant {
+        slug: mcp.slug.clone(),
+        spec: upstream_spec(mcp),
+        binding: binding.clone(),
+        bridge: state.proxy.bridge.clone(),
+        link: Arc::new(std::sync::OnceLock::new()),
+    }
 }
 
 /// Authorization for `target`, from the one decision in `authorize`.
@@ -343,20 +358,9 @@ async fn authorized_scope(
     match target {
         Target::One(mcp_id) => {
             let mcp = authorize_mcp(state, key, mcp_id).await.map_err(denied)?;
-            let scope = Scope::One(mcp.row_id, mcp.slug.clone());
             Ok(Authorized {
-                scope: scope.clone(),
-                grant: Granted::One(Box::new(Grant {
-                    slug: mcp.slug.clone(),
-                    spec: upstream_spec(&mcp),
-                    binding: Binding {
-                        key_row: key.row_id,
-                        key_id: key.id.clone(),
-                        scope,
-                    },
-                    bridge: state.proxy.bridge.clone(),
-                    link: Arc::new(std::sync::OnceLock::new()),
-                })),
+                scope: Scope::One(mcp.row_id, mcp.slug.clone()),
+                grant: Granted::One(mcp),
             })
         }
         Target::All => {

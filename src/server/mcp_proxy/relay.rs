@@ -137,6 +137,17 @@ impl Link {
         *lock(&self.log_floor) = log_floor;
     }
 
+    /// The level the client wants log messages at: a stateless request's
+    /// own, or the one a session set for an upstream on the 2026-07-28
+    /// revision (which is told it with every request).
+    pub fn log_floor(&self) -> Option<LoggingLevel> {
+        *lock(&self.log_floor)
+    }
+
+    pub fn set_log_floor(&self, level: Option<LoggingLevel>) {
+        *lock(&self.log_floor) = level;
+    }
+
     fn downstream_peer(&self) -> Option<Peer<RoleServer>> {
         lock(&self.downstream).clone()
     }
@@ -182,6 +193,26 @@ impl Link {
             ),
         })?;
         Ok(Answer::Typed(answer))
+    }
+
+    /// The downstream client's answer to one input request of an upstream
+    /// on the 2026-07-28 revision, asked as the request it stands for.
+    pub async fn fulfil(&self, input: InputRequest) -> Result<Value, ErrorData> {
+        let request = match input {
+            InputRequest::CreateMessage(r) => ServerRequest::CreateMessageRequest(r),
+            InputRequest::Elicitation(r) => ServerRequest::ElicitRequest(r),
+            InputRequest::ListRoots(r) => ServerRequest::ListRootsRequest(r),
+            _ => {
+                return Err(ErrorData::invalid_params(
+                    "the upstream asked for an input the gateway does not know",
+                    None,
+                ));
+            }
+        };
+        match self.relay(request).await? {
+            Answer::Json(value) => Ok(value),
+            Answer::Typed(result) => serde_json::to_value(result).map_err(|_| unexpected()),
+        }
     }
 
     fn sink(&self) -> Option<&SubscriptionSink> {
@@ -259,6 +290,7 @@ fn no_client() -> ErrorData {
 }
 
 /// The client handler of a proxy session's upstream connection.
+#[derive(Clone)]
 pub struct Relay {
     pub link: Arc<Link>,
     /// What the gateway tells the upstream about itself: the downstream

@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt};
 use rmcp::model::{
-    ClientJsonRpcMessage, ClientNotification, ClientRequest, GetMeta, JsonRpcRequest,
-    ServerJsonRpcMessage,
+    CallToolRequest, CallToolRequestParams, ClientJsonRpcMessage, ClientNotification,
+    ClientRequest, JsonRpcVersion2_0, RequestId, RequestMetaObject, ServerJsonRpcMessage,
 };
 use rmcp::transport::common::server_side_http::{ServerSseMessage, SessionId};
 use rmcp::transport::streamable_http_server::session::SessionManager;
@@ -54,19 +54,27 @@ impl GatewaySessions {
         if direct.link.client_answers || direct.link.upstream_lost() {
             return None;
         }
-        let Ok(ClientJsonRpcMessage::Request(request)) = serde_json::from_slice(body) else {
+        // Read as the call it is (the guard saw its method): the general
+        // message type tries each kind of message in turn, which cost more
+        // than the rest of the gateway's work on a call.
+        let Ok(PlainCall {
+            id: request_id,
+            params: mut call,
+            ..
+        }) = serde_json::from_slice::<PlainCall>(body)
+        else {
             return None;
         };
-        let meta = request.request.get_meta();
-        if !matches!(request.request, ClientRequest::CallToolRequest(_))
-            || meta.get_progress_token().is_some()
-            || meta.protocol_version().is_some()
+        let meta = call.meta.take().unwrap_or_default();
+        if meta.0.0.contains_key(PROGRESS_TOKEN)
+            || meta.0.0.contains_key(PROTOCOL_VERSION)
             || !self.local.has_session(&SessionId::from(id)).await.ok()?
         {
             return None;
         }
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(call));
         // Counted as use while it runs (and from when it ends).
-        let answer = call(&activity, &direct, request).await;
+        let answer = forward(&activity, &direct, request_id, meta, request).await;
         serde_json::to_vec(&answer).ok()
     }
 
@@ -91,20 +99,35 @@ impl GatewaySessions {
     }
 }
 
+/// A `tools/call` request as the client sent it. Unknown members are
+/// ignored, as rmcp's own message type ignores them.
+#[derive(serde::Deserialize)]
+struct PlainCall {
+    #[allow(dead_code)] // checked by deserializing: only "2.0" reads
+    jsonrpc: JsonRpcVersion2_0,
+    id: RequestId,
+    params: CallToolRequestParams,
+}
+
+/// `_meta` keys that send a call down the full path: a progress token (its
+/// notifications need the request's stream) and a 2026-07-28 per-request
+/// revision (answered by the stateless side).
+const PROGRESS_TOKEN: &str = "progressToken";
+const PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+
 /// Forwards a plain call on the session's upstream and answers it.
-async fn call(
+async fn forward(
     activity: &Arc<Activity>,
     direct: &Direct,
-    request: JsonRpcRequest<ClientRequest>,
+    id: RequestId,
+    meta: RequestMetaObject,
+    request: ClientRequest,
 ) -> ServerJsonRpcMessage {
-    let JsonRpcRequest {
-        id, mut request, ..
-    } = request;
     let _open = activity.open();
     let call = activity.call(id.clone());
     let origin = Origin {
         id: id.clone(),
-        meta: std::mem::take(request.get_meta_mut()),
+        meta,
         ct: call.cancel.clone(),
     };
     let answer = match direct.link.upstream.get() {

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use rmcp::model::{
     CancelledNotificationParam, ClientCapabilities, ClientConfig, ClientRequest, ErrorData,
-    Implementation, InitializeRequestParams, PaginatedRequestParams, ProtocolVersion, RequestId,
-    RequestMetaObject, RequestOptionalParam, ServerPeerInfo, ServerResult,
+    Implementation, InitializeRequestParams, LoggingLevel, PaginatedRequestParams, ProtocolVersion,
+    RequestId, RequestMetaObject, RequestOptionalParam, ServerPeerInfo, ServerResult,
 };
 use rmcp::service::{PeerRequestOptions, RequestContext, RunningService};
 use rmcp::{Peer, RoleClient, RoleServer, ServiceError};
@@ -143,11 +143,133 @@ pub async fn forward_on(
     request: ClientRequest,
     origin: Origin,
 ) -> Result<ServerResult, ErrorData> {
+    // Only an upstream on the 2026-07-28 revision answers `input_required`
+    // (`upstream::lifecycle`); the others ask with requests of their own.
+    let rounds = peer
+        .peer_info()
+        .is_some_and(|info| !info.protocol_version.has_initialize());
+    match link {
+        Some(link) if rounds => {
+            if let ClientRequest::SetLevelRequest(set) = &request {
+                // That revision has no `logging/setLevel`: each request names
+                // the level it wants logs at (`forward_once`).
+                link.set_log_floor(Some(set.params.level));
+                return Ok(ServerResult::empty(()));
+            }
+            input_rounds(peer, slug, timeout, link, request, origin).await
+        }
+        _ => forward_once(peer, slug, timeout, link, request, origin, None).await,
+    }
+}
+
+/// Most `input_required` rounds one request may take (rmcp's own cap).
+const MAX_INPUT_ROUNDS: usize = rmcp::model::DEFAULT_MRTR_MAX_ROUNDS;
+
+/// Forwards `request` to an upstream that may answer `input_required`:
+/// each input request goes to the downstream client the way the upstream's
+/// own request would have (`Link::fulfil`), and the request is sent again
+/// with the answers and the upstream's request state, until it has its
+/// result. The client sees one request answered.
+async fn input_rounds(
+    peer: &Peer<RoleClient>,
+    slug: &str,
+    timeout: Duration,
+    link: &Link,
+    mut request: ClientRequest,
+    origin: Origin,
+) -> Result<ServerResult, ErrorData> {
+    for _ in 0..MAX_INPUT_ROUNDS {
+        let round = Origin {
+            id: origin.id.clone(),
+            meta: origin.meta.clone(),
+            ct: origin.ct.clone(),
+        };
+        let level = link.log_floor();
+        let answer = forward_once(
+            peer,
+            slug,
+            timeout,
+            Some(link),
+            request.clone(),
+            round,
+            level,
+        )
+        .await?;
+        let ServerResult::InputRequiredResult(asked) = answer else {
+            return Ok(answer);
+        };
+        let requests = asked.input_requests.unwrap_or_default();
+        if requests.is_empty() && asked.request_state.is_none() {
+            return Err(unexpected(slug));
+        }
+        let answers = futures_util::future::try_join_all(requests.into_iter().map(
+            |(key, input)| async move { link.fulfil(input).await.map(|answer| (key, answer)) },
+        ));
+        let answers = tokio::select! {
+            answers = answers => answers?,
+            () = origin.ct.cancelled() => {
+                return Err(ErrorData::internal_error("cancelled by the client", None));
+            }
+        };
+        let responses = (!answers.is_empty()).then(|| answers.into_iter().collect());
+        if !retry_with(&mut request, responses, asked.request_state) {
+            return Err(unexpected(slug));
+        }
+    }
+    tracing::warn!(
+        mcp = slug,
+        "upstream asked for input more than {MAX_INPUT_ROUNDS} times"
+    );
+    Err(ErrorData::internal_error(
+        format!("Upstream MCP '{slug}' asked for input too many times"),
+        None,
+    ))
+}
+
+/// Puts a round's answers and state into the retried request; `false` for
+/// a request that has no place for them (nothing else may ask for input).
+fn retry_with(
+    request: &mut ClientRequest,
+    responses: Option<rmcp::model::InputResponses>,
+    state: Option<String>,
+) -> bool {
+    match request {
+        ClientRequest::CallToolRequest(call) => {
+            call.params.input_responses = responses;
+            call.params.request_state = state;
+        }
+        ClientRequest::GetPromptRequest(get) => {
+            get.params.input_responses = responses;
+            get.params.request_state = state;
+        }
+        ClientRequest::ReadResourceRequest(read) => {
+            read.params.input_responses = responses;
+            read.params.request_state = state;
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// One request and its one answer (see [`forward_on`]); `log_level` is
+/// the level a 2026-07-28 upstream is asked to log at for it.
+async fn forward_once(
+    peer: &Peer<RoleClient>,
+    slug: &str,
+    timeout: Duration,
+    link: Option<&Link>,
+    request: ClientRequest,
+    origin: Origin,
+    log_level: Option<LoggingLevel>,
+) -> Result<ServerResult, ErrorData> {
     let Origin { id, mut meta, ct } = origin;
     let downstream_token = meta.get_progress_token();
     meta.0.0.remove("progressToken");
     for key in LIFECYCLE_META {
         meta.0.0.remove(key);
+    }
+    if let Some(level) = log_level.and_then(|level| serde_json::to_value(level).ok()) {
+        meta.0.0.insert(LIFECYCLE_META[3].to_owned(), level);
     }
     let mut options = PeerRequestOptions::no_options();
     options.timeout = Some(timeout);

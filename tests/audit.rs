@@ -689,3 +689,24 @@ fn secrets_never_reach_the_audit_trail() {
         "{every_cell}"
     );
 }
+
+/// A restore goes back to the backup's chain and appends its own event to
+/// it: the result verifies, and a head recorded after the backup is gone.
+#[test]
+fn a_restored_database_verifies_and_forgets_newer_heads() {
+    let (env, _) = busy_env();
+    let backup = env.dir.path().join("backup.db");
+    env.ok(["backup", backup.to_str().unwrap()]);
+    env.ok(["keys", "create", "--name", "after-the-backup"]);
+    let newer = str_field(&env.json(["audit", "verify", "--json"]), "head").to_string();
+    env.ok(["restore", backup.to_str().unwrap(), "--yes"]);
+
+    let report = env.json(["audit", "verify", "--json"]);
+    assert_eq!(report["ok"], true, "{report}");
+    let restored = list(&env, &["--limit", "1"]);
+    assert_eq!(restored[0]["action"], "database.restored", "{restored:?}");
+    assert_eq!(restored[0]["org"], Value::Null);
+    assert_eq!(report["head"], restored[0]["hash"]);
+    let err = env.fail(1, ["audit", "verify", "--head", &newer]);
+    assert!(err.contains("restoring an older backup"), "{err}");
+}

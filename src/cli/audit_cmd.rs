@@ -280,9 +280,12 @@ impl<'a> VerifyJson<'a> {
 /// The outcome as an exit status, with the text for people when `say`.
 fn verdict(report: &ChainReport, expected: Option<&str>, say: bool) -> CliResult {
     if let Some(broken) = &report.broken {
+        let before = match report.events {
+            1 => "1 event".to_owned(),
+            n => format!("{n} events"),
+        };
         return Err(CliError::Failed(format!(
-            "audit trail broken: {broken} ({} events before it verified)",
-            report.events
+            "audit trail broken: {broken} ({before} before it verified)"
         )));
     }
     if let Some(expected) = expected

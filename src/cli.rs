@@ -1,9 +1,10 @@
 //! The command line: `plexmcp` (console), `serve`, the scriptable
-//! `keys`, `mcps`, `org` and `config` commands, and the operator's `backup`,
+//! `keys`, `mcps`, `org`, `audit` and `config` commands, and the operator's `backup`,
 //! `restore`, `db check`, `completions` and `man`. Output contracts (JSON fields, exit
 //! codes) are relied on by scripts, so they are defined here and tested
 //! black-box in `tests/cli.rs`.
 
+mod audit_cmd;
 mod backup_cmd;
 mod completions_cmd;
 mod config_cmd;
@@ -85,6 +86,9 @@ pub enum Command {
     /// Show and manage organizations and their plans
     #[command(subcommand)]
     Org(OrgCommand),
+    /// List, export and verify the audit trail of administrative changes
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Show the effective configuration, or write a commented default file
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -265,6 +269,55 @@ pub enum McpsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// The organization's latest audit events, newest first
+    List {
+        #[command(flatten)]
+        filter: AuditFilter,
+        /// Show at most N events
+        #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+        /// Print a JSON array of event objects
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the organization's audit events to stdout, oldest first
+    Export {
+        /// ndjson (one JSON object a line) or csv (RFC 4180, with a header)
+        #[arg(long, value_enum, default_value = "ndjson")]
+        format: ExportFormat,
+        #[command(flatten)]
+        filter: AuditFilter,
+    },
+    /// Check the hash chain of the whole database; exit 1 at the first broken link
+    Verify {
+        /// A head hash printed by an earlier verify: also fail unless that
+        /// event is still in the chain (detects a rewritten trail)
+        #[arg(long, value_name = "HASH")]
+        head: Option<String>,
+        /// Print the result as a JSON object
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuditFilter {
+    /// Only events about this key (its id or display prefix)
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// Only events since T: an age (30m, 24h, 7d), a date YYYY-MM-DD (UTC) or an RFC 3339 time
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Ndjson,
+    Csv,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum OrgCommand {
     /// Show the organization, its plan and key usage
     Show {
@@ -406,6 +459,7 @@ fn run_on_store(
                 Command::Keys(cmd) => keys_cmd::run(&mut store, &org, cmd),
                 Command::Mcps(cmd) => mcps_cmd::run(&mut store, &org, cmd),
                 Command::Org(cmd) => org_cmd::run(&mut store, &org, cmd),
+                Command::Audit(cmd) => audit_cmd::run(&mut store, &org, cmd),
                 // Not reached: `run` answers these before opening the store.
                 Command::Config(_) => config_cmd::show(settings),
                 Command::Ops(op) => run_operation(&settings.db.value, op),

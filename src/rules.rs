@@ -4,6 +4,7 @@
 //! by construction.
 
 mod invisible;
+mod since;
 
 use std::fmt;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use crate::domain::{Plan, Timestamp};
 
 use invisible::Unsafe;
 pub use invisible::{is_unsafe_to_show, visible};
+pub use since::{SinceError, since};
 
 pub const NAME_MAX: usize = 100;
 pub const DESCRIPTION_MAX: usize = 1000;

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use chrono::SecondsFormat;
 use serde::Serialize;
-use serde_json::ser::{Formatter, PrettyFormatter};
+use serde_json::ser::{CompactFormatter, Formatter, PrettyFormatter};
 use unicode_width::UnicodeWidthStr;
 
 use crate::domain::{KeyRecord, Mcp, McpAccess, Timestamp};
@@ -100,17 +100,24 @@ pub fn key_json<'a>(key: &'a KeyRecord, now: Timestamp, full: Option<&'a str>) -
 /// terminal showing the output would act on or hide.
 pub fn print_json(value: &impl Serialize) -> Result<(), serde_json::Error> {
     let mut out = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, TerminalSafe::default());
+    let mut ser =
+        serde_json::Serializer::with_formatter(&mut out, TerminalSafe(PrettyFormatter::new()));
     value.serialize(&mut ser)?;
     println!("{}", String::from_utf8_lossy(&out));
     Ok(())
 }
 
-/// serde_json's pretty formatter plus `\uXXXX` escapes for unsafe characters.
-#[derive(Default)]
-struct TerminalSafe(PrettyFormatter<'static>);
+/// One line of JSON (for NDJSON), escaped like `print_json`.
+pub fn write_json_line(out: &mut impl Write, value: &impl Serialize) -> io::Result<()> {
+    let mut ser = serde_json::Serializer::with_formatter(&mut *out, TerminalSafe(CompactFormatter));
+    value.serialize(&mut ser).map_err(io::Error::other)?;
+    out.write_all(b"\n")
+}
 
-impl Formatter for TerminalSafe {
+/// A serde_json formatter plus `\uXXXX` escapes for unsafe characters.
+struct TerminalSafe<F>(F);
+
+impl<F: Formatter> Formatter for TerminalSafe<F> {
     fn write_string_fragment<W: ?Sized + Write>(
         &mut self,
         writer: &mut W,

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
-use super::{BUSY_TIMEOUT, StoreError, StoredTime, check_ids, opt_ts, secs};
+use super::{BUSY_TIMEOUT, StoreError, StoredTime, check_ids, opt_ts};
 use crate::domain::{Actor, Timestamp};
 
 /// `integrity_check` stops after this many problems, so a badly damaged
@@ -234,16 +234,19 @@ impl PendingRestore {
     pub fn commit(mut self, actor: &Actor, now: Timestamp) -> Result<DbSummary> {
         {
             let tx = self.incoming_store.write_tx()?;
-            tx.execute(
-                "INSERT INTO audit_events (org_id, at, actor, actor_addr, action, target_kind, target_id, detail)
-                 VALUES (NULL, ?1, ?2, ?3, 'database.restored', 'database', ?4, ?5)",
-                rusqlite::params![
-                    secs(now),
-                    actor.user,
-                    actor.addr,
-                    self.db_shown,
-                    format!("from {}", self.backup_shown)
-                ],
+            // A database-wide event: it belongs to no organization.
+            let detail = format!("from {}", self.backup_shown);
+            super::audit_chain::append(
+                &tx,
+                &super::audit_chain::NewEvent {
+                    org_id: None,
+                    at: now,
+                    actor,
+                    action: "database.restored",
+                    target_kind: "database",
+                    target_id: &self.db_shown,
+                    detail: Some(&detail),
+                },
             )?;
             tx.commit().map_err(StoreError::from)?;
         }

@@ -435,20 +435,32 @@ impl Store {
     ) -> Result<KeyRecord> {
         let tx = self.write_tx()?;
         ensure_not_revoked(&tx, key)?;
+        // The values before the edit, read under the write lock: the audit
+        // trail records old -> new as stored, not as the caller last saw them.
+        let before = load_key(&tx, "k.id = ?1", [key.row_id])?
+            .ok_or_else(|| StoreError::NotFound(format!("key {} is gone", key.prefix())))?;
         let mut changes = Vec::new();
         if let Some(name) = &edit.name {
             tx.execute(
                 "UPDATE api_keys SET name = ?1 WHERE id = ?2",
                 params![name, key.row_id],
             )?;
-            changes.push(format!("name: {name}"));
+            changes.push(format!("name: {:?} -> {name:?}", before.name));
         }
         if let Some(description) = &edit.description {
             tx.execute(
                 "UPDATE api_keys SET description = ?1 WHERE id = ?2",
                 params![description, key.row_id],
             )?;
-            changes.push("description".to_string());
+            let shown = |d: &Option<String>| {
+                d.as_ref()
+                    .map_or_else(|| "none".to_owned(), |d| format!("{d:?}"))
+            };
+            changes.push(format!(
+                "description: {} -> {}",
+                shown(&before.description),
+                shown(description)
+            ));
         }
         if let Some(access) = &edit.access {
             let rows = resolve_access(&tx, key.org_id, access)?;
@@ -457,7 +469,11 @@ impl Store {
                 params![matches!(access, McpAccess::All), key.row_id],
             )?;
             write_access(&tx, key.row_id, &rows)?;
-            changes.push(format!("access: {}", access.describe()));
+            changes.push(format!(
+                "access: {} -> {}",
+                before.access.describe(),
+                access.describe()
+            ));
         }
         if !changes.is_empty() {
             audit(

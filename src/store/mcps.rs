@@ -244,6 +244,8 @@ mod tests {
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
             "ALTER TABLE mcps DROP COLUMN inherit_env_json;
+             ALTER TABLE audit_events DROP COLUMN hash;
+             ALTER TABLE audit_events DROP COLUMN prev_hash;
              INSERT INTO mcps (org_id, slug, name, transport, command, args_json, env_json, created_at)
              VALUES (1, 'old', 'old', 'stdio', 'old-mcp', '[\"--x\"]', '[[\"K\",\"v\"]]', 0);
              PRAGMA user_version = 1;",

@@ -4,6 +4,7 @@
 //! bound, and every change writes its audit event in the same transaction.
 
 mod audit;
+mod audit_chain;
 mod backup;
 mod keys;
 mod mcps;
@@ -25,6 +26,8 @@ use rusqlite_migration::{M, Migrations};
 use crate::domain::{Actor, Plan, Timestamp};
 use crate::keys::ServerSecret;
 
+pub use audit::{AuditQuery, AuditRecord};
+pub use audit_chain::{BrokenLink, ChainReport, LinkProblem};
 pub use backup::{BackupError, BackupReport, CheckReport, DbSummary, PendingRestore};
 pub use keys::{KeyEdit, NewKey};
 pub use mcps::NewMcp;
@@ -43,6 +46,10 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!(
             "../../assets/migrations/0002_stdio_inherit_env.sql"
         )),
+        M::up_with_hook(
+            include_str!("../../assets/migrations/0003_audit_chain.sql"),
+            |tx: &Transaction<'_>| Ok(audit_chain::chain_existing(tx)?),
+        ),
     ])
 });
 
@@ -51,7 +58,7 @@ pub fn schema_version() -> u32 {
     // One migration per version; the count is tiny and fixed at compile time.
     u32::try_from(MIGRATIONS_COUNT).unwrap_or(u32::MAX)
 }
-const MIGRATIONS_COUNT: usize = 2;
+const MIGRATIONS_COUNT: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -412,7 +419,7 @@ fn opt_ts(stored: Option<StoredTime>) -> Option<Timestamp> {
     stored.map(ts)
 }
 
-/// Writes one audit event inside the caller's transaction.
+/// Appends one audit event to the chain inside the caller's transaction.
 #[allow(clippy::too_many_arguments)]
 fn audit(
     tx: &Transaction<'_>,
@@ -424,21 +431,18 @@ fn audit(
     target_id: &str,
     detail: Option<&str>,
 ) -> Result<()> {
-    tx.execute(
-        "INSERT INTO audit_events (org_id, at, actor, actor_addr, action, target_kind, target_id, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        rusqlite::params![
-            org_id,
-            secs(at),
-            actor.user,
-            actor.addr,
+    audit_chain::append(
+        tx,
+        &audit_chain::NewEvent {
+            org_id: Some(org_id),
+            at,
+            actor,
             action,
             target_kind,
             target_id,
-            detail
-        ],
-    )?;
-    Ok(())
+            detail,
+        },
+    )
 }
 
 fn is_unique_violation(e: &rusqlite::Error, needle: &str) -> bool {

@@ -10,7 +10,7 @@ use crate::domain::{AuditEvent, KeyRecord, Mcp, Plan, Timestamp};
 use crate::keys::ApiKey;
 use crate::server::live::Health;
 use crate::server::usage_writer::Losses;
-use crate::store::KeyUsage;
+use crate::store::{AuditRecord, KeyUsage};
 
 /// Everything the store knows that the list view shows.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,6 +104,11 @@ pub enum Action {
     Server(ServerStatus),
     Loaded(Box<Snapshot>),
     DetailLoaded(Box<Detail>),
+    /// The org's latest audit events, newest first.
+    AuditLoaded {
+        org: String,
+        events: Vec<AuditRecord>,
+    },
     /// A key was just made (create or rotate): its one showing.
     KeyIssued {
         record: Box<KeyRecord>,
@@ -136,6 +141,7 @@ pub enum Intent {
     Rotate,
     Mcps,
     Orgs,
+    Audit,
     Help,
 }
 
@@ -218,6 +224,11 @@ pub const BINDINGS: &[Binding] = &[
         intent: Intent::Orgs,
     },
     Binding {
+        keys: "a",
+        does: "audit trail of the organization",
+        intent: Intent::Audit,
+    },
+    Binding {
         keys: "?",
         does: "this help",
         intent: Intent::Help,
@@ -256,6 +267,7 @@ pub fn intent_for(key: KeyEvent) -> Option<Intent> {
         KeyCode::Char('R') => Intent::Rotate,
         KeyCode::Char('m') => Intent::Mcps,
         KeyCode::Char('o') => Intent::Orgs,
+        KeyCode::Char('a') => Intent::Audit,
         KeyCode::Char('?') => Intent::Help,
         _ => return None,
     })

@@ -4,8 +4,11 @@
 //! happens here, and the clock arrives in `Tick`s, so every behaviour is
 //! tested as a plain function.
 
+mod audit;
 mod guards;
 mod list;
+
+pub use audit::{AUDIT_LOADED, AuditView};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::Rect;
@@ -35,6 +38,10 @@ pub enum Effect {
     },
     LoadDetail {
         key_row: i64,
+    },
+    /// The org's latest audit events, for the audit view.
+    LoadAudit {
+        org: String,
     },
     CreateKey {
         org: String,
@@ -141,6 +148,8 @@ pub enum Mode {
     Orgs {
         selected: usize,
     },
+    /// The organization's audit trail (`a`).
+    Audit(Box<AuditView>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -309,6 +318,10 @@ impl App {
                 self.detail = Some(*detail);
                 None
             }
+            Action::AuditLoaded { org, events } => {
+                self.on_audit_loaded(org, events);
+                None
+            }
             Action::KeyIssued {
                 record,
                 key,
@@ -378,6 +391,10 @@ impl App {
         self.loaded = true;
         let keep = self.select_on_load.take().or(previous);
         self.rebuild_view(keep);
+        // The database changed: what the audit view shows may have too.
+        if matches!(self.mode, Mode::Audit(_)) {
+            return Some(self.load_audit());
+        }
         let now_selected = self.selected_key().map(|k| k.row_id);
         match now_selected {
             Some(row) if self.detail.as_ref().is_none_or(|d| d.key_row != row) => {
@@ -462,6 +479,7 @@ impl App {
                 }
             },
             Mode::Mcps { selected } => self.mcps_key(key, selected),
+            Mode::Audit(view) => self.audit_key(view, key),
             Mode::McpForm(mut form) => match form.handle_key(key) {
                 FormOutcome::Stay => {
                     self.mode = Mode::McpForm(form);
@@ -617,6 +635,7 @@ impl App {
                 self.mode = Mode::Help;
                 None
             }
+            Intent::Audit => self.open_audit(),
         }
     }
 

@@ -10,11 +10,11 @@ use chrono::Utc;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::action::{Action, Detail, Operation, Snapshot};
-use super::app::Effect;
+use super::app::{AUDIT_LOADED, Effect};
 use crate::admin::{self, AdminError};
 use crate::config;
 use crate::domain::Actor;
-use crate::store::{Store, StoreError};
+use crate::store::{AuditQuery, Store, StoreError};
 
 /// How many recent requests and audit events the detail pane lists.
 const RECENT: u32 = 12;
@@ -90,6 +90,7 @@ fn run(inner: &mut Inner, actor: &Actor, effect: Effect) -> Vec<Action> {
             return detail(store, *key_row)
                 .map_or_else(|e| vec![failed(Operation::Load, e)], |d| vec![d]);
         }
+        Effect::LoadAudit { org } => return vec![audit(store, org)],
         Effect::Copy(_) | Effect::Quit => return out,
     };
     let org = match store.org(&org_slug) {
@@ -169,7 +170,9 @@ fn run(inner: &mut Inner, actor: &Actor, effect: Effect) -> Vec<Action> {
             ),
             Err(e) => failed(Operation::RemoveMcp, e),
         },
-        Effect::LoadDetail { .. } | Effect::Copy(_) | Effect::Quit => return out,
+        Effect::LoadDetail { .. } | Effect::LoadAudit { .. } | Effect::Copy(_) | Effect::Quit => {
+            return out;
+        }
     };
     out.push(changed);
     inner.seen_version = store.data_version().ok();
@@ -201,6 +204,24 @@ fn load(store: &Store, org_slug: &str) -> Action {
     })();
     match snapshot {
         Ok(s) => Action::Loaded(Box::new(s)),
+        Err(e) => failed(Operation::Load, e.into()),
+    }
+}
+
+/// The audit view's events: the org's latest, newest first.
+fn audit(store: &Store, org_slug: &str) -> Action {
+    let events = store.org(org_slug).and_then(|org| {
+        let query = AuditQuery {
+            org_id: org.row_id,
+            ..AuditQuery::default()
+        };
+        store.audit_latest(&query, AUDIT_LOADED)
+    });
+    match events {
+        Ok(events) => Action::AuditLoaded {
+            org: org_slug.to_owned(),
+            events,
+        },
         Err(e) => failed(Operation::Load, e.into()),
     }
 }

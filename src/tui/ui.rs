@@ -11,7 +11,7 @@ use unicode_width::UnicodeWidthStr;
 
 use super::action::ServerStatus;
 use super::app::{App, Focus, Mode};
-use super::panes::{detail, dialogs, forms, key_list, mcps, plural};
+use super::panes::{audit, detail, dialogs, forms, key_list, mcps, plural};
 use super::theme::Theme;
 use crate::rules::visible;
 use crate::server::usage_writer::Losses;
@@ -40,6 +40,7 @@ pub fn render(app: &App, frame: &mut Frame, theme: &Theme) {
         Mode::Mcps { selected } => mcps::render(app, *selected, frame, area, theme),
         Mode::McpForm(form) => forms::mcp_form(form, frame, area, theme),
         Mode::Orgs { selected } => dialogs::orgs(app, *selected, frame, area, theme),
+        Mode::Audit(view) => audit::render(app, view, frame, area, theme),
     }
 }
 
@@ -231,6 +232,13 @@ fn footer<'a>(app: &'a App, theme: &Theme, width: u16) -> Paragraph<'a> {
             ("Esc", "back"),
         ],
         Mode::Orgs { .. } => &[("j/k", "move"), ("Enter", "switch"), ("Esc", "back")],
+        Mode::Audit(view) if view.typing => &[("Enter", "keep filter"), ("Esc", "clear")],
+        Mode::Audit(_) => &[
+            ("j/k", "move"),
+            ("/", "filter by key"),
+            ("f", "selected key"),
+            ("Esc", "back"),
+        ],
         Mode::Help | Mode::Filter(_) => &[("any key", "close")],
     };
     let filter = (!app.filter.is_empty() && matches!(app.mode, Mode::Normal))

@@ -1,5 +1,6 @@
 //! One module per pane or dialog; each draws from `&App` (or a part of it).
 
+pub mod audit;
 pub mod detail;
 pub mod dialogs;
 pub mod forms;

@@ -284,5 +284,16 @@ async fn a_2026_client_and_a_rest_caller_are_served_by_it_too() {
         "{}",
         reply.body
     );
+    // A REST caller has nothing to answer an input request with.
+    let body = json!({ "mcp_id": "modern", "tool": "ask", "arguments": {} });
+    let refused = server.call(Some(&key), &body).await;
+    assert_eq!(refused.status, 502, "{}", refused.body);
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("call it from an MCP client")),
+        "{}",
+        refused.body
+    );
     client.cancel().await.ok();
 }

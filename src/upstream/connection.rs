@@ -224,7 +224,17 @@ impl Connection {
         };
         let json = match response {
             CallToolResponse::Complete(result) => serde_json::to_value(result),
-            CallToolResponse::InputRequired(result) => serde_json::to_value(result),
+            // A 2026-07-28 upstream asking for sampling, elicitation or
+            // roots: a REST caller has nothing to answer with, and the
+            // upstream's request state would only be noise to it.
+            CallToolResponse::InputRequired(_) => {
+                return Err(UpstreamError::Rejected {
+                    code: ErrorCode::INVALID_REQUEST.0,
+                    message: "the tool asks the client for input (sampling, elicitation or \
+                              roots); call it from an MCP client"
+                        .to_owned(),
+                });
+            }
             CallToolResponse::Task(result) => serde_json::to_value(result),
             _ => {
                 return Err(UpstreamError::Failed(

@@ -20,6 +20,7 @@ use super::Grant;
 use super::aggregate::AggregateGrant;
 use super::message_head::read_head;
 use super::names::{split_name, unwrap_uri};
+use super::session_manager::PlainCall;
 use super::sessions::{Binding, Direct, Scope};
 use crate::auth::{KeyState, Reason};
 use crate::domain::Mcp;
@@ -142,47 +143,53 @@ async fn admit(
     // with what it asked for; the key is known by now.
     let method = parts.method.clone();
     let mut initializing = false;
-    // A plain tool call's body, for the session fast path.
-    let mut call_body = None;
+    // A plain tool call in a session on `/mcp/{id}`, for the direct path
+    // (`session_manager`): read once, as the call it is.
+    let mut plain_call = None;
     let body = if method == Method::POST {
         let bytes = read_body(body).await.map_err(|e| api_refusal(&e))?;
-        let Some(message) = read_head(&bytes) else {
-            return Err(rpc_error(
-                StatusCode::BAD_REQUEST,
-                PARSE_ERROR,
-                "Parse error: the body is not JSON",
-                json!({ "code": "invalid_request" }),
-            ));
-        };
-        if matches!(target, Target::All) && message.rest_call {
-            // The seed's REST body, from a client that also accepts event
-            // streams: answered (and recorded) as the REST call it is.
-            usage.key_row = None;
-            let request = Request::from_parts(parts, Body::from(bytes));
-            return Ok(crate::server::mcp::call(State(state.clone()), request).await);
-        }
-        match message.request {
-            Some((request_id, rpc_method, name)) => {
-                usage.request_id = Some(request_id);
-                initializing = rpc_method == "initialize" && session.is_none();
-                if rpc_method == "tools/call" {
-                    call_body = Some(bytes.clone());
-                }
-                match (target, name) {
-                    (Target::All, Some(name)) => {
-                        // Recorded under the MCP and name it reaches, if any.
-                        let (mcp, own) = split_name(&name)
-                            .or_else(|| unwrap_uri(&name))
-                            .map(|(mcp, own)| (Some(mcp.to_owned()), own.to_owned()))
-                            .unwrap_or((None, name));
-                        usage.mcp = mcp;
-                        usage.tool = Some(own);
-                    }
-                    (_, name) => usage.tool = Some(name.unwrap_or(rpc_method)),
-                }
+        if let (Target::One(_), Some(_)) = (target, &session)
+            && let Some(call) = PlainCall::read(&bytes)
+        {
+            usage.request_id = Some(call.id());
+            usage.tool = Some(call.tool().to_owned());
+            plain_call = Some(call);
+        } else {
+            let Some(message) = read_head(&bytes) else {
+                return Err(rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    PARSE_ERROR,
+                    "Parse error: the body is not JSON",
+                    json!({ "code": "invalid_request" }),
+                ));
+            };
+            if matches!(target, Target::All) && message.rest_call {
+                // The seed's REST body, from a client that also accepts event
+                // streams: answered (and recorded) as the REST call it is.
+                usage.key_row = None;
+                let request = Request::from_parts(parts, Body::from(bytes));
+                return Ok(crate::server::mcp::call(State(state.clone()), request).await);
             }
-            // Notifications, responses and non-messages (rmcp answers those) are no requests.
-            None => usage.counted = false,
+            match message.request {
+                Some((request_id, rpc_method, name)) => {
+                    usage.request_id = Some(request_id);
+                    initializing = rpc_method == "initialize" && session.is_none();
+                    match (target, name) {
+                        (Target::All, Some(name)) => {
+                            // Recorded under the MCP and name it reaches, if any.
+                            let (mcp, own) = split_name(&name)
+                                .or_else(|| unwrap_uri(&name))
+                                .map(|(mcp, own)| (Some(mcp.to_owned()), own.to_owned()))
+                                .unwrap_or((None, name));
+                            usage.mcp = mcp;
+                            usage.tool = Some(own);
+                        }
+                        (_, name) => usage.tool = Some(name.unwrap_or(rpc_method)),
+                    }
+                }
+                // Notifications, responses and non-messages (rmcp answers those) are no requests.
+                None => usage.counted = false,
+            }
         }
         Body::from(bytes)
     } else {
@@ -210,7 +217,7 @@ async fn admit(
             json!({ "code": "session_not_found" }),
         ));
     }
-    if let (Target::One(_), Some(id), Some(call)) = (target, &session, &call_body)
+    if let (Target::One(_), Some(id), Some(call)) = (target, &session, plain_call)
         && proxy.lane.passes(&parts.headers)
         && let Some(answer) = proxy.sessions.call_directly(id, call).await
     {

@@ -20,8 +20,9 @@ use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt};
 use rmcp::model::{
-    CallToolRequest, CallToolRequestParams, ClientJsonRpcMessage, ClientNotification,
-    ClientRequest, JsonRpcVersion2_0, RequestId, RequestMetaObject, ServerJsonRpcMessage,
+    CallToolRequest, CallToolRequestMethod, CallToolRequestParams, ClientJsonRpcMessage,
+    ClientNotification, ClientRequest, JsonRpcVersion2_0, RequestId, RequestMetaObject,
+    ServerJsonRpcMessage,
 };
 use rmcp::transport::common::server_side_http::{ServerSseMessage, SessionId};
 use rmcp::transport::streamable_http_server::session::SessionManager;
@@ -47,24 +48,18 @@ impl GatewaySessions {
 
     /// The answer to `body`, a request in session `id`, if it is a plain
     /// call that may skip rmcp (see the module); `None` leaves it to rmcp.
-    pub async fn call_directly(&self, id: &str, body: &[u8]) -> Option<Vec<u8>> {
+    pub async fn call_directly(&self, id: &str, call: PlainCall) -> Option<Vec<u8>> {
         let (activity, Some(direct)) = self.book.activity(id)? else {
             return None;
         };
         if direct.link.client_answers || direct.link.upstream_lost() {
             return None;
         }
-        // Read as the call it is (the guard saw its method): the general
-        // message type tries each kind of message in turn, which cost more
-        // than the rest of the gateway's work on a call.
-        let Ok(PlainCall {
+        let PlainCall {
             id: request_id,
             params: mut call,
             ..
-        }) = serde_json::from_slice::<PlainCall>(body)
-        else {
-            return None;
-        };
+        } = call;
         let meta = call.meta.take().unwrap_or_default();
         if meta.0.0.contains_key(PROGRESS_TOKEN)
             || meta.0.0.contains_key(PROTOCOL_VERSION)
@@ -99,14 +94,36 @@ impl GatewaySessions {
     }
 }
 
-/// A `tools/call` request as the client sent it. Unknown members are
-/// ignored, as rmcp's own message type ignores them.
+/// A `tools/call` request as the client sent it, read as that (the
+/// general message type tries each kind of message in turn, which cost
+/// more than the rest of the gateway's work on a call). Unknown members
+/// are ignored, as rmcp's own message type ignores them.
 #[derive(serde::Deserialize)]
-struct PlainCall {
-    #[allow(dead_code)] // checked by deserializing: only "2.0" reads
+pub struct PlainCall {
+    // Both checked by being read: only "2.0" and "tools/call" read.
+    #[allow(dead_code)]
     jsonrpc: JsonRpcVersion2_0,
+    #[allow(dead_code)]
+    method: CallToolRequestMethod,
     id: RequestId,
     params: CallToolRequestParams,
+}
+
+impl PlainCall {
+    /// `body` as a `tools/call` request, if that is what it is.
+    pub fn read(body: &[u8]) -> Option<PlainCall> {
+        serde_json::from_slice(body).ok()
+    }
+
+    /// The request's id as JSON (what usage and answers are matched by).
+    pub fn id(&self) -> serde_json::Value {
+        serde_json::to_value(&self.id).unwrap_or_default()
+    }
+
+    /// The tool it calls.
+    pub fn tool(&self) -> &str {
+        &self.params.name
+    }
 }
 
 /// `_meta` keys that send a call down the full path: a progress token (its
@@ -226,5 +243,38 @@ impl SessionManager for GatewaySessions {
         &self,
     ) -> Option<Arc<dyn rmcp::transport::streamable_http_server::session::EventStore>> {
         self.local.event_store()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PlainCall;
+
+    #[test]
+    fn only_a_tools_call_reads_as_a_plain_call_and_keeps_its_meta() {
+        let call = PlainCall::read(
+            br#"{"jsonrpc":"2.0","id":"a-1","method":"tools/call","extra":1,
+                "params":{"name":"echo","arguments":{"message":"hi"},"_meta":{"progressToken":7}}}"#,
+        )
+        .expect("a tools/call");
+        assert_eq!(call.id(), serde_json::json!("a-1"));
+        assert_eq!(call.tool(), "echo");
+        let meta = call.params.meta.as_ref().expect("_meta kept");
+        assert!(meta.0.0.contains_key(super::PROGRESS_TOKEN));
+        for other in [
+            &br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"name":"echo"}}"#[..],
+            br#"{"jsonrpc":"1.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#,
+            br#"{"id":1,"method":"tools/call","params":{"name":"echo"}}"#,
+            br#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"echo"}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"id":2,"method":"tools/call","params":{"name":"e"}}"#,
+            b"not json",
+        ] {
+            assert!(
+                PlainCall::read(other).is_none(),
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
     }
 }

@@ -30,7 +30,7 @@ use rmcp::transport::streamable_http_server::session::local::{
     LocalSessionManager, LocalSessionManagerError,
 };
 
-use super::session_upstream::{Origin, forward_on};
+use super::session_upstream::{Origin, Route, forward_on};
 use super::sessions::{Activity, Direct, SessionBook};
 
 pub struct GatewaySessions {
@@ -149,15 +149,13 @@ async fn forward(
     };
     let answer = match direct.link.upstream.get() {
         Some(peer) => {
-            forward_on(
+            let route = Route {
                 peer,
-                &direct.slug,
-                direct.timeout,
-                Some(&direct.link),
-                request,
-                origin,
-            )
-            .await
+                slug: &direct.slug,
+                timeout: direct.timeout,
+                link: &direct.link,
+            };
+            forward_on(route, request, origin).await
         }
         None => Err(super::session_upstream::unexpected(&direct.slug)),
     };

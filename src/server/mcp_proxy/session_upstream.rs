@@ -91,15 +91,13 @@ impl SessionUpstream {
         request: ClientRequest,
         origin: Origin,
     ) -> Result<ServerResult, ErrorData> {
-        forward_on(
-            &self.peer,
-            &self.slug,
-            self.timeout,
-            Some(&self.link),
-            request,
-            origin,
-        )
-        .await
+        let route = Route {
+            peer: &self.peer,
+            slug: &self.slug,
+            timeout: self.timeout,
+            link: &self.link,
+        };
+        forward_on(route, request, origin).await
     }
 }
 
@@ -131,35 +129,41 @@ const LIFECYCLE_META: [&str; 4] = [
     "io.modelcontextprotocol/logLevel",
 ];
 
-/// Sends `request` on `peer` and waits for the answer, within `timeout`
-/// (reset by progress). With a `link`, the client's progress token is
-/// mapped and server-to-client requests meanwhile find their client;
-/// without one (the shared connection) they go nowhere.
+/// Where a downstream request goes: an upstream connection, the MCP it
+/// belongs to (for errors and logs), its timeout, and the link that finds
+/// the client for whatever the upstream sends meanwhile.
+#[derive(Clone, Copy)]
+pub struct Route<'a> {
+    pub peer: &'a Peer<RoleClient>,
+    pub slug: &'a str,
+    pub timeout: Duration,
+    pub link: &'a Link,
+}
+
+/// Sends `request` on the route's connection and waits for the answer,
+/// within the timeout (reset by progress); the client's progress token is
+/// mapped and server-to-client requests meanwhile find their client.
 pub async fn forward_on(
-    peer: &Peer<RoleClient>,
-    slug: &str,
-    timeout: Duration,
-    link: Option<&Link>,
+    route: Route<'_>,
     request: ClientRequest,
     origin: Origin,
 ) -> Result<ServerResult, ErrorData> {
     // Only an upstream on the 2026-07-28 revision answers `input_required`
     // (`upstream::lifecycle`); the others ask with requests of their own.
-    let rounds = peer
+    let rounds = route
+        .peer
         .peer_info()
         .is_some_and(|info| !info.protocol_version.has_initialize());
-    match link {
-        Some(link) if rounds => {
-            if let ClientRequest::SetLevelRequest(set) = &request {
-                // That revision has no `logging/setLevel`: each request names
-                // the level it wants logs at (`forward_once`).
-                link.set_log_floor(Some(set.params.level));
-                return Ok(ServerResult::empty(()));
-            }
-            input_rounds(peer, slug, timeout, link, request, origin).await
-        }
-        _ => forward_once(peer, slug, timeout, link, request, origin, None).await,
+    if !rounds {
+        return forward_once(route, request, origin, None).await;
     }
+    if let ClientRequest::SetLevelRequest(set) = &request {
+        // That revision has no `logging/setLevel`: each request names the
+        // level it wants logs at (`forward_once`).
+        route.link.set_log_floor(Some(set.params.level));
+        return Ok(ServerResult::empty(()));
+    }
+    input_rounds(route, request, origin).await
 }
 
 /// Most `input_required` rounds one request may take (rmcp's own cap).
@@ -171,30 +175,18 @@ const MAX_INPUT_ROUNDS: usize = rmcp::model::DEFAULT_MRTR_MAX_ROUNDS;
 /// with the answers and the upstream's request state, until it has its
 /// result. The client sees one request answered.
 async fn input_rounds(
-    peer: &Peer<RoleClient>,
-    slug: &str,
-    timeout: Duration,
-    link: &Link,
+    route: Route<'_>,
     mut request: ClientRequest,
     origin: Origin,
 ) -> Result<ServerResult, ErrorData> {
+    let Route { slug, link, .. } = route;
     for _ in 0..MAX_INPUT_ROUNDS {
         let round = Origin {
             id: origin.id.clone(),
             meta: origin.meta.clone(),
             ct: origin.ct.clone(),
         };
-        let level = link.log_floor();
-        let answer = forward_once(
-            peer,
-            slug,
-            timeout,
-            Some(link),
-            request.clone(),
-            round,
-            level,
-        )
-        .await?;
+        let answer = forward_once(route, request.clone(), round, link.log_floor()).await?;
         let ServerResult::InputRequiredResult(asked) = answer else {
             return Ok(answer);
         };
@@ -254,14 +246,17 @@ fn retry_with(
 /// One request and its one answer (see [`forward_on`]); `log_level` is
 /// the level a 2026-07-28 upstream is asked to log at for it.
 async fn forward_once(
-    peer: &Peer<RoleClient>,
-    slug: &str,
-    timeout: Duration,
-    link: Option<&Link>,
+    route: Route<'_>,
     request: ClientRequest,
     origin: Origin,
     log_level: Option<LoggingLevel>,
 ) -> Result<ServerResult, ErrorData> {
+    let Route {
+        peer,
+        slug,
+        timeout,
+        link,
+    } = route;
     let Origin { id, mut meta, ct } = origin;
     let downstream_token = meta.get_progress_token();
     meta.0.0.remove("progressToken");
@@ -282,12 +277,10 @@ async fn forward_once(
     let upstream_token = handle.progress_token.clone();
     let upstream_id = handle.id.clone();
     let progress_asked = downstream_token.is_some();
-    if let Some(link) = link {
-        if let Some(token) = downstream_token {
-            lock(&link.progress).insert(upstream_token.clone(), token);
-        }
-        lock(&link.in_flight).push(id.clone());
+    if let Some(token) = downstream_token {
+        lock(&link.progress).insert(upstream_token.clone(), token);
     }
+    lock(&link.in_flight).push(id.clone());
     let answer = tokio::select! {
         answer = handle.await_response() => answer.map_err(|e| upstream_error(slug, e)),
         () = ct.cancelled() => {
@@ -300,11 +293,9 @@ async fn forward_once(
             Err(ErrorData::internal_error("cancelled by the client", None))
         }
     };
-    if let Some(link) = link {
-        link.settle(progress_asked).await;
-        lock(&link.progress).remove(&upstream_token);
-        lock(&link.in_flight).retain(|other| *other != id);
-    }
+    link.settle(progress_asked).await;
+    lock(&link.progress).remove(&upstream_token);
+    lock(&link.in_flight).retain(|other| *other != id);
     answer
 }
 

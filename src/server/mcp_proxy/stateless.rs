@@ -46,7 +46,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::relay::{Ask, Link, Mode, lock};
-use super::session_upstream::{Origin, SessionUpstream, forward_on, upstream_error};
+use super::session_upstream::{Origin, Route, SessionUpstream, forward_on, upstream_error};
 use super::sessions::Binding;
 use crate::upstream::UpstreamSpec;
 
@@ -261,7 +261,13 @@ impl Bridge {
         let slug = member.slug.to_owned();
         let timeout = member.spec.timeout;
         tokio::spawn(async move {
-            let answer = forward_on(&peer, &slug, timeout, Some(&link), request, origin).await;
+            let route = Route {
+                peer: &peer,
+                slug: &slug,
+                timeout,
+                link: &link,
+            };
+            let answer = forward_on(route, request, origin).await;
             let _ = done.send(answer);
         });
         Ok(Running {

@@ -158,16 +158,56 @@ fn detail_focused() {
     });
 }
 
+/// Snapshots what `act` does to an app already told the terminal's size,
+/// as the event loop tells it before any key arrives.
+fn sized_screens(name: &str, build: impl Fn() -> App, act: impl Fn(&mut App)) {
+    for (width, height) in SIZES {
+        let mut app = sized(build(), width, height);
+        act(&mut app);
+        assert_screen(name, &mut app, width, height);
+    }
+}
+
 #[test]
 fn detail_scrolled() {
-    screens("detail_scrolled", || {
-        let mut app = loaded();
+    sized_screens("detail_scrolled", loaded, |app| {
         app.update(press(KeyCode::Tab));
         for _ in 0..12 {
             app.update(ch('j'));
         }
-        app
     });
+}
+
+/// Issue 12 item 3: scrolling stops with the last line at the bottom.
+#[test]
+fn detail_scrolled_to_the_end() {
+    sized_screens("detail_scrolled_to_the_end", loaded, |app| {
+        app.update(press(KeyCode::Tab));
+        for _ in 0..20 {
+            app.update(press(KeyCode::PageDown));
+        }
+    });
+    for (width, height) in SIZES {
+        let mut app = sized(loaded(), width, height);
+        app.update(press(KeyCode::Tab));
+        for _ in 0..20 {
+            app.update(press(KeyCode::PageDown));
+        }
+        let fits = plexmcp::tui::panes::detail::line_count(&app)
+            <= usize::from(app.detail_area.height - 2);
+        if fits {
+            assert_eq!(app.detail_scroll, 0, "{width}x{height}: nothing to scroll");
+            continue;
+        }
+        let screen = draw(&mut app, width, height).backend().to_string();
+        // The oldest activity line is the pane's last, right above its border.
+        let rows: Vec<&str> = screen.lines().collect();
+        let bottom = rows
+            .iter()
+            .rposition(|r| r.contains("└"))
+            .expect("a bottom border");
+        assert!(rows[bottom - 1].contains("key.created"), "{screen}");
+    }
 }
 
 #[test]
@@ -695,4 +735,112 @@ fn lost_usage_events_show_in_the_status_bar() {
         }));
         app
     });
+}
+
+// ------------------------------------------- issue 12: console defects
+
+/// The key form with 33 MCPs to choose from, the cursor moved to `at`
+/// and a few ticked on the way.
+fn form_with_a_long_checklist(at: usize) -> App {
+    let mut app = loaded_with(snapshot_with(keys(), many_mcps(33)), 10);
+    app.update(ch('n'));
+    type_text(&mut app, "ci-runner");
+    for _ in 0..3 {
+        app.update(press(KeyCode::Tab));
+    }
+    app.update(press(KeyCode::Right)); // specific MCPs
+    app.update(press(KeyCode::Tab));
+    if at > 0 {
+        app.update(ch(' ')); // ticked, then scrolled out of view
+    }
+    for _ in 0..at {
+        app.update(ch('j'));
+    }
+    app.update(ch(' '));
+    app
+}
+
+/// Item 1: a checklist longer than the screen scrolls with its cursor,
+/// says how many MCPs are above and below, and leaves the dialog's hint
+/// line and bottom border on screen.
+#[test]
+fn create_form_long_checklist_scrolls_with_its_cursor() {
+    for (width, height) in SIZES {
+        for at in [0, 20, 32] {
+            let mut app = form_with_a_long_checklist(at);
+            let screen = draw(&mut app, width, height).backend().to_string();
+            let cursor = format!("[x] mcp-{:02}", at + 1);
+            assert!(screen.contains(&cursor), "{width}x{height} {at}:\n{screen}");
+            assert!(
+                screen.contains("Esc cancel"),
+                "{width}x{height} {at}:\n{screen}"
+            );
+            assert!(
+                screen.contains('└'),
+                "bottom border at {width}x{height}:\n{screen}"
+            );
+            if at == 32 {
+                assert!(screen.contains("↑ "), "{screen}");
+                assert!(!screen.contains("↓ "), "{screen}");
+            } else {
+                assert!(screen.contains("↓ "), "{screen}");
+            }
+        }
+    }
+    screens("create_form_long_checklist_top", || {
+        form_with_a_long_checklist(0)
+    });
+    screens("create_form_long_checklist_middle", || {
+        form_with_a_long_checklist(20)
+    });
+}
+
+/// Item 2: the MCPs view scrolled to its last MCP.
+#[test]
+fn mcps_view_scrolled_to_the_end() {
+    for (width, height) in SIZES {
+        let mut app = loaded_with(snapshot_with(keys(), many_mcps(40)), 10);
+        app.update(ch('m'));
+        let top = draw(&mut app, width, height).backend().to_string();
+        assert!(top.contains("↓ "), "{top}");
+        app.update(ch('G'));
+        let end = draw(&mut app, width, height).backend().to_string();
+        assert!(end.contains("mcp-40"), "{end}");
+        assert!(end.contains("↑ ") && !end.contains("↓ "), "{end}");
+    }
+    screens("mcps_scrolled_to_the_end", || {
+        let mut app = loaded_with(snapshot_with(keys(), many_mcps(40)), 10);
+        app.update(ch('m'));
+        app.update(ch('G'));
+        app
+    });
+}
+
+/// Item 5: a message longer than the footer is shown whole.
+#[test]
+fn a_long_message_wraps_instead_of_losing_its_end() {
+    let message = "the free plan allows 5 active API keys and organization 'acme' has 7 \
+                   active keys: revoke a key or raise the plan with \
+                   `plexmcp --db /srv/plexmcp/plexmcp.db --org acme org set-plan pro`";
+    let failing = || {
+        let mut app = loaded();
+        app.update(ch('R'));
+        app.update(ch('k'));
+        app.update(Action::Failed(
+            plexmcp::tui::action::Operation::RotateKey,
+            AdminError::LimitReached(message.into()),
+        ));
+        app
+    };
+    for (width, height) in SIZES {
+        let mut app = failing();
+        let screen = draw(&mut app, width, height).backend().to_string();
+        let joined: String = screen.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            joined.contains("set-plan pro`"),
+            "{width}x{height}:\n{screen}"
+        );
+        assert!(joined.contains("has 7"), "{width}x{height}:\n{screen}");
+    }
+    screens("long_message_wrapped", failing);
 }

@@ -137,6 +137,8 @@ pub enum Intent {
     Mcps,
     Orgs,
     Help,
+    /// Long lines of the details: cut with `…` (the default) or wrapped whole.
+    Wrap,
 }
 
 /// One row of the help overlay: keys as shown, what they do, the intent.
@@ -218,6 +220,11 @@ pub const BINDINGS: &[Binding] = &[
         intent: Intent::Orgs,
     },
     Binding {
+        keys: "w",
+        does: "details: wrap long lines / cut them with …",
+        intent: Intent::Wrap,
+    },
+    Binding {
         keys: "?",
         does: "this help",
         intent: Intent::Help,
@@ -257,6 +264,7 @@ pub fn intent_for(key: KeyEvent) -> Option<Intent> {
         KeyCode::Char('m') => Intent::Mcps,
         KeyCode::Char('o') => Intent::Orgs,
         KeyCode::Char('?') => Intent::Help,
+        KeyCode::Char('w') => Intent::Wrap,
         _ => return None,
     })
 }

@@ -19,6 +19,7 @@ use super::action::{
 };
 use super::forms::{FormOutcome, KeyForm, KeySubmit, McpForm};
 use super::layout;
+use super::scroll::{self, ListPosition, Step};
 use crate::admin::{EditRequest, KeyRequest, McpRequest};
 use crate::domain::{KeyRecord, Plan, Timestamp};
 use crate::keys::ApiKey;
@@ -134,13 +135,10 @@ pub enum Mode {
         id: String,
         name: String,
     },
-    Mcps {
-        selected: usize,
-    },
+    /// The org's MCP servers; the position scrolls like every list.
+    Mcps(ListPosition),
     McpForm(Box<McpForm>),
-    Orgs {
-        selected: usize,
-    },
+    Orgs(ListPosition),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,6 +171,8 @@ pub struct App {
     pub focus: Focus,
     pub detail: Option<Detail>,
     pub detail_scroll: u16,
+    /// Long detail lines wrap (`w`) instead of ending in `…`.
+    pub detail_wrap: bool,
     pub server: ServerStatus,
     pub mode: Mode,
     pub flash: Option<Flash>,
@@ -205,6 +205,7 @@ impl App {
             focus: Focus::List,
             detail: None,
             detail_scroll: 0,
+            detail_wrap: false,
             server,
             mode: Mode::Normal,
             flash: None,
@@ -246,10 +247,14 @@ impl App {
     }
 
     fn flash(&mut self, text: impl Into<String>, error: bool) {
+        let text = text.into();
+        // Long messages stay long enough to be read (about 15 characters a second).
+        let chars = i64::try_from(text.chars().count()).unwrap_or(i64::MAX);
+        let secs = FLASH_SECS.max(chars / 15);
         self.flash = Some(Flash {
-            text: text.into(),
+            text,
             error,
-            until: self.now + chrono::TimeDelta::seconds(FLASH_SECS),
+            until: self.now + chrono::TimeDelta::seconds(secs),
         });
     }
 
@@ -267,22 +272,12 @@ impl App {
             // Nothing under the pointer is on screen when the terminal is too small.
             Action::Click { .. } | Action::Scroll(_) if self.too_small() => None,
             Action::Click { column, row } => self.on_click(column, row),
-            Action::Scroll(delta) => {
-                if !matches!(self.mode, Mode::Normal) {
-                    return None;
-                }
-                match self.focus {
-                    Focus::List => self.move_by(delta.saturating_mul(3) as isize),
-                    Focus::Detail => {
-                        self.scroll_detail(delta.saturating_mul(3));
-                        None
-                    }
-                }
-            }
+            Action::Scroll(delta) => self.on_wheel(delta),
             Action::Layout { list, detail } => {
                 self.list_area = list;
                 self.detail_area = detail;
                 self.keep_selection_visible();
+                self.clamp_detail_scroll();
                 None
             }
             Action::Resize { width, height } => {
@@ -307,6 +302,7 @@ impl App {
             Action::Loaded(snapshot) => self.on_loaded(*snapshot),
             Action::DetailLoaded(detail) => {
                 self.detail = Some(*detail);
+                self.clamp_detail_scroll();
                 None
             }
             Action::KeyIssued {
@@ -324,15 +320,22 @@ impl App {
                 None
             }
             Action::Done(op, message) => {
+                self.flash(message, false);
                 match op {
                     Operation::AddMcp | Operation::RemoveMcp => {
-                        self.mode = Mode::Mcps { selected: 0 };
+                        self.mode = Mode::Mcps(ListPosition::default());
+                        None
                     }
-                    Operation::EditKey | Operation::RevokeKey => self.mode = Mode::Normal,
-                    _ => {}
+                    Operation::EditKey | Operation::RevokeKey => {
+                        self.mode = Mode::Normal;
+                        // The change is committed: its audit event belongs in
+                        // the Activity list now, and a reload of the list
+                        // alone would not fetch it (the selection is the same).
+                        self.selected_key()
+                            .map(|k| Effect::LoadDetail { key_row: k.row_id })
+                    }
+                    _ => None,
                 }
-                self.flash(message, false);
-                None
             }
             Action::Failed(op, error) => {
                 match (&mut self.mode, op) {
@@ -378,6 +381,7 @@ impl App {
         self.loaded = true;
         let keep = self.select_on_load.take().or(previous);
         self.rebuild_view(keep);
+        self.clamp_detail_scroll();
         let now_selected = self.selected_key().map(|k| k.row_id);
         match now_selected {
             Some(row) if self.detail.as_ref().is_none_or(|d| d.key_row != row) => {
@@ -438,9 +442,9 @@ impl App {
                     // Back to the MCPs view with the cursor where it was.
                     if let Pending::RemoveMcp { slug } = &pending {
                         let selected = self.mcps.iter().position(|m| m.slug == *slug);
-                        self.mode = Mode::Mcps {
-                            selected: selected.unwrap_or(0),
-                        };
+                        let mut at = ListPosition::at(selected.unwrap_or(0));
+                        at.clamp(self.mcps.len(), self.mcps_rows());
+                        self.mode = Mode::Mcps(at);
                     }
                     None
                 }
@@ -461,14 +465,14 @@ impl App {
                     None
                 }
             },
-            Mode::Mcps { selected } => self.mcps_key(key, selected),
+            Mode::Mcps(at) => self.mcps_key(key, at),
             Mode::McpForm(mut form) => match form.handle_key(key) {
                 FormOutcome::Stay => {
                     self.mode = Mode::McpForm(form);
                     None
                 }
                 FormOutcome::Cancel => {
-                    self.mode = Mode::Mcps { selected: 0 };
+                    self.mode = Mode::Mcps(ListPosition::default());
                     None
                 }
                 FormOutcome::Submit(request) => {
@@ -479,68 +483,97 @@ impl App {
                     })
                 }
             },
-            Mode::Orgs { selected } => match key.code {
-                KeyCode::Char('j') | KeyCode::Down => {
-                    self.mode = Mode::Orgs {
-                        selected: (selected + 1).min(self.orgs.len().saturating_sub(1)),
-                    };
-                    None
-                }
-                KeyCode::Char('k') | KeyCode::Up => {
-                    self.mode = Mode::Orgs {
-                        selected: selected.saturating_sub(1),
-                    };
-                    None
-                }
-                KeyCode::Enter => {
-                    let org = self.orgs.get(selected)?.clone();
-                    if org == self.org {
-                        return None;
-                    }
-                    self.org = org;
-                    self.keys.clear();
-                    self.view.clear();
-                    self.detail = None;
-                    self.selected = 0;
-                    self.offset = 0;
-                    self.loaded = false;
-                    Some(self.refresh(true))
-                }
-                KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('o') => None,
-                _ => {
-                    self.mode = Mode::Orgs { selected };
-                    None
-                }
-            },
+            Mode::Orgs(at) => self.orgs_key(key, at),
         }
     }
 
-    fn mcps_key(&mut self, key: KeyEvent, selected: usize) -> Option<Effect> {
-        let last = self.mcps.len().saturating_sub(1);
+    /// Rows of MCPs the MCPs view shows on this screen.
+    fn mcps_rows(&self) -> usize {
+        layout::mcps_rows(self.screen_area())
+    }
+
+    /// The whole screen; unknown (tests that only set a layout) hides nothing.
+    fn screen_area(&self) -> Rect {
+        let (width, height) = self.screen.unwrap_or((u16::MAX, u16::MAX));
+        Rect::new(0, 0, width, height)
+    }
+
+    fn mcps_key(&mut self, key: KeyEvent, mut at: ListPosition) -> Option<Effect> {
+        if let Some(step) = scroll::step_for(&key) {
+            at.step(step, self.mcps.len(), self.mcps_rows());
+            self.mode = Mode::Mcps(at);
+            return None;
+        }
         match key.code {
-            KeyCode::Char('j') | KeyCode::Down => {
-                self.mode = Mode::Mcps {
-                    selected: (selected + 1).min(last),
-                }
-            }
-            KeyCode::Char('k') | KeyCode::Up => {
-                self.mode = Mode::Mcps {
-                    selected: selected.saturating_sub(1),
-                }
-            }
             KeyCode::Char('a') | KeyCode::Char('n') => self.mode = Mode::McpForm(Box::default()),
             KeyCode::Char('d') | KeyCode::Char('x') | KeyCode::Delete => {
-                match self.mcps.get(selected) {
+                match self.mcps.get(at.selected) {
                     Some(mcp) => {
                         self.mode = Mode::Confirm(Pending::RemoveMcp {
                             slug: mcp.slug.clone(),
                         })
                     }
-                    None => self.mode = Mode::Mcps { selected },
+                    None => self.mode = Mode::Mcps(at),
                 }
             }
             KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('m') => {}
-            _ => self.mode = Mode::Mcps { selected },
+            _ => self.mode = Mode::Mcps(at),
+        }
+        None
+    }
+
+    fn orgs_key(&mut self, key: KeyEvent, mut at: ListPosition) -> Option<Effect> {
+        if let Some(step) = scroll::step_for(&key) {
+            at.step(
+                step,
+                self.orgs.len(),
+                layout::picker_rows(self.screen_area()),
+            );
+            self.mode = Mode::Orgs(at);
+            return None;
+        }
+        match key.code {
+            KeyCode::Enter => {
+                let org = self.orgs.get(at.selected)?.clone();
+                if org == self.org {
+                    return None;
+                }
+                self.org = org;
+                self.keys.clear();
+                self.view.clear();
+                self.detail = None;
+                self.selected = 0;
+                self.offset = 0;
+                self.loaded = false;
+                Some(self.refresh(true))
+            }
+            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('o') => None,
+            _ => {
+                self.mode = Mode::Orgs(at);
+                None
+            }
+        }
+    }
+
+    /// The wheel moves whatever list or text is in front: a dialog's list
+    /// when one is open, otherwise the focused pane.
+    fn on_wheel(&mut self, notches: i32) -> Option<Effect> {
+        let step = Step::Wheel(notches);
+        if matches!(self.mode, Mode::Normal) {
+            return match self.focus {
+                Focus::List => self.step_list(step),
+                Focus::Detail => {
+                    self.scroll_detail(notches.saturating_mul(scroll::WHEEL_ROWS));
+                    None
+                }
+            };
+        }
+        let (mcps_rows, picker_rows) = (self.mcps_rows(), layout::picker_rows(self.screen_area()));
+        match &mut self.mode {
+            Mode::Mcps(at) => at.step(step, self.mcps.len(), mcps_rows),
+            Mode::Orgs(at) => at.step(step, self.orgs.len(), picker_rows),
+            Mode::KeyForm(form) => form.wheel(notches),
+            _ => {}
         }
         None
     }
@@ -569,18 +602,21 @@ impl App {
                     self.detail_scroll = 0;
                     return None;
                 }
+                Intent::Bottom => {
+                    self.detail_scroll = self.detail_last_top();
+                    return None;
+                }
                 _ => {}
             }
         }
-        let page = self.page_rows() as isize;
         match intent {
             Intent::Quit => self.quit(),
-            Intent::Down => self.move_by(1),
-            Intent::Up => self.move_by(-1),
-            Intent::Top => self.select(0),
-            Intent::Bottom => self.select(self.view.len().saturating_sub(1)),
-            Intent::PageDown => self.move_by(page),
-            Intent::PageUp => self.move_by(-page),
+            Intent::Down => self.step_list(Step::Down),
+            Intent::Up => self.step_list(Step::Up),
+            Intent::Top => self.step_list(Step::Top),
+            Intent::Bottom => self.step_list(Step::Bottom),
+            Intent::PageDown => self.step_list(Step::PageDown),
+            Intent::PageUp => self.step_list(Step::PageUp),
             Intent::SwitchPane => {
                 self.focus = match self.focus {
                     Focus::List => Focus::Detail,
@@ -605,16 +641,23 @@ impl App {
             }
             Intent::Edit | Intent::Revoke | Intent::Rotate => self.key_action(intent),
             Intent::Mcps => {
-                self.mode = Mode::Mcps { selected: 0 };
+                self.mode = Mode::Mcps(ListPosition::default());
                 None
             }
             Intent::Orgs => {
                 let selected = self.orgs.iter().position(|o| *o == self.org).unwrap_or(0);
-                self.mode = Mode::Orgs { selected };
+                let mut at = ListPosition::at(selected);
+                at.clamp(self.orgs.len(), layout::picker_rows(self.screen_area()));
+                self.mode = Mode::Orgs(at);
                 None
             }
             Intent::Help => {
                 self.mode = Mode::Help;
+                None
+            }
+            Intent::Wrap => {
+                self.detail_wrap = !self.detail_wrap;
+                self.clamp_detail_scroll();
                 None
             }
         }

@@ -11,6 +11,7 @@ mod effects;
 pub mod forms;
 pub mod layout;
 pub mod panes;
+pub mod scroll;
 pub mod theme;
 pub mod ui;
 

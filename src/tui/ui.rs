@@ -6,17 +6,17 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Clear, Paragraph};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use unicode_width::UnicodeWidthStr;
 
 use super::action::ServerStatus;
 use super::app::{App, Focus, Mode};
-use super::panes::{detail, dialogs, forms, key_list, mcps, plural};
+use super::panes::{detail, dialogs, forms, key_list, mcps, plural, wrap};
 use super::theme::Theme;
 use crate::rules::visible;
 use crate::server::usage_writer::Losses;
 
-pub use super::layout::{Areas, MIN_HEIGHT, MIN_WIDTH, areas, too_small};
+pub use super::layout::{Areas, MIN_HEIGHT, MIN_WIDTH, areas, centered, too_small};
 
 pub fn render(app: &App, frame: &mut Frame, theme: &Theme) {
     let area = frame.area();
@@ -37,10 +37,51 @@ pub fn render(app: &App, frame: &mut Frame, theme: &Theme) {
         Mode::ConfirmQuit(show) => dialogs::confirm_quit(show, frame, area, theme),
         Mode::Confirm(pending) => dialogs::confirm(pending, frame, area, theme),
         Mode::Rotate { id, name } => dialogs::rotate(id, name, frame, area, theme),
-        Mode::Mcps { selected } => mcps::render(app, *selected, frame, area, theme),
+        Mode::Mcps(at) => mcps::render(app, at, frame, area, theme),
         Mode::McpForm(form) => forms::mcp_form(form, frame, area, theme),
-        Mode::Orgs { selected } => dialogs::orgs(app, *selected, frame, area, theme),
+        Mode::Orgs(at) => dialogs::orgs(app, at, frame, area, theme),
     }
+    long_message(app, frame, areas.footer, theme);
+}
+
+/// A status message too long for the footer is shown whole, wrapped, in a
+/// message area that rises from the footer over the panes' last rows.
+fn long_message(app: &App, frame: &mut Frame, footer: Rect, theme: &Theme) {
+    let Some(flash) = &app.flash else { return };
+    if matches!(app.mode, Mode::Filter(_)) || fits_footer(&flash.text, footer.width) {
+        return;
+    }
+    let width = footer.width.saturating_sub(2);
+    let lines: Vec<Line> = wrap(&visible(&flash.text), usize::from(width))
+        .into_iter()
+        .map(|part| Line::from(format!(" {part}")))
+        .collect();
+    // At most half the screen above the footer, with a rule above it.
+    let room = footer.y.saturating_add(1) / 2;
+    let height = u16::try_from(lines.len() + 1).unwrap_or(u16::MAX).min(room);
+    let rect = Rect::new(
+        footer.x,
+        footer.y.saturating_add(1).saturating_sub(height),
+        footer.width,
+        height,
+    );
+    let style = if flash.error {
+        theme.error()
+    } else {
+        theme.ok()
+    };
+    clear(frame, rect);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .style(style)
+            .block(Block::default().borders(Borders::TOP).border_style(style)),
+        rect,
+    );
+}
+
+/// Whether a status message fits the footer's one line (after its margin).
+fn fits_footer(text: &str, width: u16) -> bool {
+    visible(text).width() < usize::from(width)
 }
 
 /// Only a message fits: what is needed, how to quit, and whether a new
@@ -197,6 +238,14 @@ fn footer<'a>(app: &'a App, theme: &Theme, width: u16) -> Paragraph<'a> {
     let hints: &[(&str, &str)] = match &app.mode {
         Mode::Normal if app.focus == Focus::Detail => &[
             ("j/k", "scroll"),
+            (
+                "w",
+                if app.detail_wrap {
+                    "cut lines"
+                } else {
+                    "wrap lines"
+                },
+            ),
             ("Tab", "key list"),
             ("?", "help"),
             ("q", "quit"),
@@ -224,13 +273,13 @@ fn footer<'a>(app: &'a App, theme: &Theme, width: u16) -> Paragraph<'a> {
         Mode::ConfirmQuit(_) => &[("y", "quit"), ("n/Esc", "back to the key")],
         Mode::Confirm(_) => &[("y", "confirm"), ("n/Esc", "cancel")],
         Mode::Rotate { .. } => &[("k", "keep old"), ("r", "revoke old"), ("Esc", "cancel")],
-        Mode::Mcps { .. } => &[
+        Mode::Mcps(_) => &[
             ("a", "add"),
             ("d", "remove"),
             ("j/k", "move"),
             ("Esc", "back"),
         ],
-        Mode::Orgs { .. } => &[("j/k", "move"), ("Enter", "switch"), ("Esc", "back")],
+        Mode::Orgs(_) => &[("j/k", "move"), ("Enter", "switch"), ("Esc", "back")],
         Mode::Help | Mode::Filter(_) => &[("any key", "close")],
     };
     let filter = (!app.filter.is_empty() && matches!(app.mode, Mode::Normal))
@@ -255,18 +304,6 @@ fn footer<'a>(app: &'a App, theme: &Theme, width: u16) -> Paragraph<'a> {
     }
     spans.extend(filter);
     Paragraph::new(Line::from(spans))
-}
-
-/// A centered rectangle for dialogs, clamped to the screen.
-pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
-    let width = width.min(area.width);
-    let height = height.min(area.height);
-    Rect::new(
-        area.x + (area.width - width) / 2,
-        area.y + (area.height - height) / 2,
-        width,
-        height,
-    )
 }
 
 /// Clears a dialog's area so the panes below do not show through.

@@ -297,3 +297,22 @@ pub fn many_keys(n: usize) -> Vec<KeyRecord> {
         })
         .collect()
 }
+
+/// `n` stdio MCPs named mcp-01.. in slug order, as the store lists them.
+pub fn many_mcps(n: usize) -> Vec<Mcp> {
+    let template = mcps().remove(0);
+    (1..=n)
+        .map(|i| Mcp {
+            row_id: i64::try_from(i).unwrap(),
+            slug: format!("mcp-{i:02}"),
+            name: format!("MCP {i:02}"),
+            ..template.clone()
+        })
+        .collect()
+}
+
+/// The app as the event loop has it at `width`×`height`.
+pub fn sized(mut app: App, width: u16, height: u16) -> App {
+    app.update(Action::Resize { width, height });
+    app
+}

@@ -6,9 +6,9 @@ use chrono::{DateTime, TimeDelta};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Wrap};
+use ratatui::widgets::{Block, Paragraph};
 
-use super::{ago, date, date_time, plural, short_time, sparkline};
+use super::{ago, date, date_time, one_line, plural, short_time, sparkline, wrap_line};
 use crate::domain::{KeyRecord, KeyStatus, McpAccess};
 use crate::rules::visible;
 use crate::store::KeyUsage;
@@ -29,17 +29,59 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
         );
         return;
     };
-    let lines = lines(app, key, app.selected_detail(), theme);
+    let lines = shown_lines(app, key, usize::from(area.width.saturating_sub(2)), theme);
+    // The state clamps its scroll too; this keeps a stale one from blanking the pane.
+    let rows = usize::from(area.height.saturating_sub(2));
+    let last_top = u16::try_from(lines.len().saturating_sub(rows)).unwrap_or(u16::MAX);
     let paragraph = Paragraph::new(lines)
         .block(block)
-        .wrap(Wrap { trim: false })
-        .scroll((app.detail_scroll, 0));
+        .scroll((app.detail_scroll.min(last_top), 0));
     frame.render_widget(paragraph, area);
 }
 
+/// The details as drawn `width` columns wide: each line cut with `…`, or
+/// wrapped under its value when the user asked for whole lines (`w`).
+fn shown_lines<'a>(app: &'a App, key: &'a KeyRecord, width: usize, theme: &Theme) -> Vec<Line<'a>> {
+    let lines = lines(app, key, app.selected_detail(), theme);
+    if app.detail_wrap {
+        lines
+            .into_iter()
+            .flat_map(|line| {
+                // Fields continue under their value, list items under their text.
+                let indent = if line.to_string().starts_with(' ') {
+                    4
+                } else {
+                    LABEL
+                };
+                wrap_line(line, width, indent)
+            })
+            .collect()
+    } else {
+        lines
+            .into_iter()
+            .map(|line| one_line(line, width))
+            .collect()
+    }
+}
+
+/// How many lines the selected key's details take in the detail pane as
+/// it is now, so scrolling can stop at the last one.
+pub fn line_count(app: &App) -> usize {
+    match app.selected_key() {
+        None => 1,
+        Some(key) => {
+            let width = usize::from(app.detail_area.width.saturating_sub(2));
+            shown_lines(app, key, width, &Theme { color: false }).len()
+        }
+    }
+}
+
+/// Width of a field's label column.
+const LABEL: usize = 12;
+
 fn field<'a>(label: &'a str, value: impl Into<Span<'a>>, theme: &Theme) -> Line<'a> {
     Line::from(vec![
-        Span::styled(format!("{label:<12}"), theme.dim()),
+        Span::styled(format!("{label:<LABEL$}"), theme.dim()),
         value.into(),
     ])
 }

@@ -6,9 +6,12 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
+use super::with_more_marks;
 use crate::rules::visible;
 use crate::tui::action::BINDINGS;
 use crate::tui::app::{App, Pending, ShowKey};
+use crate::tui::layout;
+use crate::tui::scroll::ListPosition;
 use crate::tui::theme::Theme;
 use crate::tui::ui::{centered, clear};
 
@@ -26,6 +29,11 @@ fn draw(
     width: u16,
     theme: &Theme,
 ) {
+    draw_in(frame, area, popup(title, theme), lines, width);
+}
+
+/// A dialog as tall as its lines (and its border), centered.
+fn draw_in(frame: &mut Frame, area: Rect, block: Block<'_>, lines: Vec<Line<'_>>, width: u16) {
     let height = u16::try_from(lines.len())
         .unwrap_or(u16::MAX)
         .saturating_add(2);
@@ -34,7 +42,7 @@ fn draw(
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
-            .block(popup(title, theme)),
+            .block(block),
         rect,
     );
 }
@@ -174,15 +182,15 @@ pub fn rotate(id: &str, name: &str, frame: &mut Frame, area: Rect, theme: &Theme
     draw(frame, area, "Rotate key", lines, 64, theme);
 }
 
-pub fn orgs(app: &App, selected: usize, frame: &mut Frame, area: Rect, theme: &Theme) {
-    let mut lines: Vec<Line> = app
-        .orgs
+pub fn orgs(app: &App, at: &ListPosition, frame: &mut Frame, area: Rect, theme: &Theme) {
+    let shown = at.window(app.orgs.len(), layout::picker_rows(area));
+    let mut lines: Vec<Line> = app.orgs[shown.start..shown.end]
         .iter()
         .enumerate()
         .map(|(i, org)| {
             let marker = if *org == app.org { " (current)" } else { "" };
-            let line = Line::from(format!(" {org}{marker}"));
-            if i == selected {
+            let line = Line::from(format!(" {}{marker}", visible(org)));
+            if shown.start + i == at.selected {
                 line.style(theme.selected())
             } else {
                 line
@@ -197,7 +205,8 @@ pub fn orgs(app: &App, selected: usize, frame: &mut Frame, area: Rect, theme: &T
         "Enter switch · Esc back · new ones: plexmcp org create SLUG",
         theme.dim(),
     ));
-    draw(frame, area, "Organizations", lines, 64, theme);
+    let block = with_more_marks(popup("Organizations", theme), &shown, theme);
+    draw_in(frame, area, block, lines, 64);
 }
 
 pub fn help(frame: &mut Frame, area: Rect, theme: &Theme) {

@@ -11,6 +11,8 @@ use unicode_width::UnicodeWidthChar;
 
 use crate::rules::{Field, is_unsafe_to_show, visible};
 use crate::tui::forms::{EXPIRY_CHOICES, KeyField, KeyForm, McpField, McpForm};
+use crate::tui::panes::wrap;
+use crate::tui::scroll;
 use crate::tui::theme::Theme;
 use crate::tui::ui::{centered, clear};
 
@@ -165,36 +167,75 @@ pub fn key_form(form: &KeyForm, frame: &mut Frame, area: Rect, theme: &Theme) {
         form.focus == KeyField::Access,
         theme,
     );
-    if !form.all_mcps {
-        if form.mcps.is_empty() {
-            f.lines.push(Line::styled(
-                format!("{:LABEL$}no MCPs yet: add them in the MCPs view (m)", ""),
-                theme.warn(),
-            ));
-        }
-        for (i, (slug, on)) in form.mcps.iter().enumerate() {
-            let focused = form.focus == KeyField::McpList && i == form.mcp_cursor;
-            let text = format!("{:LABEL$}[{}] {slug}", "", if *on { "x" } else { " " });
-            f.lines.push(if focused {
-                Line::styled(text, theme.selected())
-            } else {
-                Line::from(text)
-            });
-        }
+    if !form.all_mcps && form.mcps.is_empty() {
+        f.lines.push(Line::styled(
+            format!("{:LABEL$}no MCPs yet: add them in the MCPs view (m)", ""),
+            theme.warn(),
+        ));
     }
+    // The checklist goes in last, in whatever height the rest leaves.
+    let checklist_at = f.lines.len();
     f.error(form.error_for(Field::McpAccess), inner, theme);
     let title = match &form.editing {
         Some(key) => format!("Edit key {}", key.prefix()),
         None => "Create API key".to_string(),
     };
-    f.finish(
+    let mut f = f.finish(
         form.general_error.as_deref(),
         form.busy,
         "Tab move · ←/→ choose · Space toggle · Enter save · Esc cancel",
         inner,
         theme,
-    )
-    .draw(&title, frame, area, width, theme);
+    );
+    if !form.all_mcps {
+        let room = usize::from(area.height.saturating_sub(2)).saturating_sub(f.lines.len());
+        let checklist = checklist(form, room, theme);
+        f.lines.splice(checklist_at..checklist_at, checklist);
+    }
+    f.draw(&title, frame, area, width, theme);
+}
+
+/// The MCP checklist in at most `room` lines: when it is longer, a window
+/// that follows the cursor between lines saying how many are hidden.
+fn checklist<'a>(form: &KeyForm, room: usize, theme: &Theme) -> Vec<Line<'a>> {
+    let len = form.mcps.len();
+    let scrolls = len > room;
+    // Two lines go to the "more" marks, but at least one MCP always shows.
+    let rows = if scrolls {
+        room.saturating_sub(2).max(1)
+    } else {
+        len
+    };
+    let shown = scroll::window(form.mcp_cursor, 0, len, rows);
+    let mark = |arrow: &str, n: usize| {
+        if n == 0 {
+            Line::default()
+        } else {
+            Line::styled(format!("{:LABEL$}{arrow} {n} more", ""), theme.accent())
+        }
+    };
+    let mut lines = Vec::with_capacity(rows + 2);
+    if scrolls {
+        lines.push(mark("↑", shown.above));
+    }
+    for (i, (slug, on)) in form.mcps[shown.start..shown.end].iter().enumerate() {
+        let focused = form.focus == KeyField::McpList && shown.start + i == form.mcp_cursor;
+        let text = format!(
+            "{:LABEL$}[{}] {}",
+            "",
+            if *on { "x" } else { " " },
+            visible(slug)
+        );
+        lines.push(if focused {
+            Line::styled(text, theme.selected())
+        } else {
+            Line::from(text)
+        });
+    }
+    if scrolls {
+        lines.push(mark("↓", shown.below));
+    }
+    lines
 }
 
 pub fn mcp_form(form: &McpForm, frame: &mut Frame, area: Rect, theme: &Theme) {
@@ -287,38 +328,10 @@ fn window(input: &Input, room: usize) -> (String, usize) {
     (shown, before)
 }
 
-/// Splits `text` into lines of at most `width` characters at spaces; a word
-/// longer than a line is cut.
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let width = width.max(1);
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        let mut word: Vec<char> = word.chars().collect();
-        while word.len() > width {
-            if !line.is_empty() {
-                lines.push(std::mem::take(&mut line));
-            }
-            lines.push(word.drain(..width).collect());
-        }
-        let used = line.chars().count();
-        if used > 0 && used + 1 + word.len() > width {
-            lines.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.extend(word);
-    }
-    if !line.is_empty() || lines.is_empty() {
-        lines.push(line);
-    }
-    lines
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{window, wrap};
+    use super::window;
+    use crate::tui::panes::wrap;
     use tui_input::Input;
 
     #[test]

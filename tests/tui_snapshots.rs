@@ -844,3 +844,125 @@ fn a_long_message_wraps_instead_of_losing_its_end() {
     }
     screens("long_message_wrapped", failing);
 }
+
+/// Text with every kind of character the rules refuse.
+fn hostile(text: &str) -> String {
+    format!("{text}\u{202E}\u{1b}[2J\u{200B}\u{2028}x")
+}
+
+/// Every stored string the console shows, made hostile: names written
+/// by an older build or another program, client-supplied tool names and
+/// addresses, org and MCP slugs.
+fn hostile_app() -> App {
+    let mut stored = keys();
+    for key in &mut stored {
+        key.name = hostile(&key.name);
+        key.description = Some(hostile("desc"));
+        key.created_by = hostile("alice");
+        key.revoked_by = key.revoked_by.as_ref().map(|b| hostile(b));
+        key.rotated_from = Some(hostile("Old12345"));
+    }
+    stored[1].access = plexmcp::domain::McpAccess::Only(vec![hostile("github")]);
+    let mut mcps = mcps();
+    for mcp in &mut mcps {
+        mcp.slug = hostile(&mcp.slug);
+        mcp.name = hostile(&mcp.name);
+    }
+    let mut snapshot = snapshot_with(stored, mcps);
+    snapshot.orgs.push(hostile("evil-org"));
+    let mut app = loaded_with(snapshot, 10);
+    let mut detail = detail();
+    for tool in &mut detail.usage.by_tool {
+        tool.mcp = hostile(&tool.mcp);
+        tool.tool = hostile(&tool.tool);
+    }
+    for client in &mut detail.usage.clients {
+        client.ip = hostile(&client.ip);
+    }
+    for request in &mut detail.usage.recent {
+        request.mcp = Some(hostile("everything"));
+        request.tool = Some(hostile("echo"));
+        request.outcome = hostile(&request.outcome);
+        request.client_ip = Some(hostile("203.0.113.9"));
+    }
+    for event in &mut detail.audit {
+        event.actor = hostile(&event.actor);
+        event.actor_addr = Some(hostile("198.51.100.7"));
+        event.action = hostile(&event.action);
+        event.detail = Some(hostile("detail"));
+    }
+    app.update(Action::DetailLoaded(Box::new(detail)));
+    app
+}
+
+/// Issue 12 item 8: no pane or dialog sends a control, separator or
+/// bidi character to the terminal, whatever the stored text holds; each
+/// shows it escaped the one way `rules::visible` does.
+#[test]
+fn no_pane_or_dialog_prints_a_control_or_bidi_character() {
+    let modes: Vec<(&str, Vec<Action>)> = vec![
+        ("list", vec![]),
+        ("detail", vec![press(KeyCode::Tab)]),
+        ("detail wrapped", vec![press(KeyCode::Tab), ch('w')]),
+        ("specific access", vec![ch('j')]),
+        ("revoked", vec![ch('G')]),
+        ("help", vec![ch('?')]),
+        ("edit form", vec![ch('e')]),
+        ("revoke", vec![ch('r')]),
+        ("rotate", vec![ch('R')]),
+        ("mcps", vec![ch('m')]),
+        ("remove mcp", vec![ch('m'), ch('d')]),
+        ("orgs", vec![ch('o'), ch('G')]),
+        ("filter", vec![ch('/'), ch('x')]),
+    ];
+    for (width, height) in SIZES {
+        for (mode, actions) in &modes {
+            let mut app = sized(hostile_app(), width, height);
+            keys_press(&mut app, actions.iter().map(clone_key).collect());
+            let text = screen_text(&draw(&mut app, width, height));
+            for c in text.chars() {
+                assert!(
+                    !plexmcp::rules::is_unsafe_to_show(c),
+                    "{mode} at {width}x{height}: raw U+{:04X} on screen:\n{text}",
+                    u32::from(c)
+                );
+            }
+            // (Help covers what it would show.)
+            if *mode != "help" {
+                assert!(text.contains("\\u{202E}"), "{mode}: escaped, not dropped");
+            }
+        }
+        // A status message and the show-once dialog.
+        let mut app = sized(hostile_app(), width, height);
+        app.update(Action::Failed(
+            plexmcp::tui::action::Operation::Load,
+            AdminError::Internal(hostile("database says")),
+        ));
+        let text = screen_text(&draw(&mut app, width, height));
+        assert!(
+            !text.chars().any(plexmcp::rules::is_unsafe_to_show),
+            "{text}"
+        );
+        let mut app = sized(hostile_app(), width, height);
+        let key = issued_key();
+        let mut record = issued_record(&key, "x");
+        record.name = hostile("new");
+        app.update(Action::KeyIssued {
+            record: Box::new(record),
+            key,
+            replaced: None,
+        });
+        let text = screen_text(&draw(&mut app, width, height));
+        assert!(
+            !text.chars().any(plexmcp::rules::is_unsafe_to_show),
+            "{text}"
+        );
+    }
+}
+
+fn clone_key(action: &Action) -> Action {
+    match action {
+        Action::Key(key) => Action::Key(*key),
+        other => panic!("only keys here, not {other:?}"),
+    }
+}

@@ -125,7 +125,7 @@ fn status_bar(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
     let mut left = vec![
         Span::styled(" plexmcp ", theme.title()),
         Span::raw(" "),
-        Span::styled(app.org.as_str(), theme.bold()),
+        Span::styled(visible(&app.org), theme.bold()),
     ];
     if app.loaded {
         let limit = app

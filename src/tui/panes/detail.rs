@@ -121,7 +121,11 @@ fn lines<'a>(
             Span::styled(visible(&key.name), theme.bold()),
             theme,
         ),
-        field("Key", format!("{} (id {})", key.prefix(), key.id), theme),
+        field(
+            "Key",
+            visible(&format!("{} (id {})", key.prefix(), key.id)).into_owned(),
+            theme,
+        ),
         field("Status", Span::styled(status_text, status_style), theme),
         field(
             "Description",
@@ -146,7 +150,7 @@ fn lines<'a>(
         ),
     ];
     if let Some(from) = &key.rotated_from {
-        out.push(field("Replaces", format!("pmcp_{from}"), theme));
+        out.push(field("Replaces", format!("pmcp_{}", visible(from)), theme));
     }
     out.push(field(
         "MCP access",
@@ -155,7 +159,7 @@ fn lines<'a>(
             McpAccess::Only(slugs) if slugs.is_empty() => {
                 "None (its MCPs were removed)".to_string()
             }
-            McpAccess::Only(slugs) => slugs.join(", "),
+            McpAccess::Only(slugs) => visible(&slugs.join(", ")).into_owned(),
         },
         theme,
     ));
@@ -231,7 +235,7 @@ fn usage_lines<'a>(app: &App, usage: &KeyUsage, theme: &Theme, out: &mut Vec<Lin
         for c in &usage.clients {
             let mut spans = vec![Span::raw(format!(
                 "  {} · first {} · last {} · {}",
-                c.ip,
+                visible(&c.ip),
                 short_time(c.first_seen),
                 ago(app.now, c.last_seen),
                 plural(c.requests, "request")
@@ -265,7 +269,7 @@ fn activity_lines<'a>(detail: &'a Detail, theme: &Theme, out: &mut Vec<Line<'a>>
             e.at.timestamp_millis(),
             Line::from(vec![
                 Span::styled(format!("  {} ", short_time(e.at)), theme.dim()),
-                Span::styled(e.action.clone(), theme.bold()),
+                Span::styled(visible(&e.action).into_owned(), theme.bold()),
                 Span::raw(format!(" by {who}{detail_text}")),
             ]),
         ));
@@ -290,12 +294,12 @@ fn activity_lines<'a>(detail: &'a Detail, theme: &Theme, out: &mut Vec<Line<'a>>
                 Span::raw(format!(
                     "{target}{} {:.1}ms {}",
                     if r.http_status >= 400 {
-                        format!(" {}", r.outcome)
+                        format!(" {}", visible(&r.outcome))
                     } else {
                         String::new()
                     },
                     r.latency_us as f64 / 1000.0,
-                    r.client_ip.as_deref().unwrap_or("-")
+                    visible(r.client_ip.as_deref().unwrap_or("-"))
                 )),
             ]),
         ));

@@ -57,7 +57,7 @@ pub fn show_key(show: &ShowKey, frame: &mut Frame, area: Rect, theme: &Theme) {
         Line::from(vec![
             Span::raw("Name: "),
             Span::styled(visible(&show.record.name), theme.bold()),
-            Span::raw(format!("   Prefix: {}", show.record.prefix())),
+            Span::raw(format!("   Prefix: {}", visible(&show.record.prefix()))),
         ]),
         Line::default(),
         // Borrowed, not formatted: no extra heap copy of the key per frame.
@@ -115,7 +115,7 @@ pub fn confirm(pending: &Pending, frame: &mut Frame, area: Rect, theme: &Theme) 
                 Line::from(vec![
                     Span::raw("Revoke "),
                     Span::styled(format!("\"{}\"", visible(name)), theme.bold()),
-                    Span::raw(format!(" (pmcp_{id})?")),
+                    Span::raw(format!(" (pmcp_{})?", visible(id))),
                 ]),
                 Line::default(),
                 Line::from("It stops working immediately and can never be reactivated."),
@@ -129,7 +129,7 @@ pub fn confirm(pending: &Pending, frame: &mut Frame, area: Rect, theme: &Theme) 
             vec![
                 Line::from(vec![
                     Span::raw("Remove MCP "),
-                    Span::styled(slug.as_str(), theme.bold()),
+                    Span::styled(visible(slug), theme.bold()),
                     Span::raw("?"),
                 ]),
                 Line::default(),
@@ -147,7 +147,7 @@ pub fn confirm_quit(show: &ShowKey, frame: &mut Frame, area: Rect, theme: &Theme
     let lines = vec![
         Line::from(vec![
             Span::raw("Quitting closes the new key "),
-            Span::styled(show.record.prefix(), theme.bold()),
+            Span::styled(visible(&show.record.prefix()).into_owned(), theme.bold()),
             Span::raw(format!(" (\"{}\").", visible(&show.record.name))),
         ]),
         Line::default(),
@@ -166,7 +166,7 @@ pub fn rotate(id: &str, name: &str, frame: &mut Frame, area: Rect, theme: &Theme
         Line::from(vec![
             Span::raw("Rotate "),
             Span::styled(format!("\"{}\"", visible(name)), theme.bold()),
-            Span::raw(format!(" (pmcp_{id})?")),
+            Span::raw(format!(" (pmcp_{})?", visible(id))),
         ]),
         Line::default(),
         Line::from("A new key with the same name, description, MCP access"),

@@ -7,9 +7,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 use tui_input::Input;
 
-use unicode_width::UnicodeWidthChar;
+use unicode_width::UnicodeWidthStr;
 
-use crate::rules::{Field, is_unsafe_to_show, visible};
+use crate::rules::{Field, visible};
 use crate::tui::forms::{EXPIRY_CHOICES, KeyField, KeyForm, McpField, McpForm};
 use crate::tui::panes::wrap;
 use crate::tui::scroll;
@@ -177,7 +177,7 @@ pub fn key_form(form: &KeyForm, frame: &mut Frame, area: Rect, theme: &Theme) {
     let checklist_at = f.lines.len();
     f.error(form.error_for(Field::McpAccess), inner, theme);
     let title = match &form.editing {
-        Some(key) => format!("Edit key {}", key.prefix()),
+        Some(key) => format!("Edit key {}", visible(&key.prefix())),
         None => "Create API key".to_string(),
     };
     let mut f = f.finish(
@@ -300,30 +300,31 @@ pub fn mcp_form(form: &McpForm, frame: &mut Frame, area: Rect, theme: &Theme) {
 
 /// What of `input` fits in `room` columns around its cursor, and the
 /// cursor's column in it. A character the rules refuse (an invisible or
-/// direction-changing one, typed or in a name stored long ago) shows as
-/// `�`, one column wide, so it can be seen and deleted but never acts.
+/// direction-changing one, typed or in a name stored long ago) is shown
+/// escaped by `visible`, as every pane shows it, so it can be seen and
+/// deleted but never acts.
 fn window(input: &Input, room: usize) -> (String, usize) {
-    let chars: Vec<char> = input
+    let pieces: Vec<String> = input
         .value()
         .chars()
-        .map(|c| if is_unsafe_to_show(c) { '\u{FFFD}' } else { c })
+        .map(|c| visible(c.encode_utf8(&mut [0; 4])).into_owned())
         .collect();
-    let width = |c: &char| c.width().unwrap_or(0);
-    let cursor = input.cursor().min(chars.len());
+    let width = |piece: &String| piece.width();
+    let cursor = input.cursor().min(pieces.len());
     let mut first = 0;
-    let mut before: usize = chars[..cursor].iter().map(width).sum();
+    let mut before: usize = pieces[..cursor].iter().map(width).sum();
     while before > room && first < cursor {
-        before -= width(&chars[first]);
+        before -= width(&pieces[first]);
         first += 1;
     }
     let mut shown = String::new();
     let mut used = 0;
-    for c in &chars[first..] {
-        if used + width(c) > room {
+    for piece in &pieces[first..] {
+        if used + width(piece) > room {
             break;
         }
-        used += width(c);
-        shown.push(*c);
+        used += width(piece);
+        shown.push_str(piece);
     }
     (shown, before)
 }
@@ -347,7 +348,7 @@ mod tests {
         assert_eq!(window(&Input::new("abc".into()), 10), ("abc".into(), 3));
         assert_eq!(window(&Input::new("abcdef".into()), 4), ("cdef".into(), 4));
         let raw = Input::new("evil\u{202E}gnp".into());
-        assert_eq!(window(&raw, 20), ("evil\u{FFFD}gnp".into(), 8));
+        assert_eq!(window(&raw, 30), ("evil\\u{202E}gnp".into(), 15));
         let wide = Input::new("生产服务器".into());
         assert_eq!(window(&wide, 6), ("服务器".into(), 6));
     }

@@ -1801,3 +1801,21 @@ fn the_custom_date_field_takes_only_a_date() {
         other => panic!("expected CreateKey, got {other:?}"),
     }
 }
+
+/// Item 10: sorting by name reads numbers as numbers.
+#[test]
+fn name_sort_is_natural() {
+    let names = ["key-14", "key-140", "Key-3", "key-141", "key-2", "key-1"];
+    let stored = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| key(i64::try_from(i + 1).unwrap(), &format!("N{i:07}"), name))
+        .collect();
+    let mut app = loaded_with(snapshot_with(stored, Vec::new()), 10);
+    app.update(ch('s'));
+    assert_eq!(app.sort, SortKey::Name);
+    assert_eq!(
+        names_in_view(&app),
+        ["key-1", "key-2", "Key-3", "key-14", "key-140", "key-141"]
+    );
+}

@@ -6,6 +6,7 @@
 
 mod guards;
 mod list;
+mod natural;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::Rect;

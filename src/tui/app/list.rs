@@ -3,6 +3,7 @@
 
 use ratatui::layout::Rect;
 
+use super::natural::natural_key;
 use super::{App, Effect, Focus, Mode, SortKey};
 use crate::domain::KeyStatus;
 use crate::tui::panes::detail;
@@ -28,7 +29,7 @@ impl App {
         match self.sort {
             // The store lists newest first already.
             SortKey::Created => {}
-            SortKey::Name => view.sort_by_cached_key(|&i| keys[i].name.to_lowercase()),
+            SortKey::Name => view.sort_by_cached_key(|&i| natural_key(&keys[i].name)),
             SortKey::LastUsed => view.sort_by_key(|&i| std::cmp::Reverse(keys[i].last_used_at)),
             SortKey::Expires => {
                 view.sort_by_key(|&i| (keys[i].expires_at.is_none(), keys[i].expires_at))

@@ -966,3 +966,87 @@ fn clone_key(action: &Action) -> Action {
         other => panic!("only keys here, not {other:?}"),
     }
 }
+
+/// The status bar's text at `width`.
+fn header(app: &mut App, width: u16, height: u16) -> String {
+    let terminal = draw(app, width, height);
+    let buffer = terminal.backend().buffer();
+    (0..width)
+        .map(|x| buffer[(x, 0)].symbol().to_string())
+        .collect()
+}
+
+/// Issue 12 item 6: however crowded, the header keeps the key count and
+/// the server's address whole, with a gap between its halves.
+#[test]
+fn the_header_gives_up_whole_pieces_and_never_overlaps() {
+    use plexmcp::domain::Plan;
+    let orgs = ["acme", "production-eu-west-1", &"long-org-name-".repeat(8)];
+    for plan in [Plan::Free, Plan::Pro, Plan::Enterprise] {
+        for org in orgs {
+            for per_minute in [0, 123_456_789] {
+                for (width, height) in [(80, 24), (100, 30), (120, 40)] {
+                    let mut snapshot = snapshot();
+                    snapshot.org_slug = org.to_string();
+                    snapshot.plan = plan;
+                    snapshot.active_keys = 6;
+                    let mut app = plexmcp::tui::app::App::new(org, now(), running());
+                    app.update(Action::Loaded(Box::new(snapshot)));
+                    app.update(Action::Server(ServerStatus::Running {
+                        addr: "127.0.0.1:8470".into(),
+                        per_minute,
+                        errors_per_minute: 3,
+                        usage_lost: Losses {
+                            dropped: per_minute,
+                            ..Losses::default()
+                        },
+                    }));
+                    let text = header(&mut app, width, height);
+                    let count = match plan.key_limit() {
+                        Some(limit) => format!(" · 6/{limit} keys"),
+                        None => " · 6 keys".to_string(),
+                    };
+                    let case = format!("{plan} {org} {per_minute} at {width}: {text:?}");
+                    let keys_end = text.find(&count).expect(&case) + count.len();
+                    let addr = text.find("127.0.0.1:8470").expect(&case);
+                    let between = text[keys_end..addr].trim_end_matches("serving ");
+                    assert!(between.len() >= 2 && between.trim().is_empty(), "{case}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn crowded_header() {
+    screens("crowded_header", || {
+        let mut snapshot = snapshot();
+        snapshot.org_slug = "production-eu-west-1".into();
+        snapshot.plan = plexmcp::domain::Plan::Enterprise;
+        snapshot.active_keys = 6;
+        let mut app = plexmcp::tui::app::App::new("production-eu-west-1", now(), running());
+        app.update(Action::Loaded(Box::new(snapshot)));
+        app.update(Action::Server(ServerStatus::Running {
+            addr: "127.0.0.1:8470".into(),
+            per_minute: 12_345,
+            errors_per_minute: 3,
+            usage_lost: Losses::default(),
+        }));
+        app
+    });
+}
+
+/// Issue 12 item 6: at 80 columns the footer still offers `o org` (the
+/// sort hint goes first: the list's title shows the sort already).
+#[test]
+fn the_footer_keeps_the_org_hint_at_80_columns() {
+    let mut app = loaded();
+    let terminal = draw(&mut app, 80, 24);
+    let buffer = terminal.backend().buffer();
+    let footer: String = (0..80)
+        .map(|x| buffer[(x, 23)].symbol().to_string())
+        .collect();
+    for hint in ["n new", "o org", "m MCPs", "? help", "q quit"] {
+        assert!(footer.contains(hint), "{hint}: {footer:?}");
+    }
+}

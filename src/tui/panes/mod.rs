@@ -5,6 +5,7 @@ pub mod dialogs;
 pub mod forms;
 pub mod key_list;
 pub mod mcps;
+pub mod status_bar;
 
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Block;

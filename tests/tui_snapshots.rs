@@ -1050,3 +1050,95 @@ fn the_footer_keeps_the_org_hint_at_80_columns() {
         assert!(footer.contains(hint), "{hint}: {footer:?}");
     }
 }
+
+/// A key whose details hold a 300-character tool name and a long client line.
+fn long_lines_app() -> App {
+    let mut app = loaded();
+    let mut detail = detail();
+    detail.usage.by_tool[0].tool = "t".repeat(300);
+    detail.usage.recent[0].tool = Some("x".repeat(300));
+    detail.usage.clients[0].ip = "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff".into();
+    app.update(Action::DetailLoaded(Box::new(detail)));
+    app.update(press(KeyCode::Tab));
+    app
+}
+
+/// The details pane's rows (inside its border) at `width`×`height`.
+fn detail_rows(app: &mut App, width: u16, height: u16) -> Vec<String> {
+    let terminal = draw(app, width, height);
+    let area = app.detail_area;
+    let buffer = terminal.backend().buffer();
+    (area.y + 1..area.y + area.height - 1)
+        .map(|y| {
+            (area.x + 1..area.x + area.width - 1)
+                .map(|x| buffer[(x, y)].symbol().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// Issue 12 item 12: a long value takes one line, cut with `…`; `w`
+/// shows it whole, wrapped under its own start rather than at column 0.
+#[test]
+fn long_detail_lines_are_cut_and_wrap_on_request() {
+    for (width, height) in SIZES {
+        let mut app = sized(long_lines_app(), width, height);
+        // Scrolled so the tool breakdown is in view at 80×24 too.
+        for _ in 0..12 {
+            app.update(ch('j'));
+        }
+        let rows = detail_rows(&mut app, width, height);
+        let tool = rows
+            .iter()
+            .position(|r| r.contains("everything/ttt"))
+            .unwrap_or_else(|| panic!("{rows:#?}"));
+        assert!(rows[tool].trim_end().ends_with('…'), "{rows:#?}");
+        assert!(rows[tool + 1].contains("github/search_issues"), "{rows:#?}");
+
+        app.update(ch('w'));
+        app.update(ch('g'));
+        let lines = plexmcp::tui::panes::detail::line_count(&app);
+        let mut all = Vec::new();
+        // Page through the whole text: every line once.
+        loop {
+            let rows = detail_rows(&mut app, width, height);
+            let top = usize::from(app.detail_scroll);
+            for (i, row) in rows.into_iter().enumerate() {
+                if all.len() == top + i {
+                    all.push(row);
+                }
+            }
+            let before = app.detail_scroll;
+            app.update(press(KeyCode::PageDown));
+            if app.detail_scroll == before {
+                break;
+            }
+        }
+        assert!(all.len() >= lines, "{} of {lines}", all.len());
+        let text = all.concat();
+        assert!(text.matches('t').count() >= 300);
+        let tool = all
+            .iter()
+            .position(|r| r.contains("everything/ttt"))
+            .unwrap();
+        // Continuation lines start indented, never at column 0.
+        let end = all
+            .iter()
+            .position(|r| r.contains("1100 requests"))
+            .unwrap();
+        assert!(end > tool, "{all:#?}");
+        for row in &all[tool + 1..=end] {
+            assert!(row.starts_with("    t"), "{row:?}");
+        }
+        assert!(
+            !all.iter().any(|r| r.contains('…')),
+            "nothing cut: {all:#?}"
+        );
+    }
+    screens("long_detail_lines_cut", long_lines_app);
+    screens("long_detail_lines_wrapped", || {
+        let mut app = long_lines_app();
+        app.update(ch('w'));
+        app
+    });
+}

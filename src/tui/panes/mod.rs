@@ -7,6 +7,7 @@ pub mod key_list;
 pub mod mcps;
 pub mod status_bar;
 
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Block;
 use unicode_width::UnicodeWidthChar;
@@ -92,37 +93,59 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
-/// `line` broken into lines of at most `width` columns, the second and
-/// later starting `indent` columns in, so wrapped text never runs back to
+/// `line` broken into lines of at most `width` columns, at spaces where
+/// it can be (a word longer than a line is cut), the second and later
+/// lines starting `indent` columns in, so wrapped text never runs back to
 /// column 0 under its label.
 pub fn wrap_line(line: Line<'_>, width: usize, indent: usize) -> Vec<Line<'static>> {
     let width = width.max(1);
     let indent = if indent * 2 > width { 0 } else { indent };
-    let style = line.style;
-    let mut out: Vec<Line<'static>> = Vec::new();
-    let mut current: Vec<Span<'static>> = Vec::new();
+    let chars: Vec<(char, Style)> = line
+        .spans
+        .iter()
+        .flat_map(|span| span.content.chars().map(move |c| (c, span.style)))
+        .collect();
+    let mut rows: Vec<Vec<(char, Style)>> = Vec::new();
+    let mut row: Vec<(char, Style)> = Vec::new();
     let mut used = 0;
-    for span in line.spans {
-        let mut text = String::new();
-        for c in span.content.chars() {
-            let w = c.width().unwrap_or(0);
-            if used + w > width && used > indent {
-                if !text.is_empty() {
-                    current.push(Span::styled(std::mem::take(&mut text), span.style));
-                }
-                out.push(Line::from(std::mem::take(&mut current)).style(style));
-                current.push(Span::raw(" ".repeat(indent)));
-                used = indent;
-            }
-            used += w;
-            text.push(c);
+    let start = |rows: &Vec<Vec<(char, Style)>>| if rows.is_empty() { 0 } else { indent };
+    for (c, style) in chars {
+        let w = c.width().unwrap_or(0);
+        let first = start(&rows);
+        if used + w > width && row.len() > first {
+            // Break after the row's last space past the indent (on the first
+            // row that is the label's column, which keeps a value beside it).
+            let from = indent.min(row.len());
+            let cut = row[from..]
+                .iter()
+                .rposition(|(c, _)| *c == ' ')
+                .map(|at| from + at + 1)
+                .filter(|&at| at < row.len());
+            let rest = cut.map(|at| row.split_off(at)).unwrap_or_default();
+            rows.push(std::mem::take(&mut row));
+            row = vec![(' ', Style::default()); indent];
+            row.extend(rest);
+            used = row.iter().map(|(c, _)| c.width().unwrap_or(0)).sum();
         }
-        if !text.is_empty() {
-            current.push(Span::styled(text, span.style));
+        if row.len() == start(&rows) && !rows.is_empty() && c == ' ' {
+            continue; // no line starts with the space it broke at
         }
+        used += w;
+        row.push((c, style));
     }
-    out.push(Line::from(current).style(style));
-    out
+    rows.push(row);
+    rows.into_iter()
+        .map(|row| {
+            let mut spans: Vec<Span<'static>> = Vec::new();
+            for (c, style) in row {
+                match spans.last_mut() {
+                    Some(last) if last.style == style => last.content.to_mut().push(c),
+                    _ => spans.push(Span::styled(c.to_string(), style)),
+                }
+            }
+            Line::from(spans).style(line.style)
+        })
+        .collect()
 }
 
 /// A compact age such as `5m ago`, `3h ago`, `12d ago`.
@@ -199,11 +222,17 @@ mod tests {
     fn wrap_line_continues_under_the_indent_and_keeps_styles() {
         let dim = ratatui::style::Style::default().dim();
         let line = Line::from(vec![Span::styled("Tool  ", dim), Span::raw("abcdefghij")]);
-        let lines: Vec<String> = wrap_line(line.clone(), 8, 2)
+        let lines: Vec<String> = wrap_line(line.clone(), 12, 6)
             .iter()
             .map(ToString::to_string)
             .collect();
-        assert_eq!(lines, ["Tool  ab", "  cdefgh", "  ij"]);
+        assert_eq!(lines, ["Tool  abcdef", "      ghij"]);
+        // Words move to the next line whole when they can.
+        let words: Vec<String> = wrap_line(Line::from("one two three four"), 9, 2)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(words, ["one two ", "  three ", "  four"]);
         assert_eq!(wrap_line(line.clone(), 8, 2)[0].spans[0].style, dim);
         assert_eq!(wrap_line(line.clone(), 40, 2).len(), 1);
         // An indent too big for the width is dropped rather than looping.

@@ -157,8 +157,8 @@ fn selection_never_leaves_the_list() {
         press(KeyCode::PageUp),
         press(KeyCode::Down),
         press(KeyCode::Up),
-        Action::Scroll(1),
-        Action::Scroll(-1),
+        wheel(1),
+        wheel(-1),
         ch('s'),
     ];
     let mut app = loaded_with(snapshot_with(many_keys(40), Vec::new()), 7);
@@ -194,7 +194,11 @@ fn selection_never_leaves_the_list() {
                 let i = next(keys.len());
                 let action = match &keys[i] {
                     Action::Key(k) => Action::Key(*k),
-                    Action::Scroll(d) => Action::Scroll(*d),
+                    Action::Scroll {
+                        notches,
+                        column,
+                        row,
+                    } => wheel_at(*notches, *column, *row),
                     _ => unreachable!(),
                 };
                 app.update(action);
@@ -755,7 +759,7 @@ fn every_binding() -> Vec<Action> {
         keys.push(press(code));
     }
     keys.extend([ctrl('d'), ctrl('u')]);
-    keys.extend([Action::Click { column: 5, row: 4 }, Action::Scroll(3)]);
+    keys.extend([Action::Click { column: 5, row: 4 }, wheel(3)]);
     keys
 }
 
@@ -1490,18 +1494,20 @@ fn clicks_are_ignored_while_a_dialog_is_open() {
     assert!(matches!(app.mode, Mode::Help));
 }
 
+/// Item 9: the wheel scrolls the pane under the pointer, whichever has
+/// the focus, and leaves the focus where it was.
 #[test]
-fn the_wheel_scrolls_the_focused_pane() {
+fn the_wheel_scrolls_the_pane_under_the_pointer() {
     let mut app = loaded_with(snapshot_with(many_keys(10), Vec::new()), 5);
-    assert_eq!(detail_row(app.update(Action::Scroll(1))), 7);
+    assert_eq!(detail_row(app.update(wheel(1))), 7);
     assert_eq!(app.selected, 3);
-    app.update(Action::Scroll(5));
+    app.update(wheel(5));
     assert_eq!(app.selected, 9, "clamped to the last key");
-    app.update(Action::Scroll(-1));
+    app.update(wheel(-1));
     assert_eq!(app.selected, 6);
-    app.update(Action::Scroll(-10));
+    app.update(wheel(-10));
     assert_eq!(app.selected, 0);
-    // Over the detail pane it scrolls the text (details longer than the pane).
+    // Details longer than their pane, so they can scroll.
     app.update(Action::DetailLoaded(Box::new(
         plexmcp::tui::action::Detail {
             key_row: 10,
@@ -1512,15 +1518,26 @@ fn the_wheel_scrolls_the_focused_pane() {
         list: ratatui::layout::Rect::new(0, 1, 70, 8),
         detail: ratatui::layout::Rect::new(70, 1, 50, 12),
     });
-    app.update(press(KeyCode::Tab));
-    assert!(app.update(Action::Scroll(2)).is_none());
+    let over_detail = |notches| wheel_at(notches, 90, 6);
+    // Over the details with the list focused: the details scroll.
+    assert_eq!(app.focus, Focus::List);
+    assert!(app.update(over_detail(2)).is_none());
     assert_eq!(app.detail_scroll, 6);
     assert_eq!(app.selected, 0);
-    app.update(Action::Scroll(-5));
+    assert_eq!(app.focus, Focus::List, "focus stays");
+    app.update(over_detail(-5));
     assert_eq!(app.detail_scroll, 0);
+    // Over the list with the details focused: the list moves.
+    app.update(press(KeyCode::Tab));
+    assert_eq!(detail_row(app.update(wheel(1))), 7);
+    assert_eq!(app.focus, Focus::Detail, "focus stays");
+    // Over neither (the status bar, the footer): nothing.
+    assert!(app.update(wheel_at(1, 5, 0)).is_none());
+    assert!(app.update(wheel_at(1, 119, 39)).is_none());
+    assert_eq!(app.selected, 3);
     // Not while a dialog is open.
     app.update(ch('?'));
-    assert!(app.update(Action::Scroll(1)).is_none());
+    assert!(app.update(over_detail(1)).is_none());
     assert_eq!(app.detail_scroll, 0);
 }
 
@@ -1604,9 +1621,9 @@ fn the_mcps_view_has_every_list_key_and_scrolls_with_its_selection() {
     assert_eq!(mcps_position(&app).selected, rows);
     // The wheel moves the list in front, not the key list behind it.
     let key_before = app.selected;
-    app.update(Action::Scroll(1));
+    app.update(wheel(1));
     assert_eq!(mcps_position(&app).selected, rows + 3);
-    app.update(Action::Scroll(-100));
+    app.update(wheel(-100));
     assert_eq!(mcps_position(&app).selected, 0);
     assert_eq!(app.selected, key_before);
     app.update(press(KeyCode::Down));
@@ -1624,7 +1641,7 @@ fn the_org_picker_has_every_list_key() {
     assert!(matches!(app.mode, Mode::Orgs(at) if at.selected == 2));
     app.update(ch('g'));
     assert!(matches!(app.mode, Mode::Orgs(at) if at.selected == 0));
-    app.update(Action::Scroll(1));
+    app.update(wheel(1));
     assert!(matches!(app.mode, Mode::Orgs(at) if at.selected == 2));
 }
 
@@ -1646,7 +1663,7 @@ fn the_mcp_checklist_moves_like_every_list() {
     assert_eq!(key_form(&app).mcp_cursor, 0);
     app.update(press(KeyCode::PageDown));
     assert_eq!(key_form(&app).mcp_cursor, 8);
-    app.update(Action::Scroll(-1));
+    app.update(wheel(-1));
     assert_eq!(key_form(&app).mcp_cursor, 5);
     assert_eq!(
         key_form(&app).access(),
@@ -1672,7 +1689,7 @@ fn the_details_scroll_stops_at_their_last_line() {
     }
     assert_eq!(app.detail_scroll, last_top);
     app.update(ch('j'));
-    app.update(Action::Scroll(5));
+    app.update(wheel_at(5, 80, 5));
     assert_eq!(app.detail_scroll, last_top);
     app.update(ch('k'));
     assert_eq!(app.detail_scroll, last_top - 1, "k moves at once");

@@ -88,8 +88,13 @@ pub enum Action {
         column: u16,
         row: u16,
     },
-    /// Mouse wheel: positive scrolls down.
-    Scroll(i32),
+    /// Mouse wheel notches (positive scrolls down) with the pointer's
+    /// cell: the pane under the pointer scrolls, focused or not.
+    Scroll {
+        notches: i32,
+        column: u16,
+        row: u16,
+    },
     /// Where the list and detail panes were drawn, for paging and clicks.
     Layout {
         list: Rect,

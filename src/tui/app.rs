@@ -271,9 +271,13 @@ impl App {
                 self.on_key(key)
             }
             // Nothing under the pointer is on screen when the terminal is too small.
-            Action::Click { .. } | Action::Scroll(_) if self.too_small() => None,
+            Action::Click { .. } | Action::Scroll { .. } if self.too_small() => None,
             Action::Click { column, row } => self.on_click(column, row),
-            Action::Scroll(delta) => self.on_wheel(delta),
+            Action::Scroll {
+                notches,
+                column,
+                row,
+            } => self.on_wheel(notches, column, row),
             Action::Layout { list, detail } => {
                 self.list_area = list;
                 self.detail_area = detail;
@@ -557,17 +561,21 @@ impl App {
     }
 
     /// The wheel moves whatever list or text is in front: a dialog's list
-    /// when one is open, otherwise the focused pane.
-    fn on_wheel(&mut self, notches: i32) -> Option<Effect> {
+    /// when one is open, otherwise the pane under the pointer.
+    fn on_wheel(&mut self, notches: i32, column: u16, row: u16) -> Option<Effect> {
         let step = Step::Wheel(notches);
         if matches!(self.mode, Mode::Normal) {
-            return match self.focus {
-                Focus::List => self.step_list(step),
-                Focus::Detail => {
-                    self.scroll_detail(notches.saturating_mul(scroll::WHEEL_ROWS));
-                    None
-                }
-            };
+            // The pane under the pointer, as in any terminal or browser;
+            // focus stays where the keyboard left it.
+            let under = ratatui::layout::Position::new(column, row);
+            if self.detail_area.contains(under) {
+                self.scroll_detail(notches.saturating_mul(scroll::WHEEL_ROWS));
+                return None;
+            }
+            if self.list_area.contains(under) {
+                return self.step_list(step);
+            }
+            return None;
         }
         let (mcps_rows, picker_rows) = (self.mcps_rows(), layout::picker_rows(self.screen_area()));
         match &mut self.mode {

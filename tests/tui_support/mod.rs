@@ -316,3 +316,16 @@ pub fn sized(mut app: App, width: u16, height: u16) -> App {
     app.update(Action::Resize { width, height });
     app
 }
+
+/// The wheel over the key list of `layout` (any height).
+pub fn wheel(notches: i32) -> Action {
+    wheel_at(notches, 5, 4)
+}
+
+pub fn wheel_at(notches: i32, column: u16, row: u16) -> Action {
+    Action::Scroll {
+        notches,
+        column,
+        row,
+    }
+}

@@ -225,7 +225,7 @@ pub fn help(frame: &mut Frame, area: Rect, theme: &Theme) {
         theme.dim(),
     ));
     lines.push(Line::styled(
-        " Mouse: click selects a row, the wheel scrolls",
+        " Mouse: click selects, the wheel scrolls what it is over",
         theme.dim(),
     ));
     lines.push(Line::styled(" Press any key to close", theme.dim()));

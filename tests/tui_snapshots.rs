@@ -884,6 +884,7 @@ fn hostile_app() -> App {
         request.tool = Some(hostile("echo"));
         request.outcome = hostile(&request.outcome);
         request.client_ip = Some(hostile("203.0.113.9"));
+        request.user_agent = Some(hostile("curl/8.5.0"));
     }
     for event in &mut detail.audit {
         event.actor = hostile(&event.actor);
@@ -1141,4 +1142,23 @@ fn long_detail_lines_are_cut_and_wrap_on_request() {
         app.update(ch('w'));
         app
     });
+}
+
+/// Item 13: a request that named no MCP or tool (invalid JSON) reads the
+/// same in the breakdown and in Activity, and user agents are shown.
+#[test]
+fn unnamed_requests_read_the_same_everywhere_and_user_agents_show() {
+    let mut app = loaded();
+    let mut detail = detail();
+    detail.usage.by_tool[1].mcp = String::new();
+    detail.usage.by_tool[1].tool = String::new();
+    detail.usage.recent[1].mcp = None;
+    detail.usage.recent[1].tool = None;
+    app.update(Action::DetailLoaded(Box::new(detail)));
+    app.update(ch('w'));
+    let screen = draw(&mut app, 120, 40).backend().to_string();
+    assert!(screen.contains("  -/-  90 requests"), "{screen}");
+    assert!(screen.contains("504 -/- upstream_timeout"), "{screen}");
+    assert!(!screen.contains("  /  "), "{screen}");
+    assert!(screen.contains("curl/8.5.0"), "{screen}");
 }

@@ -1836,3 +1836,45 @@ fn name_sort_is_natural() {
         ["key-1", "key-2", "Key-3", "key-14", "key-140", "key-141"]
     );
 }
+
+/// Item 13: Esc in the list clears an active filter (and does nothing
+/// without one).
+#[test]
+fn esc_in_the_list_clears_the_filter() {
+    let mut app = loaded();
+    assert!(app.update(press(KeyCode::Esc)).is_none());
+    app.update(ch('/'));
+    type_text_or_detail(&mut app, "lap");
+    app.update(press(KeyCode::Enter));
+    assert_eq!(names_in_view(&app), ["laptop"]);
+    assert_normal(&app);
+    app.update(press(KeyCode::Esc));
+    assert_eq!(app.filter, "");
+    assert_eq!(app.view.len(), 4);
+    assert_eq!(selected_name(&app), "laptop", "the selection stays");
+    assert_normal(&app);
+}
+
+/// Item 13: saving an edit that changes nothing says so as it closes.
+#[test]
+fn saving_an_unchanged_edit_says_so() {
+    let mut app = loaded();
+    app.update(ch('e'));
+    assert!(app.update(press(KeyCode::Enter)).is_none());
+    assert_normal(&app);
+    let flash = app.flash.as_ref().expect("a message");
+    assert!(flash.text.contains("No changes"), "{flash:?}");
+    assert!(!flash.error);
+}
+
+/// Item 13: switching organization says where you are now.
+#[test]
+fn switching_organization_says_so() {
+    let mut app = loaded();
+    app.update(ch('o'));
+    app.update(ch('j'));
+    app.update(press(KeyCode::Enter));
+    assert_eq!(app.org, "beta-labs");
+    let flash = app.flash.as_ref().expect("a message");
+    assert_eq!(flash.text, "Switched to organization 'beta-labs'");
+}

@@ -134,6 +134,8 @@ pub enum Intent {
     PageDown,
     SwitchPane,
     Filter,
+    /// Esc in the list: drop an active filter.
+    ClearFilter,
     Sort,
     Create,
     Edit,
@@ -185,8 +187,8 @@ pub const BINDINGS: &[Binding] = &[
         intent: Intent::SwitchPane,
     },
     Binding {
-        keys: "/",
-        does: "filter by name or prefix",
+        keys: "/ · Esc",
+        does: "filter by name or prefix · clear the filter",
         intent: Intent::Filter,
     },
     Binding {
@@ -261,6 +263,7 @@ pub fn intent_for(key: KeyEvent) -> Option<Intent> {
         KeyCode::PageDown => Intent::PageDown,
         KeyCode::Tab | KeyCode::BackTab => Intent::SwitchPane,
         KeyCode::Char('/') => Intent::Filter,
+        KeyCode::Esc => Intent::ClearFilter,
         KeyCode::Char('s') => Intent::Sort,
         KeyCode::Char('n') => Intent::Create,
         KeyCode::Char('e') => Intent::Edit,

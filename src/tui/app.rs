@@ -424,6 +424,10 @@ impl App {
                     None
                 }
                 FormOutcome::Cancel => None,
+                FormOutcome::Unchanged => {
+                    self.flash("No changes to save: the key is as it was", false);
+                    None
+                }
                 FormOutcome::Submit(submit) => {
                     self.mode = Mode::KeyForm(form);
                     let org = self.org.clone();
@@ -476,7 +480,7 @@ impl App {
                     self.mode = Mode::McpForm(form);
                     None
                 }
-                FormOutcome::Cancel => {
+                FormOutcome::Cancel | FormOutcome::Unchanged => {
                     self.mode = Mode::Mcps(ListPosition::default());
                     None
                 }
@@ -550,6 +554,7 @@ impl App {
                 self.selected = 0;
                 self.offset = 0;
                 self.loaded = false;
+                self.flash(format!("Switched to organization '{}'", self.org), false);
                 Some(self.refresh(true))
             }
             KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('o') => None,
@@ -636,6 +641,18 @@ impl App {
             Intent::Filter => {
                 self.mode = Mode::Filter(Input::new(self.filter.clone()));
                 None
+            }
+            Intent::ClearFilter => {
+                if self.filter.is_empty() {
+                    return None;
+                }
+                let before = self.selected_key().map(|k| k.row_id);
+                self.filter.clear();
+                self.rebuild_view(before);
+                let after = self.selected_key().map(|k| k.row_id);
+                after
+                    .filter(|_| after != before)
+                    .map(|key_row| Effect::LoadDetail { key_row })
             }
             Intent::Sort => {
                 self.sort = self.sort.next();

@@ -41,6 +41,8 @@ pub enum KeyField {
 pub enum FormOutcome<R> {
     Stay,
     Cancel,
+    /// Saving an edit that changes nothing: closes, and says so.
+    Unchanged,
     Submit(R),
 }
 
@@ -267,7 +269,7 @@ impl KeyForm {
                 self.busy = true;
                 FormOutcome::Submit(submit)
             }
-            Ok(None) => FormOutcome::Cancel,
+            Ok(None) => FormOutcome::Unchanged,
             Err(e) => {
                 self.show_error(e);
                 FormOutcome::Stay

@@ -190,8 +190,12 @@ fn footer<'a>(app: &'a App, theme: &Theme, width: u16) -> Paragraph<'a> {
         Mode::Orgs(_) => &[("j/k", "move"), ("Enter", "switch"), ("Esc", "back")],
         Mode::Help | Mode::Filter(_) => &[("any key", "close")],
     };
-    let filter = (!app.filter.is_empty() && matches!(app.mode, Mode::Normal))
-        .then(|| Span::styled(format!(" filter: {}", visible(&app.filter)), theme.dim()));
+    let filter = (!app.filter.is_empty() && matches!(app.mode, Mode::Normal)).then(|| {
+        Span::styled(
+            format!(" filter: {} (Esc clears)", visible(&app.filter)),
+            theme.dim(),
+        )
+    });
     // When the hints do not fit, give up the least needed first (those in
     // DROP_FIRST, then from the middle): help and quit (the last two)
     // always stay, and `?` lists the rest.

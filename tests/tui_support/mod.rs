@@ -182,6 +182,7 @@ pub fn usage() -> KeyUsage {
                 http_status: 200,
                 latency_us: 12_400,
                 client_ip: Some("203.0.113.9".into()),
+                user_agent: Some("curl/8.5.0".into()),
             },
             RecentRequest {
                 at_ms: (now() - TimeDelta::minutes(40)).timestamp_millis(),
@@ -191,6 +192,7 @@ pub fn usage() -> KeyUsage {
                 http_status: 504,
                 latency_us: 30_001_000,
                 client_ip: Some("10.0.0.5".into()),
+                user_agent: None,
             },
         ],
     }

@@ -222,9 +222,8 @@ fn usage_lines<'a>(app: &App, usage: &KeyUsage, theme: &Theme, out: &mut Vec<Lin
             };
             // Tool names come from clients: shown escaped like any stored text.
             out.push(Line::from(format!(
-                "  {}/{}  {}{errors}",
-                visible(&t.mcp),
-                visible(&t.tool),
+                "  {}  {}{errors}",
+                target(Some(&t.mcp), Some(&t.tool)),
                 plural(t.requests, "request")
             )));
         }
@@ -281,18 +280,20 @@ fn activity_lines<'a>(detail: &'a Detail, theme: &Theme, out: &mut Vec<Line<'a>>
         } else {
             theme.ok()
         };
-        let target = format!(
-            "{}/{}",
-            visible(r.mcp.as_deref().unwrap_or("-")),
-            visible(r.tool.as_deref().unwrap_or("-"))
-        );
+        let target = target(r.mcp.as_deref(), r.tool.as_deref());
+        // Who called: the user agent, when the client sent one.
+        let agent = r
+            .user_agent
+            .as_deref()
+            .map(|ua| format!(" · {}", visible(ua)))
+            .unwrap_or_default();
         items.push((
             r.at_ms,
             Line::from(vec![
                 Span::styled(format!("  {} ", short_time(at)), theme.dim()),
                 Span::styled(format!("{} ", r.http_status), style),
                 Span::raw(format!(
-                    "{target}{} {:.1}ms {}",
+                    "{target}{} {:.1}ms {}{agent}",
                     if r.http_status >= 400 {
                         format!(" {}", visible(&r.outcome))
                     } else {
@@ -309,4 +310,14 @@ fn activity_lines<'a>(detail: &'a Detail, theme: &Theme, out: &mut Vec<Line<'a>>
         out.push(Line::styled("  nothing yet", theme.dim()));
     }
     out.extend(items.into_iter().map(|(_, line)| line));
+}
+
+/// `mcp/tool` as the breakdown and the Activity list both show it: a part
+/// the request never named (invalid JSON, no tool) is `-` in both.
+fn target(mcp: Option<&str>, tool: Option<&str>) -> String {
+    let part = |p: Option<&str>| match p {
+        Some(p) if !p.is_empty() => visible(p).into_owned(),
+        _ => "-".to_string(),
+    };
+    format!("{}/{}", part(mcp), part(tool))
 }

@@ -207,16 +207,25 @@ fn checklist<'a>(form: &KeyForm, room: usize, theme: &Theme) -> Vec<Line<'a>> {
         len
     };
     let shown = scroll::window(form.mcp_cursor, 0, len, rows);
-    let mark = |arrow: &str, n: usize| {
-        if n == 0 {
-            Line::default()
-        } else {
-            Line::styled(format!("{:LABEL$}{arrow} {n} more", ""), theme.accent())
+    // Ticked MCPs out of view are counted, so none is chosen unseen.
+    let mark = |arrow: &str, hidden: &[(String, bool)]| {
+        if hidden.is_empty() {
+            return Line::default();
         }
+        let ticked = hidden.iter().filter(|(_, on)| *on).count();
+        let ticked = if ticked > 0 {
+            format!(" ({ticked} ticked)")
+        } else {
+            String::new()
+        };
+        Line::styled(
+            format!("{:LABEL$}{arrow} {} more{ticked}", "", hidden.len()),
+            theme.accent(),
+        )
     };
     let mut lines = Vec::with_capacity(rows + 2);
     if scrolls {
-        lines.push(mark("↑", shown.above));
+        lines.push(mark("↑", &form.mcps[..shown.start]));
     }
     for (i, (slug, on)) in form.mcps[shown.start..shown.end].iter().enumerate() {
         let focused = form.focus == KeyField::McpList && shown.start + i == form.mcp_cursor;
@@ -233,7 +242,7 @@ fn checklist<'a>(form: &KeyForm, room: usize, theme: &Theme) -> Vec<Line<'a>> {
         });
     }
     if scrolls {
-        lines.push(mark("↓", shown.below));
+        lines.push(mark("↓", &form.mcps[shown.end..]));
     }
     lines
 }

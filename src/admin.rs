@@ -24,8 +24,13 @@ pub enum AdminError {
 impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::LimitReached { plan, limit, org } => {
-                AdminError::LimitReached(rules::plan_limit_message(plan, limit, &org))
+            StoreError::LimitReached {
+                plan,
+                limit,
+                active,
+                org,
+            } => {
+                AdminError::LimitReached(rules::plan_limit_message(plan, limit, active, &org, None))
             }
             StoreError::UnknownMcp { .. } => AdminError::Invalid(vec![RuleError {
                 field: Field::McpAccess,
@@ -124,6 +129,21 @@ fn issue_key(
         match save(store, &new) {
             Ok(record) => return Ok((record, key)),
             Err(StoreError::IdCollision) => continue,
+            // The remedy names this database, so pasting it changes this one.
+            Err(StoreError::LimitReached {
+                plan,
+                limit,
+                active,
+                org,
+            }) => {
+                return Err(AdminError::LimitReached(rules::plan_limit_message(
+                    plan,
+                    limit,
+                    active,
+                    &org,
+                    Some(store.path()),
+                )));
+            }
             Err(e) => return Err(e.into()),
         }
     }

@@ -522,13 +522,30 @@ fn run_console(settings: &config::Settings) -> ExitCode {
     match crate::tui::run(options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", one_line(&format!("{e:#}")));
+            eprintln!("error: {}", one_line(&causes_once(&e)));
             if let Some(path) = log_path {
                 eprintln!("(log: {})", path.display());
             }
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes, each said once: our errors already put their
+/// cause's text in their own message (`cannot open database …: Permission
+/// denied`), so a cause already said is not repeated after it.
+fn causes_once(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 /// While the console owns the terminal, logs go to

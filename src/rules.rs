@@ -158,6 +158,21 @@ impl Expiry {
         Err(bad())
     }
 
+    /// Only a date `YYYY-MM-DD` (the end of that day, UTC): what a field
+    /// that asks for a date accepts, so `30d` there is refused rather than
+    /// taken for something its hint never offered.
+    pub fn parse_date(spec: &str) -> Result<Expiry, RuleError> {
+        let spec = spec.trim();
+        let date = NaiveDate::parse_from_str(spec, "%Y-%m-%d").map_err(|_| {
+            RuleError::new(
+                Field::Expiry,
+                format!("'{spec}' is not a date: write it as YYYY-MM-DD, such as 2027-01-31"),
+            )
+        })?;
+        let end = NaiveTime::from_hms_opt(23, 59, 59).unwrap_or_default();
+        Ok(Expiry::At(date.and_time(end).and_utc()))
+    }
+
     /// The expiry time this spec means when a key is made at `now`; refuses the past.
     pub fn resolve(self, now: Timestamp) -> Result<Option<Timestamp>, RuleError> {
         let now = truncate(now);
@@ -351,14 +366,30 @@ pub fn timeout_secs(secs: u64) -> Result<Duration, RuleError> {
     }
 }
 
-/// The sentence shown when a plan's key limit stops a new key.
-pub fn plan_limit_message(plan: Plan, limit: u32, org_slug: &str) -> String {
+/// The sentence shown when a plan's key limit stops a new key. `active`
+/// can exceed `limit` when the org moved to a smaller plan; `db`, when
+/// known, goes into the suggested command so it changes this database.
+pub fn plan_limit_message(
+    plan: Plan,
+    limit: u32,
+    active: u32,
+    org_slug: &str,
+    db: Option<&std::path::Path>,
+) -> String {
     let raise = match plan.next_up() {
-        Some(up) => format!("`plexmcp --org {org_slug} org set-plan {up}`"),
+        Some(up) => {
+            let db = db.map_or_else(String::new, |path| {
+                let path = path.to_string_lossy();
+                let quoted = shlex::try_quote(&path).unwrap_or(path.clone());
+                format!("--db {quoted} ")
+            });
+            format!("`plexmcp {db}--org {org_slug} org set-plan {up}`")
+        }
         None => "a higher plan".to_string(),
     };
+    let keys = if active == 1 { "key" } else { "keys" };
     format!(
-        "the {plan} plan allows {limit} active API keys and organization '{org_slug}' has {limit}: revoke a key or raise the plan with {raise}"
+        "the {plan} plan allows {limit} active API keys and organization '{org_slug}' has {active} active {keys}: revoke a key or raise the plan with {raise}"
     )
 }
 
@@ -538,9 +569,21 @@ mod tests {
 
     #[test]
     fn plan_limit_message_names_plan_limit_and_remedy() {
-        let m = plan_limit_message(Plan::Free, 5, "default");
+        let m = plan_limit_message(Plan::Free, 5, 5, "default", None);
         assert!(m.contains("free plan allows 5"));
-        assert!(m.contains("org set-plan pro"));
+        assert!(m.contains("has 5 active keys"), "{m}");
+        assert!(
+            m.contains("`plexmcp --org default org set-plan pro`"),
+            "{m}"
+        );
+        // Over the limit after a downgrade, and a path that needs quoting.
+        let db = std::path::Path::new("/srv/my data/plexmcp.db");
+        let m = plan_limit_message(Plan::Free, 5, 7, "acme", Some(db));
+        assert!(m.contains("has 7 active keys"), "{m}");
+        assert!(
+            m.contains("`plexmcp --db '/srv/my data/plexmcp.db' --org acme org set-plan pro`"),
+            "{m}"
+        );
         assert!(timeout_secs(0).is_err());
         assert_eq!(timeout_secs(30).unwrap(), DEFAULT_TIMEOUT);
     }

@@ -727,6 +727,38 @@ fn pro_plan_allows_twenty() {
     env.ok(["org", "set-plan", "team"]);
 }
 
+/// Issue 12 item 5: after a move to a smaller plan the message counts the
+/// keys really active, and its suggested command, pasted as it is, changes
+/// this database (it names `--db`) rather than the default one.
+#[test]
+fn the_plan_limit_message_counts_active_keys_and_its_command_works_when_pasted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("my data").join("plexmcp.db");
+    let env = Env::at(dir, db);
+    env.ok(["org", "set-plan", "pro"]);
+    for i in 0..7 {
+        env.create_key_json(&format!("k{i}"), &["--expires", "never"]);
+    }
+    env.run(["org", "set-plan", "free"]);
+    let err = env.fail(1, ["keys", "create", "--name", "eighth"]);
+    assert!(err.contains("allows 5"), "{err}");
+    assert!(err.contains("has 7 active keys"), "{err}");
+    let command = err
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no command in {err}"));
+    let words = shlex::split(command).expect("a shell command");
+    assert_eq!(words[0], "plexmcp", "{command}");
+    // Pasted without PLEXMCP_DB, as a person at another shell would.
+    let pasted = run_cmd(
+        bare_cmd()
+            .args(&words[1..])
+            .env("XDG_DATA_HOME", env.dir.path()),
+    );
+    assert_eq!(pasted.code, 0, "{pasted:?}");
+    assert_eq!(env.json(["org", "show", "--json"])["plan"], "pro");
+}
+
 /// Several processes racing for the last slots cannot exceed the plan.
 #[test]
 fn concurrent_creates_respect_the_limit() {

@@ -233,3 +233,35 @@ fn a_too_small_terminal_ignores_keys_and_ctrl_c_asks_before_losing_a_new_key() {
     let exit = wait_for_file(&exit_file);
     assert_eq!(exit.trim(), "EXIT=0");
 }
+
+/// Issue 12 item 13: a database path the console cannot create is one
+/// plain error line before the terminal is taken, its cause said once
+/// (it was "…: Operation not permitted (os error 1): Operation not
+/// permitted (os error 1)"). Root may write almost anywhere, so the path
+/// is under /sys, where nobody may create a folder.
+#[test]
+fn an_unusable_database_path_is_reported_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let err_file = dir.path().join("stderr.txt");
+    let exit_file = dir.path().join("exit.txt");
+    let db = "/sys/plexmcp-cannot-exist/plexmcp.db";
+    let console = format!(
+        "env -u PLEXMCP_DB -u PLEXMCP_CONFIG XDG_STATE_HOME={state} XDG_CONFIG_HOME={state} \
+         {bin} --db {db} --no-server 2> {err}; echo EXIT=$? > {exit}",
+        state = sh_quote(&dir.path().join("state").to_string_lossy()),
+        bin = sh_quote(env!("CARGO_BIN_EXE_plexmcp")),
+        err = sh_quote(&err_file.to_string_lossy()),
+        exit = sh_quote(&exit_file.to_string_lossy()),
+    );
+    let _tmux = Tmux::start_sized(&console, 100, 30);
+    let exit = wait_for_file(&exit_file);
+    assert_eq!(exit.trim(), "EXIT=1");
+    let stderr = std::fs::read_to_string(&err_file).expect("stderr");
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("error: ") && first.contains(db),
+        "{stderr}"
+    );
+    let cause = "(os error";
+    assert_eq!(first.matches(cause).count(), 1, "{stderr}");
+}

@@ -158,16 +158,56 @@ fn detail_focused() {
     });
 }
 
+/// Snapshots what `act` does to an app already told the terminal's size,
+/// as the event loop tells it before any key arrives.
+fn sized_screens(name: &str, build: impl Fn() -> App, act: impl Fn(&mut App)) {
+    for (width, height) in SIZES {
+        let mut app = sized(build(), width, height);
+        act(&mut app);
+        assert_screen(name, &mut app, width, height);
+    }
+}
+
 #[test]
 fn detail_scrolled() {
-    screens("detail_scrolled", || {
-        let mut app = loaded();
+    sized_screens("detail_scrolled", loaded, |app| {
         app.update(press(KeyCode::Tab));
         for _ in 0..12 {
             app.update(ch('j'));
         }
-        app
     });
+}
+
+/// Issue 12 item 3: scrolling stops with the last line at the bottom.
+#[test]
+fn detail_scrolled_to_the_end() {
+    sized_screens("detail_scrolled_to_the_end", loaded, |app| {
+        app.update(press(KeyCode::Tab));
+        for _ in 0..20 {
+            app.update(press(KeyCode::PageDown));
+        }
+    });
+    for (width, height) in SIZES {
+        let mut app = sized(loaded(), width, height);
+        app.update(press(KeyCode::Tab));
+        for _ in 0..20 {
+            app.update(press(KeyCode::PageDown));
+        }
+        let fits = plexmcp::tui::panes::detail::line_count(&app)
+            <= usize::from(app.detail_area.height - 2);
+        if fits {
+            assert_eq!(app.detail_scroll, 0, "{width}x{height}: nothing to scroll");
+            continue;
+        }
+        let screen = draw(&mut app, width, height).backend().to_string();
+        // The oldest activity line is the pane's last, right above its border.
+        let rows: Vec<&str> = screen.lines().collect();
+        let bottom = rows
+            .iter()
+            .rposition(|r| r.contains("└"))
+            .expect("a bottom border");
+        assert!(rows[bottom - 1].contains("key.created"), "{screen}");
+    }
 }
 
 #[test]
@@ -695,4 +735,437 @@ fn lost_usage_events_show_in_the_status_bar() {
         }));
         app
     });
+}
+
+// ------------------------------------------- issue 12: console defects
+
+/// The key form with 33 MCPs to choose from, the cursor moved to `at`
+/// and a few ticked on the way.
+fn form_with_a_long_checklist(at: usize) -> App {
+    let mut app = loaded_with(snapshot_with(keys(), many_mcps(33)), 10);
+    app.update(ch('n'));
+    type_text(&mut app, "ci-runner");
+    for _ in 0..3 {
+        app.update(press(KeyCode::Tab));
+    }
+    app.update(press(KeyCode::Right)); // specific MCPs
+    app.update(press(KeyCode::Tab));
+    if at > 0 {
+        app.update(ch(' ')); // ticked, then scrolled out of view
+    }
+    for _ in 0..at {
+        app.update(ch('j'));
+    }
+    app.update(ch(' '));
+    app
+}
+
+/// Item 1: a checklist longer than the screen scrolls with its cursor,
+/// says how many MCPs are above and below, and leaves the dialog's hint
+/// line and bottom border on screen.
+#[test]
+fn create_form_long_checklist_scrolls_with_its_cursor() {
+    for (width, height) in SIZES {
+        for at in [0, 20, 32] {
+            let mut app = form_with_a_long_checklist(at);
+            let screen = draw(&mut app, width, height).backend().to_string();
+            let cursor = format!("[x] mcp-{:02}", at + 1);
+            assert!(screen.contains(&cursor), "{width}x{height} {at}:\n{screen}");
+            assert!(
+                screen.contains("Esc cancel"),
+                "{width}x{height} {at}:\n{screen}"
+            );
+            assert!(
+                screen.contains('└'),
+                "bottom border at {width}x{height}:\n{screen}"
+            );
+            if at > 0 && !screen.contains("mcp-01") {
+                // mcp-01, ticked first, is out of view: the mark counts it.
+                assert!(
+                    screen.contains("↑ ") && screen.contains("more (1 ticked)"),
+                    "{screen}"
+                );
+            }
+            if at == 32 {
+                assert!(screen.contains("↑ "), "{screen}");
+                assert!(!screen.contains("↓ "), "{screen}");
+            } else {
+                assert!(screen.contains("↓ "), "{screen}");
+            }
+        }
+    }
+    screens("create_form_long_checklist_top", || {
+        form_with_a_long_checklist(0)
+    });
+    screens("create_form_long_checklist_middle", || {
+        form_with_a_long_checklist(20)
+    });
+}
+
+/// Item 2: the MCPs view scrolled to its last MCP.
+#[test]
+fn mcps_view_scrolled_to_the_end() {
+    for (width, height) in SIZES {
+        let mut app = loaded_with(snapshot_with(keys(), many_mcps(40)), 10);
+        app.update(ch('m'));
+        let top = draw(&mut app, width, height).backend().to_string();
+        assert!(top.contains("↓ "), "{top}");
+        app.update(ch('G'));
+        let end = draw(&mut app, width, height).backend().to_string();
+        assert!(end.contains("mcp-40"), "{end}");
+        assert!(end.contains("↑ ") && !end.contains("↓ "), "{end}");
+    }
+    screens("mcps_scrolled_to_the_end", || {
+        let mut app = loaded_with(snapshot_with(keys(), many_mcps(40)), 10);
+        app.update(ch('m'));
+        app.update(ch('G'));
+        app
+    });
+}
+
+/// Item 5: a message longer than the footer is shown whole.
+#[test]
+fn a_long_message_wraps_instead_of_losing_its_end() {
+    let message = "the free plan allows 5 active API keys and organization 'acme' has 7 \
+                   active keys: revoke a key or raise the plan with \
+                   `plexmcp --db /srv/plexmcp/plexmcp.db --org acme org set-plan pro`";
+    let failing = || {
+        let mut app = loaded();
+        app.update(ch('R'));
+        app.update(ch('k'));
+        app.update(Action::Failed(
+            plexmcp::tui::action::Operation::RotateKey,
+            AdminError::LimitReached(message.into()),
+        ));
+        app
+    };
+    for (width, height) in SIZES {
+        let mut app = failing();
+        let screen = draw(&mut app, width, height).backend().to_string();
+        let joined: String = screen.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            joined.contains("set-plan pro`"),
+            "{width}x{height}:\n{screen}"
+        );
+        assert!(joined.contains("has 7"), "{width}x{height}:\n{screen}");
+    }
+    screens("long_message_wrapped", failing);
+}
+
+/// Text with every kind of character the rules refuse.
+fn hostile(text: &str) -> String {
+    format!("{text}\u{202E}\u{1b}[2J\u{200B}\u{2028}x")
+}
+
+/// Every stored string the console shows, made hostile: names written
+/// by an older build or another program, client-supplied tool names and
+/// addresses, org and MCP slugs.
+fn hostile_app() -> App {
+    let mut stored = keys();
+    for key in &mut stored {
+        key.name = hostile(&key.name);
+        key.description = Some(hostile("desc"));
+        key.created_by = hostile("alice");
+        key.revoked_by = key.revoked_by.as_ref().map(|b| hostile(b));
+        key.rotated_from = Some(hostile("Old12345"));
+    }
+    stored[1].access = plexmcp::domain::McpAccess::Only(vec![hostile("github")]);
+    let mut mcps = mcps();
+    for mcp in &mut mcps {
+        mcp.slug = hostile(&mcp.slug);
+        mcp.name = hostile(&mcp.name);
+    }
+    let mut snapshot = snapshot_with(stored, mcps);
+    snapshot.orgs.push(hostile("evil-org"));
+    let mut app = loaded_with(snapshot, 10);
+    let mut detail = detail();
+    for tool in &mut detail.usage.by_tool {
+        tool.mcp = hostile(&tool.mcp);
+        tool.tool = hostile(&tool.tool);
+    }
+    for client in &mut detail.usage.clients {
+        client.ip = hostile(&client.ip);
+    }
+    for request in &mut detail.usage.recent {
+        request.mcp = Some(hostile("everything"));
+        request.tool = Some(hostile("echo"));
+        request.outcome = hostile(&request.outcome);
+        request.client_ip = Some(hostile("203.0.113.9"));
+        request.user_agent = Some(hostile("curl/8.5.0"));
+    }
+    for event in &mut detail.audit {
+        event.actor = hostile(&event.actor);
+        event.actor_addr = Some(hostile("198.51.100.7"));
+        event.action = hostile(&event.action);
+        event.detail = Some(hostile("detail"));
+    }
+    app.update(Action::DetailLoaded(Box::new(detail)));
+    app
+}
+
+/// Issue 12 item 8: no pane or dialog sends a control, separator or
+/// bidi character to the terminal, whatever the stored text holds; each
+/// shows it escaped the one way `rules::visible` does.
+#[test]
+fn no_pane_or_dialog_prints_a_control_or_bidi_character() {
+    let modes: Vec<(&str, Vec<Action>)> = vec![
+        ("list", vec![]),
+        ("detail", vec![press(KeyCode::Tab)]),
+        ("detail wrapped", vec![press(KeyCode::Tab), ch('w')]),
+        ("specific access", vec![ch('j')]),
+        ("revoked", vec![ch('G')]),
+        ("help", vec![ch('?')]),
+        ("edit form", vec![ch('e')]),
+        ("revoke", vec![ch('r')]),
+        ("rotate", vec![ch('R')]),
+        ("mcps", vec![ch('m')]),
+        ("remove mcp", vec![ch('m'), ch('d')]),
+        ("orgs", vec![ch('o'), ch('G')]),
+        ("filter", vec![ch('/'), ch('x')]),
+    ];
+    for (width, height) in SIZES {
+        for (mode, actions) in &modes {
+            let mut app = sized(hostile_app(), width, height);
+            keys_press(&mut app, actions.iter().map(clone_key).collect());
+            let text = screen_text(&draw(&mut app, width, height));
+            for c in text.chars() {
+                assert!(
+                    !plexmcp::rules::is_unsafe_to_show(c),
+                    "{mode} at {width}x{height}: raw U+{:04X} on screen:\n{text}",
+                    u32::from(c)
+                );
+            }
+            // (Help covers what it would show.)
+            if *mode != "help" {
+                assert!(text.contains("\\u{202E}"), "{mode}: escaped, not dropped");
+            }
+        }
+        // A status message and the show-once dialog.
+        let mut app = sized(hostile_app(), width, height);
+        app.update(Action::Failed(
+            plexmcp::tui::action::Operation::Load,
+            AdminError::Internal(hostile("database says")),
+        ));
+        let text = screen_text(&draw(&mut app, width, height));
+        assert!(
+            !text.chars().any(plexmcp::rules::is_unsafe_to_show),
+            "{text}"
+        );
+        let mut app = sized(hostile_app(), width, height);
+        let key = issued_key();
+        let mut record = issued_record(&key, "x");
+        record.name = hostile("new");
+        app.update(Action::KeyIssued {
+            record: Box::new(record),
+            key,
+            replaced: None,
+        });
+        let text = screen_text(&draw(&mut app, width, height));
+        assert!(
+            !text.chars().any(plexmcp::rules::is_unsafe_to_show),
+            "{text}"
+        );
+    }
+}
+
+fn clone_key(action: &Action) -> Action {
+    match action {
+        Action::Key(key) => Action::Key(*key),
+        other => panic!("only keys here, not {other:?}"),
+    }
+}
+
+/// The status bar's text at `width`.
+fn header(app: &mut App, width: u16, height: u16) -> String {
+    let terminal = draw(app, width, height);
+    let buffer = terminal.backend().buffer();
+    (0..width)
+        .map(|x| buffer[(x, 0)].symbol().to_string())
+        .collect()
+}
+
+/// Issue 12 item 6: however crowded, the header keeps the key count and
+/// the server's address whole, with a gap between its halves.
+#[test]
+fn the_header_gives_up_whole_pieces_and_never_overlaps() {
+    use plexmcp::domain::Plan;
+    let orgs = ["acme", "production-eu-west-1", &"long-org-name-".repeat(8)];
+    for plan in [Plan::Free, Plan::Pro, Plan::Enterprise] {
+        for org in orgs {
+            for per_minute in [0, 123_456_789] {
+                for (width, height) in [(80, 24), (100, 30), (120, 40)] {
+                    let mut snapshot = snapshot();
+                    snapshot.org_slug = org.to_string();
+                    snapshot.plan = plan;
+                    snapshot.active_keys = 6;
+                    let mut app = plexmcp::tui::app::App::new(org, now(), running());
+                    app.update(Action::Loaded(Box::new(snapshot)));
+                    app.update(Action::Server(ServerStatus::Running {
+                        addr: "127.0.0.1:8470".into(),
+                        per_minute,
+                        errors_per_minute: 3,
+                        usage_lost: Losses {
+                            dropped: per_minute,
+                            ..Losses::default()
+                        },
+                    }));
+                    let text = header(&mut app, width, height);
+                    let count = match plan.key_limit() {
+                        Some(limit) => format!(" · 6/{limit} keys"),
+                        None => " · 6 keys".to_string(),
+                    };
+                    let case = format!("{plan} {org} {per_minute} at {width}: {text:?}");
+                    let keys_end = text.find(&count).expect(&case) + count.len();
+                    let addr = text.find("127.0.0.1:8470").expect(&case);
+                    let between = text[keys_end..addr].trim_end_matches("serving ");
+                    assert!(between.len() >= 2 && between.trim().is_empty(), "{case}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn crowded_header() {
+    screens("crowded_header", || {
+        let mut snapshot = snapshot();
+        snapshot.org_slug = "production-eu-west-1".into();
+        snapshot.plan = plexmcp::domain::Plan::Enterprise;
+        snapshot.active_keys = 6;
+        let mut app = plexmcp::tui::app::App::new("production-eu-west-1", now(), running());
+        app.update(Action::Loaded(Box::new(snapshot)));
+        app.update(Action::Server(ServerStatus::Running {
+            addr: "127.0.0.1:8470".into(),
+            per_minute: 12_345,
+            errors_per_minute: 3,
+            usage_lost: Losses::default(),
+        }));
+        app
+    });
+}
+
+/// Issue 12 item 6: at 80 columns the footer still offers `o org` (the
+/// sort hint goes first: the list's title shows the sort already).
+#[test]
+fn the_footer_keeps_the_org_hint_at_80_columns() {
+    let mut app = loaded();
+    let terminal = draw(&mut app, 80, 24);
+    let buffer = terminal.backend().buffer();
+    let footer: String = (0..80)
+        .map(|x| buffer[(x, 23)].symbol().to_string())
+        .collect();
+    for hint in ["n new", "o org", "m MCPs", "? help", "q quit"] {
+        assert!(footer.contains(hint), "{hint}: {footer:?}");
+    }
+}
+
+/// A key whose details hold a 300-character tool name and a long client line.
+fn long_lines_app() -> App {
+    let mut app = loaded();
+    let mut detail = detail();
+    detail.usage.by_tool[0].tool = "t".repeat(300);
+    detail.usage.recent[0].tool = Some("x".repeat(300));
+    detail.usage.clients[0].ip = "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff".into();
+    app.update(Action::DetailLoaded(Box::new(detail)));
+    app.update(press(KeyCode::Tab));
+    app
+}
+
+/// The details pane's rows (inside its border) at `width`×`height`.
+fn detail_rows(app: &mut App, width: u16, height: u16) -> Vec<String> {
+    let terminal = draw(app, width, height);
+    let area = app.detail_area;
+    let buffer = terminal.backend().buffer();
+    (area.y + 1..area.y + area.height - 1)
+        .map(|y| {
+            (area.x + 1..area.x + area.width - 1)
+                .map(|x| buffer[(x, y)].symbol().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+/// Issue 12 item 12: a long value takes one line, cut with `…`; `w`
+/// shows it whole, wrapped under its own start rather than at column 0.
+#[test]
+fn long_detail_lines_are_cut_and_wrap_on_request() {
+    for (width, height) in SIZES {
+        let mut app = sized(long_lines_app(), width, height);
+        // Scrolled so the tool breakdown is in view at 80×24 too.
+        for _ in 0..12 {
+            app.update(ch('j'));
+        }
+        let rows = detail_rows(&mut app, width, height);
+        let tool = rows
+            .iter()
+            .position(|r| r.contains("everything/ttt"))
+            .unwrap_or_else(|| panic!("{rows:#?}"));
+        assert!(rows[tool].trim_end().ends_with('…'), "{rows:#?}");
+        assert!(rows[tool + 1].contains("github/search_issues"), "{rows:#?}");
+
+        app.update(ch('w'));
+        app.update(ch('g'));
+        let lines = plexmcp::tui::panes::detail::line_count(&app);
+        let mut all = Vec::new();
+        // Page through the whole text: every line once.
+        loop {
+            let rows = detail_rows(&mut app, width, height);
+            let top = usize::from(app.detail_scroll);
+            for (i, row) in rows.into_iter().enumerate() {
+                if all.len() == top + i {
+                    all.push(row);
+                }
+            }
+            let before = app.detail_scroll;
+            app.update(press(KeyCode::PageDown));
+            if app.detail_scroll == before {
+                break;
+            }
+        }
+        assert!(all.len() >= lines, "{} of {lines}", all.len());
+        let text = all.concat();
+        assert!(text.matches('t').count() >= 300);
+        let tool = all
+            .iter()
+            .position(|r| r.contains("everything/ttt"))
+            .unwrap();
+        // Continuation lines start indented, never at column 0.
+        let end = all
+            .iter()
+            .position(|r| r.contains("1100 requests"))
+            .unwrap();
+        assert!(end > tool, "{all:#?}");
+        for row in &all[tool + 1..=end] {
+            assert!(row.starts_with("    t"), "{row:?}");
+        }
+        assert!(
+            !all.iter().any(|r| r.contains('…')),
+            "nothing cut: {all:#?}"
+        );
+    }
+    screens("long_detail_lines_cut", long_lines_app);
+    screens("long_detail_lines_wrapped", || {
+        let mut app = long_lines_app();
+        app.update(ch('w'));
+        app
+    });
+}
+
+/// Item 13: a request that named no MCP or tool (invalid JSON) reads the
+/// same in the breakdown and in Activity, and user agents are shown.
+#[test]
+fn unnamed_requests_read_the_same_everywhere_and_user_agents_show() {
+    let mut app = loaded();
+    let mut detail = detail();
+    detail.usage.by_tool[1].mcp = String::new();
+    detail.usage.by_tool[1].tool = String::new();
+    detail.usage.recent[1].mcp = None;
+    detail.usage.recent[1].tool = None;
+    app.update(Action::DetailLoaded(Box::new(detail)));
+    app.update(ch('w'));
+    let screen = draw(&mut app, 120, 40).backend().to_string();
+    assert!(screen.contains("  -/-  90 requests"), "{screen}");
+    assert!(screen.contains("504 -/- upstream_timeout"), "{screen}");
+    assert!(!screen.contains("  /  "), "{screen}");
+    assert!(screen.contains("curl/8.5.0"), "{screen}");
 }

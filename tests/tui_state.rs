@@ -157,8 +157,8 @@ fn selection_never_leaves_the_list() {
         press(KeyCode::PageUp),
         press(KeyCode::Down),
         press(KeyCode::Up),
-        Action::Scroll(1),
-        Action::Scroll(-1),
+        wheel(1),
+        wheel(-1),
         ch('s'),
     ];
     let mut app = loaded_with(snapshot_with(many_keys(40), Vec::new()), 7);
@@ -194,7 +194,11 @@ fn selection_never_leaves_the_list() {
                 let i = next(keys.len());
                 let action = match &keys[i] {
                     Action::Key(k) => Action::Key(*k),
-                    Action::Scroll(d) => Action::Scroll(*d),
+                    Action::Scroll {
+                        notches,
+                        column,
+                        row,
+                    } => wheel_at(*notches, *column, *row),
                     _ => unreachable!(),
                 };
                 app.update(action);
@@ -324,6 +328,11 @@ fn s_cycles_the_sort_column() {
 #[test]
 fn tab_switches_focus_and_j_then_scrolls_the_detail() {
     let mut app = loaded();
+    // A pane shorter than the details, so they have somewhere to scroll.
+    app.update(Action::Layout {
+        list: ratatui::layout::Rect::new(0, 1, 70, 13),
+        detail: ratatui::layout::Rect::new(70, 1, 50, 12),
+    });
     assert_eq!(app.focus, Focus::List);
     app.update(press(KeyCode::Tab));
     assert_eq!(app.focus, Focus::Detail);
@@ -750,7 +759,7 @@ fn every_binding() -> Vec<Action> {
         keys.push(press(code));
     }
     keys.extend([ctrl('d'), ctrl('u')]);
-    keys.extend([Action::Click { column: 5, row: 4 }, Action::Scroll(3)]);
+    keys.extend([Action::Click { column: 5, row: 4 }, wheel(3)]);
     keys
 }
 
@@ -1078,11 +1087,14 @@ fn edit_to_an_empty_name_is_refused_in_the_form() {
 fn mcps_view_add_flow() {
     let mut app = loaded();
     assert!(app.update(ch('m')).is_none());
-    assert!(matches!(app.mode, Mode::Mcps { selected: 0 }));
+    assert!(matches!(app.mode, Mode::Mcps(at) if at.selected == 0));
     app.update(ch('j'));
-    assert!(matches!(app.mode, Mode::Mcps { selected: 1 }));
+    assert!(matches!(app.mode, Mode::Mcps(at) if at.selected == 1));
     app.update(ch('j'));
-    assert!(matches!(app.mode, Mode::Mcps { selected: 1 }), "clamped");
+    assert!(
+        matches!(app.mode, Mode::Mcps(at) if at.selected == 1),
+        "clamped"
+    );
     app.update(ch('a'));
     let form = match &app.mode {
         Mode::McpForm(form) => form,
@@ -1119,7 +1131,7 @@ fn mcps_view_add_flow() {
         other => panic!("expected AddMcp, got {other:?}"),
     }
     app.update(Action::Done(Operation::AddMcp, "Added MCP 'fs'".into()));
-    assert!(matches!(app.mode, Mode::Mcps { .. }));
+    assert!(matches!(app.mode, Mode::Mcps(_)));
     assert_eq!(app.flash.as_ref().unwrap().text, "Added MCP 'fs'");
     assert!(app.update(press(KeyCode::Esc)).is_none());
     assert_normal(&app);
@@ -1184,7 +1196,7 @@ fn mcp_form_errors_and_url_transport() {
     }
     // Esc goes back to the list of MCPs, not all the way out.
     app.update(press(KeyCode::Esc));
-    assert!(matches!(app.mode, Mode::Mcps { .. }));
+    assert!(matches!(app.mode, Mode::Mcps(_)));
 }
 
 #[test]
@@ -1199,10 +1211,10 @@ fn mcps_view_remove_flow() {
     }
     // n goes back to the MCPs view, on the same MCP.
     assert!(app.update(ch('n')).is_none());
-    assert!(matches!(app.mode, Mode::Mcps { selected: 1 }));
+    assert!(matches!(app.mode, Mode::Mcps(at) if at.selected == 1));
     app.update(ch('d'));
     assert!(app.update(press(KeyCode::Esc)).is_none());
-    assert!(matches!(app.mode, Mode::Mcps { selected: 1 }));
+    assert!(matches!(app.mode, Mode::Mcps(at) if at.selected == 1));
     app.update(ch('k'));
     app.update(ch('d'));
     match app.update(ch('y')) {
@@ -1216,7 +1228,7 @@ fn mcps_view_remove_flow() {
         Operation::RemoveMcp,
         "Removed MCP 'everything'".into(),
     ));
-    assert!(matches!(app.mode, Mode::Mcps { .. }));
+    assert!(matches!(app.mode, Mode::Mcps(_)));
 }
 
 #[test]
@@ -1224,9 +1236,9 @@ fn mcps_view_with_no_mcps_removes_nothing() {
     let mut app = loaded_with(snapshot_with(keys(), Vec::new()), 10);
     app.update(ch('m'));
     assert!(app.update(ch('d')).is_none());
-    assert!(matches!(app.mode, Mode::Mcps { .. }));
+    assert!(matches!(app.mode, Mode::Mcps(_)));
     app.update(ch('j'));
-    assert!(matches!(app.mode, Mode::Mcps { selected: 0 }));
+    assert!(matches!(app.mode, Mode::Mcps(at) if at.selected == 0));
     app.update(ch('q'));
     assert_normal(&app);
     assert!(!app.quit, "q leaves the view, not the console");
@@ -1238,7 +1250,7 @@ fn mcps_view_with_no_mcps_removes_nothing() {
 fn org_picker_switches_org_and_forces_a_refresh() {
     let mut app = loaded();
     assert!(app.update(ch('o')).is_none());
-    assert!(matches!(app.mode, Mode::Orgs { selected: 0 }));
+    assert!(matches!(app.mode, Mode::Orgs(at) if at.selected == 0));
     // Enter on the current org changes nothing.
     assert!(app.update(press(KeyCode::Enter)).is_none());
     assert_normal(&app);
@@ -1248,7 +1260,10 @@ fn org_picker_switches_org_and_forces_a_refresh() {
     app.update(ch('j'));
     app.update(ch('j'));
     app.update(ch('j'));
-    assert!(matches!(app.mode, Mode::Orgs { selected: 2 }), "clamped");
+    assert!(
+        matches!(app.mode, Mode::Orgs(at) if at.selected == 2),
+        "clamped"
+    );
     app.update(ch('k'));
     match app.update(press(KeyCode::Enter)) {
         Some(Effect::Refresh {
@@ -1479,27 +1494,50 @@ fn clicks_are_ignored_while_a_dialog_is_open() {
     assert!(matches!(app.mode, Mode::Help));
 }
 
+/// Item 9: the wheel scrolls the pane under the pointer, whichever has
+/// the focus, and leaves the focus where it was.
 #[test]
-fn the_wheel_scrolls_the_focused_pane() {
+fn the_wheel_scrolls_the_pane_under_the_pointer() {
     let mut app = loaded_with(snapshot_with(many_keys(10), Vec::new()), 5);
-    assert_eq!(detail_row(app.update(Action::Scroll(1))), 7);
+    assert_eq!(detail_row(app.update(wheel(1))), 7);
     assert_eq!(app.selected, 3);
-    app.update(Action::Scroll(5));
+    app.update(wheel(5));
     assert_eq!(app.selected, 9, "clamped to the last key");
-    app.update(Action::Scroll(-1));
+    app.update(wheel(-1));
     assert_eq!(app.selected, 6);
-    app.update(Action::Scroll(-10));
+    app.update(wheel(-10));
     assert_eq!(app.selected, 0);
-    // Over the detail pane it scrolls the text.
-    app.update(press(KeyCode::Tab));
-    assert!(app.update(Action::Scroll(2)).is_none());
+    // Details longer than their pane, so they can scroll.
+    app.update(Action::DetailLoaded(Box::new(
+        plexmcp::tui::action::Detail {
+            key_row: 10,
+            ..detail()
+        },
+    )));
+    app.update(Action::Layout {
+        list: ratatui::layout::Rect::new(0, 1, 70, 8),
+        detail: ratatui::layout::Rect::new(70, 1, 50, 12),
+    });
+    let over_detail = |notches| wheel_at(notches, 90, 6);
+    // Over the details with the list focused: the details scroll.
+    assert_eq!(app.focus, Focus::List);
+    assert!(app.update(over_detail(2)).is_none());
     assert_eq!(app.detail_scroll, 6);
     assert_eq!(app.selected, 0);
-    app.update(Action::Scroll(-5));
+    assert_eq!(app.focus, Focus::List, "focus stays");
+    app.update(over_detail(-5));
     assert_eq!(app.detail_scroll, 0);
+    // Over the list with the details focused: the list moves.
+    app.update(press(KeyCode::Tab));
+    assert_eq!(detail_row(app.update(wheel(1))), 7);
+    assert_eq!(app.focus, Focus::Detail, "focus stays");
+    // Over neither (the status bar, the footer): nothing.
+    assert!(app.update(wheel_at(1, 5, 0)).is_none());
+    assert!(app.update(wheel_at(1, 119, 39)).is_none());
+    assert_eq!(app.selected, 3);
     // Not while a dialog is open.
     app.update(ch('?'));
-    assert!(app.update(Action::Scroll(1)).is_none());
+    assert!(app.update(over_detail(1)).is_none());
     assert_eq!(app.detail_scroll, 0);
 }
 
@@ -1530,4 +1568,313 @@ fn the_key_form_refuses_invisible_and_direction_changing_characters() {
         );
         assert_eq!(form.focus, KeyField::Name);
     }
+}
+
+// ------------------------------------------- issue 12: console defects
+
+fn mcps_position(app: &App) -> plexmcp::tui::scroll::ListPosition {
+    match &app.mode {
+        Mode::Mcps(at) => *at,
+        other => panic!("expected the MCPs view, got {other:?}"),
+    }
+}
+
+/// Item 2: the MCPs view moves like every list, scrolls, and `d` after
+/// `G` removes the MCP that is selected (it asked for the first one).
+#[test]
+fn the_mcps_view_has_every_list_key_and_scrolls_with_its_selection() {
+    let mut app = sized(
+        loaded_with(snapshot_with(keys(), many_mcps(33)), 10),
+        80,
+        24,
+    );
+    app.update(ch('m'));
+    let rows = plexmcp::tui::layout::mcps_rows(ratatui::layout::Rect::new(0, 0, 80, 24));
+    assert_eq!(rows, 17);
+    app.update(ch('G'));
+    let at = mcps_position(&app);
+    assert_eq!(at.selected, 32);
+    assert_eq!(at.offset, 33 - rows, "the last MCP is on screen");
+    app.update(ch('d'));
+    match &app.mode {
+        Mode::Confirm(Pending::RemoveMcp { slug }) => assert_eq!(slug, "mcp-33"),
+        other => panic!("expected the remove confirmation, got {other:?}"),
+    }
+    // Cancelling comes back to the same place.
+    app.update(ch('n'));
+    assert_eq!(mcps_position(&app).selected, 32);
+    app.update(ch('g'));
+    assert_eq!(
+        mcps_position(&app),
+        plexmcp::tui::scroll::ListPosition::default()
+    );
+    app.update(press(KeyCode::PageDown));
+    let at = mcps_position(&app);
+    assert_eq!((at.selected, at.offset), (rows, 1));
+    app.update(press(KeyCode::End));
+    app.update(press(KeyCode::PageUp));
+    assert_eq!(mcps_position(&app).selected, 32 - rows);
+    app.update(ctrl('u'));
+    app.update(press(KeyCode::Home));
+    assert_eq!(mcps_position(&app).selected, 0);
+    app.update(ctrl('d'));
+    assert_eq!(mcps_position(&app).selected, rows);
+    // The wheel moves the list in front, not the key list behind it.
+    let key_before = app.selected;
+    app.update(wheel(1));
+    assert_eq!(mcps_position(&app).selected, rows + 3);
+    app.update(wheel(-100));
+    assert_eq!(mcps_position(&app).selected, 0);
+    assert_eq!(app.selected, key_before);
+    app.update(press(KeyCode::Down));
+    app.update(press(KeyCode::Up));
+    app.update(ch('j'));
+    assert_eq!(mcps_position(&app).selected, 1);
+}
+
+/// Item 2: the organization picker is a list like the others.
+#[test]
+fn the_org_picker_has_every_list_key() {
+    let mut app = loaded();
+    app.update(ch('o'));
+    app.update(ch('G'));
+    assert!(matches!(app.mode, Mode::Orgs(at) if at.selected == 2));
+    app.update(ch('g'));
+    assert!(matches!(app.mode, Mode::Orgs(at) if at.selected == 0));
+    app.update(wheel(1));
+    assert!(matches!(app.mode, Mode::Orgs(at) if at.selected == 2));
+}
+
+/// Item 1: the checklist's cursor moves with every list key and the wheel.
+#[test]
+fn the_mcp_checklist_moves_like_every_list() {
+    let mut app = loaded_with(snapshot_with(keys(), many_mcps(33)), 10);
+    app.update(ch('n'));
+    for _ in 0..3 {
+        app.update(press(KeyCode::Tab));
+    }
+    app.update(press(KeyCode::Right)); // specific MCPs
+    app.update(press(KeyCode::Tab));
+    assert_eq!(key_form(&app).focus, KeyField::McpList);
+    app.update(ch('G'));
+    assert_eq!(key_form(&app).mcp_cursor, 32);
+    app.update(ch(' '));
+    app.update(ch('g'));
+    assert_eq!(key_form(&app).mcp_cursor, 0);
+    app.update(press(KeyCode::PageDown));
+    assert_eq!(key_form(&app).mcp_cursor, 8);
+    app.update(wheel(-1));
+    assert_eq!(key_form(&app).mcp_cursor, 5);
+    assert_eq!(
+        key_form(&app).access(),
+        McpAccess::Only(vec!["mcp-33".into()])
+    );
+}
+
+/// Item 3: the details scroll to their last line and no further, so `k`
+/// and PgUp move the text at once (they had a blank pane to climb out of).
+#[test]
+fn the_details_scroll_stops_at_their_last_line() {
+    let mut app = loaded();
+    app.update(Action::Layout {
+        list: ratatui::layout::Rect::new(0, 1, 70, 13),
+        detail: ratatui::layout::Rect::new(70, 1, 50, 12),
+    });
+    app.update(press(KeyCode::Tab));
+    let lines = plexmcp::tui::panes::detail::line_count(&app);
+    assert!(lines > 20, "the fixture's details are long: {lines}");
+    let last_top = u16::try_from(lines - 10).unwrap();
+    for _ in 0..20 {
+        app.update(press(KeyCode::PageDown));
+    }
+    assert_eq!(app.detail_scroll, last_top);
+    app.update(ch('j'));
+    app.update(wheel_at(5, 80, 5));
+    assert_eq!(app.detail_scroll, last_top);
+    app.update(ch('k'));
+    assert_eq!(app.detail_scroll, last_top - 1, "k moves at once");
+    app.update(ch('G'));
+    assert_eq!(app.detail_scroll, last_top);
+    app.update(press(KeyCode::PageUp));
+    assert_eq!(app.detail_scroll, last_top - 10);
+    // A taller pane shows more, so it scrolls less.
+    app.update(layout(10));
+    assert!(app.detail_scroll <= u16::try_from(lines.saturating_sub(28)).unwrap());
+    // Details that have not arrived do not scroll at all.
+    let mut app = loaded_with(snapshot(), 10);
+    app.update(press(KeyCode::Tab));
+    app.update(press(KeyCode::PageDown));
+    assert_eq!(app.detail_scroll, 0);
+}
+
+/// Item 4: after your own revoke or edit the selected key's details (and
+/// so its Activity) are fetched again, without moving the selection.
+#[test]
+fn a_revoke_or_an_edit_reloads_the_selected_keys_activity() {
+    let mut app = loaded();
+    app.update(ch('r'));
+    assert!(matches!(
+        app.update(ch('y')),
+        Some(Effect::RevokeKey { .. })
+    ));
+    let effect = app.update(Action::Done(Operation::RevokeKey, "Revoked".into()));
+    assert_eq!(detail_row(effect), 4);
+
+    app.update(ch('j'));
+    app.update(ch('e'));
+    type_text(&mut app, "-2");
+    assert!(matches!(
+        app.update(press(KeyCode::Enter)),
+        Some(Effect::EditKey { .. })
+    ));
+    let effect = app.update(Action::Done(Operation::EditKey, "Updated".into()));
+    assert_eq!(detail_row(effect), 3);
+    assert_normal(&app);
+}
+
+/// Item 7: once a submit has shown errors, each field's error is about
+/// what the field holds now.
+#[test]
+fn key_form_errors_follow_the_fields_current_value() {
+    let mut app = loaded();
+    app.update(ch('n'));
+    app.update(press(KeyCode::Enter));
+    assert!(
+        key_form(&app)
+            .error_for(Field::Name)
+            .is_some_and(|e| e.contains("empty"))
+    );
+    type_text(&mut app, &"x".repeat(101));
+    let error = key_form(&app).error_for(Field::Name).unwrap_or_default();
+    assert!(error.contains("101 characters"), "{error:?}");
+    app.update(press(KeyCode::Backspace));
+    assert_eq!(key_form(&app).error_for(Field::Name), None);
+    // Moving between fields changes no value and no error.
+    app.update(press(KeyCode::Tab));
+    app.update(press(KeyCode::BackTab));
+    assert_eq!(key_form(&app).error_for(Field::Name), None);
+}
+
+#[test]
+fn mcp_form_errors_follow_the_fields_current_value() {
+    let mut app = loaded();
+    app.update(ch('m'));
+    app.update(ch('a'));
+    type_text(&mut app, "Bad Id");
+    app.update(press(KeyCode::Enter));
+    let form = |app: &App| match &app.mode {
+        Mode::McpForm(form) => form.clone(),
+        other => panic!("expected McpForm, got {other:?}"),
+    };
+    assert!(form(&app).error_for(Field::Slug).is_some());
+    assert!(form(&app).error_for(Field::Command).is_some());
+    // The id corrected: its error goes.
+    for _ in 0.."Bad Id".len() {
+        app.update(press(KeyCode::Backspace));
+    }
+    type_text(&mut app, "web");
+    assert_eq!(form(&app).error_for(Field::Slug), None);
+    assert!(form(&app).error_for(Field::Command).is_some(), "untouched");
+    // Another transport: the target's error is about a URL now.
+    app.update(press(KeyCode::Tab));
+    app.update(press(KeyCode::Tab));
+    app.update(press(KeyCode::Right));
+    let now = form(&app);
+    assert_eq!(now.error_for(Field::Command), None, "{:?}", now.errors);
+    app.update(press(KeyCode::Tab));
+    type_text(&mut app, "http://127.0.0.1:9000/mcp");
+    let now = form(&app);
+    assert_eq!(now.error_for(Field::Url), None, "{:?}", now.errors);
+    assert_eq!(now.error_for(Field::Command), None);
+    assert!(matches!(
+        app.update(press(KeyCode::Enter)),
+        Some(Effect::AddMcp { .. })
+    ));
+}
+
+/// Item 11: the custom-date field takes what its hint says, YYYY-MM-DD.
+#[test]
+fn the_custom_date_field_takes_only_a_date() {
+    let mut app = loaded();
+    app.update(ch('n'));
+    type_text(&mut app, "ci");
+    app.update(press(KeyCode::Tab));
+    app.update(press(KeyCode::Tab));
+    app.update(press(KeyCode::Left));
+    app.update(press(KeyCode::Left)); // custom date
+    app.update(press(KeyCode::Tab));
+    for spec in ["30d", "1y", "never", "2027-01-31T00:00:00Z", "31/01/2027"] {
+        type_text(&mut app, spec);
+        assert!(app.update(press(KeyCode::Enter)).is_none(), "{spec}");
+        let error = key_form(&app).error_for(Field::Expiry).unwrap_or_default();
+        assert!(error.contains("YYYY-MM-DD"), "{spec}: {error:?}");
+        for _ in 0..spec.len() {
+            app.update(press(KeyCode::Backspace));
+        }
+    }
+    type_text(&mut app, "2027-01-31");
+    match app.update(press(KeyCode::Enter)) {
+        Some(Effect::CreateKey { request, .. }) => assert_eq!(request.expires, "2027-01-31"),
+        other => panic!("expected CreateKey, got {other:?}"),
+    }
+}
+
+/// Item 10: sorting by name reads numbers as numbers.
+#[test]
+fn name_sort_is_natural() {
+    let names = ["key-14", "key-140", "Key-3", "key-141", "key-2", "key-1"];
+    let stored = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| key(i64::try_from(i + 1).unwrap(), &format!("N{i:07}"), name))
+        .collect();
+    let mut app = loaded_with(snapshot_with(stored, Vec::new()), 10);
+    app.update(ch('s'));
+    assert_eq!(app.sort, SortKey::Name);
+    assert_eq!(
+        names_in_view(&app),
+        ["key-1", "key-2", "Key-3", "key-14", "key-140", "key-141"]
+    );
+}
+
+/// Item 13: Esc in the list clears an active filter (and does nothing
+/// without one).
+#[test]
+fn esc_in_the_list_clears_the_filter() {
+    let mut app = loaded();
+    assert!(app.update(press(KeyCode::Esc)).is_none());
+    app.update(ch('/'));
+    type_text_or_detail(&mut app, "lap");
+    app.update(press(KeyCode::Enter));
+    assert_eq!(names_in_view(&app), ["laptop"]);
+    assert_normal(&app);
+    app.update(press(KeyCode::Esc));
+    assert_eq!(app.filter, "");
+    assert_eq!(app.view.len(), 4);
+    assert_eq!(selected_name(&app), "laptop", "the selection stays");
+    assert_normal(&app);
+}
+
+/// Item 13: saving an edit that changes nothing says so as it closes.
+#[test]
+fn saving_an_unchanged_edit_says_so() {
+    let mut app = loaded();
+    app.update(ch('e'));
+    assert!(app.update(press(KeyCode::Enter)).is_none());
+    assert_normal(&app);
+    let flash = app.flash.as_ref().expect("a message");
+    assert!(flash.text.contains("No changes"), "{flash:?}");
+    assert!(!flash.error);
+}
+
+/// Item 13: switching organization says where you are now.
+#[test]
+fn switching_organization_says_so() {
+    let mut app = loaded();
+    app.update(ch('o'));
+    app.update(ch('j'));
+    app.update(press(KeyCode::Enter));
+    assert_eq!(app.org, "beta-labs");
+    let flash = app.flash.as_ref().expect("a message");
+    assert_eq!(flash.text, "Switched to organization 'beta-labs'");
 }

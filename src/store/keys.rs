@@ -158,6 +158,7 @@ fn check_plan_limit(tx: &Transaction<'_>, org_id: i64, now: Timestamp) -> Result
         return Err(StoreError::LimitReached {
             plan,
             limit,
+            active,
             org: slug,
         });
     }

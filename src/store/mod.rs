@@ -92,7 +92,13 @@ pub enum StoreError {
     #[error("unknown MCP '{slug}' in organization '{org}' (see `plexmcp mcps list`)")]
     UnknownMcp { slug: String, org: String },
     #[error("plan limit reached")]
-    LimitReached { plan: Plan, limit: u32, org: String },
+    LimitReached {
+        plan: Plan,
+        limit: u32,
+        /// Active keys now: more than `limit` after a move to a smaller plan.
+        active: u32,
+        org: String,
+    },
     #[error("key {0} is revoked; revoked keys cannot be changed")]
     Revoked(String),
     #[error("lookup id already in use")]

@@ -37,6 +37,7 @@ pub struct RecentRequest {
     pub http_status: u16,
     pub latency_us: u64,
     pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -154,7 +155,7 @@ impl Store {
             .collect::<rusqlite::Result<_>>()?;
 
         let mut stmt = self.conn.prepare_cached(
-            "SELECT at_ms, mcp_slug, tool, outcome, http_status, latency_us, client_ip FROM usage_events
+            "SELECT at_ms, mcp_slug, tool, outcome, http_status, latency_us, client_ip, user_agent FROM usage_events
              WHERE key_id = ?1 ORDER BY at_ms DESC LIMIT ?2",
         )?;
         usage.recent = stmt
@@ -167,6 +168,7 @@ impl Store {
                     http_status: r.get(4)?,
                     latency_us: count(r.get(5)?),
                     client_ip: r.get(6)?,
+                    user_agent: r.get(7)?,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
@@ -233,7 +235,7 @@ mod tests {
             http_status: status,
             latency_us: 1000,
             client_ip: Some(ip.into()),
-            user_agent: None,
+            user_agent: Some(format!("probe/{status}")),
             at_ms: at.timestamp_millis(),
         };
         let hour_ago = now - chrono::TimeDelta::hours(1);
@@ -262,6 +264,10 @@ mod tests {
         assert_eq!(u.clients.len(), 3);
         assert_eq!(u.clients[0].ip, "10.0.0.1");
         assert_eq!(u.recent.len(), 3);
+        // The user agent each request sent comes back with it.
+        for r in &u.recent {
+            assert_eq!(r.user_agent, Some(format!("probe/{}", r.http_status)));
+        }
         let reloaded = store.key_by_lookup(1, "AAAAAAAA").unwrap().unwrap();
         assert_eq!(reloaded.request_count, 5);
         assert_eq!(reloaded.last_used_at, Some(now));

@@ -88,8 +88,13 @@ pub enum Action {
         column: u16,
         row: u16,
     },
-    /// Mouse wheel: positive scrolls down.
-    Scroll(i32),
+    /// Mouse wheel notches (positive scrolls down) with the pointer's
+    /// cell: the pane under the pointer scrolls, focused or not.
+    Scroll {
+        notches: i32,
+        column: u16,
+        row: u16,
+    },
     /// Where the list and detail panes were drawn, for paging and clicks.
     Layout {
         list: Rect,
@@ -134,6 +139,8 @@ pub enum Intent {
     PageDown,
     SwitchPane,
     Filter,
+    /// Esc in the list: drop an active filter.
+    ClearFilter,
     Sort,
     Create,
     Edit,
@@ -143,6 +150,8 @@ pub enum Intent {
     Orgs,
     Audit,
     Help,
+    /// Long lines of the details: cut with `…` (the default) or wrapped whole.
+    Wrap,
 }
 
 /// One row of the help overlay: keys as shown, what they do, the intent.
@@ -184,8 +193,8 @@ pub const BINDINGS: &[Binding] = &[
         intent: Intent::SwitchPane,
     },
     Binding {
-        keys: "/",
-        does: "filter by name or prefix",
+        keys: "/ · Esc",
+        does: "filter by name or prefix · clear the filter",
         intent: Intent::Filter,
     },
     Binding {
@@ -229,6 +238,11 @@ pub const BINDINGS: &[Binding] = &[
         intent: Intent::Audit,
     },
     Binding {
+        keys: "w",
+        does: "details: wrap long lines / cut them with …",
+        intent: Intent::Wrap,
+    },
+    Binding {
         keys: "?",
         does: "this help",
         intent: Intent::Help,
@@ -260,6 +274,7 @@ pub fn intent_for(key: KeyEvent) -> Option<Intent> {
         KeyCode::PageDown => Intent::PageDown,
         KeyCode::Tab | KeyCode::BackTab => Intent::SwitchPane,
         KeyCode::Char('/') => Intent::Filter,
+        KeyCode::Esc => Intent::ClearFilter,
         KeyCode::Char('s') => Intent::Sort,
         KeyCode::Char('n') => Intent::Create,
         KeyCode::Char('e') => Intent::Edit,
@@ -269,6 +284,7 @@ pub fn intent_for(key: KeyEvent) -> Option<Intent> {
         KeyCode::Char('o') => Intent::Orgs,
         KeyCode::Char('a') => Intent::Audit,
         KeyCode::Char('?') => Intent::Help,
+        KeyCode::Char('w') => Intent::Wrap,
         _ => return None,
     })
 }

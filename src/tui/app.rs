@@ -5,8 +5,10 @@
 //! tested as a plain function.
 
 mod audit;
+mod dialog_lists;
 mod guards;
 mod list;
+mod natural;
 
 pub use audit::{AUDIT_LOADED, AuditView};
 
@@ -22,6 +24,7 @@ use super::action::{
 };
 use super::forms::{FormOutcome, KeyForm, KeySubmit, McpForm};
 use super::layout;
+use super::scroll::{ListPosition, Step};
 use crate::admin::{EditRequest, KeyRequest, McpRequest};
 use crate::domain::{KeyRecord, Plan, Timestamp};
 use crate::keys::ApiKey;
@@ -141,13 +144,10 @@ pub enum Mode {
         id: String,
         name: String,
     },
-    Mcps {
-        selected: usize,
-    },
+    /// The org's MCP servers; the position scrolls like every list.
+    Mcps(ListPosition),
     McpForm(Box<McpForm>),
-    Orgs {
-        selected: usize,
-    },
+    Orgs(ListPosition),
     /// The organization's audit trail (`a`).
     Audit(Box<AuditView>),
 }
@@ -182,6 +182,8 @@ pub struct App {
     pub focus: Focus,
     pub detail: Option<Detail>,
     pub detail_scroll: u16,
+    /// Long detail lines wrap (`w`) instead of ending in `…`.
+    pub detail_wrap: bool,
     pub server: ServerStatus,
     pub mode: Mode,
     pub flash: Option<Flash>,
@@ -214,6 +216,7 @@ impl App {
             focus: Focus::List,
             detail: None,
             detail_scroll: 0,
+            detail_wrap: false,
             server,
             mode: Mode::Normal,
             flash: None,
@@ -255,10 +258,14 @@ impl App {
     }
 
     fn flash(&mut self, text: impl Into<String>, error: bool) {
+        let text = text.into();
+        // Long messages stay long enough to be read (about 15 characters a second).
+        let chars = i64::try_from(text.chars().count()).unwrap_or(i64::MAX);
+        let secs = FLASH_SECS.max(chars / 15);
         self.flash = Some(Flash {
-            text: text.into(),
+            text,
             error,
-            until: self.now + chrono::TimeDelta::seconds(FLASH_SECS),
+            until: self.now + chrono::TimeDelta::seconds(secs),
         });
     }
 
@@ -274,24 +281,18 @@ impl App {
                 self.on_key(key)
             }
             // Nothing under the pointer is on screen when the terminal is too small.
-            Action::Click { .. } | Action::Scroll(_) if self.too_small() => None,
+            Action::Click { .. } | Action::Scroll { .. } if self.too_small() => None,
             Action::Click { column, row } => self.on_click(column, row),
-            Action::Scroll(delta) => {
-                if !matches!(self.mode, Mode::Normal) {
-                    return None;
-                }
-                match self.focus {
-                    Focus::List => self.move_by(delta.saturating_mul(3) as isize),
-                    Focus::Detail => {
-                        self.scroll_detail(delta.saturating_mul(3));
-                        None
-                    }
-                }
-            }
+            Action::Scroll {
+                notches,
+                column,
+                row,
+            } => self.on_wheel(notches, column, row),
             Action::Layout { list, detail } => {
                 self.list_area = list;
                 self.detail_area = detail;
                 self.keep_selection_visible();
+                self.clamp_detail_scroll();
                 None
             }
             Action::Resize { width, height } => {
@@ -316,6 +317,7 @@ impl App {
             Action::Loaded(snapshot) => self.on_loaded(*snapshot),
             Action::DetailLoaded(detail) => {
                 self.detail = Some(*detail);
+                self.clamp_detail_scroll();
                 None
             }
             Action::AuditLoaded { org, events } => {
@@ -337,15 +339,22 @@ impl App {
                 None
             }
             Action::Done(op, message) => {
+                self.flash(message, false);
                 match op {
                     Operation::AddMcp | Operation::RemoveMcp => {
-                        self.mode = Mode::Mcps { selected: 0 };
+                        self.mode = Mode::Mcps(ListPosition::default());
+                        None
                     }
-                    Operation::EditKey | Operation::RevokeKey => self.mode = Mode::Normal,
-                    _ => {}
+                    Operation::EditKey | Operation::RevokeKey => {
+                        self.mode = Mode::Normal;
+                        // The change is committed: its audit event belongs in
+                        // the Activity list now, and a reload of the list
+                        // alone would not fetch it (the selection is the same).
+                        self.selected_key()
+                            .map(|k| Effect::LoadDetail { key_row: k.row_id })
+                    }
+                    _ => None,
                 }
-                self.flash(message, false);
-                None
             }
             Action::Failed(op, error) => {
                 match (&mut self.mode, op) {
@@ -391,6 +400,7 @@ impl App {
         self.loaded = true;
         let keep = self.select_on_load.take().or(previous);
         self.rebuild_view(keep);
+        self.clamp_detail_scroll();
         // The database changed: what the audit view shows may have too.
         if matches!(self.mode, Mode::Audit(_)) {
             return Some(self.load_audit());
@@ -432,6 +442,10 @@ impl App {
                     None
                 }
                 FormOutcome::Cancel => None,
+                FormOutcome::Unchanged => {
+                    self.flash("No changes to save: the key is as it was", false);
+                    None
+                }
                 FormOutcome::Submit(submit) => {
                     self.mode = Mode::KeyForm(form);
                     let org = self.org.clone();
@@ -455,9 +469,9 @@ impl App {
                     // Back to the MCPs view with the cursor where it was.
                     if let Pending::RemoveMcp { slug } = &pending {
                         let selected = self.mcps.iter().position(|m| m.slug == *slug);
-                        self.mode = Mode::Mcps {
-                            selected: selected.unwrap_or(0),
-                        };
+                        let mut at = ListPosition::at(selected.unwrap_or(0));
+                        at.clamp(self.mcps.len(), self.mcps_rows());
+                        self.mode = Mode::Mcps(at);
                     }
                     None
                 }
@@ -478,15 +492,15 @@ impl App {
                     None
                 }
             },
-            Mode::Mcps { selected } => self.mcps_key(key, selected),
+            Mode::Mcps(at) => self.mcps_key(key, at),
             Mode::Audit(view) => self.audit_key(view, key),
             Mode::McpForm(mut form) => match form.handle_key(key) {
                 FormOutcome::Stay => {
                     self.mode = Mode::McpForm(form);
                     None
                 }
-                FormOutcome::Cancel => {
-                    self.mode = Mode::Mcps { selected: 0 };
+                FormOutcome::Cancel | FormOutcome::Unchanged => {
+                    self.mode = Mode::Mcps(ListPosition::default());
                     None
                 }
                 FormOutcome::Submit(request) => {
@@ -497,70 +511,8 @@ impl App {
                     })
                 }
             },
-            Mode::Orgs { selected } => match key.code {
-                KeyCode::Char('j') | KeyCode::Down => {
-                    self.mode = Mode::Orgs {
-                        selected: (selected + 1).min(self.orgs.len().saturating_sub(1)),
-                    };
-                    None
-                }
-                KeyCode::Char('k') | KeyCode::Up => {
-                    self.mode = Mode::Orgs {
-                        selected: selected.saturating_sub(1),
-                    };
-                    None
-                }
-                KeyCode::Enter => {
-                    let org = self.orgs.get(selected)?.clone();
-                    if org == self.org {
-                        return None;
-                    }
-                    self.org = org;
-                    self.keys.clear();
-                    self.view.clear();
-                    self.detail = None;
-                    self.selected = 0;
-                    self.offset = 0;
-                    self.loaded = false;
-                    Some(self.refresh(true))
-                }
-                KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('o') => None,
-                _ => {
-                    self.mode = Mode::Orgs { selected };
-                    None
-                }
-            },
+            Mode::Orgs(at) => self.orgs_key(key, at),
         }
-    }
-
-    fn mcps_key(&mut self, key: KeyEvent, selected: usize) -> Option<Effect> {
-        let last = self.mcps.len().saturating_sub(1);
-        match key.code {
-            KeyCode::Char('j') | KeyCode::Down => {
-                self.mode = Mode::Mcps {
-                    selected: (selected + 1).min(last),
-                }
-            }
-            KeyCode::Char('k') | KeyCode::Up => {
-                self.mode = Mode::Mcps {
-                    selected: selected.saturating_sub(1),
-                }
-            }
-            KeyCode::Char('a') | KeyCode::Char('n') => self.mode = Mode::McpForm(Box::default()),
-            KeyCode::Char('d') | KeyCode::Char('x') | KeyCode::Delete => {
-                match self.mcps.get(selected) {
-                    Some(mcp) => {
-                        self.mode = Mode::Confirm(Pending::RemoveMcp {
-                            slug: mcp.slug.clone(),
-                        })
-                    }
-                    None => self.mode = Mode::Mcps { selected },
-                }
-            }
-            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('m') => {}
-            _ => self.mode = Mode::Mcps { selected },
-        }
-        None
     }
 
     fn normal_key(&mut self, key: KeyEvent) -> Option<Effect> {
@@ -587,18 +539,21 @@ impl App {
                     self.detail_scroll = 0;
                     return None;
                 }
+                Intent::Bottom => {
+                    self.detail_scroll = self.detail_last_top();
+                    return None;
+                }
                 _ => {}
             }
         }
-        let page = self.page_rows() as isize;
         match intent {
             Intent::Quit => self.quit(),
-            Intent::Down => self.move_by(1),
-            Intent::Up => self.move_by(-1),
-            Intent::Top => self.select(0),
-            Intent::Bottom => self.select(self.view.len().saturating_sub(1)),
-            Intent::PageDown => self.move_by(page),
-            Intent::PageUp => self.move_by(-page),
+            Intent::Down => self.step_list(Step::Down),
+            Intent::Up => self.step_list(Step::Up),
+            Intent::Top => self.step_list(Step::Top),
+            Intent::Bottom => self.step_list(Step::Bottom),
+            Intent::PageDown => self.step_list(Step::PageDown),
+            Intent::PageUp => self.step_list(Step::PageUp),
             Intent::SwitchPane => {
                 self.focus = match self.focus {
                     Focus::List => Focus::Detail,
@@ -609,6 +564,18 @@ impl App {
             Intent::Filter => {
                 self.mode = Mode::Filter(Input::new(self.filter.clone()));
                 None
+            }
+            Intent::ClearFilter => {
+                if self.filter.is_empty() {
+                    return None;
+                }
+                let before = self.selected_key().map(|k| k.row_id);
+                self.filter.clear();
+                self.rebuild_view(before);
+                let after = self.selected_key().map(|k| k.row_id);
+                after
+                    .filter(|_| after != before)
+                    .map(|key_row| Effect::LoadDetail { key_row })
             }
             Intent::Sort => {
                 self.sort = self.sort.next();
@@ -623,12 +590,14 @@ impl App {
             }
             Intent::Edit | Intent::Revoke | Intent::Rotate => self.key_action(intent),
             Intent::Mcps => {
-                self.mode = Mode::Mcps { selected: 0 };
+                self.mode = Mode::Mcps(ListPosition::default());
                 None
             }
             Intent::Orgs => {
                 let selected = self.orgs.iter().position(|o| *o == self.org).unwrap_or(0);
-                self.mode = Mode::Orgs { selected };
+                let mut at = ListPosition::at(selected);
+                at.clamp(self.orgs.len(), layout::picker_rows(self.screen_area()));
+                self.mode = Mode::Orgs(at);
                 None
             }
             Intent::Help => {
@@ -636,6 +605,11 @@ impl App {
                 None
             }
             Intent::Audit => self.open_audit(),
+            Intent::Wrap => {
+                self.detail_wrap = !self.detail_wrap;
+                self.clamp_detail_scroll();
+                None
+            }
         }
     }
 

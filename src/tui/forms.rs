@@ -1,15 +1,20 @@
-//! The console's forms as plain state: the key form (create and edit) and
-//! the MCP form. Each field owns its key handling; a small focus enum moves
-//! between fields. Submitting validates with the same rules as the CLI and
-//! either returns errors per field or a request for the store.
+//! The console's forms as plain state: the key form (create and edit) here
+//! and the MCP form in `forms/mcp_form.rs`. Each field owns its key
+//! handling; a small focus enum moves between fields. Submitting validates
+//! with the same rules as the CLI and either returns errors per field or a
+//! request for the store.
 
 use ratatui::crossterm::event::{Event, KeyCode, KeyEvent};
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
-use crate::admin::{self, AdminError, EditRequest, KeyRequest, McpRequest};
+use crate::admin::{self, AdminError, EditRequest, KeyRequest};
 use crate::domain::{KeyRecord, McpAccess, Timestamp};
-use crate::rules::{Field, RuleError};
+use crate::rules::{Expiry, Field, RuleError};
+use crate::tui::scroll::{self, Step};
+
+mod mcp_form;
+pub use mcp_form::{McpField, McpForm};
 
 /// Expiry choices offered by the form, cycled with ←/→.
 pub const EXPIRY_CHOICES: [(&str, &str); 5] = [
@@ -20,6 +25,9 @@ pub const EXPIRY_CHOICES: [(&str, &str); 5] = [
     ("Custom date", ""),
 ];
 const CUSTOM: usize = 4;
+/// MCPs PgUp/PgDn move by in the checklist: how many it shows at 80×24
+/// with nothing else in the form (its height is only known when drawn).
+const CHECKLIST_PAGE: usize = 8;
 const DEFAULT_EXPIRY: usize = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +45,8 @@ pub enum KeyField {
 pub enum FormOutcome<R> {
     Stay,
     Cancel,
+    /// Saving an edit that changes nothing: closes, and says so.
+    Unchanged,
     Submit(R),
 }
 
@@ -58,6 +68,8 @@ pub struct KeyForm {
     pub general_error: Option<String>,
     /// Waiting for the store; further submits are ignored.
     pub busy: bool,
+    /// A submit has shown field errors: from now on they follow the values.
+    checked: bool,
 }
 
 /// A request the form produced.
@@ -82,6 +94,7 @@ impl KeyForm {
             errors: Vec::new(),
             general_error: None,
             busy: false,
+            checked: false,
         }
     }
 
@@ -161,9 +174,48 @@ impl KeyForm {
             KeyCode::Tab => self.move_focus(true),
             KeyCode::BackTab => self.move_focus(false),
             KeyCode::Enter => return self.submit(now),
-            _ => self.field_key(key),
+            _ => {
+                let before = self.values();
+                self.field_key(key);
+                if self.values() != before {
+                    self.revalidate(now);
+                }
+            }
         }
         FormOutcome::Stay
+    }
+
+    /// What the fields say now, to tell an edit from a cursor move.
+    fn values(&self) -> (String, String, usize, String, McpAccess) {
+        (
+            self.name.value().to_string(),
+            self.description.value().to_string(),
+            self.expiry,
+            self.custom_date.value().to_string(),
+            self.access(),
+        )
+    }
+
+    /// Once a submit has shown errors, each change re-checks the form so
+    /// the errors on screen are about the values on screen: fixed ones go,
+    /// changed ones say what is wrong now. A field the user did not touch
+    /// keeps its error (it may have come from the store).
+    fn revalidate(&mut self, now: Timestamp) {
+        if !self.checked {
+            return;
+        }
+        let touched = match self.focus {
+            KeyField::Name => Field::Name,
+            KeyField::Description => Field::Description,
+            KeyField::Expiry | KeyField::CustomDate => Field::Expiry,
+            KeyField::Access | KeyField::McpList => Field::McpAccess,
+        };
+        let fresh = match self.build(now) {
+            Ok(_) => Vec::new(),
+            Err(AdminError::Invalid(errors)) => errors,
+            Err(_) => return,
+        };
+        replace_errors(&mut self.errors, fresh, &[touched]);
     }
 
     fn field_key(&mut self, key: KeyEvent) {
@@ -185,20 +237,28 @@ impl KeyForm {
                     self.all_mcps = !self.all_mcps;
                 }
             }
-            KeyField::McpList => match key.code {
-                KeyCode::Up | KeyCode::Char('k') => {
-                    self.mcp_cursor = self.mcp_cursor.saturating_sub(1)
-                }
-                KeyCode::Down | KeyCode::Char('j') => {
-                    self.mcp_cursor = (self.mcp_cursor + 1).min(self.mcps.len().saturating_sub(1));
-                }
-                KeyCode::Char(' ') => {
-                    if let Some((_, on)) = self.mcps.get_mut(self.mcp_cursor) {
+            KeyField::McpList => match scroll::step_for(&key) {
+                Some(step) => self.step_checklist(step),
+                None => {
+                    if key.code == KeyCode::Char(' ')
+                        && let Some((_, on)) = self.mcps.get_mut(self.mcp_cursor)
+                    {
                         *on = !*on;
                     }
                 }
-                _ => {}
             },
+        }
+    }
+
+    fn step_checklist(&mut self, step: Step) {
+        self.mcp_cursor = scroll::moved(self.mcp_cursor, step, self.mcps.len(), CHECKLIST_PAGE);
+    }
+
+    /// The wheel moves through the MCP checklist while it is shown.
+    pub fn wheel(&mut self, notches: i32) {
+        if !self.all_mcps && !self.mcps.is_empty() {
+            self.focus = KeyField::McpList;
+            self.step_checklist(Step::Wheel(notches));
         }
     }
 
@@ -207,8 +267,25 @@ impl KeyForm {
             return FormOutcome::Stay;
         }
         self.general_error = None;
+        match self.build(now) {
+            Ok(Some(submit)) => {
+                self.errors.clear();
+                self.busy = true;
+                FormOutcome::Submit(submit)
+            }
+            Ok(None) => FormOutcome::Unchanged,
+            Err(e) => {
+                self.show_error(e);
+                FormOutcome::Stay
+            }
+        }
+    }
+
+    /// The request the fields make, every broken rule at once, or `None`
+    /// for an edit that changes nothing.
+    fn build(&self, now: Timestamp) -> Result<Option<KeySubmit>, AdminError> {
         let description = Some(self.description.value().to_string());
-        let outcome = match &self.editing {
+        match &self.editing {
             None => {
                 let request = KeyRequest {
                     name: self.name.value().to_string(),
@@ -216,7 +293,25 @@ impl KeyForm {
                     expires: self.expiry_spec(),
                     access: self.access(),
                 };
-                admin::validate_key_request(&request, now).map(|_| KeySubmit::Create(request))
+                let checked = admin::validate_key_request(&request, now).map(|_| ());
+                // The custom date's hint says YYYY-MM-DD, so only a date is one.
+                let date = if self.expiry == CUSTOM {
+                    Expiry::parse_date(&request.expires).map(|_| ())
+                } else {
+                    Ok(())
+                };
+                match (checked, date) {
+                    (Ok(()), Ok(())) => Ok(Some(KeySubmit::Create(request))),
+                    (Ok(()), Err(e)) => Err(AdminError::Invalid(vec![e])),
+                    (Err(AdminError::Invalid(mut errors)), Err(e)) => {
+                        match errors.iter_mut().find(|x| x.field == Field::Expiry) {
+                            Some(expiry) => *expiry = e,
+                            None => errors.push(e),
+                        }
+                        Err(AdminError::Invalid(errors))
+                    }
+                    (Err(e), _) => Err(e),
+                }
             }
             Some(key) => {
                 // Only what changed, so the audit trail names real edits.
@@ -229,23 +324,14 @@ impl KeyForm {
                     access: (access != key.access).then_some(access),
                 };
                 if request == EditRequest::default() {
-                    return FormOutcome::Cancel;
+                    return Ok(None);
                 }
-                admin::validate_edit_request(&request).map(|()| KeySubmit::Edit {
-                    id: key.id.clone(),
-                    request,
+                admin::validate_edit_request(&request).map(|()| {
+                    Some(KeySubmit::Edit {
+                        id: key.id.clone(),
+                        request,
+                    })
                 })
-            }
-        };
-        match outcome {
-            Ok(submit) => {
-                self.errors.clear();
-                self.busy = true;
-                FormOutcome::Submit(submit)
-            }
-            Err(e) => {
-                self.show_error(e);
-                FormOutcome::Stay
             }
         }
     }
@@ -257,6 +343,7 @@ impl KeyForm {
             &mut self.errors,
             &mut self.general_error,
             &mut self.busy,
+            &mut self.checked,
         );
         if let Some(field) = first {
             self.focus = match field {
@@ -278,11 +365,13 @@ fn place_error(
     errors: &mut Vec<RuleError>,
     general: &mut Option<String>,
     busy: &mut bool,
+    checked: &mut bool,
 ) -> Option<Field> {
     *busy = false;
     match error {
         AdminError::Invalid(invalid) => {
             *errors = invalid;
+            *checked = true;
             errors.first().map(|e| e.field)
         }
         other => {
@@ -292,153 +381,14 @@ fn place_error(
     }
 }
 
+/// The errors of the `touched` fields as `fresh` validation sees them;
+/// the others' as they were.
+fn replace_errors(errors: &mut Vec<RuleError>, fresh: Vec<RuleError>, touched: &[Field]) {
+    errors.retain(|e| !touched.contains(&e.field));
+    errors.extend(fresh.into_iter().filter(|e| touched.contains(&e.field)));
+}
+
 /// Text editing keys for a tui-input field.
 fn text_key(input: &mut Input, key: KeyEvent) {
     input.handle_event(&Event::Key(key));
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum McpField {
-    Id,
-    Name,
-    Transport,
-    Target,
-    Timeout,
-}
-
-const MCP_FIELDS: [McpField; 5] = [
-    McpField::Id,
-    McpField::Name,
-    McpField::Transport,
-    McpField::Target,
-    McpField::Timeout,
-];
-
-/// Registering an MCP: id, name, stdio command or URL, timeout.
-#[derive(Debug, Clone)]
-pub struct McpForm {
-    pub id: Input,
-    pub name: Input,
-    /// `true` for a stdio command, `false` for a Streamable HTTP URL.
-    pub stdio: bool,
-    pub target: Input,
-    pub timeout: Input,
-    pub focus: McpField,
-    pub errors: Vec<RuleError>,
-    pub general_error: Option<String>,
-    pub busy: bool,
-}
-
-impl Default for McpForm {
-    fn default() -> Self {
-        McpForm {
-            id: Input::default(),
-            name: Input::default(),
-            stdio: true,
-            target: Input::default(),
-            timeout: Input::new("30".into()),
-            focus: McpField::Id,
-            errors: Vec::new(),
-            general_error: None,
-            busy: false,
-        }
-    }
-}
-
-impl McpForm {
-    pub fn handle_key(&mut self, key: KeyEvent) -> FormOutcome<McpRequest> {
-        let at = MCP_FIELDS
-            .iter()
-            .position(|f| *f == self.focus)
-            .unwrap_or(0);
-        match key.code {
-            KeyCode::Esc => return FormOutcome::Cancel,
-            KeyCode::Tab => self.focus = MCP_FIELDS[(at + 1) % MCP_FIELDS.len()],
-            KeyCode::BackTab => {
-                self.focus = MCP_FIELDS[(at + MCP_FIELDS.len() - 1) % MCP_FIELDS.len()]
-            }
-            KeyCode::Enter => return self.submit(),
-            _ => match self.focus {
-                McpField::Id => text_key(&mut self.id, key),
-                McpField::Name => text_key(&mut self.name, key),
-                McpField::Target => text_key(&mut self.target, key),
-                McpField::Timeout => text_key(&mut self.timeout, key),
-                McpField::Transport => {
-                    if matches!(
-                        key.code,
-                        KeyCode::Left | KeyCode::Right | KeyCode::Char(' ')
-                    ) {
-                        self.stdio = !self.stdio;
-                    }
-                }
-            },
-        }
-        FormOutcome::Stay
-    }
-
-    pub fn error_for(&self, field: Field) -> Option<&str> {
-        self.errors
-            .iter()
-            .find(|e| e.field == field)
-            .map(|e| e.message.as_str())
-    }
-
-    fn submit(&mut self) -> FormOutcome<McpRequest> {
-        if self.busy {
-            return FormOutcome::Stay;
-        }
-        self.general_error = None;
-        let timeout = self.timeout.value().trim();
-        let timeout_secs = match timeout.parse::<u64>() {
-            Ok(secs) => Some(secs),
-            Err(_) => {
-                self.errors = vec![RuleError {
-                    field: Field::Timeout,
-                    message: format!("timeout '{timeout}' is not a whole number of seconds"),
-                }];
-                self.focus = McpField::Timeout;
-                return FormOutcome::Stay;
-            }
-        };
-        let name = self.name.value().trim();
-        let target = self.target.value().to_string();
-        let request = McpRequest {
-            slug: self.id.value().trim().to_string(),
-            name: (!name.is_empty()).then(|| name.to_string()),
-            stdio: self.stdio.then(|| target.clone()),
-            url: (!self.stdio).then_some(target),
-            env: Vec::new(),
-            inherit_env: Vec::new(),
-            headers: Vec::new(),
-            timeout_secs,
-        };
-        match admin::validate_mcp_request(&request) {
-            Ok(_) => {
-                self.errors.clear();
-                self.busy = true;
-                FormOutcome::Submit(request)
-            }
-            Err(e) => {
-                self.show_error(e);
-                FormOutcome::Stay
-            }
-        }
-    }
-
-    pub fn show_error(&mut self, error: AdminError) {
-        let first = place_error(
-            error,
-            &mut self.errors,
-            &mut self.general_error,
-            &mut self.busy,
-        );
-        if let Some(field) = first {
-            self.focus = match field {
-                Field::Slug => McpField::Id,
-                Field::Name => McpField::Name,
-                Field::Timeout => McpField::Timeout,
-                _ => McpField::Target,
-            };
-        }
-    }
 }

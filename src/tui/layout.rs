@@ -50,3 +50,38 @@ pub fn areas(area: Rect) -> Areas {
 pub fn too_small(area: Rect) -> bool {
     area.width < MIN_WIDTH || area.height < MIN_HEIGHT
 }
+
+/// A centered rectangle for dialogs, clamped to the screen.
+pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect::new(
+        area.x + (area.width - width) / 2,
+        area.y + (area.height - height) / 2,
+        width,
+        height,
+    )
+}
+
+/// The MCPs view: nearly the whole screen.
+pub fn mcps_dialog(area: Rect) -> Rect {
+    centered(
+        area,
+        area.width.saturating_sub(8).max(60),
+        area.height.saturating_sub(4).max(10),
+    )
+}
+
+/// Rows of MCPs the MCPs view shows at once (inside its border, below the
+/// header row).
+pub fn mcps_rows(area: Rect) -> usize {
+    usize::from(mcps_dialog(area).height.saturating_sub(3)).max(1)
+}
+
+/// Lines around the organization picker's list: border, blank, hint.
+pub const PICKER_CHROME: u16 = 4;
+
+/// Rows of organizations the picker shows at once.
+pub fn picker_rows(area: Rect) -> usize {
+    usize::from(area.height.saturating_sub(PICKER_CHROME)).max(1)
+}

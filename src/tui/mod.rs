@@ -11,6 +11,7 @@ mod effects;
 pub mod forms;
 pub mod layout;
 pub mod panes;
+pub mod scroll;
 pub mod theme;
 pub mod ui;
 
@@ -260,8 +261,15 @@ fn to_action(event: Event) -> Option<Action> {
                 column: mouse.column,
                 row: mouse.row,
             }),
-            MouseEventKind::ScrollDown => Some(Action::Scroll(1)),
-            MouseEventKind::ScrollUp => Some(Action::Scroll(-1)),
+            MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => Some(Action::Scroll {
+                notches: if mouse.kind == MouseEventKind::ScrollDown {
+                    1
+                } else {
+                    -1
+                },
+                column: mouse.column,
+                row: mouse.row,
+            }),
             _ => None,
         },
         Event::Resize(width, height) => Some(Action::Resize { width, height }),

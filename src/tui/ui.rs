@@ -3,20 +3,18 @@
 //! Reads state only; it never touches the store.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Clear, Paragraph};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use unicode_width::UnicodeWidthStr;
 
-use super::action::ServerStatus;
 use super::app::{App, Focus, Mode};
-use super::panes::{audit, detail, dialogs, forms, key_list, mcps, plural};
+use super::panes::{audit, detail, dialogs, forms, key_list, mcps, status_bar, wrap};
 use super::theme::Theme;
 use crate::rules::visible;
-use crate::server::usage_writer::Losses;
 
-pub use super::layout::{Areas, MIN_HEIGHT, MIN_WIDTH, areas, too_small};
+pub use super::layout::{Areas, MIN_HEIGHT, MIN_WIDTH, areas, centered, too_small};
 
 pub fn render(app: &App, frame: &mut Frame, theme: &Theme) {
     let area = frame.area();
@@ -24,7 +22,7 @@ pub fn render(app: &App, frame: &mut Frame, theme: &Theme) {
         return too_small_screen(app, frame, area, theme);
     }
     let areas = areas(area);
-    status_bar(app, frame, areas.status, theme);
+    status_bar::render(app, frame, areas.status, theme);
     key_list::render(app, frame, areas.list, theme);
     detail::render(app, frame, areas.detail, theme);
     frame.render_widget(footer(app, theme, areas.footer.width), areas.footer);
@@ -37,11 +35,52 @@ pub fn render(app: &App, frame: &mut Frame, theme: &Theme) {
         Mode::ConfirmQuit(show) => dialogs::confirm_quit(show, frame, area, theme),
         Mode::Confirm(pending) => dialogs::confirm(pending, frame, area, theme),
         Mode::Rotate { id, name } => dialogs::rotate(id, name, frame, area, theme),
-        Mode::Mcps { selected } => mcps::render(app, *selected, frame, area, theme),
+        Mode::Mcps(at) => mcps::render(app, at, frame, area, theme),
         Mode::McpForm(form) => forms::mcp_form(form, frame, area, theme),
-        Mode::Orgs { selected } => dialogs::orgs(app, *selected, frame, area, theme),
+        Mode::Orgs(at) => dialogs::orgs(app, at, frame, area, theme),
         Mode::Audit(view) => audit::render(app, view, frame, area, theme),
     }
+    long_message(app, frame, areas.footer, theme);
+}
+
+/// A status message too long for the footer is shown whole, wrapped, in a
+/// message area that rises from the footer over the panes' last rows.
+fn long_message(app: &App, frame: &mut Frame, footer: Rect, theme: &Theme) {
+    let Some(flash) = &app.flash else { return };
+    if matches!(app.mode, Mode::Filter(_)) || fits_footer(&flash.text, footer.width) {
+        return;
+    }
+    let width = footer.width.saturating_sub(2);
+    let lines: Vec<Line> = wrap(&visible(&flash.text), usize::from(width))
+        .into_iter()
+        .map(|part| Line::from(format!(" {part}")))
+        .collect();
+    // At most half the screen above the footer, with a rule above it.
+    let room = footer.y.saturating_add(1) / 2;
+    let height = u16::try_from(lines.len() + 1).unwrap_or(u16::MAX).min(room);
+    let rect = Rect::new(
+        footer.x,
+        footer.y.saturating_add(1).saturating_sub(height),
+        footer.width,
+        height,
+    );
+    let style = if flash.error {
+        theme.error()
+    } else {
+        theme.ok()
+    };
+    clear(frame, rect);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .style(style)
+            .block(Block::default().borders(Borders::TOP).border_style(style)),
+        rect,
+    );
+}
+
+/// Whether a status message fits the footer's one line (after its margin).
+fn fits_footer(text: &str, width: u16) -> bool {
+    visible(text).width() < usize::from(width)
 }
 
 /// Only a message fits: what is needed, how to quit, and whether a new
@@ -79,100 +118,10 @@ fn too_small_screen(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
     );
 }
 
-/// Org and plan on the left; the server on the right, kept whole so its
-/// address (or why it is not running) shows even at 80 columns.
-fn status_bar(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
-    let mut left = vec![
-        Span::styled(" plexmcp ", theme.title()),
-        Span::raw(" "),
-        Span::styled(app.org.as_str(), theme.bold()),
-    ];
-    if app.loaded {
-        let limit = app
-            .plan
-            .key_limit()
-            .map_or_else(|| "unlimited".to_string(), |l| l.to_string());
-        left.push(Span::raw(format!(
-            " ({}) · {}/{limit} keys",
-            app.plan, app.active_keys
-        )));
-    }
-    let mut right = Vec::new();
-    match &app.server {
-        ServerStatus::Running {
-            addr,
-            per_minute,
-            errors_per_minute,
-            usage_lost,
-        } => {
-            right.push(Span::styled(format!("serving {addr}"), theme.ok()));
-            let errors = Span::raw(plural(*errors_per_minute, "error"));
-            let mut rates = vec![
-                Span::raw(format!(" · {per_minute} req/min · ")),
-                if *errors_per_minute > 0 {
-                    errors.style(theme.error())
-                } else {
-                    errors
-                },
-            ];
-            if *usage_lost == Losses::default() {
-                right.append(&mut rates);
-            } else {
-                // What fits first: everything; the loss in full without the
-                // rates (it matters more); the loss in short.
-                let width = |spans: &[Span]| spans.iter().map(Span::width).sum::<usize>();
-                // Two spaces between the halves, one at the end.
-                let room = usize::from(area.width).saturating_sub(width(&left) + width(&right) + 3);
-                let full = format!(" · {}", usage_lost_text(usage_lost));
-                if full.width() + width(&rates) <= room {
-                    right.append(&mut rates);
-                }
-                let text = if full.width() <= room {
-                    full
-                } else {
-                    format!(" · usage: {} lost", usage_lost.events())
-                };
-                right.push(Span::styled(text, theme.warn()));
-            }
-        }
-        ServerStatus::Off => right.push(Span::styled("server off (--no-server)", theme.dim())),
-        ServerStatus::Failed(why) => {
-            right.push(Span::styled(format!("not serving: {why}"), theme.error()))
-        }
-    }
-    right.push(Span::raw(" "));
-    let right = Line::from(right);
-    let width = u16::try_from(right.width()).unwrap_or(u16::MAX);
-    let [left_area, right_area] =
-        Layout::horizontal([Constraint::Min(0), Constraint::Length(width)]).areas(area);
-    frame.render_widget(
-        Paragraph::new(Line::from(left)).style(theme.bar()),
-        left_area,
-    );
-    frame.render_widget(
-        Paragraph::new(right).right_aligned().style(theme.bar()),
-        right_area,
-    );
-}
-
-/// `usage: 120 events dropped, 3 batches failed (30 events)`.
-fn usage_lost_text(lost: &Losses) -> String {
-    let mut parts = Vec::new();
-    if lost.dropped > 0 {
-        parts.push(format!("{} dropped", plural(lost.dropped, "event")));
-    }
-    if lost.failed_batches > 0 {
-        let batches = match lost.failed_batches {
-            1 => "1 batch".to_string(),
-            n => format!("{n} batches"),
-        };
-        parts.push(format!(
-            "{batches} failed ({})",
-            plural(lost.failed_events, "event")
-        ));
-    }
-    format!("usage: {}", parts.join(", "))
-}
+/// Footer hints given up first, in this order, when the footer is too
+/// narrow: each is in the help screen, and the sort column is in the list's
+/// title already.
+const DROP_FIRST: [&str; 6] = ["sort", "rotate", "MCPs", "edit", "revoke", "filter"];
 
 fn footer<'a>(app: &'a App, theme: &Theme, width: u16) -> Paragraph<'a> {
     if let Mode::Filter(input) = &app.mode {
@@ -198,6 +147,14 @@ fn footer<'a>(app: &'a App, theme: &Theme, width: u16) -> Paragraph<'a> {
     let hints: &[(&str, &str)] = match &app.mode {
         Mode::Normal if app.focus == Focus::Detail => &[
             ("j/k", "scroll"),
+            (
+                "w",
+                if app.detail_wrap {
+                    "cut lines"
+                } else {
+                    "wrap lines"
+                },
+            ),
             ("Tab", "key list"),
             ("?", "help"),
             ("q", "quit"),
@@ -225,13 +182,13 @@ fn footer<'a>(app: &'a App, theme: &Theme, width: u16) -> Paragraph<'a> {
         Mode::ConfirmQuit(_) => &[("y", "quit"), ("n/Esc", "back to the key")],
         Mode::Confirm(_) => &[("y", "confirm"), ("n/Esc", "cancel")],
         Mode::Rotate { .. } => &[("k", "keep old"), ("r", "revoke old"), ("Esc", "cancel")],
-        Mode::Mcps { .. } => &[
+        Mode::Mcps(_) => &[
             ("a", "add"),
             ("d", "remove"),
             ("j/k", "move"),
             ("Esc", "back"),
         ],
-        Mode::Orgs { .. } => &[("j/k", "move"), ("Enter", "switch"), ("Esc", "back")],
+        Mode::Orgs(_) => &[("j/k", "move"), ("Enter", "switch"), ("Esc", "back")],
         Mode::Audit(view) if view.typing => &[("Enter", "keep filter"), ("Esc", "clear")],
         Mode::Audit(_) => &[
             ("j/k", "move"),
@@ -241,10 +198,15 @@ fn footer<'a>(app: &'a App, theme: &Theme, width: u16) -> Paragraph<'a> {
         ],
         Mode::Help | Mode::Filter(_) => &[("any key", "close")],
     };
-    let filter = (!app.filter.is_empty() && matches!(app.mode, Mode::Normal))
-        .then(|| Span::styled(format!(" filter: {}", visible(&app.filter)), theme.dim()));
-    // When the hints do not fit, drop them from the middle: help and quit
-    // (the last two) always stay, and `?` lists the rest.
+    let filter = (!app.filter.is_empty() && matches!(app.mode, Mode::Normal)).then(|| {
+        Span::styled(
+            format!(" filter: {} (Esc clears)", visible(&app.filter)),
+            theme.dim(),
+        )
+    });
+    // When the hints do not fit, give up the least needed first (those in
+    // DROP_FIRST, then from the middle): help and quit (the last two)
+    // always stay, and `?` lists the rest.
     let mut hints = hints.to_vec();
     let used = |hints: &[(&str, &str)]| {
         hints
@@ -254,7 +216,11 @@ fn footer<'a>(app: &'a App, theme: &Theme, width: u16) -> Paragraph<'a> {
             + filter.as_ref().map_or(0, Span::width)
     };
     while hints.len() > 2 && used(&hints) > usize::from(width) {
-        hints.remove(hints.len() - 3);
+        let least = DROP_FIRST
+            .iter()
+            .find_map(|does| hints.iter().position(|(_, d)| d == does))
+            .unwrap_or(hints.len() - 3);
+        hints.remove(least);
     }
     let mut spans = Vec::with_capacity(hints.len() * 2 + 1);
     for (key, does) in hints {
@@ -263,18 +229,6 @@ fn footer<'a>(app: &'a App, theme: &Theme, width: u16) -> Paragraph<'a> {
     }
     spans.extend(filter);
     Paragraph::new(Line::from(spans))
-}
-
-/// A centered rectangle for dialogs, clamped to the screen.
-pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
-    let width = width.min(area.width);
-    let height = height.min(area.height);
-    Rect::new(
-        area.x + (area.width - width) / 2,
-        area.y + (area.height - height) / 2,
-        width,
-        height,
-    )
 }
 
 /// Clears a dialog's area so the panes below do not show through.

@@ -182,6 +182,7 @@ pub fn usage() -> KeyUsage {
                 http_status: 200,
                 latency_us: 12_400,
                 client_ip: Some("203.0.113.9".into()),
+                user_agent: Some("curl/8.5.0".into()),
             },
             RecentRequest {
                 at_ms: (now() - TimeDelta::minutes(40)).timestamp_millis(),
@@ -191,6 +192,7 @@ pub fn usage() -> KeyUsage {
                 http_status: 504,
                 latency_us: 30_001_000,
                 client_ip: Some("10.0.0.5".into()),
+                user_agent: None,
             },
         ],
     }
@@ -296,4 +298,36 @@ pub fn many_keys(n: usize) -> Vec<KeyRecord> {
             key(row, &format!("K{i:07}"), &format!("key-{i:03}"))
         })
         .collect()
+}
+
+/// `n` stdio MCPs named mcp-01.. in slug order, as the store lists them.
+pub fn many_mcps(n: usize) -> Vec<Mcp> {
+    let template = mcps().remove(0);
+    (1..=n)
+        .map(|i| Mcp {
+            row_id: i64::try_from(i).unwrap(),
+            slug: format!("mcp-{i:02}"),
+            name: format!("MCP {i:02}"),
+            ..template.clone()
+        })
+        .collect()
+}
+
+/// The app as the event loop has it at `width`×`height`.
+pub fn sized(mut app: App, width: u16, height: u16) -> App {
+    app.update(Action::Resize { width, height });
+    app
+}
+
+/// The wheel over the key list of `layout` (any height).
+pub fn wheel(notches: i32) -> Action {
+    wheel_at(notches, 5, 4)
+}
+
+pub fn wheel_at(notches: i32, column: u16, row: u16) -> Action {
+    Action::Scroll {
+        notches,
+        column,
+        row,
+    }
 }

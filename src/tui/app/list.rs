@@ -3,8 +3,11 @@
 
 use ratatui::layout::Rect;
 
+use super::natural::natural_key;
 use super::{App, Effect, Focus, Mode, SortKey};
 use crate::domain::KeyStatus;
+use crate::tui::panes::detail;
+use crate::tui::scroll::{self, Step};
 
 impl App {
     /// Recomputes filter and sort, keeping `keep` selected if still visible.
@@ -26,7 +29,7 @@ impl App {
         match self.sort {
             // The store lists newest first already.
             SortKey::Created => {}
-            SortKey::Name => view.sort_by_cached_key(|&i| keys[i].name.to_lowercase()),
+            SortKey::Name => view.sort_by_cached_key(|&i| natural_key(&keys[i].name)),
             SortKey::LastUsed => view.sort_by_key(|&i| std::cmp::Reverse(keys[i].last_used_at)),
             SortKey::Expires => {
                 view.sort_by_key(|&i| (keys[i].expires_at.is_none(), keys[i].expires_at))
@@ -46,22 +49,21 @@ impl App {
     }
 
     pub(super) fn keep_selection_visible(&mut self) {
-        let rows = self.page_rows();
-        if self.selected < self.offset {
-            self.offset = self.selected;
-        } else if self.selected >= self.offset + rows {
-            self.offset = self.selected + 1 - rows;
-        }
-        self.offset = self.offset.min(self.view.len().saturating_sub(rows));
+        self.offset = scroll::follow(
+            self.selected,
+            self.offset,
+            self.view.len(),
+            self.page_rows(),
+        );
     }
 
-    /// Moves the selection; returns the detail load for the new key.
-    pub(super) fn move_by(&mut self, delta: isize) -> Option<Effect> {
+    /// Moves the selection like every list does; returns the detail load
+    /// for the new key.
+    pub(super) fn step_list(&mut self, step: Step) -> Option<Effect> {
         if self.view.is_empty() {
             return None;
         }
-        let last = self.view.len() - 1;
-        let target = self.selected.saturating_add_signed(delta).min(last);
+        let target = scroll::moved(self.selected, step, self.view.len(), self.page_rows());
         self.select(target)
     }
 
@@ -79,11 +81,23 @@ impl App {
         }
     }
 
+    /// Scrolls the details by `delta` lines, never past their last line.
     pub(super) fn scroll_detail(&mut self, delta: i32) {
         let next = i32::from(self.detail_scroll)
             .saturating_add(delta)
-            .clamp(0, i32::from(u16::MAX));
+            .clamp(0, i32::from(self.detail_last_top()));
         self.detail_scroll = u16::try_from(next).unwrap_or(0);
+    }
+
+    /// The furthest the details scroll: their last line at the pane's bottom.
+    pub(super) fn detail_last_top(&self) -> u16 {
+        let rows = usize::from(self.detail_area.height.saturating_sub(2));
+        u16::try_from(detail::line_count(self).saturating_sub(rows)).unwrap_or(u16::MAX)
+    }
+
+    /// After the details or the pane's size changed.
+    pub(super) fn clamp_detail_scroll(&mut self) {
+        self.detail_scroll = self.detail_scroll.min(self.detail_last_top());
     }
 
     pub(super) fn on_click(&mut self, column: u16, row: u16) -> Option<Effect> {

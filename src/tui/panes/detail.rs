@@ -6,9 +6,9 @@ use chrono::{DateTime, TimeDelta};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Wrap};
+use ratatui::widgets::{Block, Paragraph};
 
-use super::{ago, date, date_time, plural, short_time, sparkline};
+use super::{ago, date, date_time, one_line, plural, short_time, sparkline, wrap_line};
 use crate::domain::{KeyRecord, KeyStatus, McpAccess};
 use crate::rules::visible;
 use crate::store::KeyUsage;
@@ -29,17 +29,59 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
         );
         return;
     };
-    let lines = lines(app, key, app.selected_detail(), theme);
+    let lines = shown_lines(app, key, usize::from(area.width.saturating_sub(2)), theme);
+    // The state clamps its scroll too; this keeps a stale one from blanking the pane.
+    let rows = usize::from(area.height.saturating_sub(2));
+    let last_top = u16::try_from(lines.len().saturating_sub(rows)).unwrap_or(u16::MAX);
     let paragraph = Paragraph::new(lines)
         .block(block)
-        .wrap(Wrap { trim: false })
-        .scroll((app.detail_scroll, 0));
+        .scroll((app.detail_scroll.min(last_top), 0));
     frame.render_widget(paragraph, area);
 }
 
+/// The details as drawn `width` columns wide: each line cut with `…`, or
+/// wrapped under its value when the user asked for whole lines (`w`).
+fn shown_lines<'a>(app: &'a App, key: &'a KeyRecord, width: usize, theme: &Theme) -> Vec<Line<'a>> {
+    let lines = lines(app, key, app.selected_detail(), theme);
+    if app.detail_wrap {
+        lines
+            .into_iter()
+            .flat_map(|line| {
+                // Fields continue under their value, list items under their text.
+                let indent = if line.to_string().starts_with(' ') {
+                    4
+                } else {
+                    LABEL
+                };
+                wrap_line(line, width, indent)
+            })
+            .collect()
+    } else {
+        lines
+            .into_iter()
+            .map(|line| one_line(line, width))
+            .collect()
+    }
+}
+
+/// How many lines the selected key's details take in the detail pane as
+/// it is now, so scrolling can stop at the last one.
+pub fn line_count(app: &App) -> usize {
+    match app.selected_key() {
+        None => 1,
+        Some(key) => {
+            let width = usize::from(app.detail_area.width.saturating_sub(2));
+            shown_lines(app, key, width, &Theme { color: false }).len()
+        }
+    }
+}
+
+/// Width of a field's label column.
+const LABEL: usize = 12;
+
 fn field<'a>(label: &'a str, value: impl Into<Span<'a>>, theme: &Theme) -> Line<'a> {
     Line::from(vec![
-        Span::styled(format!("{label:<12}"), theme.dim()),
+        Span::styled(format!("{label:<LABEL$}"), theme.dim()),
         value.into(),
     ])
 }
@@ -79,7 +121,11 @@ fn lines<'a>(
             Span::styled(visible(&key.name), theme.bold()),
             theme,
         ),
-        field("Key", format!("{} (id {})", key.prefix(), key.id), theme),
+        field(
+            "Key",
+            visible(&format!("{} (id {})", key.prefix(), key.id)).into_owned(),
+            theme,
+        ),
         field("Status", Span::styled(status_text, status_style), theme),
         field(
             "Description",
@@ -104,7 +150,7 @@ fn lines<'a>(
         ),
     ];
     if let Some(from) = &key.rotated_from {
-        out.push(field("Replaces", format!("pmcp_{from}"), theme));
+        out.push(field("Replaces", format!("pmcp_{}", visible(from)), theme));
     }
     out.push(field(
         "MCP access",
@@ -113,7 +159,7 @@ fn lines<'a>(
             McpAccess::Only(slugs) if slugs.is_empty() => {
                 "None (its MCPs were removed)".to_string()
             }
-            McpAccess::Only(slugs) => slugs.join(", "),
+            McpAccess::Only(slugs) => visible(&slugs.join(", ")).into_owned(),
         },
         theme,
     ));
@@ -176,9 +222,8 @@ fn usage_lines<'a>(app: &App, usage: &KeyUsage, theme: &Theme, out: &mut Vec<Lin
             };
             // Tool names come from clients: shown escaped like any stored text.
             out.push(Line::from(format!(
-                "  {}/{}  {}{errors}",
-                visible(&t.mcp),
-                visible(&t.tool),
+                "  {}  {}{errors}",
+                target(Some(&t.mcp), Some(&t.tool)),
                 plural(t.requests, "request")
             )));
         }
@@ -189,7 +234,7 @@ fn usage_lines<'a>(app: &App, usage: &KeyUsage, theme: &Theme, out: &mut Vec<Lin
         for c in &usage.clients {
             let mut spans = vec![Span::raw(format!(
                 "  {} · first {} · last {} · {}",
-                c.ip,
+                visible(&c.ip),
                 short_time(c.first_seen),
                 ago(app.now, c.last_seen),
                 plural(c.requests, "request")
@@ -223,7 +268,7 @@ fn activity_lines<'a>(detail: &'a Detail, theme: &Theme, out: &mut Vec<Line<'a>>
             e.at.timestamp_millis(),
             Line::from(vec![
                 Span::styled(format!("  {} ", short_time(e.at)), theme.dim()),
-                Span::styled(e.action.clone(), theme.bold()),
+                Span::styled(visible(&e.action).into_owned(), theme.bold()),
                 Span::raw(format!(" by {who}{detail_text}")),
             ]),
         ));
@@ -235,25 +280,27 @@ fn activity_lines<'a>(detail: &'a Detail, theme: &Theme, out: &mut Vec<Line<'a>>
         } else {
             theme.ok()
         };
-        let target = format!(
-            "{}/{}",
-            visible(r.mcp.as_deref().unwrap_or("-")),
-            visible(r.tool.as_deref().unwrap_or("-"))
-        );
+        let target = target(r.mcp.as_deref(), r.tool.as_deref());
+        // Who called: the user agent, when the client sent one.
+        let agent = r
+            .user_agent
+            .as_deref()
+            .map(|ua| format!(" · {}", visible(ua)))
+            .unwrap_or_default();
         items.push((
             r.at_ms,
             Line::from(vec![
                 Span::styled(format!("  {} ", short_time(at)), theme.dim()),
                 Span::styled(format!("{} ", r.http_status), style),
                 Span::raw(format!(
-                    "{target}{} {:.1}ms {}",
+                    "{target}{} {:.1}ms {}{agent}",
                     if r.http_status >= 400 {
-                        format!(" {}", r.outcome)
+                        format!(" {}", visible(&r.outcome))
                     } else {
                         String::new()
                     },
                     r.latency_us as f64 / 1000.0,
-                    r.client_ip.as_deref().unwrap_or("-")
+                    visible(r.client_ip.as_deref().unwrap_or("-"))
                 )),
             ]),
         ));
@@ -263,4 +310,14 @@ fn activity_lines<'a>(detail: &'a Detail, theme: &Theme, out: &mut Vec<Line<'a>>
         out.push(Line::styled("  nothing yet", theme.dim()));
     }
     out.extend(items.into_iter().map(|(_, line)| line));
+}
+
+/// `mcp/tool` as the breakdown and the Activity list both show it: a part
+/// the request never named (invalid JSON, no tool) is `-` in both.
+fn target(mcp: Option<&str>, tool: Option<&str>) -> String {
+    let part = |p: Option<&str>| match p {
+        Some(p) if !p.is_empty() => visible(p).into_owned(),
+        _ => "-".to_string(),
+    };
+    format!("{}/{}", part(mcp), part(tool))
 }

@@ -6,9 +6,12 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
+use super::with_more_marks;
 use crate::rules::visible;
 use crate::tui::action::BINDINGS;
 use crate::tui::app::{App, Pending, ShowKey};
+use crate::tui::layout;
+use crate::tui::scroll::ListPosition;
 use crate::tui::theme::Theme;
 use crate::tui::ui::{centered, clear};
 
@@ -26,6 +29,11 @@ fn draw(
     width: u16,
     theme: &Theme,
 ) {
+    draw_in(frame, area, popup(title, theme), lines, width);
+}
+
+/// A dialog as tall as its lines (and its border), centered.
+fn draw_in(frame: &mut Frame, area: Rect, block: Block<'_>, lines: Vec<Line<'_>>, width: u16) {
     let height = u16::try_from(lines.len())
         .unwrap_or(u16::MAX)
         .saturating_add(2);
@@ -34,7 +42,7 @@ fn draw(
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
-            .block(popup(title, theme)),
+            .block(block),
         rect,
     );
 }
@@ -49,7 +57,7 @@ pub fn show_key(show: &ShowKey, frame: &mut Frame, area: Rect, theme: &Theme) {
         Line::from(vec![
             Span::raw("Name: "),
             Span::styled(visible(&show.record.name), theme.bold()),
-            Span::raw(format!("   Prefix: {}", show.record.prefix())),
+            Span::raw(format!("   Prefix: {}", visible(&show.record.prefix()))),
         ]),
         Line::default(),
         // Borrowed, not formatted: no extra heap copy of the key per frame.
@@ -107,7 +115,7 @@ pub fn confirm(pending: &Pending, frame: &mut Frame, area: Rect, theme: &Theme) 
                 Line::from(vec![
                     Span::raw("Revoke "),
                     Span::styled(format!("\"{}\"", visible(name)), theme.bold()),
-                    Span::raw(format!(" (pmcp_{id})?")),
+                    Span::raw(format!(" (pmcp_{})?", visible(id))),
                 ]),
                 Line::default(),
                 Line::from("It stops working immediately and can never be reactivated."),
@@ -121,7 +129,7 @@ pub fn confirm(pending: &Pending, frame: &mut Frame, area: Rect, theme: &Theme) 
             vec![
                 Line::from(vec![
                     Span::raw("Remove MCP "),
-                    Span::styled(slug.as_str(), theme.bold()),
+                    Span::styled(visible(slug), theme.bold()),
                     Span::raw("?"),
                 ]),
                 Line::default(),
@@ -139,7 +147,7 @@ pub fn confirm_quit(show: &ShowKey, frame: &mut Frame, area: Rect, theme: &Theme
     let lines = vec![
         Line::from(vec![
             Span::raw("Quitting closes the new key "),
-            Span::styled(show.record.prefix(), theme.bold()),
+            Span::styled(visible(&show.record.prefix()).into_owned(), theme.bold()),
             Span::raw(format!(" (\"{}\").", visible(&show.record.name))),
         ]),
         Line::default(),
@@ -158,7 +166,7 @@ pub fn rotate(id: &str, name: &str, frame: &mut Frame, area: Rect, theme: &Theme
         Line::from(vec![
             Span::raw("Rotate "),
             Span::styled(format!("\"{}\"", visible(name)), theme.bold()),
-            Span::raw(format!(" (pmcp_{id})?")),
+            Span::raw(format!(" (pmcp_{})?", visible(id))),
         ]),
         Line::default(),
         Line::from("A new key with the same name, description, MCP access"),
@@ -174,15 +182,15 @@ pub fn rotate(id: &str, name: &str, frame: &mut Frame, area: Rect, theme: &Theme
     draw(frame, area, "Rotate key", lines, 64, theme);
 }
 
-pub fn orgs(app: &App, selected: usize, frame: &mut Frame, area: Rect, theme: &Theme) {
-    let mut lines: Vec<Line> = app
-        .orgs
+pub fn orgs(app: &App, at: &ListPosition, frame: &mut Frame, area: Rect, theme: &Theme) {
+    let shown = at.window(app.orgs.len(), layout::picker_rows(area));
+    let mut lines: Vec<Line> = app.orgs[shown.start..shown.end]
         .iter()
         .enumerate()
         .map(|(i, org)| {
             let marker = if *org == app.org { " (current)" } else { "" };
-            let line = Line::from(format!(" {org}{marker}"));
-            if i == selected {
+            let line = Line::from(format!(" {}{marker}", visible(org)));
+            if shown.start + i == at.selected {
                 line.style(theme.selected())
             } else {
                 line
@@ -197,7 +205,8 @@ pub fn orgs(app: &App, selected: usize, frame: &mut Frame, area: Rect, theme: &T
         "Enter switch · Esc back · new ones: plexmcp org create SLUG",
         theme.dim(),
     ));
-    draw(frame, area, "Organizations", lines, 64, theme);
+    let block = with_more_marks(popup("Organizations", theme), &shown, theme);
+    draw_in(frame, area, block, lines, 64);
 }
 
 pub fn help(frame: &mut Frame, area: Rect, theme: &Theme) {
@@ -216,7 +225,7 @@ pub fn help(frame: &mut Frame, area: Rect, theme: &Theme) {
         theme.dim(),
     ));
     lines.push(Line::styled(
-        " Mouse: click selects a row, the wheel scrolls",
+        " Mouse: click selects, the wheel scrolls what it is over",
         theme.dim(),
     ));
     lines.push(Line::styled(" Press any key to close", theme.dim()));

@@ -7,10 +7,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 use tui_input::Input;
 
-use unicode_width::UnicodeWidthChar;
+use unicode_width::UnicodeWidthStr;
 
-use crate::rules::{Field, is_unsafe_to_show, visible};
+use crate::rules::{Field, visible};
 use crate::tui::forms::{EXPIRY_CHOICES, KeyField, KeyForm, McpField, McpForm};
+use crate::tui::panes::wrap;
+use crate::tui::scroll;
 use crate::tui::theme::Theme;
 use crate::tui::ui::{centered, clear};
 
@@ -165,36 +167,84 @@ pub fn key_form(form: &KeyForm, frame: &mut Frame, area: Rect, theme: &Theme) {
         form.focus == KeyField::Access,
         theme,
     );
-    if !form.all_mcps {
-        if form.mcps.is_empty() {
-            f.lines.push(Line::styled(
-                format!("{:LABEL$}no MCPs yet: add them in the MCPs view (m)", ""),
-                theme.warn(),
-            ));
-        }
-        for (i, (slug, on)) in form.mcps.iter().enumerate() {
-            let focused = form.focus == KeyField::McpList && i == form.mcp_cursor;
-            let text = format!("{:LABEL$}[{}] {slug}", "", if *on { "x" } else { " " });
-            f.lines.push(if focused {
-                Line::styled(text, theme.selected())
-            } else {
-                Line::from(text)
-            });
-        }
+    if !form.all_mcps && form.mcps.is_empty() {
+        f.lines.push(Line::styled(
+            format!("{:LABEL$}no MCPs yet: add them in the MCPs view (m)", ""),
+            theme.warn(),
+        ));
     }
+    // The checklist goes in last, in whatever height the rest leaves.
+    let checklist_at = f.lines.len();
     f.error(form.error_for(Field::McpAccess), inner, theme);
     let title = match &form.editing {
-        Some(key) => format!("Edit key {}", key.prefix()),
+        Some(key) => format!("Edit key {}", visible(&key.prefix())),
         None => "Create API key".to_string(),
     };
-    f.finish(
+    let mut f = f.finish(
         form.general_error.as_deref(),
         form.busy,
         "Tab move · ←/→ choose · Space toggle · Enter save · Esc cancel",
         inner,
         theme,
-    )
-    .draw(&title, frame, area, width, theme);
+    );
+    if !form.all_mcps {
+        let room = usize::from(area.height.saturating_sub(2)).saturating_sub(f.lines.len());
+        let checklist = checklist(form, room, theme);
+        f.lines.splice(checklist_at..checklist_at, checklist);
+    }
+    f.draw(&title, frame, area, width, theme);
+}
+
+/// The MCP checklist in at most `room` lines: when it is longer, a window
+/// that follows the cursor between lines saying how many are hidden.
+fn checklist<'a>(form: &KeyForm, room: usize, theme: &Theme) -> Vec<Line<'a>> {
+    let len = form.mcps.len();
+    let scrolls = len > room;
+    // Two lines go to the "more" marks, but at least one MCP always shows.
+    let rows = if scrolls {
+        room.saturating_sub(2).max(1)
+    } else {
+        len
+    };
+    let shown = scroll::window(form.mcp_cursor, 0, len, rows);
+    // Ticked MCPs out of view are counted, so none is chosen unseen.
+    let mark = |arrow: &str, hidden: &[(String, bool)]| {
+        if hidden.is_empty() {
+            return Line::default();
+        }
+        let ticked = hidden.iter().filter(|(_, on)| *on).count();
+        let ticked = if ticked > 0 {
+            format!(" ({ticked} ticked)")
+        } else {
+            String::new()
+        };
+        Line::styled(
+            format!("{:LABEL$}{arrow} {} more{ticked}", "", hidden.len()),
+            theme.accent(),
+        )
+    };
+    let mut lines = Vec::with_capacity(rows + 2);
+    if scrolls {
+        lines.push(mark("↑", &form.mcps[..shown.start]));
+    }
+    for (i, (slug, on)) in form.mcps[shown.start..shown.end].iter().enumerate() {
+        let focused = form.focus == KeyField::McpList && shown.start + i == form.mcp_cursor;
+        let text = format!(
+            "{:LABEL$}[{}] {}",
+            "",
+            if *on { "x" } else { " " },
+            visible(slug)
+        );
+        lines.push(if focused {
+            Line::styled(text, theme.selected())
+        } else {
+            Line::from(text)
+        });
+    }
+    if scrolls {
+        lines.push(mark("↓", &form.mcps[shown.end..]));
+    }
+    lines
 }
 
 pub fn mcp_form(form: &McpForm, frame: &mut Frame, area: Rect, theme: &Theme) {
@@ -259,66 +309,39 @@ pub fn mcp_form(form: &McpForm, frame: &mut Frame, area: Rect, theme: &Theme) {
 
 /// What of `input` fits in `room` columns around its cursor, and the
 /// cursor's column in it. A character the rules refuse (an invisible or
-/// direction-changing one, typed or in a name stored long ago) shows as
-/// `�`, one column wide, so it can be seen and deleted but never acts.
+/// direction-changing one, typed or in a name stored long ago) is shown
+/// escaped by `visible`, as every pane shows it, so it can be seen and
+/// deleted but never acts.
 fn window(input: &Input, room: usize) -> (String, usize) {
-    let chars: Vec<char> = input
+    let pieces: Vec<String> = input
         .value()
         .chars()
-        .map(|c| if is_unsafe_to_show(c) { '\u{FFFD}' } else { c })
+        .map(|c| visible(c.encode_utf8(&mut [0; 4])).into_owned())
         .collect();
-    let width = |c: &char| c.width().unwrap_or(0);
-    let cursor = input.cursor().min(chars.len());
+    let width = |piece: &String| piece.width();
+    let cursor = input.cursor().min(pieces.len());
     let mut first = 0;
-    let mut before: usize = chars[..cursor].iter().map(width).sum();
+    let mut before: usize = pieces[..cursor].iter().map(width).sum();
     while before > room && first < cursor {
-        before -= width(&chars[first]);
+        before -= width(&pieces[first]);
         first += 1;
     }
     let mut shown = String::new();
     let mut used = 0;
-    for c in &chars[first..] {
-        if used + width(c) > room {
+    for piece in &pieces[first..] {
+        if used + width(piece) > room {
             break;
         }
-        used += width(c);
-        shown.push(*c);
+        used += width(piece);
+        shown.push_str(piece);
     }
     (shown, before)
 }
 
-/// Splits `text` into lines of at most `width` characters at spaces; a word
-/// longer than a line is cut.
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let width = width.max(1);
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        let mut word: Vec<char> = word.chars().collect();
-        while word.len() > width {
-            if !line.is_empty() {
-                lines.push(std::mem::take(&mut line));
-            }
-            lines.push(word.drain(..width).collect());
-        }
-        let used = line.chars().count();
-        if used > 0 && used + 1 + word.len() > width {
-            lines.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.extend(word);
-    }
-    if !line.is_empty() || lines.is_empty() {
-        lines.push(line);
-    }
-    lines
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{window, wrap};
+    use super::window;
+    use crate::tui::panes::wrap;
     use tui_input::Input;
 
     #[test]
@@ -334,7 +357,7 @@ mod tests {
         assert_eq!(window(&Input::new("abc".into()), 10), ("abc".into(), 3));
         assert_eq!(window(&Input::new("abcdef".into()), 4), ("cdef".into(), 4));
         let raw = Input::new("evil\u{202E}gnp".into());
-        assert_eq!(window(&raw, 20), ("evil\u{FFFD}gnp".into(), 8));
+        assert_eq!(window(&raw, 30), ("evil\\u{202E}gnp".into(), 15));
         let wide = Input::new("生产服务器".into());
         assert_eq!(window(&wide, 6), ("服务器".into(), 6));
     }

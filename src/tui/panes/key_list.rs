@@ -45,7 +45,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
         let status = key.status(app.now);
         let cells = vec![
             Cell::from(visible(&key.name)),
-            Cell::from(key.prefix()),
+            Cell::from(visible(&key.prefix()).into_owned()),
             Cell::from(date(key.created_at)),
             Cell::from(
                 key.last_used_at

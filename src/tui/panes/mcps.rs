@@ -5,24 +5,26 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Paragraph, Row, Table, Wrap};
 
+use super::with_more_marks;
 use crate::rules::visible;
 use crate::tui::app::App;
+use crate::tui::layout;
+use crate::tui::scroll::ListPosition;
 use crate::tui::theme::Theme;
-use crate::tui::ui::{centered, clear};
+use crate::tui::ui::clear;
 
-pub fn render(app: &App, selected: usize, frame: &mut Frame, area: Rect, theme: &Theme) {
-    let rect = centered(
-        area,
-        area.width.saturating_sub(8).max(60),
-        area.height.saturating_sub(4).max(10),
-    );
+pub fn render(app: &App, at: &ListPosition, frame: &mut Frame, area: Rect, theme: &Theme) {
+    let rect = layout::mcps_dialog(area);
     clear(frame, rect);
-    let block = Block::bordered()
+    let mut block = Block::bordered()
         .title(Line::styled(
-            format!(" MCP servers of {} ", app.org),
+            format!(" MCP servers of {} ", visible(&app.org)),
             theme.bold(),
         ))
-        .title_bottom(Line::styled(" a add · d remove · Esc back ", theme.dim()))
+        .title_bottom(Line::styled(
+            " a add · d remove · j/k g/G PgUp/PgDn move · Esc back ",
+            theme.dim(),
+        ))
         .border_style(theme.border(true));
     if app.mcps.is_empty() {
         let text =
@@ -36,20 +38,25 @@ pub fn render(app: &App, selected: usize, frame: &mut Frame, area: Rect, theme: 
         );
         return;
     }
-    let rows = app.mcps.iter().enumerate().map(|(i, m)| {
-        let row = Row::new(vec![
-            m.slug.clone(),
-            visible(&m.name).into_owned(),
-            m.transport.kind().to_string(),
-            visible(&m.transport.target()).into_owned(),
-            format!("{}s", m.timeout.as_secs()),
-        ]);
-        if i == selected {
-            row.style(theme.selected())
-        } else {
-            row
-        }
-    });
+    let shown = at.window(app.mcps.len(), layout::mcps_rows(area));
+    block = with_more_marks(block, &shown, theme);
+    let rows = app.mcps[shown.start..shown.end]
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let row = Row::new(vec![
+                visible(&m.slug).into_owned(),
+                visible(&m.name).into_owned(),
+                m.transport.kind().to_string(),
+                visible(&m.transport.target()).into_owned(),
+                format!("{}s", m.timeout.as_secs()),
+            ]);
+            if shown.start + i == at.selected {
+                row.style(theme.selected())
+            } else {
+                row
+            }
+        });
     let widths = [
         Constraint::Length(16),
         Constraint::Length(16),
@@ -73,6 +80,7 @@ mod tests {
     use crate::domain::{Mcp, McpTransport};
     use crate::tui::action::ServerStatus;
     use crate::tui::app::App;
+    use crate::tui::scroll::ListPosition;
     use crate::tui::theme::Theme;
 
     #[test]
@@ -93,7 +101,15 @@ mod tests {
         }];
         let mut terminal = Terminal::new(TestBackend::new(120, 20)).unwrap();
         terminal
-            .draw(|f| render(&app, 0, f, f.area(), &Theme { color: false }))
+            .draw(|f| {
+                render(
+                    &app,
+                    &ListPosition::default(),
+                    f,
+                    f.area(),
+                    &Theme { color: false },
+                )
+            })
             .unwrap();
         let screen = terminal.backend().to_string();
         for secret in ["hunter2", "abc9", "s3cret"] {

@@ -297,6 +297,9 @@ fn first_frame(db: &std::path::Path, theme: &Theme) -> anyhow::Result<(FirstFram
         key_row,
         usage,
         audit,
+        // What is timed is the loading and drawing, not the capped-list note.
+        more_requests: false,
+        more_events: false,
     })));
     terminal.draw(|f| ui::render(&app, f, theme))?;
     step("draw with statistics", &mut at);

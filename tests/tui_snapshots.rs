@@ -219,6 +219,143 @@ fn long_list_scrolled_to_the_end() {
     });
 }
 
+/// Issue 12 (k9s habits): a list longer than its pane says which rows
+/// are in view on its bottom border; a list that fits says nothing.
+#[test]
+fn a_long_list_shows_its_position_in_the_border() {
+    for (width, height) in SIZES {
+        let mut app = sized(
+            loaded_with(snapshot_with(many_keys(153), mcps()), 10),
+            width,
+            height,
+        );
+        for _ in 0..3 {
+            app.update(press(KeyCode::PageDown));
+        }
+        let rows = app.page_rows();
+        assert!(app.offset > 0, "{width}x{height}: scrolled");
+        let terminal = draw(&mut app, width, height);
+        let list = app.list_area;
+        let buffer = terminal.backend().buffer();
+        let bottom: String = (list.x..list.x + list.width)
+            .map(|x| buffer[(x, list.y + list.height - 1)].symbol().to_string())
+            .collect();
+        let position = format!(" {}–{} of 153 ", app.offset + 1, app.offset + rows);
+        assert!(
+            bottom.ends_with(&format!("{position}┘")),
+            "{width}x{height}: {bottom:?}"
+        );
+
+        let mut short = sized(loaded(), width, height);
+        let text = screen_text(&draw(&mut short, width, height));
+        assert!(!text.contains(" of 4 "), "{width}x{height}: {text}");
+    }
+}
+
+#[test]
+fn long_list_scrolled_to_the_middle() {
+    sized_screens(
+        "long_list_scrolled_to_the_middle",
+        || loaded_with(snapshot_with(many_keys(153), mcps()), 10),
+        |app| {
+            for _ in 0..3 {
+                app.update(press(KeyCode::PageDown));
+            }
+        },
+    );
+}
+
+/// Issue 12 (k9s habits): when the details list only the latest requests
+/// or events, they say so at the end rather than pass for the whole history.
+#[test]
+fn capped_activity_says_older_entries_are_not_shown() {
+    let cases = [
+        (false, false, None),
+        (true, false, Some("only the latest 12 requests")),
+        (
+            false,
+            true,
+            Some("only the latest 12 events · plexmcp audit"),
+        ),
+        (
+            true,
+            true,
+            Some("only the latest 12 requests and 12 events"),
+        ),
+    ];
+    for (more_requests, more_events, note) in cases {
+        let mut app = sized(loaded(), 120, 40);
+        app.update(Action::DetailLoaded(Box::new(
+            plexmcp::tui::action::Detail {
+                more_requests,
+                more_events,
+                ..detail()
+            },
+        )));
+        app.update(press(KeyCode::Tab));
+        app.update(ch('G'));
+        let rows = detail_rows(&mut app, 120, 40);
+        let last = rows
+            .iter()
+            .rev()
+            .find(|r| !r.trim().is_empty())
+            .expect("the details end somewhere")
+            .trim()
+            .to_string();
+        match note {
+            Some(note) => assert_eq!(last, note),
+            None => assert!(
+                !rows.iter().any(|r| r.contains("only the latest")),
+                "{rows:?}"
+            ),
+        }
+    }
+}
+
+/// Two active keys expire within the week (one marked in each size's view),
+/// a revoked one would too but is not marked.
+fn expiring_app() -> App {
+    use chrono::TimeDelta;
+    let mut keys = keys();
+    keys[0].expires_at = Some(now() + TimeDelta::days(3)); // ci-deploy
+    keys[1].expires_at = Some(now() + TimeDelta::hours(5)); // laptop
+    keys[3].expires_at = Some(now() + TimeDelta::days(2)); // intern, revoked
+    let mut app = loaded_with(snapshot_with(keys, mcps()), 10);
+    app.update(Action::DetailLoaded(Box::new(detail())));
+    app
+}
+
+/// Issue 12 (k9s habits): keys expiring soon stand out by a `!` and the
+/// time left (the snapshots are drawn without colour), and are counted.
+#[test]
+fn list_with_expiring_keys() {
+    screens("list_with_expiring_keys", expiring_app);
+}
+
+/// The count of expiring keys goes after the plan name, the word "serving"
+/// and the title, and never takes the key count with it.
+#[test]
+fn the_expiring_count_in_the_header_goes_by_its_priority() {
+    use plexmcp::domain::Plan;
+    for org in ["acme", "production-eu-west-1", &"long-org-name-".repeat(8)] {
+        for width in [80, 90, 100, 120] {
+            let mut snapshot = snapshot_with(expiring_app().keys, mcps());
+            snapshot.org_slug = org.to_string();
+            snapshot.plan = Plan::Pro;
+            let mut app = plexmcp::tui::app::App::new(org, now(), running());
+            app.update(Action::Loaded(Box::new(snapshot)));
+            let text = header(&mut app, width, 24.max(width / 3));
+            let case = format!("{org} at {width}: {text:?}");
+            assert!(text.contains(" · 2/20 keys"), "{case}");
+            if text.contains("(pro)") || text.contains("serving") || text.contains(" plexmcp ") {
+                assert!(text.contains(" · 2 expiring"), "{case}");
+            }
+        }
+    }
+    let mut app = expiring_app();
+    assert!(header(&mut app, 120, 40).contains("acme (pro) · 2/20 keys · 2 expiring"));
+}
+
 #[test]
 fn filter_footer() {
     screens("filter_footer", || {

@@ -268,6 +268,23 @@ fn filter_by_name_and_by_prefix_and_esc_clears_it() {
     assert_eq!(app.view.len(), 4);
 }
 
+/// Issue 12 (k9s habits): `/team-2` finds the key whose description, not
+/// name, says team-2; case does not matter and a key without one is skipped.
+#[test]
+fn the_filter_matches_descriptions_too() {
+    let mut keys = keys();
+    keys[1].description = Some("Shared laptop of Team-2".to_string());
+    let mut app = loaded_with(snapshot_with(keys, mcps()), 10);
+    app.update(ch('/'));
+    type_text_or_detail(&mut app, "team-2");
+    assert_eq!(names_in_view(&app), ["laptop"]);
+    assert_eq!(selected_name(&app), "laptop");
+    app.update(press(KeyCode::Esc));
+    app.update(ch('/'));
+    type_text_or_detail(&mut app, "github actions");
+    assert_eq!(names_in_view(&app), ["ci-deploy"]);
+}
+
 #[test]
 fn filter_mode_takes_letters_that_are_bindings_elsewhere() {
     let mut app = loaded();
@@ -323,6 +340,76 @@ fn s_cycles_the_sort_column() {
         assert_eq!(flash.text, format!("Sorted by {}", sort.label()));
         assert!(!flash.error);
     }
+}
+
+/// Issue 12 (k9s habits): `S` turns the column round, the title's arrow
+/// says which way the list runs, and a new column starts in its own order.
+#[test]
+fn capital_s_reverses_the_sort_and_the_arrow_follows() {
+    let mut app = loaded();
+    assert_eq!(app.sort_arrow(), "▼", "newest first");
+    assert!(app.update(ch('S')).is_none());
+    assert!(app.sort_reversed);
+    assert_eq!(app.sort_arrow(), "▲");
+    assert_eq!(
+        names_in_view(&app),
+        ["intern", "old-staging", "laptop", "ci-deploy"]
+    );
+    assert_eq!(
+        selected_name(&app),
+        "ci-deploy",
+        "selection follows the key"
+    );
+    assert_eq!(
+        app.flash.as_ref().map(|f| f.text.as_str()),
+        Some("Sorted by Created ▲: oldest first")
+    );
+    // `s` moves on to Name, A to Z again.
+    app.update(ch('s'));
+    assert!(!app.sort_reversed);
+    assert_eq!(app.sort_arrow(), "▲");
+    assert_eq!(
+        names_in_view(&app),
+        ["ci-deploy", "intern", "laptop", "old-staging"]
+    );
+    app.update(ch('S'));
+    assert_eq!(app.sort_arrow(), "▼");
+    assert_eq!(
+        names_in_view(&app),
+        ["old-staging", "laptop", "intern", "ci-deploy"]
+    );
+    // Expires reversed: never expiring first, then the latest.
+    app.update(ch('s'));
+    app.update(ch('s'));
+    assert_eq!(app.sort, SortKey::Expires);
+    app.update(ch('S'));
+    assert_eq!(
+        names_in_view(&app),
+        ["laptop", "ci-deploy", "intern", "old-staging"]
+    );
+    // Twice is the column's own order again.
+    app.update(ch('S'));
+    assert_eq!(
+        names_in_view(&app),
+        ["old-staging", "intern", "ci-deploy", "laptop"]
+    );
+}
+
+/// Keys that tie on the column stay newest first, whichever way it runs.
+#[test]
+fn a_reversed_sort_keeps_ties_newest_first() {
+    let mut app = loaded();
+    app.update(ch('s'));
+    app.update(ch('s'));
+    app.update(ch('s'));
+    app.update(ch('s'));
+    assert_eq!(app.sort, SortKey::Status);
+    app.update(ch('S'));
+    // Revoked, expired, then the two active keys in created order.
+    assert_eq!(
+        names_in_view(&app),
+        ["intern", "old-staging", "ci-deploy", "laptop"]
+    );
 }
 
 #[test]
@@ -654,6 +741,68 @@ fn issued_key_is_shown_once_copied_then_forgotten() {
     // Later loads keep it selected.
     app.update(Action::Loaded(Box::new(snapshot_with(keys, mcps()))));
     assert_eq!(selected_name(&app), "new-one");
+}
+
+fn copied_text(effect: Option<Effect>) -> String {
+    match effect {
+        Some(Effect::Copy(text)) => text.to_string(),
+        other => panic!("expected Copy, got {other:?}"),
+    }
+}
+
+/// Issue 12 (k9s habits): `y` copies the selected key's prefix by the same
+/// effect as the one-time key, and the status bar says what went where.
+#[test]
+fn y_copies_the_selected_keys_prefix_and_says_so() {
+    let mut app = loaded();
+    assert_eq!(copied_text(app.update(ch('y'))), "pmcp_Ab3dE5fG");
+    assert!(
+        app.update(Action::Copied(CopyReport {
+            osc52: true,
+            system: Err("no display".into()),
+        }))
+        .is_none()
+    );
+    let flash = app.flash.clone().expect("the copy is announced");
+    assert_eq!(
+        flash.text,
+        "Copied pmcp_Ab3dE5fG (the key's prefix): sent to your terminal by OSC 52"
+    );
+    assert!(!flash.error);
+    assert_normal(&app);
+
+    // A revoked key's prefix can be copied too (it is still looked up by it).
+    app.update(ch('G'));
+    assert_eq!(copied_text(app.update(ch('y'))), "pmcp_Mn5Op4Kl");
+    app.update(Action::Copied(CopyReport {
+        osc52: false,
+        system: Err("no display".into()),
+    }));
+    let flash = app.flash.clone().expect("the failure is announced");
+    assert!(flash.error);
+    assert!(
+        flash.text.contains("Could not copy pmcp_Mn5Op4Kl"),
+        "{}",
+        flash.text
+    );
+    assert!(flash.text.ends_with("no display"), "{}", flash.text);
+}
+
+#[test]
+fn y_without_a_key_copies_nothing_and_a_late_report_is_not_misread() {
+    let mut app = loaded_with(snapshot_with(Vec::new(), mcps()), 10);
+    assert!(app.update(ch('y')).is_none());
+    assert_eq!(
+        app.flash.as_ref().map(|f| f.text.as_str()),
+        Some("No key selected")
+    );
+    // A report with no `y` copy behind it says nothing about a prefix.
+    app.flash = None;
+    app.update(Action::Copied(CopyReport {
+        osc52: true,
+        system: Ok(()),
+    }));
+    assert!(app.flash.is_none());
 }
 
 #[test]
@@ -1325,21 +1474,27 @@ fn help_lists_every_binding_of_the_list_view() {
         Intent::Up,
         Intent::Top,
         Intent::Bottom,
+        Intent::PageUp,
         Intent::PageDown,
         Intent::SwitchPane,
         Intent::Filter,
+        Intent::ClearFilter,
         Intent::Sort,
+        Intent::ReverseSort,
+        Intent::CopyPrefix,
         Intent::Create,
         Intent::Edit,
         Intent::Revoke,
         Intent::Rotate,
         Intent::Mcps,
         Intent::Orgs,
+        Intent::Audit,
         Intent::Help,
+        Intent::Wrap,
     ];
     for intent in intents {
         assert!(
-            BINDINGS.iter().any(|b| b.intent == intent),
+            BINDINGS.iter().any(|b| b.intents.contains(&intent)),
             "{intent:?} missing from help"
         );
     }
@@ -1418,6 +1573,40 @@ fn time_passing_expires_keys() {
         app.keys[0].status(app.now),
         plexmcp::domain::KeyStatus::Expired
     );
+}
+
+/// Issue 12 (k9s habits): an active key expiring within 7 days counts as
+/// expiring soon; expired, revoked and later keys do not, and time moves it.
+#[test]
+fn keys_expiring_within_a_week_are_counted() {
+    use plexmcp::tui::app::expiring_soon;
+    let mut keys = keys();
+    keys[0].expires_at = Some(now() + TimeDelta::days(3)); // ci-deploy
+    keys[1].expires_at = Some(now() + TimeDelta::days(7) + TimeDelta::hours(1)); // laptop
+    keys[3].expires_at = Some(now() + TimeDelta::days(2)); // intern, revoked
+    let mut app = loaded_with(snapshot_with(keys, mcps()), 10);
+    let soon: Vec<&str> = app
+        .keys
+        .iter()
+        .filter(|k| expiring_soon(k, app.now))
+        .map(|k| k.name.as_str())
+        .collect();
+    assert_eq!(
+        soon,
+        ["ci-deploy"],
+        "old-staging has expired, intern is revoked"
+    );
+    assert_eq!(app.expiring_count(), 1);
+    // The count is the org's, whatever the filter shows.
+    app.update(ch('/'));
+    type_text_or_detail(&mut app, "laptop");
+    assert_eq!(app.expiring_count(), 1);
+    // Two hours on, laptop is inside the week too.
+    app.update(Action::Tick(now() + TimeDelta::hours(2)));
+    assert_eq!(app.expiring_count(), 2);
+    // Once ci-deploy's time is up it is expired, not expiring.
+    app.update(Action::Tick(now() + TimeDelta::days(3)));
+    assert_eq!(app.expiring_count(), 1);
 }
 
 #[test]

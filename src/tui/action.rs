@@ -23,12 +23,19 @@ pub struct Snapshot {
     pub mcps: Vec<Mcp>,
 }
 
+/// How many recent requests, and how many audit events, the details list.
+pub const DETAIL_RECENT: usize = 12;
+
 /// The selected key's statistics and audit trail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Detail {
     pub key_row: i64,
     pub usage: KeyUsage,
     pub audit: Vec<AuditEvent>,
+    /// The key has older requests than the `DETAIL_RECENT` in `usage.recent`.
+    pub more_requests: bool,
+    /// The key has older audit events than the `DETAIL_RECENT` in `audit`.
+    pub more_events: bool,
 }
 
 /// How the background server is doing, for the status bar.
@@ -142,6 +149,10 @@ pub enum Intent {
     /// Esc in the list: drop an active filter.
     ClearFilter,
     Sort,
+    /// `S`: the same column, the other way round.
+    ReverseSort,
+    /// `y`: the selected key's prefix to the clipboard (never the secret).
+    CopyPrefix,
     Create,
     Edit,
     Revoke,
@@ -154,103 +165,104 @@ pub enum Intent {
     Wrap,
 }
 
-/// One row of the help overlay: keys as shown, what they do, the intent.
+/// One row of the help overlay: keys as shown, what they do, the intents.
+/// Related keys share a row (help at 80×24 has no line to spare).
 pub struct Binding {
     pub keys: &'static str,
     pub does: &'static str,
-    pub intent: Intent,
+    pub intents: &'static [Intent],
 }
 
 pub const BINDINGS: &[Binding] = &[
     Binding {
-        keys: "j / ↓",
-        does: "next key (scroll details when focused)",
-        intent: Intent::Down,
-    },
-    Binding {
-        keys: "k / ↑",
-        does: "previous key",
-        intent: Intent::Up,
+        keys: "j k / ↓ ↑",
+        does: "next / previous key (or scroll focused details)",
+        intents: &[Intent::Down, Intent::Up],
     },
     Binding {
         keys: "g / Home",
         does: "first key",
-        intent: Intent::Top,
+        intents: &[Intent::Top],
     },
     Binding {
         keys: "G / End",
         does: "last key",
-        intent: Intent::Bottom,
+        intents: &[Intent::Bottom],
     },
     Binding {
         keys: "PgUp / PgDn",
         does: "page up / down",
-        intent: Intent::PageDown,
+        intents: &[Intent::PageUp, Intent::PageDown],
     },
     Binding {
         keys: "Tab",
         does: "switch focus: key list / details",
-        intent: Intent::SwitchPane,
+        intents: &[Intent::SwitchPane],
     },
     Binding {
         keys: "/ · Esc",
-        does: "filter by name or prefix · clear the filter",
-        intent: Intent::Filter,
+        does: "filter by name, prefix, description · clear it",
+        intents: &[Intent::Filter, Intent::ClearFilter],
     },
     Binding {
-        keys: "s",
-        does: "cycle sort column",
-        intent: Intent::Sort,
+        keys: "s · S",
+        does: "cycle sort column · reverse it",
+        intents: &[Intent::Sort, Intent::ReverseSort],
+    },
+    Binding {
+        keys: "y",
+        does: "copy the key's prefix (OSC 52)",
+        intents: &[Intent::CopyPrefix],
     },
     Binding {
         keys: "n",
         does: "new key",
-        intent: Intent::Create,
+        intents: &[Intent::Create],
     },
     Binding {
         keys: "e",
         does: "edit name, description, MCP access",
-        intent: Intent::Edit,
+        intents: &[Intent::Edit],
     },
     Binding {
         keys: "r",
         does: "revoke (asks first)",
-        intent: Intent::Revoke,
+        intents: &[Intent::Revoke],
     },
     Binding {
         keys: "R",
         does: "rotate: issue a replacement",
-        intent: Intent::Rotate,
+        intents: &[Intent::Rotate],
     },
     Binding {
         keys: "m",
         does: "MCP servers (add, remove)",
-        intent: Intent::Mcps,
+        intents: &[Intent::Mcps],
     },
     Binding {
         keys: "o",
         does: "switch organization",
-        intent: Intent::Orgs,
+        intents: &[Intent::Orgs],
     },
     Binding {
         keys: "a",
         does: "audit trail of the organization",
-        intent: Intent::Audit,
+        intents: &[Intent::Audit],
     },
     Binding {
         keys: "w",
         does: "details: wrap long lines / cut them with …",
-        intent: Intent::Wrap,
+        intents: &[Intent::Wrap],
     },
     Binding {
         keys: "?",
         does: "this help",
-        intent: Intent::Help,
+        intents: &[Intent::Help],
     },
     Binding {
         keys: "q / Ctrl-C",
         does: "quit (asks first while a new key is shown)",
-        intent: Intent::Quit,
+        intents: &[Intent::Quit],
     },
 ];
 
@@ -276,6 +288,8 @@ pub fn intent_for(key: KeyEvent) -> Option<Intent> {
         KeyCode::Char('/') => Intent::Filter,
         KeyCode::Esc => Intent::ClearFilter,
         KeyCode::Char('s') => Intent::Sort,
+        KeyCode::Char('S') => Intent::ReverseSort,
+        KeyCode::Char('y') => Intent::CopyPrefix,
         KeyCode::Char('n') => Intent::Create,
         KeyCode::Char('e') => Intent::Edit,
         KeyCode::Char('r') => Intent::Revoke,

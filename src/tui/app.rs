@@ -11,6 +11,7 @@ mod list;
 mod natural;
 
 pub use audit::{AUDIT_LOADED, AuditView};
+pub use list::{EXPIRING_SOON_DAYS, expiring_soon};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::Rect;
@@ -112,6 +113,28 @@ impl SortKey {
             SortKey::Status => "Status",
         }
     }
+
+    /// Whether the column's own order (the one `s` gives) runs from high
+    /// to low: newest created and most recently used come first.
+    pub fn descending(self) -> bool {
+        matches!(self, SortKey::Created | SortKey::LastUsed)
+    }
+
+    /// The order in words, for the status message after `S`.
+    pub fn order(self, reversed: bool) -> &'static str {
+        match (self, reversed) {
+            (SortKey::Created, false) => "newest first",
+            (SortKey::Created, true) => "oldest first",
+            (SortKey::Name, false) => "A to Z",
+            (SortKey::Name, true) => "Z to A",
+            (SortKey::LastUsed, false) => "most recently used first",
+            (SortKey::LastUsed, true) => "never or least recently used first",
+            (SortKey::Expires, false) => "soonest expiry first",
+            (SortKey::Expires, true) => "never expiring first",
+            (SortKey::Status, false) => "active first",
+            (SortKey::Status, true) => "revoked first",
+        }
+    }
 }
 
 /// The one showing of a new key. Dropping it zeroizes the key text.
@@ -179,6 +202,8 @@ pub struct App {
     pub offset: usize,
     pub filter: String,
     pub sort: SortKey,
+    /// `S` turned the column's own order round.
+    pub sort_reversed: bool,
     pub focus: Focus,
     pub detail: Option<Detail>,
     pub detail_scroll: u16,
@@ -187,6 +212,8 @@ pub struct App {
     pub server: ServerStatus,
     pub mode: Mode,
     pub flash: Option<Flash>,
+    /// What the copy in flight holds (`y`), for the message when it lands.
+    pub copying: Option<String>,
     pub loaded: bool,
     /// A key to select once the next load lists it (a key just issued).
     pub select_on_load: Option<i64>,
@@ -213,6 +240,7 @@ impl App {
             offset: 0,
             filter: String::new(),
             sort: SortKey::Created,
+            sort_reversed: false,
             focus: Focus::List,
             detail: None,
             detail_scroll: 0,
@@ -220,6 +248,7 @@ impl App {
             server,
             mode: Mode::Normal,
             flash: None,
+            copying: None,
             loaded: false,
             select_on_load: None,
             list_area: Rect::default(),
@@ -242,6 +271,15 @@ impl App {
     pub fn selected_detail(&self) -> Option<&Detail> {
         let key = self.selected_key()?;
         self.detail.as_ref().filter(|d| d.key_row == key.row_id)
+    }
+
+    /// `▼` when the list runs from high to low (newest, latest, Z), else `▲`.
+    pub fn sort_arrow(&self) -> &'static str {
+        if self.sort.descending() != self.sort_reversed {
+            "▼"
+        } else {
+            "▲"
+        }
     }
 
     /// Rows of keys the list pane shows at once.
@@ -372,8 +410,11 @@ impl App {
                 None
             }
             Action::Copied(report) => {
+                let copying = self.copying.take();
                 if let Mode::ShowKey(show) = &mut self.mode {
                     show.copied = Some(report);
+                } else if let Some(prefix) = copying {
+                    self.copied_message(&prefix, &report);
                 }
                 None
             }
@@ -578,11 +619,28 @@ impl App {
                     .map(|key_row| Effect::LoadDetail { key_row })
             }
             Intent::Sort => {
+                // A new column starts in its own, most useful order.
                 self.sort = self.sort.next();
+                self.sort_reversed = false;
                 self.rebuild_view(self.selected_key().map(|k| k.row_id));
                 self.flash(format!("Sorted by {}", self.sort.label()), false);
                 None
             }
+            Intent::ReverseSort => {
+                self.sort_reversed = !self.sort_reversed;
+                self.rebuild_view(self.selected_key().map(|k| k.row_id));
+                self.flash(
+                    format!(
+                        "Sorted by {} {}: {}",
+                        self.sort.label(),
+                        self.sort_arrow(),
+                        self.sort.order(self.sort_reversed)
+                    ),
+                    false,
+                );
+                None
+            }
+            Intent::CopyPrefix => self.copy_prefix(),
             Intent::Create => {
                 let slugs: Vec<String> = self.mcps.iter().map(|m| m.slug.clone()).collect();
                 self.mode = Mode::KeyForm(Box::new(KeyForm::create(&slugs)));

@@ -9,15 +9,15 @@ use std::sync::{Arc, Mutex};
 use chrono::Utc;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::action::{Action, Detail, Operation, Snapshot};
+use super::action::{Action, DETAIL_RECENT, Detail, Operation, Snapshot};
 use super::app::{AUDIT_LOADED, Effect};
 use crate::admin::{self, AdminError};
 use crate::config;
 use crate::domain::Actor;
 use crate::store::{AuditQuery, Store, StoreError};
 
-/// How many recent requests and audit events the detail pane lists.
-const RECENT: u32 = 12;
+/// One row past what the details list, to know whether there are older ones.
+const RECENT_PROBE: u32 = DETAIL_RECENT as u32 + 1;
 
 /// The store, shared by effect threads, plus what the last load saw.
 pub struct Executor {
@@ -227,12 +227,18 @@ fn audit(store: &Store, org_slug: &str) -> Action {
 }
 
 fn detail(store: &Store, key_row: i64) -> Result<Action, AdminError> {
-    let usage = store.key_usage(key_row, Utc::now(), RECENT)?;
+    let mut usage = store.key_usage(key_row, Utc::now(), RECENT_PROBE)?;
     let lookup = store.lookup_id_of(key_row)?;
-    let audit = store.audit_for("key", &lookup, RECENT)?;
+    let mut audit = store.audit_for("key", &lookup, RECENT_PROBE)?;
+    let more_requests = usage.recent.len() > DETAIL_RECENT;
+    let more_events = audit.len() > DETAIL_RECENT;
+    usage.recent.truncate(DETAIL_RECENT);
+    audit.truncate(DETAIL_RECENT);
     Ok(Action::DetailLoaded(Box::new(Detail {
         key_row,
         usage,
         audit,
+        more_requests,
+        more_events,
     })))
 }

@@ -1,15 +1,39 @@
-//! The key list as a view: filtering, sorting, selection, scrolling and
-//! clicks. Part of the pure `App` state machine, split out by meaning.
+//! The key list as a view: filtering, sorting, selection, scrolling,
+//! clicks and copying the selected key's prefix. Part of the pure `App`
+//! state machine, split out by meaning.
 
 use ratatui::layout::Rect;
 
 use super::natural::natural_key;
+use zeroize::Zeroizing;
+
 use super::{App, Effect, Focus, Mode, SortKey};
-use crate::domain::KeyStatus;
+use crate::domain::{KeyRecord, KeyStatus, Timestamp};
+use crate::tui::action::CopyReport;
 use crate::tui::panes::detail;
 use crate::tui::scroll::{self, Step};
 
+/// Active keys this close to their expiry stand out in the list and are
+/// counted in the status bar: a week is time to rotate them.
+pub const EXPIRING_SOON_DAYS: i64 = 7;
+
+/// The key still works but stops within `EXPIRING_SOON_DAYS`.
+pub fn expiring_soon(key: &KeyRecord, now: Timestamp) -> bool {
+    key.status(now) == KeyStatus::Active
+        && key
+            .expires_at
+            .is_some_and(|at| at - now <= chrono::TimeDelta::days(EXPIRING_SOON_DAYS))
+}
+
 impl App {
+    /// The org's keys (filtered out or not) that expire soon.
+    pub fn expiring_count(&self) -> usize {
+        self.keys
+            .iter()
+            .filter(|k| expiring_soon(k, self.now))
+            .count()
+    }
+
     /// Recomputes filter and sort, keeping `keep` selected if still visible.
     pub(super) fn rebuild_view(&mut self, keep: Option<i64>) {
         let needle = self.filter.to_lowercase();
@@ -18,23 +42,31 @@ impl App {
             .iter()
             .enumerate()
             .filter(|(_, k)| {
+                // Descriptions say whose a key is ("team-2"), which names often do not.
                 needle.is_empty()
                     || k.name.to_lowercase().contains(&needle)
                     || k.prefix().to_lowercase().contains(&needle)
+                    || k.description
+                        .as_deref()
+                        .is_some_and(|d| d.to_lowercase().contains(&needle))
             })
             .map(|(i, _)| i)
             .collect();
         let keys = &self.keys;
         let now = self.now;
+        let reversed = self.sort_reversed;
         match self.sort {
-            // The store lists newest first already.
+            // The store lists newest first already, so no sort (100k keys).
+            SortKey::Created if reversed => view.reverse(),
             SortKey::Created => {}
-            SortKey::Name => view.sort_by_cached_key(|&i| natural_key(&keys[i].name)),
-            SortKey::LastUsed => view.sort_by_key(|&i| std::cmp::Reverse(keys[i].last_used_at)),
-            SortKey::Expires => {
-                view.sort_by_key(|&i| (keys[i].expires_at.is_none(), keys[i].expires_at))
-            }
-            SortKey::Status => view.sort_by_key(|&i| match keys[i].status(now) {
+            SortKey::Name => sort_view(&mut view, reversed, |i| natural_key(&keys[i].name)),
+            SortKey::LastUsed => sort_view(&mut view, reversed, |i| {
+                std::cmp::Reverse(keys[i].last_used_at)
+            }),
+            SortKey::Expires => sort_view(&mut view, reversed, |i| {
+                (keys[i].expires_at.is_none(), keys[i].expires_at)
+            }),
+            SortKey::Status => sort_view(&mut view, reversed, |i| match keys[i].status(now) {
                 KeyStatus::Active => 0,
                 KeyStatus::Expired => 1,
                 KeyStatus::Revoked => 2,
@@ -100,6 +132,44 @@ impl App {
         self.detail_scroll = self.detail_scroll.min(self.detail_last_top());
     }
 
+    /// `y`: the selected key's public prefix, which every CLI command takes
+    /// (revoked keys too: they can still be looked up).
+    pub(super) fn copy_prefix(&mut self) -> Option<Effect> {
+        let Some(prefix) = self.selected_key().map(KeyRecord::prefix) else {
+            self.flash("No key selected", true);
+            return None;
+        };
+        self.copying = Some(prefix.clone());
+        Some(Effect::Copy(Zeroizing::new(prefix)))
+    }
+
+    /// Says where the prefix went; OSC 52 cannot report back, so "sent".
+    pub(super) fn copied_message(&mut self, prefix: &str, report: &CopyReport) {
+        let (text, error) = match (report.osc52, &report.system) {
+            (true, Ok(())) => (
+                format!(
+                    "Copied {prefix} (the key's prefix): sent by OSC 52 and to the system clipboard"
+                ),
+                false,
+            ),
+            (true, Err(_)) => (
+                format!("Copied {prefix} (the key's prefix): sent to your terminal by OSC 52"),
+                false,
+            ),
+            (false, Ok(())) => (
+                format!("Copied {prefix} (the key's prefix) to the system clipboard"),
+                false,
+            ),
+            (false, Err(why)) => (
+                format!(
+                    "Could not copy {prefix}: the terminal write failed and the system clipboard said: {why}"
+                ),
+                true,
+            ),
+        };
+        self.flash(text, error);
+    }
+
     pub(super) fn on_click(&mut self, column: u16, row: u16) -> Option<Effect> {
         if !matches!(self.mode, Mode::Normal) {
             return None;
@@ -122,5 +192,15 @@ impl App {
             }
         }
         None
+    }
+}
+
+/// Sorts `view` by `key`, or by its reverse; both are stable, so keys that
+/// tie stay newest first either way.
+fn sort_view<K: Ord>(view: &mut [usize], reversed: bool, key: impl Fn(usize) -> K) {
+    if reversed {
+        view.sort_by_cached_key(|&i| std::cmp::Reverse(key(i)));
+    } else {
+        view.sort_by_cached_key(|&i| key(i));
     }
 }

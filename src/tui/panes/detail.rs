@@ -12,7 +12,7 @@ use super::{ago, date, date_time, one_line, plural, short_time, sparkline, wrap_
 use crate::domain::{KeyRecord, KeyStatus, McpAccess};
 use crate::rules::visible;
 use crate::store::KeyUsage;
-use crate::tui::action::Detail;
+use crate::tui::action::{DETAIL_RECENT, Detail};
 use crate::tui::app::{App, Focus};
 use crate::tui::theme::Theme;
 
@@ -310,6 +310,19 @@ fn activity_lines<'a>(detail: &'a Detail, theme: &Theme, out: &mut Vec<Line<'a>>
         out.push(Line::styled("  nothing yet", theme.dim()));
     }
     out.extend(items.into_iter().map(|(_, line)| line));
+    // A short list must not read as the key's whole history; short enough
+    // for the details' width at 120 columns.
+    let capped = match (detail.more_requests, detail.more_events) {
+        (true, true) => Some(format!(
+            "  only the latest {DETAIL_RECENT} requests and {DETAIL_RECENT} events"
+        )),
+        (true, false) => Some(format!("  only the latest {DETAIL_RECENT} requests")),
+        (false, true) => Some(format!(
+            "  only the latest {DETAIL_RECENT} events · plexmcp audit"
+        )),
+        (false, false) => None,
+    };
+    out.extend(capped.map(|note| Line::styled(note, theme.dim())));
 }
 
 /// `mcp/tool` as the breakdown and the Activity list both show it: a part

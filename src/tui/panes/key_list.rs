@@ -6,10 +6,10 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
 
-use super::{ago, date};
-use crate::domain::KeyStatus;
+use super::{ago, date, until};
+use crate::domain::{KeyRecord, KeyStatus, Timestamp};
 use crate::rules::visible;
-use crate::tui::app::{App, Focus};
+use crate::tui::app::{App, Focus, expiring_soon};
 use crate::tui::theme::Theme;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
@@ -18,7 +18,11 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
     if app.view.len() != app.keys.len() {
         title.push_str(&format!(" of {}", app.keys.len()));
     }
-    title.push_str(&format!(") · sort: {} ", app.sort.label()));
+    title.push_str(&format!(
+        ") · sort: {} {} ",
+        app.sort.label(),
+        app.sort_arrow()
+    ));
     let block = Block::bordered()
         .title(Line::styled(title, theme.bold()))
         .border_style(theme.border(focused));
@@ -40,6 +44,18 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
 
     let rows_fit = usize::from(area.height.saturating_sub(3));
     let end = (app.offset + rows_fit).min(app.view.len());
+    // Where the window is in a list longer than the pane, as k9s shows it.
+    let block = if app.view.len() > rows_fit {
+        block.title_bottom(
+            Line::styled(
+                format!(" {}–{end} of {} ", app.offset + 1, app.view.len()),
+                theme.accent(),
+            )
+            .right_aligned(),
+        )
+    } else {
+        block
+    };
     let rows = app.view[app.offset..end].iter().enumerate().map(|(i, &k)| {
         let key = &app.keys[k];
         let status = key.status(app.now);
@@ -51,7 +67,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
                 key.last_used_at
                     .map_or_else(|| "Never".to_string(), |at| ago(app.now, at)),
             ),
-            Cell::from(key.expires_at.map_or_else(|| "Never".to_string(), date)),
+            expires_cell(key, app.now, theme),
             Cell::from(status.label()),
         ];
         let mut style = match status {
@@ -85,4 +101,16 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
         .block(block)
         .column_spacing(1);
     frame.render_widget(table, area);
+}
+
+/// The expiry date, or for a key expiring soon the time left after a `!`,
+/// so it stands out without colour too (`NO_COLOR`).
+fn expires_cell<'a>(key: &KeyRecord, now: Timestamp, theme: &Theme) -> Cell<'a> {
+    match key.expires_at {
+        None => Cell::from("Never"),
+        Some(at) if expiring_soon(key, now) => {
+            Cell::from(format!("! {}", until(now, at))).style(theme.warn())
+        }
+        Some(at) => Cell::from(date(at)),
+    }
 }

@@ -161,6 +161,17 @@ pub fn ago(now: Timestamp, at: Timestamp) -> String {
     }
 }
 
+/// A compact time left such as `in 3d`, `in 5h`, `in 12m`.
+pub fn until(now: Timestamp, at: Timestamp) -> String {
+    let secs = (at - now).num_seconds();
+    match secs {
+        i64::MIN..60 => "in <1m".to_string(),
+        60..3600 => format!("in {}m", secs / 60),
+        3600..86_400 => format!("in {}h", secs / 3600),
+        _ => format!("in {}d", secs / 86_400),
+    }
+}
+
 pub fn date(at: Timestamp) -> String {
     at.format("%Y-%m-%d").to_string()
 }

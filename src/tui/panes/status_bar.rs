@@ -1,8 +1,9 @@
 //! The status bar: org, plan and key count on the left, the server on the
 //! right. When the line is too narrow it gives up whole pieces, the least
 //! useful first (the rates, a usage loss's detail, the plan name, the word
-//! "serving", the title), and only then cuts the org name with `…`; the
-//! key count stays, the halves never overlap and no piece is cut mid-word.
+//! "serving", the title, the count of keys expiring soon), and only then
+//! cuts the org name with `…`; the key count stays, the halves never
+//! overlap and no piece is cut mid-word.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -68,6 +69,18 @@ fn pieces<'a>(app: &'a App, theme: &Theme) -> Vec<Piece<'a>> {
             None => format!(" · {}", plural(u64::from(app.active_keys), "key")),
         };
         out.push(Piece::kept(Span::raw(count), false));
+        // Something to act on, so it outlasts the plan name, the word
+        // "serving" and the title; the key list marks each key as well.
+        let expiring = app.expiring_count();
+        if expiring > 0 {
+            out.push(
+                Piece::kept(
+                    Span::styled(format!(" · {expiring} expiring"), theme.warn()),
+                    false,
+                )
+                .dropped_at(8),
+            );
+        }
     }
     match &app.server {
         ServerStatus::Running {
@@ -126,7 +139,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
     let width = usize::from(area.width);
     let mut pieces = pieces(app, theme);
     let used = |pieces: &[Piece]| pieces.iter().map(|p| p.span.width()).sum::<usize>() + GAPS;
-    for rank in 1..=7 {
+    for rank in 1..=8 {
         if used(&pieces) <= width {
             break;
         }

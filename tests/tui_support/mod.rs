@@ -44,6 +44,8 @@ pub fn key(row_id: i64, id: &str, name: &str) -> KeyRecord {
         last_used_at: None,
         request_count: 0,
         access: McpAccess::All,
+        rate_limit: None,
+        org_rate_limit: None,
     }
 }
 

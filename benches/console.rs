@@ -297,6 +297,7 @@ fn first_frame(db: &std::path::Path, theme: &Theme) -> anyhow::Result<(FirstFram
         key_row,
         usage,
         audit,
+        rate: None,
     })));
     terminal.draw(|f| ui::render(&app, f, theme))?;
     step("draw with statistics", &mut at);

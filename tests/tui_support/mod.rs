@@ -211,6 +211,7 @@ pub fn detail() -> Detail {
             target_id: "Ab3dE5fG".into(),
             detail: Some("expires 2026-06-08".into()),
         }],
+        rate: None,
     }
 }
 

@@ -300,6 +300,7 @@ fn first_frame(db: &std::path::Path, theme: &Theme) -> anyhow::Result<(FirstFram
         // What is timed is the loading and drawing, not the capped-list note.
         more_requests: false,
         more_events: false,
+        rate: None,
     })));
     terminal.draw(|f| ui::render(&app, f, theme))?;
     step("draw with statistics", &mut at);

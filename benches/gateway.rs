@@ -26,7 +26,9 @@
 //! `--serve-duration` (`PLEXMCP_BENCH_SERVE_DURATION`, default 3; 0 skips
 //! the separate-process part), `--no-log` (no request log in the gateway),
 //! `--only direct-stdio,through-stdio,session-stdio,session-stdio-asking,direct-http,through-http,session-http,auth` (some
-//! rows only, e.g. under a profiler).
+//! rows only, e.g. under a profiler), `--rate-limit 1000000/s`
+//! (`PLEXMCP_BENCH_RATE_LIMIT`: every seeded key gets that limit, so the
+//! rows include the rate limit check).
 
 #[path = "../tests/support/install.rs"]
 mod install;
@@ -74,6 +76,9 @@ struct Options {
     serve_duration: Duration,
     log: bool,
     only: String,
+    /// A rate limit put on every seeded key (`--rate-limit 1000000/s`),
+    /// high enough never to refuse: what the check costs.
+    rate_limit: Option<plexmcp::domain::RateLimit>,
 }
 
 impl Options {
@@ -88,6 +93,18 @@ impl Options {
             serve_duration: secs("serve-duration", "PLEXMCP_BENCH_SERVE_DURATION", 3.0),
             log: !report::flag("no-log"),
             only: report::option("only", "PLEXMCP_BENCH_ONLY", String::new()),
+            rate_limit: {
+                let spec = report::option("rate-limit", "PLEXMCP_BENCH_RATE_LIMIT", String::new());
+                (!spec.is_empty())
+                    .then(|| match plexmcp::rules::rate_limit(&spec, None) {
+                        Ok(spec) => spec.limit(),
+                        Err(e) => {
+                            eprintln!("error: --rate-limit: {e}");
+                            std::process::exit(2);
+                        }
+                    })
+                    .flatten()
+            },
         }
     }
 
@@ -101,7 +118,12 @@ fn main() -> anyhow::Result<()> {
     let entry = check_test_deps()?;
     let dir = tempfile::tempdir()?;
     let http = ReferenceHttp::start(&entry)?;
-    let seeded = seed(&dir.path().join("bench.db"), &entry, &http.url())?;
+    let seeded = seed(
+        &dir.path().join("bench.db"),
+        &entry,
+        &http.url(),
+        options.rate_limit,
+    )?;
 
     println!(
         "plexmcp gateway benchmark: {} in flight, {:.0} s per row after {:.0} s warm-up; {}",
@@ -414,7 +436,12 @@ struct Seeded {
 
 /// A fresh database: the stdio and HTTP MCPs, one key for both, one key
 /// for neither.
-fn seed(db: &Path, entry: &Path, url: &str) -> anyhow::Result<Seeded> {
+fn seed(
+    db: &Path,
+    entry: &Path,
+    url: &str,
+    rate_limit: Option<plexmcp::domain::RateLimit>,
+) -> anyhow::Result<Seeded> {
     let mut store = Store::open(db)?;
     let org = store.org("default")?;
     let actor = Actor {
@@ -443,7 +470,8 @@ fn seed(db: &Path, entry: &Path, url: &str) -> anyhow::Result<Seeded> {
             expires: "never".into(),
             access: McpAccess::Only(access.iter().map(|s| s.to_string()).collect()),
         };
-        let (_, key) = admin::create_key(&mut store, &org, &request, &actor, now)?;
+        let (_, key) =
+            admin::create_key_limited(&mut store, &org, &request, rate_limit, &actor, now)?;
         Ok(key.expose().to_string())
     };
     Ok(Seeded {
@@ -924,6 +952,7 @@ fn serve_process(seeded: &Seeded, client_rt: &Runtime, options: &Options) -> any
         serve_duration: options.serve_duration,
         log: options.log,
         only: String::new(),
+        rate_limit: options.rate_limit,
     };
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let to = |mcp: &str, key: &str, expect| Target {

@@ -3,9 +3,11 @@
 //! front end only gathers input and shows the outcome, so both enforce the
 //! same rules by calling the same function.
 
-use crate::domain::{Actor, KeyRecord, Mcp, McpAccess, McpTransport, Org, Plan, Timestamp};
+use crate::domain::{
+    Actor, KeyRecord, Mcp, McpAccess, McpTransport, Org, Plan, RateLimit, Timestamp,
+};
 use crate::keys::{self, ApiKey};
-use crate::rules::{self, Expiry, Field, RuleError};
+use crate::rules::{self, Expiry, Field, RateLimitSpec, RuleError};
 use crate::store::{KeyEdit, NewKey, NewMcp, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +68,8 @@ pub struct ValidKeyRequest {
     pub description: Option<String>,
     pub expires_at: Option<Timestamp>,
     pub access: McpAccess,
+    /// Its own rate limit (already read by `rules::rate_limit`).
+    pub rate_limit: Option<RateLimit>,
 }
 
 fn access_rule(access: &McpAccess) -> Result<(), RuleError> {
@@ -90,6 +94,7 @@ pub fn validate_key_request(req: &KeyRequest, now: Timestamp) -> Result<ValidKey
             description,
             expires_at,
             access: req.access.clone(),
+            rate_limit: None,
         }),
         (name, description, expires_at, access) => Err(AdminError::Invalid(
             [
@@ -125,6 +130,7 @@ fn issue_key(
             secret_hash: &hash,
             access: &valid.access,
             expires_at: valid.expires_at,
+            rate_limit: valid.rate_limit,
         };
         match save(store, &new) {
             Ok(record) => return Ok((record, key)),
@@ -160,7 +166,22 @@ pub fn create_key(
     actor: &Actor,
     now: Timestamp,
 ) -> Result<(KeyRecord, ApiKey)> {
-    let valid = validate_key_request(req, now)?;
+    create_key_limited(store, org, req, None, actor, now)
+}
+
+/// [`create_key`] with the key's own rate limit (`None`: the org's default).
+pub fn create_key_limited(
+    store: &mut Store,
+    org: &Org,
+    req: &KeyRequest,
+    rate_limit: Option<RateLimit>,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<(KeyRecord, ApiKey)> {
+    let valid = ValidKeyRequest {
+        rate_limit,
+        ..validate_key_request(req, now)?
+    };
     issue_key(store, org, &valid, |s, new| s.create_key(new, actor, now))
 }
 
@@ -186,6 +207,7 @@ pub fn rotate_key(
         description: old.description.clone(),
         expires_at,
         access: old.access.clone(),
+        rate_limit: old.rate_limit,
     };
     issue_key(store, org, &valid, |s, new| {
         s.rotate_key(old, new, revoke_old, actor, now)
@@ -227,6 +249,7 @@ fn edit_from_request(req: &EditRequest) -> Result<KeyEdit> {
             name,
             description,
             access: req.access.clone(),
+            rate_limit: None,
         }),
         (name, description, access) => Err(AdminError::Invalid(
             [name.err(), description.err(), access.err()]
@@ -244,7 +267,23 @@ pub fn edit_key(
     actor: &Actor,
     now: Timestamp,
 ) -> Result<KeyRecord> {
-    let edit = edit_from_request(req)?;
+    edit_key_limited(store, key, req, None, actor, now)
+}
+
+/// [`edit_key`] that may also set or remove the key's own rate limit, in
+/// the same transaction (`None` leaves the limit as it is).
+pub fn edit_key_limited(
+    store: &mut Store,
+    key: &KeyRecord,
+    req: &EditRequest,
+    rate_limit: Option<RateLimitSpec>,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<KeyRecord> {
+    let edit = KeyEdit {
+        rate_limit: rate_limit.map(RateLimitSpec::limit),
+        ..edit_from_request(req)?
+    };
     Ok(store.edit_key(key, &edit, actor, now)?)
 }
 
@@ -430,6 +469,18 @@ impl PlanChange {
             )
         })
     }
+}
+
+/// Sets (or with `RateLimitSpec::None` clears) the org's default rate
+/// limit; returns the one it replaced.
+pub fn set_org_rate_limit(
+    store: &mut Store,
+    org: &Org,
+    limit: RateLimitSpec,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<Option<RateLimit>> {
+    Ok(store.set_org_rate_limit(org.row_id, limit.limit(), actor, now)?)
 }
 
 pub fn set_plan(

@@ -169,6 +169,8 @@ pub enum KeysCommand {
         expires: String,
         #[command(flatten)]
         access: AccessArgs,
+        #[command(flatten)]
+        rate: RateLimitArgs,
         /// Print a JSON object (with the full key in `key`)
         #[arg(long)]
         json: bool,
@@ -214,6 +216,8 @@ pub enum KeysCommand {
         description: Option<String>,
         #[command(flatten)]
         access: AccessArgs,
+        #[command(flatten)]
+        rate: RateLimitArgs,
     },
 }
 
@@ -222,6 +226,32 @@ pub struct AccessArgs {
     /// MCP access: `all` (including MCPs added later) or an MCP id; repeat for several [create default: all]
     #[arg(long = "mcp", value_name = "ID")]
     pub mcp: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RateLimitArgs {
+    /// Requests per second, minute or hour (`120/min`, `5/s`, `1000/h`), or `none` for the org's default
+    #[arg(long = "rate-limit", value_name = "RATE")]
+    pub rate_limit: Option<String>,
+    /// Requests allowed at once [default: the rate's count]
+    #[arg(long, value_name = "N")]
+    pub burst: Option<String>,
+}
+
+impl RateLimitArgs {
+    /// `None` when no `--rate-limit` was given; a usage error for a value
+    /// that does not read, or a `--burst` alone.
+    pub fn spec(&self) -> Result<Option<crate::rules::RateLimitSpec>, CliError> {
+        match (&self.rate_limit, &self.burst) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err(CliError::Usage(
+                "--burst needs --rate-limit (e.g. --rate-limit 120/min --burst 20)".into(),
+            )),
+            (Some(rate), burst) => crate::rules::rate_limit(rate, burst.as_deref())
+                .map(Some)
+                .map_err(|e| CliError::Usage(e.message)),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -328,6 +358,15 @@ pub enum OrgCommand {
     SetPlan {
         #[arg(value_parser = parse_plan)]
         plan: Plan,
+    },
+    /// Set the default rate limit of keys without their own (`600/min`, `none`)
+    SetRateLimit {
+        /// Requests per second, minute or hour (`600/min`, `10/s`, `5000/h`), or `none`
+        #[arg(value_name = "RATE")]
+        rate: String,
+        /// Requests allowed at once [default: the rate's count]
+        #[arg(long, value_name = "N")]
+        burst: Option<String>,
     },
     /// Create an organization (on the free plan)
     Create { slug: String },

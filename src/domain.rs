@@ -77,6 +77,8 @@ pub struct Org {
     pub name: String,
     pub plan: Plan,
     pub created_at: Timestamp,
+    /// The default rate limit of keys without one of their own.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// How plexmcp reaches an upstream MCP server.
@@ -228,6 +230,11 @@ pub struct KeyRecord {
     pub last_used_at: Option<Timestamp>,
     pub request_count: i64,
     pub access: McpAccess,
+    /// The key's own rate limit; `None` leaves it to the org's default.
+    pub rate_limit: Option<RateLimit>,
+    /// The org's default rate limit when the key was read, carried here so
+    /// every request finds its effective limit without another lookup.
+    pub org_rate_limit: Option<RateLimit>,
 }
 
 impl KeyRecord {
@@ -244,6 +251,102 @@ impl KeyRecord {
 
     pub fn prefix(&self) -> String {
         format!("{}{}", crate::keys::KEY_PREFIX, self.id)
+    }
+
+    /// The limit requests with this key are held to, and where it comes
+    /// from: its own, else the org's default, else none.
+    pub fn effective_rate_limit(&self) -> Option<(RateLimit, LimitSource)> {
+        match (self.rate_limit, self.org_rate_limit) {
+            (Some(own), _) => Some((own, LimitSource::Key)),
+            (None, Some(org)) => Some((org, LimitSource::Org)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The unit a rate limit counts requests over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RatePeriod {
+    Second,
+    Minute,
+    Hour,
+}
+
+impl RatePeriod {
+    pub fn seconds(self) -> u64 {
+        match self {
+            RatePeriod::Second => 1,
+            RatePeriod::Minute => 60,
+            RatePeriod::Hour => 3600,
+        }
+    }
+
+    /// The period with this length in seconds (how the store keeps it).
+    pub fn from_seconds(secs: i64) -> Option<RatePeriod> {
+        match secs {
+            1 => Some(RatePeriod::Second),
+            60 => Some(RatePeriod::Minute),
+            3600 => Some(RatePeriod::Hour),
+            _ => None,
+        }
+    }
+
+    /// As written after the slash: `s`, `min`, `h`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RatePeriod::Second => "s",
+            RatePeriod::Minute => "min",
+            RatePeriod::Hour => "h",
+        }
+    }
+}
+
+/// A token bucket: `requests` per `per` on average, at most `burst` at
+/// once. Both counts are at least 1 (see `rules::rate_limit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub per: RatePeriod,
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// Time between two requests at the sustained rate.
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs(self.per.seconds()) / self.requests.max(1)
+    }
+
+    /// The rate alone, as the CLI takes it: `120/min`.
+    pub fn rate(&self) -> String {
+        format!("{}/{}", self.requests, self.per.as_str())
+    }
+}
+
+impl fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}, burst {}",
+            self.requests,
+            self.per.as_str(),
+            self.burst
+        )
+    }
+}
+
+/// Whose setting a key's effective rate limit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitSource {
+    Key,
+    Org,
+}
+
+impl LimitSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitSource::Key => "key",
+            LimitSource::Org => "org",
+        }
     }
 }
 

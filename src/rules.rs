@@ -4,6 +4,7 @@
 //! by construction.
 
 mod invisible;
+mod rate_limit;
 mod since;
 
 use std::fmt;
@@ -15,6 +16,7 @@ use crate::domain::{Plan, Timestamp};
 
 use invisible::Unsafe;
 pub use invisible::{is_unsafe_to_show, visible};
+pub use rate_limit::{RATE_MAX, RateLimitSpec, rate_limit};
 pub use since::{SinceError, since};
 
 pub const NAME_MAX: usize = 100;
@@ -38,6 +40,7 @@ pub enum Field {
     Env,
     Header,
     Timeout,
+    RateLimit,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

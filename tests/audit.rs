@@ -4,6 +4,9 @@
 
 mod support;
 
+/// Undoes the schema version after the audit chain's, to stand in for an older database.
+const SCHEMA_4_DOWN: &str = include_str!("../assets/migrations/0004_rate_limits.down.sql");
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -282,11 +285,13 @@ fn an_upgraded_database_chains_the_events_it_already_had() {
     let rows = audit_rows(&env);
     // Back to schema version 2, as an older plexmcp left it.
     outside(&env)
-        .execute_batch(
-            "ALTER TABLE audit_events DROP COLUMN hash;
+        .execute_batch(&format!(
+            "{}
+             ALTER TABLE audit_events DROP COLUMN hash;
              ALTER TABLE audit_events DROP COLUMN prev_hash;
              PRAGMA user_version = 2;",
-        )
+            SCHEMA_4_DOWN
+        ))
         .unwrap();
     let out = env.ok(["audit", "verify"]);
     assert!(
@@ -592,11 +597,13 @@ fn a_long_trail_exports_whole_and_upgrades_in_batches() {
     );
 
     outside(&env)
-        .execute_batch(
-            "ALTER TABLE audit_events DROP COLUMN hash;
+        .execute_batch(&format!(
+            "{}
+             ALTER TABLE audit_events DROP COLUMN hash;
              ALTER TABLE audit_events DROP COLUMN prev_hash;
              PRAGMA user_version = 2;",
-        )
+            SCHEMA_4_DOWN
+        ))
         .unwrap();
     let out = env.ok(["audit", "verify"]);
     assert!(

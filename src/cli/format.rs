@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::ser::{CompactFormatter, Formatter, PrettyFormatter};
 use unicode_width::UnicodeWidthStr;
 
-use crate::domain::{KeyRecord, Mcp, McpAccess, Timestamp};
+use crate::domain::{KeyRecord, LimitSource, Mcp, McpAccess, RateLimit, Timestamp};
 use crate::rules;
 use crate::store::OrgSummary;
 
@@ -67,6 +67,10 @@ pub struct KeyJson<'a> {
     pub status: &'static str,
     pub mcp_access: serde_json::Value,
     pub request_count: i64,
+    /// The key's own limit; `null` leaves it to the org's default.
+    pub rate_limit: Option<RateLimitJson>,
+    /// The limit its requests are held to now, with `from` saying whose it is.
+    pub effective_rate_limit: Option<RateLimitJson>,
     /// Only when the key was just made (create, rotate).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<&'a str>,
@@ -91,7 +95,41 @@ pub fn key_json<'a>(key: &'a KeyRecord, now: Timestamp, full: Option<&'a str>) -
         status: key.status(now).as_str(),
         mcp_access: access_json(&key.access),
         request_count: key.request_count,
+        rate_limit: key.rate_limit.map(|l| rate_limit_json(l, None)),
+        effective_rate_limit: key
+            .effective_rate_limit()
+            .map(|(l, from)| rate_limit_json(l, Some(from))),
         key: full,
+    }
+}
+
+/// A rate limit in JSON: `{"requests": 120, "per": "min", "burst": 20}`.
+#[derive(Debug, Serialize)]
+pub struct RateLimitJson {
+    pub requests: u32,
+    /// `s`, `min` or `h`.
+    pub per: &'static str,
+    pub burst: u32,
+    /// `key` or `org`, on an effective limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<&'static str>,
+}
+
+pub fn rate_limit_json(limit: RateLimit, from: Option<LimitSource>) -> RateLimitJson {
+    RateLimitJson {
+        requests: limit.requests,
+        per: limit.per.as_str(),
+        burst: limit.burst,
+        from: from.map(LimitSource::as_str),
+    }
+}
+
+/// A key's effective limit for people: `120/min, burst 20 (org default)`.
+pub fn rate_limit_text(key: &KeyRecord) -> String {
+    match key.effective_rate_limit() {
+        None => "none".to_owned(),
+        Some((limit, LimitSource::Key)) => limit.to_string(),
+        Some((limit, LimitSource::Org)) => format!("{limit} (org default)"),
     }
 }
 
@@ -238,6 +276,8 @@ pub struct OrgJson<'a> {
     pub key_limit: Option<u32>,
     pub total_keys: u32,
     pub mcps: u32,
+    /// The default for keys without a limit of their own; `null`: none.
+    pub rate_limit: Option<RateLimitJson>,
     pub created_at: String,
 }
 
@@ -250,6 +290,7 @@ pub fn org_json(s: &OrgSummary) -> OrgJson<'_> {
         key_limit: s.org.plan.key_limit(),
         total_keys: s.total_keys,
         mcps: s.mcps,
+        rate_limit: s.org.rate_limit.map(|l| rate_limit_json(l, None)),
         created_at: rfc3339(s.org.created_at),
     }
 }

@@ -8,6 +8,7 @@ use crate::admin::{self, EditRequest, KeyRequest};
 use crate::config;
 use crate::domain::{KeyRecord, McpAccess};
 use crate::keys::ApiKey;
+use crate::rules::RateLimitSpec;
 use crate::store::Store;
 
 pub fn run(store: &mut Store, org_slug: &str, cmd: KeysCommand) -> CliResult {
@@ -20,15 +21,18 @@ pub fn run(store: &mut Store, org_slug: &str, cmd: KeysCommand) -> CliResult {
             description,
             expires,
             access,
+            rate,
             json,
         } => {
+            let rate_limit = rate.spec()?.and_then(RateLimitSpec::limit);
             let req = KeyRequest {
                 name,
                 description,
                 expires,
                 access: access.access()?.unwrap_or(McpAccess::All),
             };
-            let (record, key) = admin::create_key(store, &org, &req, &actor, now)?;
+            let (record, key) =
+                admin::create_key_limited(store, &org, &req, rate_limit, &actor, now)?;
             print_new_key(&record, &key, json, None)
         }
         KeysCommand::List { json } => {
@@ -119,24 +123,27 @@ pub fn run(store: &mut Store, org_slug: &str, cmd: KeysCommand) -> CliResult {
             name,
             description,
             access,
+            rate,
         } => {
             let req = EditRequest {
                 name,
                 description,
                 access: access.access()?,
             };
-            if req == EditRequest::default() {
+            let rate_limit = rate.spec()?;
+            if req == EditRequest::default() && rate_limit.is_none() {
                 return Err(CliError::Usage(
-                    "nothing to change: give --name, --description or --mcp".into(),
+                    "nothing to change: give --name, --description, --mcp or --rate-limit".into(),
                 ));
             }
             let record = admin::find_key(store, &org, &key)?;
-            let edited = admin::edit_key(store, &record, &req, &actor, now)?;
+            let edited = admin::edit_key_limited(store, &record, &req, rate_limit, &actor, now)?;
             println!(
-                "Updated key {}: name \"{}\", MCP access {}.",
+                "Updated key {}: name \"{}\", MCP access {}, rate limit {}.",
                 edited.prefix(),
                 clean(&edited.name),
-                edited.access.describe()
+                edited.access.describe(),
+                format::rate_limit_text(&edited)
             );
             Ok(())
         }
@@ -185,9 +192,10 @@ fn print_new_key(
     println!();
     println!("This is the only time the key is shown: copy it now and store it securely.");
     println!(
-        "Expires: {}   MCP access: {}",
+        "Expires: {}   MCP access: {}   Rate limit: {}",
         format::expires_cell(record),
-        record.access.describe()
+        record.access.describe(),
+        format::rate_limit_text(record)
     );
     match rotated {
         Some((old, true)) => println!("The old key {} is revoked.", old.prefix()),
@@ -218,6 +226,7 @@ fn print_details(store: &Store, key: &KeyRecord, now: chrono::DateTime<Utc>) -> 
         ("Last used", format::last_used_cell(key)),
         ("Requests", key.request_count.to_string()),
         ("MCP access", key.access.describe()),
+        ("Rate limit", format::rate_limit_text(key)),
     ];
     if let Some(from) = &key.rotated_from {
         lines.push(("Rotated from", format!("{}{from}", crate::keys::KEY_PREFIX)));

@@ -3,9 +3,11 @@
 use chrono::Utc;
 
 use super::format::{self, human};
-use super::{CliResult, OrgCommand};
+use super::{CliError, CliResult, OrgCommand};
 use crate::admin;
 use crate::config;
+use crate::domain::RateLimit;
+use crate::rules;
 use crate::store::Store;
 
 pub fn run(store: &mut Store, org_slug: &str, cmd: OrgCommand) -> CliResult {
@@ -29,6 +31,12 @@ pub fn run(store: &mut Store, org_slug: &str, cmd: OrgCommand) -> CliResult {
                 s.total_keys
             );
             println!("MCPs          {}", s.mcps);
+            println!(
+                "Rate limit    {} (keys without their own)",
+                s.org
+                    .rate_limit
+                    .map_or_else(|| "none".to_owned(), |l| l.to_string())
+            );
             println!("Created       {}", human(s.org.created_at));
             Ok(())
         }
@@ -51,6 +59,29 @@ pub fn run(store: &mut Store, org_slug: &str, cmd: OrgCommand) -> CliResult {
             }
             if let Some(warning) = change.over_limit_warning() {
                 eprintln!("warning: {warning}");
+            }
+            Ok(())
+        }
+        OrgCommand::SetRateLimit { rate, burst } => {
+            let org = store.org(org_slug)?;
+            let spec = rules::rate_limit(&rate, burst.as_deref())
+                .map_err(|e| CliError::Usage(e.message))?;
+            let old = admin::set_org_rate_limit(store, &org, spec, &actor, now)?;
+            let shown =
+                |l: Option<RateLimit>| l.map_or_else(|| "none".to_owned(), |l| l.to_string());
+            if old == spec.limit() {
+                println!(
+                    "Organization '{}' already has default rate limit {}.",
+                    org.slug,
+                    shown(old)
+                );
+            } else {
+                println!(
+                    "Organization '{}': default rate limit {} (was {}); keys with a limit of their own keep it.",
+                    org.slug,
+                    shown(spec.limit()),
+                    shown(old)
+                );
             }
             Ok(())
         }

@@ -6,8 +6,9 @@
 //! looked up at all (nor cached under the requested string).
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use super::AppState;
+use super::{ApiError, AppState};
 use crate::domain::{KeyRecord, Mcp};
 use crate::rules;
 
@@ -45,4 +46,18 @@ pub async fn authorize_mcp(
             Err(Denied::Internal)
         }
     }
+}
+
+/// The rate-limit step of the decision, asked once per request (a REST
+/// call, or a JSON-RPC request on any endpoint) as soon as its key is
+/// known, whatever it then asks for: a refusal is `KeyRateLimited`, which
+/// every endpoint answers in its own shape with `Retry-After`.
+pub fn within_rate_limit(state: &AppState, key: &KeyRecord) -> Result<(), ApiError> {
+    state
+        .rate_limits
+        .check(key, Instant::now())
+        .map_err(|limited| ApiError::KeyRateLimited {
+            limit: limited.limit,
+            retry_after: limited.retry_after,
+        })
 }

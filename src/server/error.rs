@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::auth::Reason;
+use crate::domain::RateLimit;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiError {
@@ -26,6 +27,11 @@ pub enum ApiError {
     RequestTimeout,
     /// Too many failed authentications from this address.
     RateLimited {
+        retry_after: u64,
+    },
+    /// The key used up its rate limit (its own or its org's default).
+    KeyRateLimited {
+        limit: RateLimit,
         retry_after: u64,
     },
     /// The upstream could not be reached or broke the protocol.
@@ -56,7 +62,9 @@ impl ApiError {
             ApiError::UnknownTool { .. } => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::KeyRateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Upstream { .. } | ApiError::UpstreamRejected { .. } => {
                 StatusCode::BAD_GATEWAY
             }
@@ -74,7 +82,7 @@ impl ApiError {
             ApiError::UnknownTool { .. } => "unknown_tool",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::RequestTimeout => "request_timeout",
-            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::RateLimited { .. } | ApiError::KeyRateLimited { .. } => "rate_limited",
             ApiError::Upstream { .. } | ApiError::UpstreamRejected { .. } => "upstream_error",
             ApiError::UpstreamTimeout { .. } => "upstream_timeout",
             ApiError::Internal => "internal_error",
@@ -94,6 +102,9 @@ impl ApiError {
             ApiError::RateLimited { retry_after } => format!(
                 "Too many failed authentication attempts from this address; retry in {retry_after} s"
             ),
+            ApiError::KeyRateLimited { limit, retry_after } => {
+                format!("Rate limit of this API key exceeded ({limit}); retry in {retry_after} s")
+            }
             ApiError::Upstream { mcp } => format!("Upstream MCP '{mcp}' failed"),
             ApiError::UpstreamTimeout { mcp } => format!("Upstream MCP '{mcp}' timed out"),
             ApiError::UpstreamRejected { mcp, message } => {
@@ -110,6 +121,9 @@ impl IntoResponse for ApiError {
         if let ApiError::InvalidApiKey(reason) = &self {
             error["reason"] = json!(reason.as_str());
         }
+        if let Some(retry_after) = self.retry_after() {
+            error["retry_after"] = json!(retry_after);
+        }
         let mut response = (self.status(), axum::Json(json!({ "error": error }))).into_response();
         self.add_headers(&mut response);
         response
@@ -117,6 +131,15 @@ impl IntoResponse for ApiError {
 }
 
 impl ApiError {
+    /// Seconds to wait before trying again, for the 429s.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited { retry_after }
+            | ApiError::KeyRateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
     /// The headers this error's answer carries whatever its body's shape
     /// (REST JSON or a JSON-RPC error): `WWW-Authenticate` on a 401,
     /// `Retry-After` on a 429.
@@ -127,7 +150,8 @@ impl ApiError {
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("ApiKey"));
             }
-            ApiError::RateLimited { retry_after } => {
+            ApiError::RateLimited { retry_after }
+            | ApiError::KeyRateLimited { retry_after, .. } => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));

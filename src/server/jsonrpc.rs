@@ -10,9 +10,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::authorize::{Denied, authorize_mcp, may_use};
 use super::mcp::upstream_spec;
+use super::{ApiError, AppState};
 use crate::domain::KeyRecord;
 use crate::rules;
 use crate::upstream::UpstreamError;
@@ -27,6 +27,8 @@ const INVALID_REQUEST: i64 = -32600;
 const METHOD_NOT_FOUND: i64 = -32601;
 const INVALID_PARAMS: i64 = -32602;
 const INTERNAL_ERROR: i64 = -32603;
+/// As the MCP endpoints answer their 429s (`mcp_proxy::guard`).
+const TOO_MANY: i64 = -32029;
 
 /// A JSON-RPC exchange's answer plus what the usage record should say.
 pub struct RpcOutcome {
@@ -57,6 +59,30 @@ fn error(id: &Value, code: i64, message: impl Into<String>) -> Response {
     let body =
         json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message.into() } });
     axum::Json(body).into_response()
+}
+
+/// The answer to a JSON-RPC message refused before it was looked at
+/// because its key is over its rate limit: an error for its id, with the REST code
+/// and `retry_after` in `data`, as HTTP 429 with `Retry-After`.
+pub fn rate_limited(message: &Value, refusal: &ApiError) -> RpcOutcome {
+    let id = message.get("id").cloned().unwrap_or(Value::Null);
+    let mut data = json!({ "code": refusal.code() });
+    if let Some(retry_after) = refusal.retry_after() {
+        data["retry_after"] = json!(retry_after);
+    }
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": { "code": TOO_MANY, "message": refusal.message(), "data": data },
+    });
+    let mut response = (refusal.status(), axum::Json(body)).into_response();
+    refusal.add_headers(&mut response);
+    let mut answered = outcome(response, refusal.code(), refusal.status().as_u16());
+    answered.tool = message
+        .get("method")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    answered
 }
 
 pub async fn handle(state: &AppState, key: &KeyRecord, message: Value) -> RpcOutcome {

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::authorize::{Denied, authorize_mcp};
+use super::authorize::{Denied, authorize_mcp, within_rate_limit};
 use super::client_addr::request_client;
 use super::error::{ApiError, MAX_BODY_BYTES};
 use super::limiter::{FailureLimiter, Reservation};
@@ -211,16 +211,25 @@ async fn handle(
     let key = authenticate(state, &parts.headers, client, &mut outcome.key_row).await?;
 
     let bytes = read_body(body).await?;
-    let request = match decode_body(&bytes)? {
+    let decoded = decode_body(&bytes)?;
+    // Every call counts against the key's rate limit, whatever it asks for.
+    let limited = within_rate_limit(state, &key).err();
+    let request = match decoded {
         Decoded::Call(request) => request,
         // MCP clients speak JSON-RPC on the same path.
         Decoded::JsonRpc(message) => {
-            return Ok(Reply::Rpc(jsonrpc::handle(state, &key, message).await));
+            return Ok(Reply::Rpc(match limited {
+                Some(refusal) => jsonrpc::rate_limited(&message, &refusal),
+                None => jsonrpc::handle(state, &key, message).await,
+            }));
         }
     };
     // A name that cannot be an MCP id is not recorded (recorded_names).
     outcome.mcp = Some(request.mcp_id.clone());
     outcome.tool = Some(request.tool.clone());
+    if let Some(refusal) = limited {
+        return Err(refusal);
+    }
     let mcp = authorize_mcp(state, &key, &request.mcp_id)
         .await
         .map_err(denied_error)?;

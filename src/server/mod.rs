@@ -14,6 +14,7 @@ pub mod live;
 mod mcp;
 pub mod mcp_proxy;
 pub mod metrics;
+pub mod rate_limits;
 mod upstream_reaper;
 pub mod usage_writer;
 
@@ -41,6 +42,8 @@ pub struct AppState {
     pub usage: UsageSink,
     pub live: Arc<LiveStats>,
     pub limiter: FailureLimiter,
+    /// Per-key rate limits, counted in this process (the console reads them).
+    pub rate_limits: Arc<rate_limits::KeyRateLimits>,
     /// Peers whose forwarding headers name the client (limiter, usage).
     pub trusted_proxies: client_addr::TrustedProxies,
     /// `/mcp/{mcp_id}`: sessions and rmcp's transport.
@@ -91,6 +94,7 @@ impl Gateway {
             usage: writer.sink(),
             live: Arc::new(LiveStats::default()),
             limiter: FailureLimiter::default(),
+            rate_limits: Arc::default(),
             trusted_proxies: settings.trusted_proxies.clone(),
             proxy: mcp_proxy::McpProxy::new(settings),
             metrics: metrics::Metrics::default(),

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
+use super::rate_limits::{describe, limit_columns, limit_from, org_default};
 use super::{Result, Store, StoreError, audit, is_unique_violation, opt_ts, secs, ts};
-use crate::domain::{Actor, KeyRecord, McpAccess, Plan, Timestamp};
+use crate::domain::{Actor, KeyRecord, McpAccess, Plan, RateLimit, Timestamp};
 
 /// A key about to be stored: validated fields plus the argon2 hash of its text.
 #[derive(Debug, Clone)]
@@ -19,6 +20,8 @@ pub struct NewKey<'a> {
     pub secret_hash: &'a str,
     pub access: &'a McpAccess,
     pub expires_at: Option<Timestamp>,
+    /// Its own rate limit; `None` follows the org's default.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// Changes to a key; `None` leaves a field as it is.
@@ -28,6 +31,8 @@ pub struct KeyEdit {
     /// `Some(None)` clears the description.
     pub description: Option<Option<String>>,
     pub access: Option<McpAccess>,
+    /// `Some(None)` removes the key's own limit (the org's default applies).
+    pub rate_limit: Option<Option<RateLimit>>,
 }
 
 /// Columns `key_from_row` reads, by position (see the test below): the
@@ -36,7 +41,8 @@ pub struct KeyEdit {
 const KEY_COLUMNS: &str =
     "k.id, k.org_id, k.lookup_id, k.name, k.description, k.all_mcps, k.created_at, k.created_by,
     k.expires_at, k.revoked_at, k.revoked_by, k.last_used_at, k.request_count,
-    (SELECT r.lookup_id FROM api_keys r WHERE r.id = k.rotated_from) AS rotated_from";
+    (SELECT r.lookup_id FROM api_keys r WHERE r.id = k.rotated_from) AS rotated_from,
+    k.rate_requests, k.rate_period_secs, k.rate_burst";
 
 fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
     let all: bool = row.get(5)?;
@@ -59,6 +65,9 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
         } else {
             McpAccess::Only(Vec::new())
         },
+        rate_limit: limit_from(row.get(14)?, row.get(15)?, row.get(16)?),
+        // The org's default is the same for all its keys: filled in after.
+        org_rate_limit: None,
     })
 }
 
@@ -91,6 +100,9 @@ fn load_key(
     }) = key.as_mut()
     {
         *slugs = access_slugs(conn, *row_id)?;
+    }
+    if let Some(key) = key.as_mut() {
+        key.org_rate_limit = org_default(conn, key.org_id)?;
     }
     Ok(key)
 }
@@ -174,9 +186,11 @@ fn insert_key(
 ) -> Result<i64> {
     let mcp_rows = resolve_access(tx, new.org_id, new.access)?;
     check_plan_limit(tx, new.org_id, now)?;
+    let (rate_requests, rate_period, rate_burst) = limit_columns(new.rate_limit);
     tx.execute(
-        "INSERT INTO api_keys (org_id, lookup_id, name, description, secret_hash, all_mcps, created_at, created_by, expires_at, rotated_from)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO api_keys (org_id, lookup_id, name, description, secret_hash, all_mcps, created_at, created_by, expires_at, rotated_from,
+             rate_requests, rate_period_secs, rate_burst)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         params![
             new.org_id,
             new.lookup_id,
@@ -187,7 +201,10 @@ fn insert_key(
             secs(now),
             actor.user,
             new.expires_at.map(secs),
-            rotated_from
+            rotated_from,
+            rate_requests,
+            rate_period,
+            rate_burst
         ],
     )
     .map_err(|e| {
@@ -257,6 +274,10 @@ impl Store {
         // Newest first, ties by id: `ORDER BY created_at DESC, id DESC`.
         keys.sort_by_key(|k| std::cmp::Reverse((k.created_at, k.row_id)));
         self.fill_access(&mut keys)?;
+        let org_limit = org_default(&self.conn, org_id)?;
+        for key in &mut keys {
+            key.org_rate_limit = org_limit;
+        }
         Ok(keys)
     }
 
@@ -345,7 +366,10 @@ impl Store {
     ) -> Result<KeyRecord> {
         let tx = self.write_tx()?;
         let row = insert_key(&tx, new, None, actor, now)?;
-        let detail = format!("access: {}", new.access.describe());
+        let mut detail = format!("access: {}", new.access.describe());
+        if let Some(limit) = new.rate_limit {
+            detail.push_str(&format!("; rate limit: {limit}"));
+        }
         audit(
             &tx,
             new.org_id,
@@ -383,11 +407,14 @@ impl Store {
             )?;
         }
         let row = insert_key(&tx, new, Some(old.row_id), actor, now)?;
-        let created = format!(
+        let mut created = format!(
             "rotated from {}; access: {}",
             old.prefix(),
             new.access.describe()
         );
+        if let Some(limit) = new.rate_limit {
+            created.push_str(&format!("; rate limit: {limit}"));
+        }
         audit(
             &tx,
             new.org_id,
@@ -476,6 +503,18 @@ impl Store {
                 access.describe()
             ));
         }
+        if let Some(limit) = edit.rate_limit {
+            let (requests, period, burst) = limit_columns(limit);
+            tx.execute(
+                "UPDATE api_keys SET rate_requests = ?1, rate_period_secs = ?2, rate_burst = ?3 WHERE id = ?4",
+                params![requests, period, burst, key.row_id],
+            )?;
+            changes.push(format!(
+                "rate limit: {} -> {}",
+                describe(before.rate_limit),
+                describe(limit)
+            ));
+        }
         if !changes.is_empty() {
             audit(
                 &tx,
@@ -521,7 +560,10 @@ mod tests {
                 "revoked_by",
                 "last_used_at",
                 "request_count",
-                "rotated_from"
+                "rotated_from",
+                "rate_requests",
+                "rate_period_secs",
+                "rate_burst"
             ]
         );
     }
@@ -621,6 +663,7 @@ mod tests {
                     secret_hash: "x",
                     access,
                     expires_at: None,
+                    rate_limit: None,
                 };
                 made.push(store.create_key(&new, &actor, at).unwrap());
             }
@@ -637,6 +680,7 @@ mod tests {
                     secret_hash: "x",
                     access: &only(&["mid", "zeta"]),
                     expires_at: None,
+                    rate_limit: None,
                 },
                 true,
                 &actor,

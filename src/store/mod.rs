@@ -9,6 +9,7 @@ mod backup;
 mod keys;
 mod mcps;
 mod orgs;
+mod rate_limits;
 mod stats;
 mod usage;
 
@@ -50,6 +51,9 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
             include_str!("../../assets/migrations/0003_audit_chain.sql"),
             |tx: &Transaction<'_>| Ok(audit_chain::chain_existing(tx)?),
         ),
+        M::up(include_str!("../../assets/migrations/0004_rate_limits.sql")).down(include_str!(
+            "../../assets/migrations/0004_rate_limits.down.sql"
+        )),
     ])
 });
 
@@ -58,7 +62,7 @@ pub fn schema_version() -> u32 {
     // One migration per version; the count is tiny and fixed at compile time.
     u32::try_from(MIGRATIONS_COUNT).unwrap_or(u32::MAX)
 }
-const MIGRATIONS_COUNT: usize = 3;
+const MIGRATIONS_COUNT: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

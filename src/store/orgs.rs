@@ -2,6 +2,7 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 
+use super::rate_limits::limit_from;
 use super::{Result, Store, StoreError, audit, is_unique_violation, secs, ts};
 use crate::domain::{Actor, Org, Plan, Timestamp};
 
@@ -27,6 +28,11 @@ fn org_from_row(row: &Row<'_>) -> rusqlite::Result<Org> {
         // The CHECK constraint keeps this to known plans.
         plan: plan.parse().unwrap_or(Plan::Free),
         created_at: ts(row.get("created_at")?),
+        rate_limit: limit_from(
+            row.get("rate_requests")?,
+            row.get("rate_period_secs")?,
+            row.get("rate_burst")?,
+        ),
     })
 }
 
@@ -35,7 +41,8 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT id, slug, name, plan, created_at FROM orgs WHERE slug = ?1",
+                "SELECT id, slug, name, plan, created_at, rate_requests, rate_period_secs, rate_burst
+                 FROM orgs WHERE slug = ?1",
                 [slug],
                 org_from_row,
             )
@@ -54,6 +61,7 @@ impl Store {
     pub fn list_orgs(&self, now: Timestamp) -> Result<Vec<OrgSummary>> {
         let mut stmt = self.conn.prepare(
             "SELECT o.id, o.slug, o.name, o.plan, o.created_at,
+                o.rate_requests, o.rate_period_secs, o.rate_burst,
                 (SELECT count(*) FROM api_keys k WHERE k.org_id = o.id AND k.revoked_at IS NULL
                     AND (k.expires_at IS NULL OR k.expires_at > ?1)) AS active_keys,
                 (SELECT count(*) FROM api_keys k WHERE k.org_id = o.id) AS total_keys,

@@ -203,6 +203,7 @@ mod tests {
                     secret_hash: "x",
                     access: &McpAccess::All,
                     expires_at: None,
+                    rate_limit: None,
                 },
                 &actor,
                 now,

@@ -9,6 +9,7 @@ use crate::admin::AdminError;
 use crate::domain::{AuditEvent, KeyRecord, Mcp, Plan, Timestamp};
 use crate::keys::ApiKey;
 use crate::server::live::Health;
+use crate::server::rate_limits::RateSnapshot;
 use crate::server::usage_writer::Losses;
 use crate::store::{AuditRecord, KeyUsage};
 
@@ -36,6 +37,9 @@ pub struct Detail {
     pub more_requests: bool,
     /// The key has older audit events than the `DETAIL_RECENT` in `audit`.
     pub more_events: bool,
+    /// Rate limit counts from the server this console runs; `None` when
+    /// it runs none (`--no-server`, or the port was taken).
+    pub rate: Option<RateSnapshot>,
 }
 
 /// How the background server is doing, for the status bar.

@@ -14,6 +14,7 @@ use super::app::{AUDIT_LOADED, Effect};
 use crate::admin::{self, AdminError};
 use crate::config;
 use crate::domain::Actor;
+use crate::server::rate_limits::{KeyRateLimits, RateSnapshot};
 use crate::store::{AuditQuery, Store, StoreError};
 
 /// One row past what the details list, to know whether there are older ones.
@@ -32,6 +33,11 @@ struct Inner {
     store: Store,
     /// `data_version` at the last load; unchanged means nothing to reload.
     seen_version: Option<i64>,
+    /// The in-process server's rate limit counts, when the console serves.
+    rate_limits: Option<Arc<KeyRateLimits>>,
+    /// The selected key's counts at the last load: they change with time
+    /// alone (the last minute moves on), so they are a reason to reload.
+    seen_rate: Option<RateSnapshot>,
 }
 
 impl Executor {
@@ -40,11 +46,22 @@ impl Executor {
             inner: Arc::new(Mutex::new(Inner {
                 store,
                 seen_version: None,
+                rate_limits: None,
+                seen_rate: None,
             })),
             actions,
             actor: config::actor_from_env(),
             refreshing: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Shows the counts of the server this console runs in the detail pane.
+    pub fn with_rate_limits(self, limits: Arc<KeyRateLimits>) -> Executor {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .rate_limits = Some(limits);
+        self
     }
 
     /// Starts `effect` in the background. (Copy and Quit are the caller's.)
@@ -87,7 +104,7 @@ fn run(inner: &mut Inner, actor: &Actor, effect: Effect) -> Vec<Action> {
         | Effect::AddMcp { org, .. }
         | Effect::RemoveMcp { org, .. } => org.clone(),
         Effect::LoadDetail { key_row } => {
-            return detail(store, *key_row)
+            return detail(store, *key_row, inner.rate_limits.as_deref())
                 .map_or_else(|e| vec![failed(Operation::Load, e)], |d| vec![d]);
         }
         Effect::LoadAudit { org } => return vec![audit(store, org)],
@@ -100,13 +117,20 @@ fn run(inner: &mut Inner, actor: &Actor, effect: Effect) -> Vec<Action> {
     let changed = match effect {
         Effect::Refresh { key_row, force, .. } => {
             let version = store.data_version().ok();
-            if !force && version.is_some() && version == inner.seen_version {
+            let rate = key_row.and_then(|row| rate_of(inner.rate_limits.as_deref(), row));
+            let unchanged = !force && version.is_some() && version == inner.seen_version;
+            if unchanged && rate == inner.seen_rate {
                 return out;
             }
             inner.seen_version = version;
-            out.push(load(store, &org_slug));
+            inner.seen_rate = rate;
+            // Only the rate moved on: the list is as it was.
+            if !unchanged {
+                out.push(load(store, &org_slug));
+            }
             if let Some(row) = key_row {
-                out.push(detail(store, row).unwrap_or_else(|e| failed(Operation::Load, e)));
+                let limits = inner.rate_limits.as_deref();
+                out.push(detail(store, row, limits).unwrap_or_else(|e| failed(Operation::Load, e)));
             }
             return out;
         }
@@ -226,7 +250,11 @@ fn audit(store: &Store, org_slug: &str) -> Action {
     }
 }
 
-fn detail(store: &Store, key_row: i64) -> Result<Action, AdminError> {
+fn detail(
+    store: &Store,
+    key_row: i64,
+    limits: Option<&KeyRateLimits>,
+) -> Result<Action, AdminError> {
     let mut usage = store.key_usage(key_row, Utc::now(), RECENT_PROBE)?;
     let lookup = store.lookup_id_of(key_row)?;
     let mut audit = store.audit_for("key", &lookup, RECENT_PROBE)?;
@@ -240,5 +268,14 @@ fn detail(store: &Store, key_row: i64) -> Result<Action, AdminError> {
         audit,
         more_requests,
         more_events,
+        rate: limits.map(|_| rate_of(limits, key_row).unwrap_or_default()),
     })))
+}
+
+/// The key's counts in this console's server (`None` when it serves none).
+fn rate_of(limits: Option<&KeyRateLimits>, key_row: i64) -> Option<RateSnapshot> {
+    limits.map(|l| {
+        l.snapshot(key_row, std::time::Instant::now())
+            .unwrap_or_default()
+    })
 }

@@ -38,6 +38,7 @@ use effects::Executor;
 use theme::Theme;
 
 use crate::server::live::Health;
+use crate::server::rate_limits::KeyRateLimits;
 use crate::server::usage_writer::WriterStats;
 use crate::server::{Gateway, LiveStats};
 use crate::store::Store;
@@ -79,6 +80,8 @@ struct BackgroundServer {
     status: ServerStatus,
     /// The request counters and the usage writer's, for the status bar.
     counters: Option<(Arc<LiveStats>, Arc<WriterStats>)>,
+    /// Per-key rate limit counts, for the detail pane.
+    rate_limits: Option<Arc<KeyRateLimits>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -92,6 +95,7 @@ async fn start_server(
     let not_running = |status| BackgroundServer {
         status,
         counters: None,
+        rate_limits: None,
         task: None,
     };
     let Some(addr) = listen else {
@@ -135,6 +139,7 @@ async fn start_server(
         gateway.state().live.clone(),
         gateway.state().usage.stats().clone(),
     );
+    let rate_limits = gateway.state().rate_limits.clone();
     let cancel = cancel.clone();
     let task = tokio::spawn(async move {
         if let Err(e) = gateway.serve(listener, cancel).await {
@@ -144,6 +149,7 @@ async fn start_server(
     BackgroundServer {
         status: ServerStatus::running(bound, &Health::default()),
         counters: Some(counters),
+        rate_limits: Some(rate_limits),
         task: Some(task),
     }
 }
@@ -197,7 +203,10 @@ async fn event_loop(
 ) -> anyhow::Result<()> {
     let theme = Theme::from_env();
     let (results, mut incoming) = mpsc::unbounded_channel();
-    let executor = Executor::new(store, results);
+    let mut executor = Executor::new(store, results);
+    if let Some(limits) = &server.rate_limits {
+        executor = executor.with_rate_limits(limits.clone());
+    }
     let mut app = App::new(&options.org, Utc::now(), server.status.clone());
     executor.spawn(app.start());
     let mut events = EventStream::new();

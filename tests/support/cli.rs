@@ -15,15 +15,17 @@ use tempfile::TempDir;
 use super::upstream::everything_stdio_command;
 
 /// The fields every key object in JSON has, sorted.
-pub const KEY_FIELDS: [&str; 10] = [
+pub const KEY_FIELDS: [&str; 12] = [
     "created_at",
     "description",
+    "effective_rate_limit",
     "expires_at",
     "id",
     "last_used_at",
     "mcp_access",
     "name",
     "prefix",
+    "rate_limit",
     "request_count",
     "status",
 ];

@@ -44,6 +44,8 @@ pub fn key(row_id: i64, id: &str, name: &str) -> KeyRecord {
         last_used_at: None,
         request_count: 0,
         access: McpAccess::All,
+        rate_limit: None,
+        org_rate_limit: None,
     }
 }
 
@@ -213,6 +215,7 @@ pub fn detail() -> Detail {
         }],
         more_requests: false,
         more_events: false,
+        rate: None,
     }
 }
 

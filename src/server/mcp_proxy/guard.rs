@@ -24,7 +24,7 @@ use super::session_manager::PlainCall;
 use super::sessions::{Binding, Direct, Scope};
 use crate::auth::{KeyState, Reason};
 use crate::domain::Mcp;
-use crate::server::authorize::{Denied, authorize_mcp, may_use};
+use crate::server::authorize::{Denied, authorize_mcp, may_use, within_rate_limit};
 use crate::server::client_addr::request_client;
 use crate::server::mcp::{authenticate, read_body, recorded_names, upstream_spec};
 use crate::server::{ApiError, AppState};
@@ -196,6 +196,12 @@ async fn admit(
         usage.counted = false;
         body
     };
+    // Each JSON-RPC request counts against the key's rate limit, before
+    // anything else is decided (notifications, responses, GET and DELETE
+    // do not: refusing those would only break the session).
+    if usage.request_id.is_some() {
+        within_rate_limit(state, &key).map_err(|refusal| api_refusal(&refusal))?;
+    }
     let authorized = authorized_scope(state, &key, target).await?;
     let binding = Binding {
         key_row: key.row_id,
@@ -433,13 +439,16 @@ fn api_refusal(error: &ApiError) -> Response {
     let rpc_code = match error {
         ApiError::InvalidApiKey(_) => INVALID_KEY,
         ApiError::UnauthorizedMcp => UNAUTHORIZED_MCP,
-        ApiError::RateLimited { .. } => TOO_MANY,
+        ApiError::RateLimited { .. } | ApiError::KeyRateLimited { .. } => TOO_MANY,
         ApiError::Internal => INTERNAL,
         _ => INVALID_REQUEST,
     };
     let mut data = json!({ "code": error.code() });
     if let ApiError::InvalidApiKey(reason) = error {
         data["reason"] = json!(reason.as_str());
+    }
+    if let Some(retry_after) = error.retry_after() {
+        data["retry_after"] = json!(retry_after);
     }
     let mut response = rpc_error(error.status(), rpc_code, &error.message(), data);
     error.add_headers(&mut response);

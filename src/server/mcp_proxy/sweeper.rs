@@ -28,6 +28,10 @@ use crate::server::authorize::{Denied, authorize_mcp};
 /// may be idle for less than a few of these).
 pub const INTERVAL: Duration = Duration::from_secs(2);
 
+/// How often the per-key rate limit table drops keys that no longer need
+/// an entry (revoked, expired, gone, or without a limit now).
+pub const RATE_LIMIT_PRUNE: Duration = Duration::from_secs(10);
+
 /// Starts the sweeper; it runs until `cancel` fires.
 pub fn spawn(state: Arc<AppState>, cancel: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -36,10 +40,15 @@ pub fn spawn(state: Arc<AppState>, cancel: CancellationToken) -> JoinHandle<()> 
             .max(Duration::from_millis(50));
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut pruned = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return,
                 _ = ticks.tick() => sweep(&state).await,
+            }
+            if pruned.elapsed() >= RATE_LIMIT_PRUNE {
+                prune_rate_limits(&state).await;
+                pruned = tokio::time::Instant::now();
             }
         }
     })
@@ -86,6 +95,29 @@ async fn sweep(state: &AppState) {
             close_session(state, &session).await;
         }
     }
+}
+
+/// Drops the rate limit entries of keys that can no longer make a request
+/// counted against a limit, so the table stays as small as the live keys.
+/// Lookups come from the verifier's cache (a store read only after a
+/// commit); on a store failure nothing is dropped.
+async fn prune_rate_limits(state: &AppState) {
+    let now = chrono::Utc::now();
+    let mut gone = Vec::new();
+    for (row, lookup_id) in state.rate_limits.tracked() {
+        match state.verifier.key_state(&lookup_id).await {
+            Ok(Some(key))
+                if key.row_id == row
+                    && key.status(now) == KeyStatus::Active
+                    && key.effective_rate_limit().is_some() => {}
+            Ok(_) => gone.push(row),
+            Err(e) => {
+                tracing::warn!(error = %e, "checking rate-limited keys failed");
+                return;
+            }
+        }
+    }
+    state.rate_limits.forget(&gone);
 }
 
 /// Whether `binding`'s key may still use everything it was bound to;

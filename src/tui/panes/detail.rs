@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 
 use super::{ago, date, date_time, one_line, plural, short_time, sparkline, wrap_line};
-use crate::domain::{KeyRecord, KeyStatus, McpAccess};
+use crate::domain::{KeyRecord, KeyStatus, LimitSource, McpAccess};
 use crate::rules::visible;
 use crate::store::KeyUsage;
 use crate::tui::action::{DETAIL_RECENT, Detail};
@@ -163,6 +163,9 @@ fn lines<'a>(
         },
         theme,
     ));
+    if let Some(limit) = rate_limit_text(key, detail) {
+        out.push(field("Rate limit", limit, theme));
+    }
     out.push(Line::default());
     match detail {
         Some(detail) => {
@@ -172,6 +175,27 @@ fn lines<'a>(
         None => out.push(Line::styled("Loading usage…", theme.dim())),
     }
     out
+}
+
+/// The key's effective limit with this console's server's counts for it:
+/// requests in the last minute and refusals since it started ("n/a" when
+/// the console serves nothing: other processes count for themselves).
+fn rate_limit_text(key: &KeyRecord, detail: Option<&Detail>) -> Option<String> {
+    let (limit, from) = key.effective_rate_limit()?;
+    let mut text = limit.to_string();
+    if from == LimitSource::Org {
+        text.push_str(" (org default)");
+    }
+    match detail.map(|d| d.rate) {
+        Some(Some(rate)) => text.push_str(&format!(
+            " · {} in the last minute · hit {}",
+            rate.last_minute,
+            plural(rate.hits, "time")
+        )),
+        Some(None) => text.push_str(" · current rate n/a (not serving)"),
+        None => {}
+    }
+    Some(text)
 }
 
 fn usage_lines<'a>(app: &App, usage: &KeyUsage, theme: &Theme, out: &mut Vec<Line<'a>>) {
@@ -333,4 +357,74 @@ fn target(mcp: Option<&str>, tool: Option<&str>) -> String {
         _ => "-".to_string(),
     };
     format!("{}/{}", part(mcp), part(tool))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{RateLimit, RatePeriod};
+    use crate::server::rate_limits::RateSnapshot;
+
+    fn limited(own: Option<RateLimit>, org: Option<RateLimit>) -> KeyRecord {
+        KeyRecord {
+            row_id: 1,
+            org_id: 1,
+            id: "Ab3dE5fG".into(),
+            name: "k".into(),
+            description: None,
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            created_by: "t".into(),
+            expires_at: None,
+            revoked_at: None,
+            revoked_by: None,
+            rotated_from: None,
+            last_used_at: None,
+            request_count: 0,
+            access: McpAccess::All,
+            rate_limit: own,
+            org_rate_limit: org,
+        }
+    }
+
+    fn detail(rate: Option<RateSnapshot>) -> Detail {
+        Detail {
+            key_row: 1,
+            usage: KeyUsage::default(),
+            audit: Vec::new(),
+            more_requests: false,
+            more_events: false,
+            rate,
+        }
+    }
+
+    #[test]
+    fn the_rate_limit_line_says_the_limit_its_source_and_this_servers_counts() {
+        let limit = RateLimit {
+            requests: 120,
+            per: RatePeriod::Minute,
+            burst: 20,
+        };
+        assert_eq!(
+            rate_limit_text(&limited(None, None), None),
+            None,
+            "no limit: no line"
+        );
+        let serving = detail(Some(RateSnapshot {
+            last_minute: 14,
+            hits: 1,
+        }));
+        assert_eq!(
+            rate_limit_text(&limited(Some(limit), None), Some(&serving)).as_deref(),
+            Some("120/min, burst 20 · 14 in the last minute · hit 1 time")
+        );
+        assert_eq!(
+            rate_limit_text(&limited(None, Some(limit)), Some(&detail(None))).as_deref(),
+            Some("120/min, burst 20 (org default) · current rate n/a (not serving)")
+        );
+        assert_eq!(
+            rate_limit_text(&limited(None, Some(limit)), None).as_deref(),
+            Some("120/min, burst 20 (org default)"),
+            "before the counts load"
+        );
+    }
 }

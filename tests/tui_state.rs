@@ -2067,3 +2067,32 @@ fn switching_organization_says_so() {
     let flash = app.flash.as_ref().expect("a message");
     assert_eq!(flash.text, "Switched to organization 'beta-labs'");
 }
+
+#[test]
+fn a_moved_rate_updates_only_the_selected_keys_detail() {
+    use plexmcp::server::rate_limits::RateSnapshot;
+    let mut app = loaded();
+    app.update(Action::DetailLoaded(Box::new(detail())));
+    let rate = RateSnapshot {
+        last_minute: 14,
+        hits: 3,
+    };
+    // For another key: the shown detail is not touched.
+    app.update(Action::RateMoved {
+        key_row: 99,
+        rate: Some(rate.clone()),
+    });
+    assert_eq!(app.selected_detail().and_then(|d| d.rate.clone()), None);
+    assert!(
+        app.update(Action::RateMoved {
+            key_row: 4,
+            rate: Some(rate.clone()),
+        })
+        .is_none(),
+        "nothing to load"
+    );
+    assert_eq!(
+        app.selected_detail().and_then(|d| d.rate.clone()),
+        Some(rate)
+    );
+}

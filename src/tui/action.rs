@@ -120,6 +120,11 @@ pub enum Action {
     Server(ServerStatus),
     Loaded(Box<Snapshot>),
     DetailLoaded(Box<Detail>),
+    /// Only the selected key's rate counts moved (nothing in the store did).
+    RateMoved {
+        key_row: i64,
+        rate: Option<RateSnapshot>,
+    },
     /// The org's latest audit events, newest first.
     AuditLoaded {
         org: String,

@@ -358,6 +358,12 @@ impl App {
                 self.clamp_detail_scroll();
                 None
             }
+            Action::RateMoved { key_row, rate } => {
+                if let Some(detail) = self.detail.as_mut().filter(|d| d.key_row == key_row) {
+                    detail.rate = rate;
+                }
+                None
+            }
             Action::AuditLoaded { org, events } => {
                 self.on_audit_loaded(org, events);
                 None

@@ -124,10 +124,14 @@ fn run(inner: &mut Inner, actor: &Actor, effect: Effect) -> Vec<Action> {
             }
             inner.seen_version = version;
             inner.seen_rate = rate;
-            // Only the rate moved on: the list is as it was.
-            if !unchanged {
-                out.push(load(store, &org_slug));
+            if unchanged {
+                // Only the rate moved on: the store is as it was.
+                if let Some(key_row) = key_row {
+                    out.push(Action::RateMoved { key_row, rate });
+                }
+                return out;
             }
+            out.push(load(store, &org_slug));
             if let Some(row) = key_row {
                 let limits = inner.rate_limits.as_deref();
                 out.push(detail(store, row, limits).unwrap_or_else(|e| failed(Operation::Load, e)));
@@ -268,7 +272,7 @@ fn detail(
         audit,
         more_requests,
         more_events,
-        rate: limits.map(|_| rate_of(limits, key_row).unwrap_or_default()),
+        rate: rate_of(limits, key_row),
     })))
 }
 

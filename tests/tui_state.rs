@@ -2080,19 +2080,16 @@ fn a_moved_rate_updates_only_the_selected_keys_detail() {
     // For another key: the shown detail is not touched.
     app.update(Action::RateMoved {
         key_row: 99,
-        rate: Some(rate.clone()),
+        rate: Some(rate),
     });
-    assert_eq!(app.selected_detail().and_then(|d| d.rate.clone()), None);
+    assert_eq!(app.selected_detail().and_then(|d| d.rate), None);
     assert!(
         app.update(Action::RateMoved {
             key_row: 4,
-            rate: Some(rate.clone()),
+            rate: Some(rate),
         })
         .is_none(),
         "nothing to load"
     );
-    assert_eq!(
-        app.selected_detail().and_then(|d| d.rate.clone()),
-        Some(rate)
-    );
+    assert_eq!(app.selected_detail().and_then(|d| d.rate), Some(rate));
 }

@@ -4,7 +4,8 @@
 //! same rules by calling the same function.
 
 use crate::domain::{
-    Actor, KeyRecord, Mcp, McpAccess, McpTransport, Org, Plan, RateLimit, Timestamp,
+    Actor, Handover, KeyRecord, KeyStatus, Mcp, McpAccess, McpTransport, Org, Plan, RateLimit,
+    Timestamp,
 };
 use crate::keys::{self, ApiKey};
 use crate::rules::{self, Expiry, Field, RateLimitSpec, RuleError};
@@ -185,20 +186,41 @@ pub fn create_key_limited(
     issue_key(store, org, &valid, |s, new| s.create_key(new, actor, now))
 }
 
-/// Issues a replacement with the same name, description, access and expiry
-/// length. The old key keeps working unless `revoke_old` is set.
+/// A rotation's outcome: the new key (its only copy of the secret in
+/// `key`) and the old key as the rotation left it.
+#[derive(Debug)]
+pub struct Rotated {
+    pub new: KeyRecord,
+    pub key: ApiKey,
+    pub old: KeyRecord,
+}
+
+/// Issues a replacement with the same name, description, access, rate
+/// limit and expiry length — a full term from now, even when the old key
+/// has expired — and hands the old key over as asked. An expired key has
+/// nothing to hand over: a grace or idle limit for it is refused.
 pub fn rotate_key(
     store: &mut Store,
     org: &Org,
     old: &KeyRecord,
-    revoke_old: bool,
+    handover: Handover,
     actor: &Actor,
     now: Timestamp,
-) -> Result<(KeyRecord, ApiKey)> {
+) -> Result<Rotated> {
     if old.revoked_at.is_some() {
         return Err(StoreError::Revoked(old.prefix()).into());
     }
     let now = rules::truncate(now);
+    if handover.keeps_for_a_while() && old.status(now) == KeyStatus::Expired {
+        return Err(RuleError {
+            field: Field::Grace,
+            message: format!(
+                "key {} has expired, so it has no time left to hand over: rotate it without a grace period or idle limit",
+                old.prefix()
+            ),
+        }
+        .into());
+    }
     let expires_at = old
         .expires_at
         .map(|at| now + (at - old.created_at).max(chrono::TimeDelta::seconds(1)));
@@ -209,9 +231,49 @@ pub fn rotate_key(
         access: old.access.clone(),
         rate_limit: old.rate_limit,
     };
-    issue_key(store, org, &valid, |s, new| {
-        s.rotate_key(old, new, revoke_old, actor, now)
-    })
+    let mut old_after = None;
+    let (new, key) = issue_key(store, org, &valid, |s, new| {
+        let (new, old) = s.rotate_key(old, new, &handover, actor, now)?;
+        old_after = Some(old);
+        Ok(new)
+    })?;
+    let old = old_after.ok_or_else(|| AdminError::Internal("rotation left no old key".into()))?;
+    Ok(Rotated { new, key, old })
+}
+
+/// What became of the old key after a rotation with `handover`, in one
+/// sentence for the CLI and the console.
+pub fn handover_summary(old: &KeyRecord, handover: Handover, now: Timestamp) -> String {
+    let prefix = old.prefix();
+    if old.revoked_at.is_some() {
+        return format!("The old key {prefix} is revoked.");
+    }
+    if old.status(now) == KeyStatus::Expired {
+        return format!("The old key {prefix} had already expired; it stays listed as expired.");
+    }
+    let Handover::Keep { grace, idle } = handover else {
+        return format!("The old key {prefix} is revoked.");
+    };
+    let until = match (grace, old.expires_at) {
+        (Some(_), Some(at)) => format!(
+            "until {} (in {}), then expires",
+            at.format("%Y-%m-%d %H:%M UTC"),
+            rules::time_left(now, at)
+        ),
+        _ if idle.is_some() => "until it goes unused, then expires".to_owned(),
+        _ => return format!("The old key {prefix} keeps working until you revoke it."),
+    };
+    match idle {
+        Some(idle) if grace.is_some() => format!(
+            "The old key {prefix} keeps working {until}; sooner once unused for {}.",
+            rules::span_words(idle)
+        ),
+        Some(idle) => format!(
+            "The old key {prefix} keeps working until it goes unused for {}, then expires.",
+            rules::span_words(idle)
+        ),
+        None => format!("The old key {prefix} keeps working {until}."),
+    }
 }
 
 pub fn revoke_key(

@@ -76,6 +76,21 @@ pub type KeyState = Arc<KeyRecord>;
 struct Cached {
     key: KeyState,
     hash: String,
+    /// The time of the request that read it from the store.
+    read_at: Timestamp,
+}
+
+impl Cached {
+    /// A copy read before the key's idle end may have missed requests other
+    /// processes accepted since (usage writes do not clear caches), so it
+    /// cannot tell that the key went unused: only a copy read after that
+    /// moment can. Costs one read per idle limit while the key is in use.
+    fn idle_unsure(&self, now: Timestamp) -> bool {
+        self.key
+            .succession
+            .idle_end()
+            .is_some_and(|end| end <= now && self.read_at < end)
+    }
 }
 
 /// Per-process verifier over two connections: a probe and a reader.
@@ -175,7 +190,7 @@ impl Verifier {
         let parsed = keys::parse_and_check(presented, &self.secret)
             .map_err(|_| refused(Reason::Malformed, None))?;
         let cached = self
-            .lookup(parsed.id())
+            .lookup(parsed.id(), now)
             .await?
             .ok_or_else(|| refused(Reason::NotFound, None))?;
         let fingerprint = keys::fingerprint(presented);
@@ -199,7 +214,7 @@ impl Verifier {
     /// that must stop once the key is revoked or expires.
     pub async fn key_state(&self, lookup_id: &str) -> Result<Option<KeyState>, AuthError> {
         Ok(self
-            .lookup(lookup_id)
+            .lookup(lookup_id, chrono::Utc::now())
             .await?
             .map(|cached| cached.key.clone()))
     }
@@ -261,7 +276,7 @@ impl Verifier {
 
     /// The cached state of `lookup_id` if nothing changed since it was
     /// read; otherwise the probe's answer (`None`: it could not tell).
-    fn known_key(&self, lookup_id: &str) -> Result<Arc<Cached>, Option<i64>> {
+    fn known_key(&self, lookup_id: &str, now: Timestamp) -> Result<Arc<Cached>, Option<i64>> {
         let mut known = lock(&self.known);
         // A busy or failing database only means "ask the reader".
         let version = known.probe.data_version().ok();
@@ -278,11 +293,20 @@ impl Verifier {
                 Err(_) => return Err(version),
             }
         }
-        known.keys.get(lookup_id).cloned().ok_or(version)
+        known
+            .keys
+            .get(lookup_id)
+            .filter(|c| !c.idle_unsure(now))
+            .cloned()
+            .ok_or(version)
     }
 
-    async fn lookup(&self, lookup_id: &str) -> Result<Option<Arc<Cached>>, AuthError> {
-        let version = match self.known_key(lookup_id) {
+    async fn lookup(
+        &self,
+        lookup_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<Arc<Cached>>, AuthError> {
+        let version = match self.known_key(lookup_id, now) {
             Ok(hit) => return Ok(Some(hit)),
             Err(version) => version,
         };
@@ -302,7 +326,11 @@ impl Verifier {
                     generation
                 }
             };
-            if let Some(hit) = lock(&known).keys.get(&lookup_id) {
+            if let Some(hit) = lock(&known)
+                .keys
+                .get(&lookup_id)
+                .filter(|c| !c.idle_unsure(now))
+            {
                 return Ok(Some(hit.clone()));
             }
             let Some((key, hash)) = store.key_for_auth(&lookup_id)? else {
@@ -311,6 +339,7 @@ impl Verifier {
             let cached = Arc::new(Cached {
                 key: Arc::new(key),
                 hash,
+                read_at: now,
             });
             let mut known = lock(&known);
             if known.generation == generation {

@@ -177,6 +177,9 @@ pub enum KeysCommand {
     },
     /// List every key of the organization, revoked ones included
     List {
+        /// Only keys that still work and expire within this span (`7d`, `24h`)
+        #[arg(long, value_name = "SPAN")]
+        expiring: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -200,8 +203,14 @@ pub enum KeysCommand {
         /// The key's id or display prefix
         key: String,
         /// Revoke the old key in the same step (otherwise it works until revoked)
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["grace", "revoke_when_idle"])]
         revoke_old: bool,
+        /// Keep the old key working this long (`24h`, `30m`, `7d`), then it expires
+        #[arg(long, value_name = "SPAN")]
+        grace: Option<String>,
+        /// End the old key early once it has gone unused this long (`30m`)
+        #[arg(long, value_name = "SPAN")]
+        revoke_when_idle: Option<String>,
         #[arg(long)]
         json: bool,
     },

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+mod succession;
+pub use succession::{Handover, Succession};
+
 /// Points in time are UTC with one-second resolution everywhere.
 pub type Timestamp = DateTime<Utc>;
 
@@ -235,6 +238,8 @@ pub struct KeyRecord {
     /// The org's default rate limit when the key was read, carried here so
     /// every request finds its effective limit without another lookup.
     pub org_rate_limit: Option<RateLimit>,
+    /// What rotation left on this key if another replaced it.
+    pub succession: Succession,
 }
 
 impl KeyRecord {
@@ -242,7 +247,7 @@ impl KeyRecord {
     pub fn status(&self, now: Timestamp) -> KeyStatus {
         if self.revoked_at.is_some() {
             KeyStatus::Revoked
-        } else if self.expires_at.is_some_and(|at| at <= now) {
+        } else if self.expires_at.is_some_and(|at| at <= now) || self.idle_ended(now) {
             KeyStatus::Expired
         } else {
             KeyStatus::Active
@@ -251,6 +256,12 @@ impl KeyRecord {
 
     pub fn prefix(&self) -> String {
         format!("{}{}", crate::keys::KEY_PREFIX, self.id)
+    }
+
+    /// A replaced key given an idle limit that went unused that long: it
+    /// ended then, and counts as expired from that moment.
+    pub fn idle_ended(&self, now: Timestamp) -> bool {
+        self.succession.idle_end().is_some_and(|at| at <= now)
     }
 
     /// The limit requests with this key are held to, and where it comes

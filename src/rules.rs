@@ -6,6 +6,7 @@
 mod invisible;
 mod rate_limit;
 mod since;
+mod time_left;
 
 use std::fmt;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use invisible::Unsafe;
 pub use invisible::{is_unsafe_to_show, visible};
 pub use rate_limit::{RATE_MAX, RateLimitSpec, rate_limit};
 pub use since::{SinceError, since};
+pub use time_left::{span, span_words, time_left};
 
 pub const NAME_MAX: usize = 100;
 pub const DESCRIPTION_MAX: usize = 1000;
@@ -41,6 +43,8 @@ pub enum Field {
     Header,
     Timeout,
     RateLimit,
+    /// A rotation's grace period or idle limit.
+    Grace,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

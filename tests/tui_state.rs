@@ -1588,7 +1588,7 @@ fn keys_expiring_within_a_week_are_counted() {
     let soon: Vec<&str> = app
         .keys
         .iter()
-        .filter(|k| expiring_soon(k, app.now))
+        .filter(|k| expiring_soon(k, app.now, app.expiring_within))
         .map(|k| k.name.as_str())
         .collect();
     assert_eq!(

@@ -71,6 +71,12 @@ pub struct KeyJson<'a> {
     pub rate_limit: Option<RateLimitJson>,
     /// The limit its requests are held to now, with `from` saying whose it is.
     pub effective_rate_limit: Option<RateLimitJson>,
+    /// The key this one replaced by rotation (its prefix), or null.
+    pub replaces: Option<String>,
+    /// The key that replaced this one (its prefix), or null.
+    pub replaced_by: Option<String>,
+    /// A replaced key's idle limit in seconds (`--revoke-when-idle`), or null.
+    pub revoke_when_idle_secs: Option<i64>,
     /// Only when the key was just made (create, rotate).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<&'a str>,
@@ -99,6 +105,9 @@ pub fn key_json<'a>(key: &'a KeyRecord, now: Timestamp, full: Option<&'a str>) -
         effective_rate_limit: key
             .effective_rate_limit()
             .map(|(l, from)| rate_limit_json(l, Some(from))),
+        replaces: key.rotated_from.as_ref().map(|id| prefixed(id)),
+        replaced_by: key.succession.replaced_by.as_ref().map(|id| prefixed(id)),
+        revoke_when_idle_secs: key.succession.idle_limit.map(|l| l.num_seconds()),
         key: full,
     }
 }
@@ -207,6 +216,27 @@ impl<F: Formatter> Formatter for TerminalSafe<F> {
 
 pub fn expires_cell(key: &KeyRecord) -> String {
     key.expires_at.map_or_else(|| "Never".to_string(), human)
+}
+
+/// The expiry with the time left in words (`… (in 3 h)`), for `keys show`.
+pub fn expires_in(key: &KeyRecord, now: Timestamp) -> String {
+    match key.expires_at {
+        None => "Never".to_string(),
+        Some(at) if at > now => format!("{} (in {})", human(at), rules::time_left(now, at)),
+        Some(at) => format!("{} (expired)", human(at)),
+    }
+}
+
+/// A compact age: `just now`, `5 min ago`, `3 h ago`, `2 days ago`.
+pub fn ago(now: Timestamp, at: Timestamp) -> String {
+    match rules::span_words(now - at).as_str() {
+        "now" | "less than a minute" => "just now".to_owned(),
+        words => format!("{words} ago"),
+    }
+}
+
+fn prefixed(id: &str) -> String {
+    format!("{}{id}", crate::keys::KEY_PREFIX)
 }
 
 pub fn last_used_cell(key: &KeyRecord) -> String {

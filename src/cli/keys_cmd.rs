@@ -6,9 +6,9 @@ use super::format::{self, clean, human};
 use super::{CliError, CliResult, KeysCommand};
 use crate::admin::{self, EditRequest, KeyRequest};
 use crate::config;
-use crate::domain::{KeyRecord, McpAccess};
+use crate::domain::{Handover, KeyRecord, KeyStatus, McpAccess};
 use crate::keys::ApiKey;
-use crate::rules::RateLimitSpec;
+use crate::rules::{self, RateLimitSpec};
 use crate::store::Store;
 
 pub fn run(store: &mut Store, org_slug: &str, cmd: KeysCommand) -> CliResult {
@@ -35,14 +35,27 @@ pub fn run(store: &mut Store, org_slug: &str, cmd: KeysCommand) -> CliResult {
                 admin::create_key_limited(store, &org, &req, rate_limit, &actor, now)?;
             print_new_key(&record, &key, json, None)
         }
-        KeysCommand::List { json } => {
-            let keys = store.list_keys(org.row_id)?;
+        KeysCommand::List { expiring, json } => {
+            let expiring_asked = expiring.is_some();
+            let mut keys = store.list_keys(org.row_id)?;
+            if let Some(window) = expiring {
+                let window = rules::span(&window, "--expiring", rules::Field::Expiry)
+                    .map_err(|e| CliError::Usage(e.message))?;
+                keys.retain(|k| expires_within(k, now, window));
+            }
             if json {
                 let items: Vec<_> = keys
                     .iter()
                     .map(|k| format::key_json(k, now, None))
                     .collect();
                 return Ok(format::print_json(&items)?);
+            }
+            if keys.is_empty() && expiring_asked {
+                println!(
+                    "No active key in organization '{}' expires within that time.",
+                    org.slug
+                );
+                return Ok(());
             }
             if keys.is_empty() {
                 println!(
@@ -112,11 +125,31 @@ pub fn run(store: &mut Store, org_slug: &str, cmd: KeysCommand) -> CliResult {
         KeysCommand::Rotate {
             key,
             revoke_old,
+            grace,
+            revoke_when_idle,
             json,
         } => {
+            let span = |spec: Option<String>, what| {
+                spec.map(|s| rules::span(&s, what, rules::Field::Grace))
+                    .transpose()
+                    .map_err(|e| CliError::Usage(e.message))
+            };
+            let handover = if revoke_old {
+                Handover::RevokeNow
+            } else {
+                Handover::Keep {
+                    grace: span(grace, "--grace")?,
+                    idle: span(revoke_when_idle, "--revoke-when-idle")?,
+                }
+            };
             let old = admin::find_key(store, &org, &key)?;
-            let (record, new_key) = admin::rotate_key(store, &org, &old, revoke_old, &actor, now)?;
-            print_new_key(&record, &new_key, json, Some((&old, revoke_old)))
+            let rotated = admin::rotate_key(store, &org, &old, handover, &actor, now)?;
+            print_new_key(
+                &rotated.new,
+                &rotated.key,
+                json,
+                Some((&rotated.old, handover)),
+            )
         }
         KeysCommand::Edit {
             key,
@@ -165,7 +198,7 @@ fn print_new_key(
     record: &KeyRecord,
     key: &ApiKey,
     json: bool,
-    rotated: Option<(&KeyRecord, bool)>,
+    rotated: Option<(&KeyRecord, Handover)>,
 ) -> CliResult {
     if json {
         return Ok(format::print_json(&format::key_json(
@@ -197,14 +230,17 @@ fn print_new_key(
         record.access.describe(),
         format::rate_limit_text(record)
     );
-    match rotated {
-        Some((old, true)) => println!("The old key {} is revoked.", old.prefix()),
-        Some((old, false)) => println!(
-            "The old key {} keeps working until you revoke it: plexmcp keys revoke {}",
-            old.prefix(),
-            old.prefix()
-        ),
-        None => {}
+    if let Some((old, handover)) = rotated {
+        let summary = admin::handover_summary(old, handover, record.created_at);
+        if handover == Handover::UNTIL_REVOKED && old.revoked_at.is_none() {
+            println!(
+                "{} Revoke it with: plexmcp keys revoke {}",
+                summary.trim_end_matches('.'),
+                old.prefix()
+            );
+        } else {
+            println!("{summary}");
+        }
     }
     Ok(())
 }
@@ -222,15 +258,16 @@ fn print_details(store: &Store, key: &KeyRecord, now: chrono::DateTime<Utc>) -> 
             "Created",
             format!("{} by {}", human(key.created_at), key.created_by),
         ),
-        ("Expires", format::expires_cell(key)),
+        ("Expires", format::expires_in(key, now)),
         ("Last used", format::last_used_cell(key)),
         ("Requests", key.request_count.to_string()),
         ("MCP access", key.access.describe()),
         ("Rate limit", format::rate_limit_text(key)),
     ];
     if let Some(from) = &key.rotated_from {
-        lines.push(("Rotated from", format!("{}{from}", crate::keys::KEY_PREFIX)));
+        lines.push(("Replaces", format!("{}{from}", crate::keys::KEY_PREFIX)));
     }
+    lines.extend(succession_lines(store, key, now)?);
     if let Some(at) = key.revoked_at {
         let by = key.revoked_by.as_deref().unwrap_or("unknown");
         lines.push(("Revoked", format!("{} by {by}", human(at))));
@@ -260,4 +297,61 @@ fn print_details(store: &Store, key: &KeyRecord, now: chrono::DateTime<Utc>) -> 
         format::print_table(&["  TIME", "EVENT", "BY", "DETAIL"], &rows);
     }
     Ok(())
+}
+
+/// `keys list --expiring`: a key that still works and stops by time
+/// within `window` of `now`.
+fn expires_within(key: &KeyRecord, now: chrono::DateTime<Utc>, window: chrono::TimeDelta) -> bool {
+    key.status(now) == KeyStatus::Active && key.expires_at.is_some_and(|at| at - now <= window)
+}
+
+/// A replaced key's side of the link, its idle limit, and the client
+/// addresses that still used it in the last hour (the cutover's progress).
+fn succession_lines(
+    store: &Store,
+    key: &KeyRecord,
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<(&'static str, String)>, CliError> {
+    let s = &key.succession;
+    let Some(by) = &s.replaced_by else {
+        return Ok(Vec::new());
+    };
+    let mut lines = vec![(
+        "Replaced by",
+        format!(
+            "{}{by}{}",
+            crate::keys::KEY_PREFIX,
+            s.replaced_at
+                .map(|at| format!(" on {}", human(at)))
+                .unwrap_or_default()
+        ),
+    )];
+    if let (Some(limit), Some(end)) = (s.idle_limit, s.idle_end()) {
+        let state = if end <= now {
+            format!("ended {}", human(end))
+        } else {
+            format!("ends in {} unless used", rules::time_left(now, end))
+        };
+        lines.push((
+            "Idle limit",
+            format!("{} unused ({state})", rules::span_words(limit)),
+        ));
+    }
+    let (clients, total) = store.clients_since(key.row_id, now - chrono::TimeDelta::hours(1))?;
+    let mut used_by: Vec<String> = clients
+        .iter()
+        .map(|c| format!("{} ({})", c.ip, format::ago(now, c.last_seen)))
+        .collect();
+    if total > clients.len() as u64 {
+        used_by.push(format!("and {} more", total - clients.len() as u64));
+    }
+    lines.push((
+        "Used by (1h)",
+        if used_by.is_empty() {
+            "no client in the last hour".to_owned()
+        } else {
+            used_by.join(", ")
+        },
+    ));
+    Ok(lines)
 }

@@ -8,7 +8,10 @@ use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 use super::rate_limits::{describe, limit_columns, limit_from, org_default};
 use super::{Result, Store, StoreError, audit, is_unique_violation, opt_ts, secs, ts};
-use crate::domain::{Actor, KeyRecord, McpAccess, Plan, RateLimit, Timestamp};
+use chrono::TimeDelta;
+
+use super::handover::{self, Handover, still_active};
+use crate::domain::{Actor, KeyRecord, McpAccess, Plan, RateLimit, Succession, Timestamp};
 
 /// A key about to be stored: validated fields plus the argon2 hash of its text.
 #[derive(Debug, Clone)]
@@ -42,7 +45,9 @@ const KEY_COLUMNS: &str =
     "k.id, k.org_id, k.lookup_id, k.name, k.description, k.all_mcps, k.created_at, k.created_by,
     k.expires_at, k.revoked_at, k.revoked_by, k.last_used_at, k.request_count,
     (SELECT r.lookup_id FROM api_keys r WHERE r.id = k.rotated_from) AS rotated_from,
-    k.rate_requests, k.rate_period_secs, k.rate_burst";
+    k.rate_requests, k.rate_period_secs, k.rate_burst,
+    (SELECT r.lookup_id FROM api_keys r WHERE r.id = k.replaced_by) AS replaced_by,
+    k.replaced_at, k.idle_limit_secs, k.last_accepted_at";
 
 fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
     let all: bool = row.get(5)?;
@@ -68,6 +73,12 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
         rate_limit: limit_from(row.get(14)?, row.get(15)?, row.get(16)?),
         // The org's default is the same for all its keys: filled in after.
         org_rate_limit: None,
+        succession: Succession {
+            replaced_by: row.get(17)?,
+            replaced_at: opt_ts(row.get(18)?),
+            idle_limit: row.get::<_, Option<i64>>(19)?.map(TimeDelta::seconds),
+            last_accepted_at: opt_ts(row.get(20)?),
+        },
     })
 }
 
@@ -161,8 +172,10 @@ fn check_plan_limit(tx: &Transaction<'_>, org_id: i64, now: Timestamp) -> Result
         return Ok(());
     };
     let active: u32 = tx.query_row(
-        "SELECT count(*) FROM api_keys WHERE org_id = ?1 AND revoked_at IS NULL
-         AND (expires_at IS NULL OR expires_at > ?2)",
+        &format!(
+            "SELECT count(*) FROM api_keys WHERE org_id = ?1 AND {}",
+            still_active("api_keys", "?2")
+        ),
         params![org_id, secs(now)],
         |r| r.get(0),
     )?;
@@ -384,20 +397,24 @@ impl Store {
         self.key_by_row(row)
     }
 
-    /// Stores the replacement for `old` and, if asked, revokes `old` in the
-    /// same transaction (so the plan limit sees one key swapped for another).
+    /// Stores the replacement for `old` and hands `old` over as asked, in
+    /// the same transaction (so the plan limit sees one key swapped for
+    /// another when the old one is revoked): revoked now, kept until
+    /// revoked, or kept for a grace period and/or until unused for a while.
+    /// Returns the new key and the old one as it is now.
     pub fn rotate_key(
         &mut self,
         old: &KeyRecord,
         new: &NewKey<'_>,
-        revoke_old: bool,
+        handover: &Handover,
         actor: &Actor,
         now: Timestamp,
-    ) -> Result<KeyRecord> {
+    ) -> Result<(KeyRecord, KeyRecord)> {
         let tx = self.write_tx()?;
         ensure_not_revoked(&tx, old)?;
+        handover::ensure_not_replaced(&tx, old)?;
         let new_prefix = format!("{}{}", crate::keys::KEY_PREFIX, new.lookup_id);
-        if revoke_old {
+        if *handover == Handover::RevokeNow {
             revoke_in(
                 &tx,
                 old,
@@ -425,7 +442,11 @@ impl Store {
             new.lookup_id,
             Some(&created),
         )?;
-        let rotated = format!("replaced by {new_prefix}");
+        let mut rotated = format!("replaced by {new_prefix}");
+        for change in handover::hand_over(&tx, old, row, handover, now)? {
+            rotated.push_str("; ");
+            rotated.push_str(&change);
+        }
         audit(
             &tx,
             old.org_id,
@@ -437,7 +458,7 @@ impl Store {
             Some(&rotated),
         )?;
         tx.commit()?;
-        self.key_by_row(row)
+        Ok((self.key_by_row(row)?, self.key_by_row(old.row_id)?))
     }
 
     /// Revokes a key for good. Errors if it was already revoked.
@@ -563,7 +584,11 @@ mod tests {
                 "rotated_from",
                 "rate_requests",
                 "rate_period_secs",
-                "rate_burst"
+                "rate_burst",
+                "replaced_by",
+                "replaced_at",
+                "idle_limit_secs",
+                "last_accepted_at"
             ]
         );
     }
@@ -682,7 +707,7 @@ mod tests {
                     expires_at: None,
                     rate_limit: None,
                 },
-                true,
+                &Handover::RevokeNow,
                 &actor,
                 later,
             )

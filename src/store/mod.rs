@@ -6,6 +6,7 @@
 mod audit;
 mod audit_chain;
 mod backup;
+mod handover;
 mod keys;
 mod mcps;
 mod orgs;
@@ -30,6 +31,7 @@ use crate::keys::ServerSecret;
 pub use audit::{AuditQuery, AuditRecord};
 pub use audit_chain::{BrokenLink, ChainReport, LinkProblem};
 pub use backup::{BackupError, BackupReport, CheckReport, DbSummary, PendingRestore};
+pub use handover::{RECENT_CLIENTS, RecentClient, span_text};
 pub use keys::{KeyEdit, NewKey};
 pub use mcps::NewMcp;
 pub use orgs::OrgSummary;
@@ -54,6 +56,12 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("../../assets/migrations/0004_rate_limits.sql")).down(include_str!(
             "../../assets/migrations/0004_rate_limits.down.sql"
         )),
+        M::up(include_str!(
+            "../../assets/migrations/0006_rotation_handover.sql"
+        ))
+        .down(include_str!(
+            "../../assets/migrations/0006_rotation_handover.down.sql"
+        )),
     ])
 });
 
@@ -62,7 +70,7 @@ pub fn schema_version() -> u32 {
     // One migration per version; the count is tiny and fixed at compile time.
     u32::try_from(MIGRATIONS_COUNT).unwrap_or(u32::MAX)
 }
-const MIGRATIONS_COUNT: usize = 4;
+const MIGRATIONS_COUNT: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -2,6 +2,7 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 
+use super::handover::still_active;
 use super::rate_limits::limit_from;
 use super::{Result, Store, StoreError, audit, is_unique_violation, secs, ts};
 use crate::domain::{Actor, Org, Plan, Timestamp};
@@ -16,8 +17,12 @@ pub struct OrgSummary {
 }
 
 /// Keys that count against the plan at `?2`: neither revoked nor expired.
-const ACTIVE_KEYS: &str = "SELECT count(*) FROM api_keys WHERE org_id = ?1 AND revoked_at IS NULL
-     AND (expires_at IS NULL OR expires_at > ?2)";
+fn active_keys_sql() -> String {
+    format!(
+        "SELECT count(*) FROM api_keys k WHERE k.org_id = ?1 AND {}",
+        still_active("k", "?2")
+    )
+}
 
 fn org_from_row(row: &Row<'_>) -> rusqlite::Result<Org> {
     let plan: String = row.get("plan")?;
@@ -59,15 +64,16 @@ impl Store {
     }
 
     pub fn list_orgs(&self, now: Timestamp) -> Result<Vec<OrgSummary>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare(&format!(
             "SELECT o.id, o.slug, o.name, o.plan, o.created_at,
                 o.rate_requests, o.rate_period_secs, o.rate_burst,
-                (SELECT count(*) FROM api_keys k WHERE k.org_id = o.id AND k.revoked_at IS NULL
-                    AND (k.expires_at IS NULL OR k.expires_at > ?1)) AS active_keys,
+                (SELECT count(*) FROM api_keys k WHERE k.org_id = o.id
+                    AND {}) AS active_keys,
                 (SELECT count(*) FROM api_keys k WHERE k.org_id = o.id) AS total_keys,
                 (SELECT count(*) FROM mcps m WHERE m.org_id = o.id AND m.deleted_at IS NULL) AS mcps
              FROM orgs o ORDER BY o.slug",
-        )?;
+            still_active("k", "?1")
+        ))?;
         let rows = stmt.query_map([secs(now)], |row| {
             Ok(OrgSummary {
                 org: org_from_row(row)?,
@@ -91,7 +97,9 @@ impl Store {
     pub fn active_key_count(&self, org_id: i64, now: Timestamp) -> Result<u32> {
         Ok(self
             .conn
-            .query_row(ACTIVE_KEYS, params![org_id, secs(now)], |r| r.get(0))?)
+            .query_row(&active_keys_sql(), params![org_id, secs(now)], |r| {
+                r.get(0)
+            })?)
     }
 
     /// A new org starts on the free plan.
@@ -130,7 +138,7 @@ impl Store {
                 Ok((r.get(0)?, r.get(1)?))
             })?;
         let old: Plan = old.parse().unwrap_or(Plan::Free);
-        let active: u32 = tx.query_row(ACTIVE_KEYS, params![org_id, secs(now)], |r| r.get(0))?;
+        let active: u32 = tx.query_row(&active_keys_sql(), params![org_id, secs(now)], |r| r.get(0))?;
         if old != plan {
             tx.execute(
                 "UPDATE orgs SET plan = ?1 WHERE id = ?2",

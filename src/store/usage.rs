@@ -31,6 +31,12 @@ impl UsageEvent {
     pub fn is_error(&self) -> bool {
         self.http_status >= 400
     }
+
+    /// The key was accepted (whatever happened next); a refused key is
+    /// recorded as `invalid_api_key`.
+    pub fn was_accepted(&self) -> bool {
+        self.outcome != "invalid_api_key"
+    }
 }
 
 #[derive(Default)]
@@ -44,6 +50,8 @@ struct HourTotals {
 struct KeyTotals {
     requests: i64,
     last_ms: i64,
+    /// The latest request the key was accepted for (0: none in the batch).
+    accepted_ms: i64,
 }
 
 impl Store {
@@ -70,6 +78,9 @@ impl Store {
             let k = keys.entry(e.key_row).or_default();
             k.requests += 1;
             k.last_ms = k.last_ms.max(e.at_ms);
+            if e.was_accepted() {
+                k.accepted_ms = k.accepted_ms.max(e.at_ms);
+            }
             if let Some(ip) = e.client_ip.as_deref() {
                 let c = clients.entry((e.key_row, ip)).or_insert((secs, secs, 0));
                 c.0 = c.0.min(secs);
@@ -126,13 +137,22 @@ impl Store {
             for ((key, ip), (first, last, n)) in &clients {
                 client.execute(params![key, ip, first, last, n])?;
             }
+            // `last_accepted_at` (what an idle limit measures) moves only
+            // with requests the key was accepted for.
             let mut key_update = tx.prepare_cached(
                 "UPDATE api_keys SET request_count = request_count + ?1,
-                    last_used_at = max(coalesce(last_used_at, 0), ?2)
+                    last_used_at = max(coalesce(last_used_at, 0), ?2),
+                    last_accepted_at = CASE WHEN ?4 > 0
+                        THEN max(coalesce(last_accepted_at, 0), ?4) ELSE last_accepted_at END
                  WHERE id = ?3",
             )?;
             for (key, t) in &keys {
-                key_update.execute(params![t.requests, t.last_ms.div_euclid(1000), key])?;
+                key_update.execute(params![
+                    t.requests,
+                    t.last_ms.div_euclid(1000),
+                    key,
+                    t.accepted_ms.div_euclid(1000)
+                ])?;
             }
         }
         tx.commit()?;

@@ -134,8 +134,8 @@ pub enum Action {
     KeyIssued {
         record: Box<KeyRecord>,
         key: ApiKey,
-        /// For rotation: the old key's prefix and whether it was revoked.
-        replaced: Option<(String, bool)>,
+        /// For rotation: what became of the old key, in a sentence.
+        replaced: Option<String>,
     },
     /// A change succeeded; the message says what happened.
     Done(Operation, String),

@@ -9,9 +9,11 @@ mod dialog_lists;
 mod guards;
 mod list;
 mod natural;
+mod rotate;
 
 pub use audit::{AUDIT_LOADED, AuditView};
-pub use list::{EXPIRING_SOON_DAYS, expiring_soon};
+pub use list::{DEFAULT_EXPIRING_WITHIN, expiring_soon};
+pub use rotate::{DEFAULT_GRACE, GraceField, RotateDialog, RotateOutcome, RotateStep};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::Rect;
@@ -27,7 +29,7 @@ use super::forms::{FormOutcome, KeyForm, KeySubmit, McpForm};
 use super::layout;
 use super::scroll::{ListPosition, Step};
 use crate::admin::{EditRequest, KeyRequest, McpRequest};
-use crate::domain::{KeyRecord, Plan, Timestamp};
+use crate::domain::{Handover, KeyRecord, Plan, Timestamp};
 use crate::keys::ApiKey;
 
 /// Work for the outer loop; results come back as `Action`s.
@@ -59,7 +61,7 @@ pub enum Effect {
     RotateKey {
         org: String,
         id: String,
-        revoke_old: bool,
+        handover: Handover,
     },
     RevokeKey {
         org: String,
@@ -142,7 +144,8 @@ impl SortKey {
 pub struct ShowKey {
     pub key: ApiKey,
     pub record: KeyRecord,
-    pub replaced: Option<(String, bool)>,
+    /// For a rotation: what became of the old key, in a sentence.
+    pub replaced: Option<String>,
     pub copied: Option<CopyReport>,
 }
 
@@ -163,10 +166,8 @@ pub enum Mode {
     Confirm(Pending),
     /// Quit asked for while a new key is on screen: it would be lost.
     ConfirmQuit(Box<ShowKey>),
-    Rotate {
-        id: String,
-        name: String,
-    },
+    /// What to do with the old key of a rotation.
+    Rotate(Box<RotateDialog>),
     /// The org's MCP servers; the position scrolls like every list.
     Mcps(ListPosition),
     McpForm(Box<McpForm>),
@@ -223,6 +224,8 @@ pub struct App {
     /// only set a layout) hides nothing.
     pub screen: Option<(u16, u16)>,
     pub quit: bool,
+    /// Keys expiring within this are flagged (`console.expiring_within`).
+    pub expiring_within: chrono::TimeDelta,
 }
 
 impl App {
@@ -255,6 +258,7 @@ impl App {
             detail_area: Rect::default(),
             screen: None,
             quit: false,
+            expiring_within: DEFAULT_EXPIRING_WITHIN,
         }
     }
 
@@ -527,17 +531,17 @@ impl App {
                     None
                 }
             },
-            Mode::Rotate { id, name } => match key.code {
-                KeyCode::Char('k') | KeyCode::Char('r') => Some(Effect::RotateKey {
-                    org: self.org.clone(),
-                    id,
-                    revoke_old: key.code == KeyCode::Char('r'),
-                }),
-                KeyCode::Esc | KeyCode::Char('n') => None,
-                _ => {
-                    self.mode = Mode::Rotate { id, name };
+            Mode::Rotate(mut dialog) => match dialog.handle_key(key) {
+                RotateOutcome::Stay => {
+                    self.mode = Mode::Rotate(dialog);
                     None
                 }
+                RotateOutcome::Cancel => None,
+                RotateOutcome::Rotate(handover) => Some(Effect::RotateKey {
+                    org: self.org.clone(),
+                    id: dialog.id.clone(),
+                    handover,
+                }),
             },
             Mode::Mcps(at) => self.mcps_key(key, at),
             Mode::Audit(view) => self.audit_key(view, key),
@@ -697,10 +701,7 @@ impl App {
                 id: key.id.clone(),
                 name: key.name.clone(),
             }),
-            _ => Mode::Rotate {
-                id: key.id.clone(),
-                name: key.name.clone(),
-            },
+            _ => Mode::Rotate(Box::new(RotateDialog::new(&key, self.now))),
         };
         None
     }

@@ -13,7 +13,7 @@ use super::action::{Action, DETAIL_RECENT, Detail, Operation, Snapshot};
 use super::app::{AUDIT_LOADED, Effect};
 use crate::admin::{self, AdminError};
 use crate::config;
-use crate::domain::Actor;
+use crate::domain::{Actor, Handover};
 use crate::server::rate_limits::{KeyRateLimits, RateSnapshot};
 use crate::store::{AuditQuery, Store, StoreError};
 
@@ -148,16 +148,21 @@ fn run(inner: &mut Inner, actor: &Actor, effect: Effect) -> Vec<Action> {
                 Err(e) => failed(Operation::CreateKey, e),
             }
         }
-        Effect::RotateKey { id, revoke_old, .. } => {
-            let rotated = admin::find_key(store, &org, &id).and_then(|old| {
-                admin::rotate_key(store, &org, &old, revoke_old, actor, now).map(|new| (old, new))
-            });
+        Effect::RotateKey { id, handover, .. } => {
+            let rotated = admin::find_key(store, &org, &id)
+                .and_then(|old| admin::rotate_key(store, &org, &old, handover, actor, now));
             match rotated {
-                Ok((old, (record, key))) => Action::KeyIssued {
-                    record: Box::new(record),
-                    key,
-                    replaced: Some((old.prefix(), revoke_old)),
-                },
+                Ok(rotated) => {
+                    let mut summary = admin::handover_summary(&rotated.old, handover, now);
+                    if handover == Handover::UNTIL_REVOKED && rotated.old.revoked_at.is_none() {
+                        summary = format!("{} (r).", summary.trim_end_matches('.'));
+                    }
+                    Action::KeyIssued {
+                        record: Box::new(rotated.new),
+                        key: rotated.key,
+                        replaced: Some(summary),
+                    }
+                }
                 Err(e) => failed(Operation::RotateKey, e),
             }
         }

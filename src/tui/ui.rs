@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use unicode_width::UnicodeWidthStr;
 
-use super::app::{App, Focus, Mode};
+use super::app::{App, Focus, Mode, RotateStep};
 use super::panes::{audit, detail, dialogs, forms, key_list, mcps, status_bar, wrap};
 use super::theme::Theme;
 use crate::rules::visible;
@@ -34,7 +34,7 @@ pub fn render(app: &App, frame: &mut Frame, theme: &Theme) {
         Mode::ShowKey(show) => dialogs::show_key(show, frame, area, theme),
         Mode::ConfirmQuit(show) => dialogs::confirm_quit(show, frame, area, theme),
         Mode::Confirm(pending) => dialogs::confirm(pending, frame, area, theme),
-        Mode::Rotate { id, name } => dialogs::rotate(id, name, frame, area, theme),
+        Mode::Rotate(dialog) => dialogs::rotate(dialog, frame, area, theme),
         Mode::Mcps(at) => mcps::render(app, at, frame, area, theme),
         Mode::McpForm(form) => forms::mcp_form(form, frame, area, theme),
         Mode::Orgs(at) => dialogs::orgs(app, at, frame, area, theme),
@@ -181,7 +181,16 @@ fn footer<'a>(app: &'a App, theme: &Theme, width: u16) -> Paragraph<'a> {
         Mode::ShowKey(_) => &[("c", "copy"), ("Enter/Esc", "close")],
         Mode::ConfirmQuit(_) => &[("y", "quit"), ("n/Esc", "back to the key")],
         Mode::Confirm(_) => &[("y", "confirm"), ("n/Esc", "cancel")],
-        Mode::Rotate { .. } => &[("k", "keep old"), ("r", "revoke old"), ("Esc", "cancel")],
+        Mode::Rotate(dialog) if dialog.expired => &[("y", "rotate"), ("n/Esc", "cancel")],
+        Mode::Rotate(dialog) if dialog.step == RotateStep::Grace => {
+            &[("Enter", "rotate"), ("Tab", "field"), ("Esc", "back")]
+        }
+        Mode::Rotate(_) => &[
+            ("k", "keep old"),
+            ("r", "revoke old"),
+            ("g", "grace"),
+            ("Esc", "cancel"),
+        ],
         Mode::Mcps(_) => &[
             ("a", "add"),
             ("d", "remove"),

@@ -14,24 +14,24 @@ use crate::tui::panes::detail;
 use crate::tui::scroll::{self, Step};
 
 /// Active keys this close to their expiry stand out in the list and are
-/// counted in the status bar: a week is time to rotate them.
-pub const EXPIRING_SOON_DAYS: i64 = 7;
+/// counted in the status bar unless `console.expiring_within` says
+/// otherwise: a week is time to rotate them.
+pub const DEFAULT_EXPIRING_WITHIN: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
-/// The key still works but stops within `EXPIRING_SOON_DAYS`.
-pub fn expiring_soon(key: &KeyRecord, now: Timestamp) -> bool {
-    key.status(now) == KeyStatus::Active
-        && key
-            .expires_at
-            .is_some_and(|at| at - now <= chrono::TimeDelta::days(EXPIRING_SOON_DAYS))
+/// The key still works but stops within `within`.
+pub fn expiring_soon(key: &KeyRecord, now: Timestamp, within: chrono::TimeDelta) -> bool {
+    key.status(now) == KeyStatus::Active && key.expires_at.is_some_and(|at| at - now <= within)
 }
 
 impl App {
+    /// The key expires within the console's warning window.
+    pub fn expiring_soon(&self, key: &KeyRecord) -> bool {
+        expiring_soon(key, self.now, self.expiring_within)
+    }
+
     /// The org's keys (filtered out or not) that expire soon.
     pub fn expiring_count(&self) -> usize {
-        self.keys
-            .iter()
-            .filter(|k| expiring_soon(k, self.now))
-            .count()
+        self.keys.iter().filter(|k| self.expiring_soon(k)).count()
     }
 
     /// Recomputes filter and sort, keeping `keep` selected if still visible.

@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Paragraph, Wrap};
 use super::with_more_marks;
 use crate::rules::visible;
 use crate::tui::action::BINDINGS;
-use crate::tui::app::{App, Pending, ShowKey};
+use crate::tui::app::{App, GraceField, Pending, RotateDialog, RotateStep, ShowKey};
 use crate::tui::layout;
 use crate::tui::scroll::ListPosition;
 use crate::tui::theme::Theme;
@@ -72,12 +72,8 @@ pub fn show_key(show: &ShowKey, frame: &mut Frame, area: Rect, theme: &Theme) {
             theme.warn(),
         ),
     ];
-    if let Some((old, revoked)) = &show.replaced {
-        lines.push(Line::from(if *revoked {
-            format!("The old key {old} is revoked.")
-        } else {
-            format!("The old key {old} keeps working until you revoke it (r).")
-        }));
+    if let Some(old) = &show.replaced {
+        lines.push(Line::from(old.as_str()));
     }
     lines.push(Line::default());
     match &show.copied {
@@ -161,25 +157,78 @@ pub fn confirm_quit(show: &ShowKey, frame: &mut Frame, area: Rect, theme: &Theme
     draw(frame, area, "Quit?", lines, 64, theme);
 }
 
-pub fn rotate(id: &str, name: &str, frame: &mut Frame, area: Rect, theme: &Theme) {
-    let lines = vec![
+pub fn rotate(dialog: &RotateDialog, frame: &mut Frame, area: Rect, theme: &Theme) {
+    let mut lines = vec![
         Line::from(vec![
             Span::raw("Rotate "),
-            Span::styled(format!("\"{}\"", visible(name)), theme.bold()),
-            Span::raw(format!(" (pmcp_{})?", visible(id))),
+            Span::styled(format!("\"{}\"", visible(&dialog.name)), theme.bold()),
+            Span::raw(format!(" (pmcp_{})?", visible(&dialog.id))),
         ]),
         Line::default(),
         Line::from("A new key with the same name, description, MCP access"),
-        Line::from("and expiry length is created and shown once."),
+        Line::from("and a full term of its expiry length is created and shown once."),
         Line::default(),
-        Line::styled(
-            "k keep the old key working (revoke it later)",
-            theme.accent(),
-        ),
-        Line::styled("r revoke the old key now", theme.accent()),
-        Line::styled("Esc cancel", theme.dim()),
     ];
-    draw(frame, area, "Rotate key", lines, 64, theme);
+    match (dialog.expired, dialog.step) {
+        (true, _) => {
+            lines.push(Line::styled(
+                "This key has expired: it has nothing left to hand over",
+                theme.warn(),
+            ));
+            lines.push(Line::from("and stays listed as expired."));
+            lines.push(Line::default());
+            lines.push(Line::styled("y rotate · n/Esc cancel", theme.accent()));
+        }
+        (false, RotateStep::Choose) => {
+            lines.push(Line::styled(
+                "k keep the old key working (revoke it later)",
+                theme.accent(),
+            ));
+            lines.push(Line::styled("r revoke the old key now", theme.accent()));
+            lines.push(Line::styled(
+                "g keep it for a grace period, then it expires",
+                theme.accent(),
+            ));
+            lines.push(Line::styled("Esc cancel", theme.dim()));
+        }
+        (false, RotateStep::Grace) => {
+            let field = |label: &str, input: &tui_input::Input, focused: bool, hint: &str| {
+                let marker = if focused { "▶ " } else { "  " };
+                let style = if focused { theme.accent() } else { theme.dim() };
+                let value = if focused {
+                    Span::styled(format!("{:<8}", input.value()), theme.selected())
+                } else {
+                    Span::raw(format!("{:<8}", input.value()))
+                };
+                Line::from(vec![
+                    Span::styled(format!("{marker}{label:<12}"), style),
+                    value,
+                    Span::styled(format!("  {hint}"), theme.dim()),
+                ])
+            };
+            lines.push(field(
+                "Grace",
+                &dialog.grace,
+                dialog.focus == GraceField::Grace,
+                "the old key works this long (30m, 24h, 7d)",
+            ));
+            lines.push(field(
+                "Idle limit",
+                &dialog.idle,
+                dialog.focus == GraceField::Idle,
+                "optional: ends it once unused this long",
+            ));
+            if let Some(error) = &dialog.error {
+                lines.push(Line::styled(visible(&error.message).into_owned(), theme.error()));
+            }
+            lines.push(Line::default());
+            lines.push(Line::styled(
+                "Enter rotate · Tab next field · Esc back",
+                theme.accent(),
+            ));
+        }
+    }
+    draw(frame, area, "Rotate key", lines, 70, theme);
 }
 
 pub fn orgs(app: &App, at: &ListPosition, frame: &mut Frame, area: Rect, theme: &Theme) {

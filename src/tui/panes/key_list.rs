@@ -7,9 +7,9 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
 
 use super::{ago, date, until};
-use crate::domain::{KeyRecord, KeyStatus, Timestamp};
+use crate::domain::{KeyRecord, KeyStatus};
 use crate::rules::visible;
-use crate::tui::app::{App, Focus, expiring_soon};
+use crate::tui::app::{App, Focus};
 use crate::tui::theme::Theme;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
@@ -67,7 +67,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
                 key.last_used_at
                     .map_or_else(|| "Never".to_string(), |at| ago(app.now, at)),
             ),
-            expires_cell(key, app.now, theme),
+            expires_cell(app, key, theme),
             Cell::from(status.label()),
         ];
         let mut style = match status {
@@ -105,10 +105,11 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
 
 /// The expiry date, or for a key expiring soon the time left after a `!`,
 /// so it stands out without colour too (`NO_COLOR`).
-fn expires_cell<'a>(key: &KeyRecord, now: Timestamp, theme: &Theme) -> Cell<'a> {
+fn expires_cell<'a>(app: &App, key: &KeyRecord, theme: &Theme) -> Cell<'a> {
+    let now = app.now;
     match key.expires_at {
         None => Cell::from("Never"),
-        Some(at) if expiring_soon(key, now) => {
+        Some(at) if app.expiring_soon(key) => {
             Cell::from(format!("! {}", until(now, at))).style(theme.warn())
         }
         Some(at) => Cell::from(date(at)),

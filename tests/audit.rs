@@ -7,8 +7,7 @@ mod support;
 /// Undoes the schema version after the audit chain's, to stand in for an older database.
 const SCHEMA_4_DOWN: &str = include_str!("../assets/migrations/0004_rate_limits.down.sql");
 /// Undoes the rotation hand-over columns, which came after the rate limits.
-const HANDOVER_DOWN: &str =
-    include_str!("../assets/migrations/0006_rotation_handover.down.sql");
+const HANDOVER_DOWN: &str = include_str!("../assets/migrations/0006_rotation_handover.down.sql");
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -97,7 +97,7 @@ fn keys_press(app: &mut App, actions: Vec<Action>) {
     }
 }
 
-fn issue(app: &mut App, replaced: Option<(String, bool)>) {
+fn issue(app: &mut App, replaced: Option<String>) {
     let key = issued_key();
     let record = issued_record(&key, "ci-runner");
     app.update(Action::KeyIssued {
@@ -637,7 +637,10 @@ fn show_key_copy_failed() {
 fn show_key_rotated_old_kept() {
     screens("show_key_rotated_old_kept", || {
         let mut app = loaded();
-        issue(&mut app, Some(("pmcp_Ab3dE5fG".into(), false)));
+        issue(
+            &mut app,
+            Some("The old key pmcp_Ab3dE5fG keeps working until you revoke it (r).".into()),
+        );
         app
     });
 }
@@ -646,7 +649,10 @@ fn show_key_rotated_old_kept() {
 fn show_key_rotated_old_revoked() {
     screens("show_key_rotated_old_revoked", || {
         let mut app = loaded();
-        issue(&mut app, Some(("pmcp_Ab3dE5fG".into(), true)));
+        issue(
+            &mut app,
+            Some("The old key pmcp_Ab3dE5fG is revoked.".into()),
+        );
         app
     });
 }

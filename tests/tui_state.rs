@@ -1106,21 +1106,21 @@ fn rotate_keep_or_revoke_the_old_key() {
         app.update(ch('j'));
         assert!(app.update(ch('R')).is_none());
         match &app.mode {
-            Mode::Rotate { id, name } => {
-                assert_eq!(id, "Zx9Yw8Vu");
-                assert_eq!(name, "laptop");
+            Mode::Rotate(dialog) => {
+                assert_eq!(dialog.id, "Zx9Yw8Vu");
+                assert_eq!(dialog.name, "laptop");
             }
             other => panic!("expected Rotate, got {other:?}"),
         }
         match app.update(ch(choice)) {
-            Some(Effect::RotateKey {
-                org,
-                id,
-                revoke_old: r,
-            }) => {
+            Some(Effect::RotateKey { org, id, handover }) => {
                 assert_eq!(org, ORG);
                 assert_eq!(id, "Zx9Yw8Vu");
-                assert_eq!(r, revoke_old, "{choice}");
+                assert_eq!(
+                    handover == plexmcp::domain::Handover::RevokeNow,
+                    revoke_old,
+                    "{choice}"
+                );
             }
             other => panic!("expected RotateKey, got {other:?}"),
         }
@@ -1129,11 +1129,14 @@ fn rotate_keep_or_revoke_the_old_key() {
         app.update(Action::KeyIssued {
             record: Box::new(issued_record(&key, "laptop")),
             key,
-            replaced: Some(("pmcp_Zx9Yw8Vu".into(), revoke_old)),
+            replaced: Some(format!("The old key pmcp_Zx9Yw8Vu {revoke_old}")),
         });
         match &app.mode {
             Mode::ShowKey(show) => {
-                assert_eq!(show.replaced, Some(("pmcp_Zx9Yw8Vu".into(), revoke_old)))
+                assert_eq!(
+                    show.replaced,
+                    Some(format!("The old key pmcp_Zx9Yw8Vu {revoke_old}"))
+                )
             }
             other => panic!("expected ShowKey, got {other:?}"),
         }

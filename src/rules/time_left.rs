@@ -18,7 +18,13 @@ pub fn time_left(now: Timestamp, at: Timestamp) -> String {
 pub fn span_words(span: TimeDelta) -> String {
     let secs = span.num_seconds();
     let (days, hours, mins) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
-    let days_text = |n: i64| if n == 1 { "1 day".to_owned() } else { format!("{n} days") };
+    let days_text = |n: i64| {
+        if n == 1 {
+            "1 day".to_owned()
+        } else {
+            format!("{n} days")
+        }
+    };
     match secs {
         i64::MIN..=0 => "now".to_owned(),
         1..60 => "less than a minute".to_owned(),
@@ -41,7 +47,9 @@ pub fn span(spec: &str, what: &str, field: Field) -> Result<TimeDelta, RuleError
     let bad = || {
         RuleError::new(
             field,
-            format!("cannot read {what} '{spec}': use a number and s, m, h or d, such as 30m or 24h"),
+            format!(
+                "cannot read {what} '{spec}': use a number and s, m, h or d, such as 30m or 24h"
+            ),
         )
     };
     let unit_at = spec.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
@@ -76,7 +84,10 @@ mod tests {
         let later = |secs| now + TimeDelta::seconds(secs);
         assert_eq!(time_left(now, later(3 * 3600)), "3 h");
         assert_eq!(time_left(now, later(3 * 3600 + 20 * 60 + 5)), "3 h 20 min");
-        assert_eq!(time_left(now, later(2 * 86_400 + 4 * 3600 + 59)), "2 days 4 h");
+        assert_eq!(
+            time_left(now, later(2 * 86_400 + 4 * 3600 + 59)),
+            "2 days 4 h"
+        );
         assert_eq!(time_left(now, later(86_400)), "1 day");
         assert_eq!(time_left(now, later(86_400 + 3600)), "1 day 1 h");
         assert_eq!(time_left(now, later(45 * 60)), "45 min");
@@ -95,7 +106,16 @@ mod tests {
         assert_eq!(span("30m", "grace", f), Ok(TimeDelta::minutes(30)));
         assert_eq!(span(" 24h ", "grace", f), Ok(TimeDelta::hours(24)));
         assert_eq!(span("7d", "grace", f), Ok(TimeDelta::days(7)));
-        for bad in ["", "24", "h", "1.5h", "-1h", "1w", "2 days", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "24",
+            "h",
+            "1.5h",
+            "-1h",
+            "1w",
+            "2 days",
+            "99999999999999999999d",
+        ] {
             let e = span(bad, "grace", f).unwrap_err();
             assert_eq!(e.field, f);
             assert!(!e.message.contains('\n'), "{bad}: {e}");
@@ -104,6 +124,11 @@ mod tests {
             span("0m", "grace", f).unwrap_err().message,
             "grace must be at least 1s"
         );
-        assert!(span("4000d", "grace", f).unwrap_err().message.contains("too long"));
+        assert!(
+            span("4000d", "grace", f)
+                .unwrap_err()
+                .message
+                .contains("too long")
+        );
     }
 }

@@ -215,6 +215,7 @@ mod tests {
             access: McpAccess::All,
             rate_limit: limit,
             org_rate_limit: None,
+            succession: Default::default(),
         }
     }
 

@@ -97,9 +97,7 @@ impl Store {
     pub fn active_key_count(&self, org_id: i64, now: Timestamp) -> Result<u32> {
         Ok(self
             .conn
-            .query_row(&active_keys_sql(), params![org_id, secs(now)], |r| {
-                r.get(0)
-            })?)
+            .query_row(&active_keys_sql(), params![org_id, secs(now)], |r| r.get(0))?)
     }
 
     /// A new org starts on the free plan.
@@ -138,7 +136,8 @@ impl Store {
                 Ok((r.get(0)?, r.get(1)?))
             })?;
         let old: Plan = old.parse().unwrap_or(Plan::Free);
-        let active: u32 = tx.query_row(&active_keys_sql(), params![org_id, secs(now)], |r| r.get(0))?;
+        let active: u32 =
+            tx.query_row(&active_keys_sql(), params![org_id, secs(now)], |r| r.get(0))?;
         if old != plan {
             tx.execute(
                 "UPDATE orgs SET plan = ?1 WHERE id = ?2",

@@ -46,6 +46,7 @@ pub fn key(row_id: i64, id: &str, name: &str) -> KeyRecord {
         access: McpAccess::All,
         rate_limit: None,
         org_rate_limit: None,
+        succession: Default::default(),
     }
 }
 

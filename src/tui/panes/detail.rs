@@ -383,6 +383,7 @@ mod tests {
             access: McpAccess::All,
             rate_limit: own,
             org_rate_limit: org,
+            succession: Default::default(),
         }
     }
 

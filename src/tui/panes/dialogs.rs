@@ -219,7 +219,10 @@ pub fn rotate(dialog: &RotateDialog, frame: &mut Frame, area: Rect, theme: &Them
                 "optional: ends it once unused this long",
             ));
             if let Some(error) = &dialog.error {
-                lines.push(Line::styled(visible(&error.message).into_owned(), theme.error()));
+                lines.push(Line::styled(
+                    visible(&error.message).into_owned(),
+                    theme.error(),
+                ));
             }
             lines.push(Line::default());
             lines.push(Line::styled(

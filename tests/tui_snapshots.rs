@@ -1013,7 +1013,11 @@ fn hostile_app() -> App {
         mcp.name = hostile(&mcp.name);
     }
     let mut snapshot = snapshot_with(stored, mcps);
-    snapshot.orgs.push(hostile("evil-org"));
+    snapshot.orgs.push(org_choice(
+        &hostile("evil-org"),
+        plexmcp::domain::Plan::Free,
+        0,
+    ));
     let mut app = loaded_with(snapshot, 10);
     let mut detail = detail();
     for tool in &mut detail.usage.by_tool {

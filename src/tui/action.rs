@@ -19,9 +19,19 @@ pub struct Snapshot {
     pub org_slug: String,
     pub plan: Plan,
     pub active_keys: u32,
-    pub orgs: Vec<String>,
+    pub orgs: Vec<OrgChoice>,
     pub keys: Vec<KeyRecord>,
     pub mcps: Vec<Mcp>,
+}
+
+/// One organization as the picker lists it: enough to choose by plan and
+/// room left, without switching first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgChoice {
+    pub slug: String,
+    pub plan: Plan,
+    /// Keys counting against the plan (neither revoked nor expired).
+    pub active_keys: u32,
 }
 
 /// How many recent requests, and how many audit events, the details list.

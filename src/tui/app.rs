@@ -20,7 +20,7 @@ use tui_input::backend::crossterm::EventHandler;
 use zeroize::Zeroizing;
 
 use super::action::{
-    Action, CopyReport, Detail, Intent, Operation, ServerStatus, Snapshot, intent_for,
+    Action, CopyReport, Detail, Intent, Operation, OrgChoice, ServerStatus, Snapshot, intent_for,
     is_force_quit,
 };
 use super::forms::{FormOutcome, KeyForm, KeySubmit, McpForm};
@@ -191,7 +191,7 @@ pub struct App {
     pub org: String,
     pub plan: Plan,
     pub active_keys: u32,
-    pub orgs: Vec<String>,
+    pub orgs: Vec<OrgChoice>,
     pub keys: Vec<KeyRecord>,
     pub mcps: Vec<crate::domain::Mcp>,
     /// Indices into `keys` that pass the filter, in sort order.
@@ -658,7 +658,11 @@ impl App {
                 None
             }
             Intent::Orgs => {
-                let selected = self.orgs.iter().position(|o| *o == self.org).unwrap_or(0);
+                let selected = self
+                    .orgs
+                    .iter()
+                    .position(|o| o.slug == self.org)
+                    .unwrap_or(0);
                 let mut at = ListPosition::at(selected);
                 at.clamp(self.orgs.len(), layout::picker_rows(self.screen_area()));
                 self.mode = Mode::Orgs(at);

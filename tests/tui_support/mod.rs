@@ -11,7 +11,7 @@ use chrono::{TimeDelta, TimeZone, Utc};
 use plexmcp::domain::{AuditEvent, KeyRecord, Mcp, McpAccess, McpTransport, Plan, Timestamp};
 use plexmcp::keys::{self, ApiKey, ServerSecret};
 use plexmcp::store::{ClientIp, KeyUsage, RecentRequest, ToolCount};
-use plexmcp::tui::action::{Action, Detail, ServerStatus, Snapshot};
+use plexmcp::tui::action::{Action, Detail, OrgChoice, ServerStatus, Snapshot};
 use plexmcp::tui::app::App;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::Rect;
@@ -117,12 +117,20 @@ pub fn snapshot_with(keys: Vec<KeyRecord>, mcps: Vec<Mcp>) -> Snapshot {
         plan: Plan::Pro,
         active_keys: 2,
         orgs: vec![
-            ORG.to_string(),
-            "beta-labs".to_string(),
-            "default".to_string(),
+            org_choice(ORG, Plan::Pro, 2),
+            org_choice("beta-labs", Plan::Free, 5),
+            org_choice("default", Plan::Enterprise, 31),
         ],
         keys,
         mcps,
+    }
+}
+
+pub fn org_choice(slug: &str, plan: Plan, active_keys: u32) -> OrgChoice {
+    OrgChoice {
+        slug: slug.to_string(),
+        plan,
+        active_keys,
     }
 }
 

@@ -58,7 +58,7 @@ impl App {
         }
         match key.code {
             KeyCode::Enter => {
-                let org = self.orgs.get(at.selected)?.clone();
+                let org = self.orgs.get(at.selected)?.slug.clone();
                 if org == self.org {
                     return None;
                 }

@@ -11,7 +11,7 @@ use crate::keys::ApiKey;
 use crate::server::live::Health;
 use crate::server::rate_limits::RateSnapshot;
 use crate::server::usage_writer::Losses;
-use crate::store::{AuditRecord, KeyUsage};
+use crate::store::{AuditRecord, KeyUsage, OrgSummary};
 
 /// Everything the store knows that the list view shows.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +32,16 @@ pub struct OrgChoice {
     pub plan: Plan,
     /// Keys counting against the plan (neither revoked nor expired).
     pub active_keys: u32,
+}
+
+impl From<OrgSummary> for OrgChoice {
+    fn from(summary: OrgSummary) -> Self {
+        OrgChoice {
+            slug: summary.org.slug,
+            plan: summary.org.plan,
+            active_keys: summary.active_keys,
+        }
+    }
 }
 
 /// How many recent requests, and how many audit events, the details list.

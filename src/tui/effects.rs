@@ -224,11 +224,7 @@ fn load(store: &Store, org_slug: &str) -> Action {
             orgs: store
                 .list_orgs(now)?
                 .into_iter()
-                .map(|s| OrgChoice {
-                    slug: s.org.slug,
-                    plan: s.org.plan,
-                    active_keys: s.active_keys,
-                })
+                .map(OrgChoice::from)
                 .collect(),
             keys: store.list_keys(org.row_id)?,
             mcps: store.list_mcps(org.row_id)?,

@@ -680,6 +680,22 @@ fn org_picker() {
 }
 
 #[test]
+fn command_palette() {
+    screens("command_palette", || {
+        let mut app = loaded();
+        app.update(ch(':'));
+        app
+    });
+    screens("command_palette_narrowed", || {
+        let mut app = loaded();
+        app.update(ch(':'));
+        type_text(&mut app, "re");
+        app.update(press(KeyCode::Down));
+        app
+    });
+}
+
+#[test]
 fn help() {
     screens("help", || {
         let mut app = loaded();

@@ -190,6 +190,8 @@ pub enum Intent {
     Orgs,
     Audit,
     Help,
+    /// `:`: every action by name.
+    Palette,
     /// Long lines of the details: cut with `…` (the default) or wrapped whole.
     Wrap,
 }
@@ -284,9 +286,9 @@ pub const BINDINGS: &[Binding] = &[
         intents: &[Intent::Wrap],
     },
     Binding {
-        keys: "?",
-        does: "this help",
-        intents: &[Intent::Help],
+        keys: "? · :",
+        does: "this help · command palette (actions by name)",
+        intents: &[Intent::Help, Intent::Palette],
     },
     Binding {
         keys: "q / Ctrl-C",
@@ -327,6 +329,7 @@ pub fn intent_for(key: KeyEvent) -> Option<Intent> {
         KeyCode::Char('o') => Intent::Orgs,
         KeyCode::Char('a') => Intent::Audit,
         KeyCode::Char('?') => Intent::Help,
+        KeyCode::Char(':') => Intent::Palette,
         KeyCode::Char('w') => Intent::Wrap,
         _ => return None,
     })

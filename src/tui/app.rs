@@ -9,6 +9,7 @@ mod dialog_lists;
 mod guards;
 mod list;
 mod natural;
+mod palette_keys;
 
 pub use audit::{AUDIT_LOADED, AuditView};
 pub use list::{EXPIRING_SOON_DAYS, expiring_soon};
@@ -25,6 +26,7 @@ use super::action::{
 };
 use super::forms::{FormOutcome, KeyForm, KeySubmit, McpForm};
 use super::layout;
+use super::palette::Palette;
 use super::scroll::{ListPosition, Step};
 use crate::admin::{EditRequest, KeyRequest, McpRequest};
 use crate::domain::{KeyRecord, Plan, Timestamp};
@@ -173,6 +175,8 @@ pub enum Mode {
     Orgs(ListPosition),
     /// The organization's audit trail (`a`).
     Audit(Box<AuditView>),
+    /// The `:` command palette.
+    Palette(Box<Palette>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -559,6 +563,7 @@ impl App {
                 }
             },
             Mode::Orgs(at) => self.orgs_key(key, at),
+            Mode::Palette(palette) => self.palette_key(palette, key),
         }
     }
 
@@ -593,6 +598,11 @@ impl App {
                 _ => {}
             }
         }
+        self.run_intent(intent)
+    }
+
+    /// What an intent of the list view does, from its key or the palette.
+    fn run_intent(&mut self, intent: Intent) -> Option<Effect> {
         match intent {
             Intent::Quit => self.quit(),
             Intent::Down => self.step_list(Step::Down),
@@ -670,6 +680,10 @@ impl App {
             }
             Intent::Help => {
                 self.mode = Mode::Help;
+                None
+            }
+            Intent::Palette => {
+                self.mode = Mode::Palette(Box::default());
                 None
             }
             Intent::Audit => self.open_audit(),

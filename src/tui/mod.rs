@@ -10,6 +10,7 @@ mod clipboard;
 mod effects;
 pub mod forms;
 pub mod layout;
+pub mod palette;
 pub mod panes;
 pub mod scroll;
 pub mod theme;

@@ -65,6 +65,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "on|off|sample:N")]
     pub access_log: Option<String>,
 
+    /// Days raw usage events are kept before the usage writer of `serve` or the console prunes them; hourly statistics stay (env PLEXMCP_USAGE_RETENTION_DAYS) [default: 90]
+    #[arg(long, global = true, value_name = "DAYS")]
+    pub usage_retention_days: Option<String>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -434,6 +438,7 @@ impl Cli {
             log_filter: self.log_filter.clone(),
             log_format: self.log_format.clone(),
             access_log: self.access_log.clone(),
+            usage_retention_days: self.usage_retention_days.clone(),
         }
     }
 }
@@ -557,6 +562,7 @@ fn run_console(settings: &config::Settings) -> ExitCode {
         listen,
         proxy: settings.proxy_settings(),
         metrics_listen: settings.metrics_listen.value.map(|addr| addr.0),
+        usage_retention_days: settings.usage_retention_days.value.days(),
     };
     match crate::tui::run(options) {
         Ok(()) => ExitCode::SUCCESS,

@@ -140,7 +140,9 @@ fn export(store: &Store, query: &AuditQuery, format: ExportFormat) -> CliResult 
         let row = AuditJson::of(record);
         match format {
             ExportFormat::Ndjson => format::write_json_line(&mut out, &row)?,
-            ExportFormat::Csv => csv::write_row(&mut out, row.cells().iter().map(Option::as_deref))?,
+            ExportFormat::Csv => {
+                csv::write_row(&mut out, row.cells().iter().map(Option::as_deref))?
+            }
         }
         Ok(())
     })?;

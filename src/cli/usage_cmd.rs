@@ -64,7 +64,9 @@ fn export(store: &Store, query: &UsageQuery, format: ExportFormat) -> CliResult 
         let row = UsageJson::of(record);
         match format {
             ExportFormat::Ndjson => format::write_json_line(&mut out, &row)?,
-            ExportFormat::Csv => csv::write_row(&mut out, row.cells().iter().map(Option::as_deref))?,
+            ExportFormat::Csv => {
+                csv::write_row(&mut out, row.cells().iter().map(Option::as_deref))?
+            }
         }
         Ok(())
     })?;
@@ -93,8 +95,10 @@ struct UsageJson<'a> {
 
 impl<'a> UsageJson<'a> {
     fn of(r: &'a UsageRecord) -> UsageJson<'a> {
-        let at = chrono::DateTime::from_timestamp_millis(r.at_ms)
-            .map_or_else(|| r.at_ms.to_string(), |t| t.to_rfc3339_opts(SecondsFormat::Millis, true));
+        let at = chrono::DateTime::from_timestamp_millis(r.at_ms).map_or_else(
+            || r.at_ms.to_string(),
+            |t| t.to_rfc3339_opts(SecondsFormat::Millis, true),
+        );
         UsageJson {
             id: r.id,
             at,

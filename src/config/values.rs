@@ -288,9 +288,18 @@ mod tests {
 
     #[test]
     fn retention_days_forms() {
-        assert_eq!("90".parse::<RetentionDays>().map(RetentionDays::days), Ok(90));
-        assert_eq!("7d".parse::<RetentionDays>().map(RetentionDays::days), Ok(7));
-        assert_eq!("36500".parse::<RetentionDays>().map(RetentionDays::days), Ok(36_500));
+        assert_eq!(
+            "90".parse::<RetentionDays>().map(RetentionDays::days),
+            Ok(90)
+        );
+        assert_eq!(
+            "7d".parse::<RetentionDays>().map(RetentionDays::days),
+            Ok(7)
+        );
+        assert_eq!(
+            "36500".parse::<RetentionDays>().map(RetentionDays::days),
+            Ok(36_500)
+        );
         for bad in ["0", "-1", "36501", "", "d", "1.5", "ninety", "99999999999"] {
             let e = bad.parse::<RetentionDays>().unwrap_err();
             assert!(e.contains("from 1 to 36500"), "{bad}: {e}");

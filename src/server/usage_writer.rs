@@ -198,10 +198,7 @@ impl UsageWriter {
 
     /// Raw events older than `retention_days` are pruned from the first
     /// turn on. The thread ends by itself once every sink is dropped.
-    pub fn start_with_retention(
-        store: Store,
-        retention_days: u32,
-    ) -> std::io::Result<UsageWriter> {
+    pub fn start_with_retention(store: Store, retention_days: u32) -> std::io::Result<UsageWriter> {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let stats = Arc::new(WriterStats::default());
         let retention = Retention::new(retention_days);

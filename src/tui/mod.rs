@@ -114,13 +114,9 @@ async fn start_server(
             return not_running(ServerStatus::Failed(why));
         }
     };
-    let mut gateway = match store
-        .reopen()
-        .map_err(Into::into)
-        .and_then(|store| {
-            Gateway::with_settings(store, options.proxy.clone(), options.usage_retention_days)
-        })
-    {
+    let mut gateway = match store.reopen().map_err(Into::into).and_then(|store| {
+        Gateway::with_settings(store, options.proxy.clone(), options.usage_retention_days)
+    }) {
         Ok(gateway) => gateway,
         Err(e) => return not_running(ServerStatus::Failed(e.to_string())),
     };

@@ -251,7 +251,8 @@ fn next_message(
         Err(mpsc::error::TryRecvError::Empty) if wait.is_zero() => return Next::Idle,
         Err(mpsc::error::TryRecvError::Empty) => {}
     }
-    match clock.block_on(tokio::time::timeout(wait, rx.recv())) {
+    // The timer is created inside `block_on`: it needs the runtime's clock.
+    match clock.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
         Ok(Some(message)) => Next::Message(message),
         Ok(None) => Next::Closed,
         Err(_) => Next::Idle,

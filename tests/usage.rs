@@ -121,7 +121,7 @@ fn console_statistics(db: &Path, key_row: i64, now: Timestamp) -> String {
         org_slug: org.slug.clone(),
         plan: org.plan,
         active_keys: store.active_key_count(org.row_id, now).unwrap(),
-        orgs: vec![org.slug.clone()],
+        orgs: vec![tui_support::org_choice(&org.slug, org.plan, 0)],
         keys: store.list_keys(org.row_id).unwrap(),
         mcps: store.list_mcps(org.row_id).unwrap(),
     };

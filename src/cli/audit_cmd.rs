@@ -2,8 +2,6 @@
 //! people (a table), scripts (JSON) and archives (NDJSON or CSV streamed to
 //! stdout), and a check of the database's hash chain.
 
-use std::io::{self, BufWriter, Write};
-
 use chrono::Utc;
 use serde::Serialize;
 
@@ -131,22 +129,13 @@ fn target(r: &AuditRecord) -> String {
 /// Streams the matching events to stdout, oldest first, one row in memory
 /// at a time. A closed pipe ends the process quietly (see `cli::run`).
 fn export(store: &Store, query: &AuditQuery, format: ExportFormat) -> CliResult {
-    let stdout = io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    if format == ExportFormat::Csv {
-        csv::write_row(&mut out, CSV_HEADER.iter().map(|h| Some(*h)))?;
-    }
+    let mut out = csv::Exporter::stdout(format, &CSV_HEADER)?;
     store.audit_each(query, |record| -> Result<(), CliError> {
         let row = AuditJson::of(record);
-        match format {
-            ExportFormat::Ndjson => format::write_json_line(&mut out, &row)?,
-            ExportFormat::Csv => {
-                csv::write_row(&mut out, row.cells().iter().map(Option::as_deref))?
-            }
-        }
+        out.row(&row, || row.cells())?;
         Ok(())
     })?;
-    out.flush()?;
+    out.finish()?;
     Ok(())
 }
 

@@ -1,7 +1,46 @@
-//! CSV (RFC 4180) for the exports: `audit export` and `usage export`.
+//! The exports (`audit export`, `usage export`): rows streamed to stdout
+//! as NDJSON or CSV (RFC 4180), one row in memory at a time.
 
 use std::borrow::Cow;
-use std::io::{self, Write};
+use std::io::{self, BufWriter, StdoutLock, Write};
+
+use serde::Serialize;
+
+use super::{ExportFormat, format};
+
+/// Stdout in one export format; CSV starts with its header.
+pub struct Exporter {
+    out: BufWriter<StdoutLock<'static>>,
+    format: ExportFormat,
+}
+
+impl Exporter {
+    pub fn stdout(format: ExportFormat, header: &[&str]) -> io::Result<Exporter> {
+        let mut out = BufWriter::new(io::stdout().lock());
+        if format == ExportFormat::Csv {
+            write_row(&mut out, header.iter().map(|h| Some(*h)))?;
+        }
+        Ok(Exporter { out, format })
+    }
+
+    /// One row: `json` as an NDJSON object, or its `cells` (in the header's
+    /// order) as a CSV record.
+    pub fn row<const N: usize>(
+        &mut self,
+        json: &impl Serialize,
+        cells: impl FnOnce() -> [Option<String>; N],
+    ) -> io::Result<()> {
+        match self.format {
+            ExportFormat::Ndjson => format::write_json_line(&mut self.out, json),
+            ExportFormat::Csv => write_row(&mut self.out, cells().iter().map(Option::as_deref)),
+        }
+    }
+
+    /// A closed pipe ends the process quietly (see `cli::run`).
+    pub fn finish(mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
 
 /// One CSV record: fields joined by commas, CRLF at the end; a NULL is an
 /// empty field.

@@ -2,12 +2,10 @@
 //! request that reached a key lookup, kept `usage.retention_days`) streamed
 //! to stdout as NDJSON or CSV, oldest first, one row in memory at a time.
 
-use std::io::{self, BufWriter, Write};
-
 use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 
-use super::{CliError, CliResult, ExportFormat, UsageCommand, csv, format};
+use super::{CliError, CliResult, ExportFormat, UsageCommand, csv};
 use crate::admin;
 use crate::keys::KEY_PREFIX;
 use crate::store::{Store, UsageQuery, UsageRecord};
@@ -55,22 +53,13 @@ pub fn run(store: &mut Store, org_slug: &str, cmd: UsageCommand) -> CliResult {
 
 /// A closed pipe ends the process quietly (see `cli::run`).
 fn export(store: &Store, query: &UsageQuery, format: ExportFormat) -> CliResult {
-    let stdout = io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    if format == ExportFormat::Csv {
-        csv::write_row(&mut out, CSV_HEADER.iter().map(|h| Some(*h)))?;
-    }
+    let mut out = csv::Exporter::stdout(format, &CSV_HEADER)?;
     store.usage_each(query, |record| -> Result<(), CliError> {
         let row = UsageJson::of(record);
-        match format {
-            ExportFormat::Ndjson => format::write_json_line(&mut out, &row)?,
-            ExportFormat::Csv => {
-                csv::write_row(&mut out, row.cells().iter().map(Option::as_deref))?
-            }
-        }
+        out.row(&row, || row.cells())?;
         Ok(())
     })?;
-    out.flush()?;
+    out.finish()?;
     Ok(())
 }
 
@@ -94,16 +83,17 @@ struct UsageJson<'a> {
 }
 
 impl<'a> UsageJson<'a> {
-    fn of(r: &'a UsageRecord) -> UsageJson<'a> {
+    fn of(record: &'a UsageRecord) -> UsageJson<'a> {
+        let r = &record.request;
         let at = chrono::DateTime::from_timestamp_millis(r.at_ms).map_or_else(
             || r.at_ms.to_string(),
             |t| t.to_rfc3339_opts(SecondsFormat::Millis, true),
         );
         UsageJson {
-            id: r.id,
+            id: record.id,
             at,
-            key: format!("{KEY_PREFIX}{}", r.key),
-            key_name: &r.key_name,
+            key: format!("{KEY_PREFIX}{}", record.key),
+            key_name: &record.key_name,
             mcp: r.mcp.as_deref(),
             tool: r.tool.as_deref(),
             outcome: &r.outcome,

@@ -6,7 +6,7 @@
 
 use rusqlite::params;
 
-use super::{Result, Store, StoreError};
+use super::{RecentRequest, Result, Store, StoreError};
 
 /// Which raw events to export: one organization's, optionally one key's,
 /// optionally only from a time on.
@@ -19,22 +19,15 @@ pub struct UsageQuery {
     pub since_ms: Option<i64>,
 }
 
-/// One raw usage event as exported.
+/// One raw usage event as exported: the request as the console's Activity
+/// shows it, plus which key made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageRecord {
     pub id: i64,
-    /// Unix milliseconds.
-    pub at_ms: i64,
     /// The key's lookup id (its display prefix without `pmcp_`).
     pub key: String,
     pub key_name: String,
-    pub mcp: Option<String>,
-    pub tool: Option<String>,
-    pub outcome: String,
-    pub http_status: u16,
-    pub latency_us: u64,
-    pub client_ip: Option<String>,
-    pub user_agent: Option<String>,
+    pub request: RecentRequest,
 }
 
 /// How big the database is, as SQLite counts it (committed WAL included).
@@ -46,21 +39,15 @@ pub struct DbSize {
     pub free_bytes: u64,
 }
 
-const RECORD_COLUMNS: &str = "e.id, e.at_ms, k.lookup_id, k.name, e.mcp_slug, e.tool, e.outcome, e.http_status, e.latency_us, e.client_ip, e.user_agent";
+/// The record's own columns, then the request's in `RecentRequest::from_row`'s order.
+const RECORD_COLUMNS: &str = "e.id, k.lookup_id, k.name, e.at_ms, e.mcp_slug, e.tool, e.outcome, e.http_status, e.latency_us, e.client_ip, e.user_agent";
 
 fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UsageRecord> {
     Ok(UsageRecord {
         id: r.get(0)?,
-        at_ms: r.get(1)?,
-        key: r.get(2)?,
-        key_name: r.get(3)?,
-        mcp: r.get(4)?,
-        tool: r.get(5)?,
-        outcome: r.get(6)?,
-        http_status: r.get(7)?,
-        latency_us: u64::try_from(r.get::<_, i64>(8)?).unwrap_or(0),
-        client_ip: r.get(9)?,
-        user_agent: r.get(10)?,
+        key: r.get(1)?,
+        key_name: r.get(2)?,
+        request: RecentRequest::from_row(r, 3)?,
     })
 }
 

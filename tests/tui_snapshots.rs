@@ -10,25 +10,12 @@ use plexmcp::admin::AdminError;
 use plexmcp::server::usage_writer::Losses;
 use plexmcp::tui::action::{Action, CopyReport, ServerStatus};
 use plexmcp::tui::app::App;
-use plexmcp::tui::theme::Theme;
-use plexmcp::tui::ui;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::KeyCode;
 use tui_support::*;
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
-
-/// Draws `app` at `width`×`height` after telling it the size, as the
-/// event loop does before every draw.
-fn draw(app: &mut App, width: u16, height: u16) -> Terminal<TestBackend> {
-    app.update(Action::Resize { width, height });
-    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-    terminal
-        .draw(|f| ui::render(app, f, &Theme { color: false }))
-        .unwrap();
-    terminal
-}
 
 fn assert_screen(name: &str, app: &mut App, width: u16, height: u16) {
     let terminal = draw(app, width, height);

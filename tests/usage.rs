@@ -20,10 +20,6 @@ use plexmcp::domain::Timestamp;
 use plexmcp::store::{Store, UsageEvent};
 use plexmcp::tui::action::{Action, Detail, Snapshot};
 use plexmcp::tui::app::App;
-use plexmcp::tui::theme::Theme;
-use plexmcp::tui::ui;
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 use serde_json::Value;
 use support::tmux::{Tmux, sh_quote};
 use support::{Env, Server, expect_fail, expect_usage, free_port};
@@ -136,15 +132,7 @@ fn console_statistics(db: &Path, key_row: i64, now: Timestamp) -> String {
         more_events: false,
         rate: None,
     })));
-    app.update(Action::Resize {
-        width: 120,
-        height: 40,
-    });
-    let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
-    terminal
-        .draw(|f| ui::render(&app, f, &Theme { color: false }))
-        .unwrap();
-    let screen = terminal.backend().to_string();
+    let screen = tui_support::screen_text(&mut app, 120, 40);
     let rows: Vec<&str> = screen.lines().collect();
     let start = rows
         .iter()

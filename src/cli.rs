@@ -600,6 +600,7 @@ fn run_console(settings: &config::Settings) -> ExitCode {
         proxy: settings.proxy_settings(),
         metrics_listen: settings.metrics_listen.value.map(|addr| addr.0),
         usage_retention_days: settings.usage_retention_days.value.days(),
+        expiring_within: settings.expiring_within.value.span(),
     };
     match crate::tui::run(options) {
         Ok(()) => ExitCode::SUCCESS,

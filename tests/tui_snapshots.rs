@@ -663,6 +663,61 @@ fn rotate_dialog() {
 }
 
 #[test]
+fn rotate_dialog_grace_step() {
+    screens("rotate_dialog_grace_step", || {
+        let mut app = loaded();
+        app.update(ch('R'));
+        app.update(ch('g'));
+        app.update(press(KeyCode::Tab));
+        for c in "30m".chars() {
+            app.update(ch(c));
+        }
+        app
+    });
+}
+
+#[test]
+fn rotate_dialog_expired_key() {
+    screens("rotate_dialog_expired_key", || {
+        let mut app = loaded();
+        app.update(ch('j'));
+        app.update(ch('j'));
+        app.update(ch('R'));
+        app
+    });
+}
+
+/// A key replaced with a grace period that ends in 3 h, an idle limit,
+/// and a client that used it 5 minutes ago: the cutover is not done.
+#[test]
+fn detail_of_a_key_in_its_grace_period() {
+    screens("detail_of_a_key_in_its_grace_period", || {
+        let mut keys = keys();
+        let ci = &mut keys[0];
+        ci.expires_at = Some(now() + chrono::TimeDelta::hours(3));
+        ci.succession.replaced_by = Some("Nw2Ke3Yz".into());
+        ci.succession.replaced_at = Some(now() - chrono::TimeDelta::hours(21));
+        ci.succession.idle_limit = Some(chrono::TimeDelta::minutes(30));
+        ci.succession.last_accepted_at = Some(now() - chrono::TimeDelta::minutes(5));
+        let mut app = loaded_with(snapshot_with(keys, mcps()), 10);
+        app.update(Action::DetailLoaded(Box::new(detail())));
+        app
+    });
+}
+
+/// The replacement names the key it replaces.
+#[test]
+fn detail_of_a_replacement() {
+    screens("detail_of_a_replacement", || {
+        let mut keys = keys();
+        keys[0].rotated_from = Some("Old1Ke2Y".into());
+        let mut app = loaded_with(snapshot_with(keys, mcps()), 10);
+        app.update(Action::DetailLoaded(Box::new(detail())));
+        app
+    });
+}
+
+#[test]
 fn org_picker() {
     screens("org_picker", || {
         let mut app = loaded();

@@ -1155,6 +1155,97 @@ fn rotate_cancels_with_esc_or_n() {
     }
 }
 
+/// The third choice: a grace period typed like `--grace`, with an
+/// optional idle limit like `--revoke-when-idle`; a bad span is said in
+/// the dialog and rotates nothing; Esc goes back to the choice.
+#[test]
+fn rotate_with_a_typed_grace_period_and_idle_limit() {
+    use plexmcp::domain::Handover;
+    use plexmcp::tui::app::{DEFAULT_GRACE, GraceField, RotateStep};
+    let dialog = |app: &App| match &app.mode {
+        Mode::Rotate(dialog) => dialog.clone(),
+        other => panic!("expected Rotate, got {other:?}"),
+    };
+    let mut app = loaded();
+    app.update(ch('R'));
+    assert!(app.update(ch('g')).is_none());
+    let d = dialog(&app);
+    assert_eq!(d.step, RotateStep::Grace);
+    assert_eq!(d.grace.value(), DEFAULT_GRACE);
+    assert_eq!(d.focus, GraceField::Grace);
+    // Replace the default with a bad span: refused in the dialog.
+    for _ in 0..DEFAULT_GRACE.len() {
+        app.update(press(KeyCode::Backspace));
+    }
+    type_text(&mut app, "2x");
+    assert!(app.update(press(KeyCode::Enter)).is_none());
+    let d = dialog(&app);
+    let error = d.error.expect("a bad grace is said");
+    assert!(error.message.contains("'2x'"), "{}", error.message);
+    assert!(!error.message.contains('\n'));
+    // Fixing it clears the error as it is typed.
+    app.update(press(KeyCode::Backspace));
+    type_text(&mut app, "h");
+    assert!(dialog(&app).error.is_none());
+    app.update(press(KeyCode::Tab));
+    assert_eq!(dialog(&app).focus, GraceField::Idle);
+    type_text(&mut app, "30m");
+    match app.update(press(KeyCode::Enter)) {
+        Some(Effect::RotateKey { id, handover, .. }) => {
+            assert_eq!(id, "Ab3dE5fG");
+            assert_eq!(
+                handover,
+                Handover::Keep {
+                    grace: Some(TimeDelta::hours(2)),
+                    idle: Some(TimeDelta::minutes(30)),
+                }
+            );
+        }
+        other => panic!("expected RotateKey, got {other:?}"),
+    }
+
+    // Esc in the grace step goes back to the three choices, not out.
+    let mut app = loaded();
+    app.update(ch('R'));
+    app.update(ch('g'));
+    assert!(app.update(press(KeyCode::Esc)).is_none());
+    assert_eq!(dialog(&app).step, RotateStep::Choose);
+    match app.update(ch('k')) {
+        Some(Effect::RotateKey { handover, .. }) => {
+            assert_eq!(handover, Handover::UNTIL_REVOKED)
+        }
+        other => panic!("expected RotateKey, got {other:?}"),
+    }
+}
+
+/// An expired key has nothing to hand over: the dialog offers only the
+/// replacement (no keep, no grace), which leaves the old key as it is.
+#[test]
+fn rotating_an_expired_key_offers_no_grace_and_no_keeping() {
+    use plexmcp::domain::Handover;
+    let mut app = loaded();
+    app.update(ch('j'));
+    app.update(ch('j'));
+    assert_eq!(app.selected_key().unwrap().name, "old-staging");
+    app.update(ch('R'));
+    match &app.mode {
+        Mode::Rotate(dialog) => assert!(dialog.expired),
+        other => panic!("expected Rotate, got {other:?}"),
+    }
+    for refused in ['g', 'k', 'r'] {
+        assert!(app.update(ch(refused)).is_none(), "{refused}");
+        assert!(matches!(app.mode, Mode::Rotate(_)), "{refused}");
+    }
+    match app.update(ch('y')) {
+        Some(Effect::RotateKey { id, handover, .. }) => {
+            assert_eq!(id, "Qr7St6Uv");
+            assert!(!handover.keeps_for_a_while());
+            assert_ne!(handover, Handover::RevokeNow);
+        }
+        other => panic!("expected RotateKey, got {other:?}"),
+    }
+}
+
 // ------------------------------------------------------------------- edit
 
 #[test]
@@ -1610,6 +1701,22 @@ fn keys_expiring_within_a_week_are_counted() {
     // Once ci-deploy's time is up it is expired, not expiring.
     app.update(Action::Tick(now() + TimeDelta::days(3)));
     assert_eq!(app.expiring_count(), 1);
+}
+
+/// `console.expiring_within` sets the window: with a day, only keys
+/// expiring within a day count; with 30 days, the later one counts too.
+#[test]
+fn the_expiring_window_is_the_configured_one() {
+    let mut keys = keys();
+    keys[0].expires_at = Some(now() + TimeDelta::hours(20)); // ci-deploy
+    keys[1].expires_at = Some(now() + TimeDelta::days(20)); // laptop
+    let mut app = loaded_with(snapshot_with(keys, mcps()), 10);
+    assert_eq!(app.expiring_count(), 1, "the default week");
+    app.expiring_within = TimeDelta::hours(12);
+    assert_eq!(app.expiring_count(), 0);
+    app.expiring_within = TimeDelta::days(30);
+    assert_eq!(app.expiring_count(), 2);
+    assert!(app.expiring_soon(&app.keys[1]));
 }
 
 #[test]

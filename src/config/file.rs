@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::values::{AccessLog, Cidr, ListenAddr, LogFilter, LogFormat, RetentionDays};
+use super::values::{
+    AccessLog, Cidr, ExpiringWithin, ListenAddr, LogFilter, LogFormat, RetentionDays,
+};
 
 /// What a configuration file may say; `None` means "not in the file".
 #[derive(Debug, Default, Deserialize)]
@@ -41,6 +43,7 @@ pub struct ServerSection {
 #[serde(deny_unknown_fields)]
 pub struct ConsoleSection {
     pub server: Option<bool>,
+    pub expiring_within: Option<ExpiringWithin>,
 }
 
 #[derive(Debug, Default, Deserialize)]

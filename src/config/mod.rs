@@ -14,7 +14,9 @@ pub use file::{ConfigError, FileConfig};
 pub use settings::{
     ConfigFileUse, DEFAULT_RETENTION_DAYS, Flags, Settings, Source, Sourced, process_env,
 };
-pub use values::{AccessLog, Cidr, ListenAddr, LogFilter, LogFormat, RetentionDays};
+pub use values::{
+    AccessLog, Cidr, ExpiringWithin, ListenAddr, LogFilter, LogFormat, RetentionDays,
+};
 
 use crate::domain::Actor;
 

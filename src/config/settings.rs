@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::file::{ConfigError, FileConfig};
-use super::values::{AccessLog, Cidr, ListenAddr, LogFilter, LogFormat, RetentionDays};
+use super::values::{
+    AccessLog, Cidr, ExpiringWithin, ListenAddr, LogFilter, LogFormat, RetentionDays,
+};
 use super::{
     DEFAULT_COMMAND_LOG, DEFAULT_LISTEN, DEFAULT_ORG, DEFAULT_SERVE_LOG, default_config_path,
     default_db_path,
@@ -104,6 +106,8 @@ pub struct Settings {
     pub org: Sourced<String>,
     pub listen: Sourced<SocketAddr>,
     pub console_server: Sourced<bool>,
+    /// Active keys expiring within this are flagged in the console.
+    pub expiring_within: Sourced<ExpiringWithin>,
     /// `None`: the command's own default (see `log_filter_or`).
     pub log_filter: Sourced<Option<LogFilter>>,
     pub log_format: Sourced<LogFormat>,
@@ -217,6 +221,7 @@ impl Settings {
                 source: listen.source,
             },
             console_server,
+            expiring_within: from_file(file.console.expiring_within, ExpiringWithin::default()),
             log_filter,
             log_format: pick.one(
                 flags.log_format.as_deref().map(|v| ("--log-format", v)),
@@ -341,6 +346,12 @@ impl Settings {
             "console.server",
             self.console_server.value.to_string(),
             self.console_server.source,
+            "",
+        );
+        row(
+            "console.expiring_within",
+            quoted(&self.expiring_within.value.to_string()),
+            self.expiring_within.source,
             "",
         );
         match &self.log_filter.value {

@@ -208,6 +208,60 @@ impl fmt::Display for RetentionDays {
     }
 }
 
+/// How close to its expiry an active key is flagged in the console
+/// (`console.expiring_within`, such as `7d` or `36h`): read with the same
+/// span parser as `keys list --expiring`, kept as written for `config show`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ExpiringWithin {
+    text: String,
+    span: chrono::TimeDelta,
+}
+
+impl ExpiringWithin {
+    /// The console's window unless the file says otherwise: a week is
+    /// time to rotate a key.
+    pub const DEFAULT: &'static str = "7d";
+
+    pub fn span(&self) -> chrono::TimeDelta {
+        self.span
+    }
+}
+
+impl Default for ExpiringWithin {
+    fn default() -> Self {
+        ExpiringWithin {
+            text: Self::DEFAULT.to_owned(),
+            span: chrono::TimeDelta::days(7),
+        }
+    }
+}
+
+impl FromStr for ExpiringWithin {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        crate::rules::span(s, "expiring_within", crate::rules::Field::Expiry)
+            .map(|span| ExpiringWithin {
+                text: s.trim().to_owned(),
+                span,
+            })
+            .map_err(|e| e.message)
+    }
+}
+
+impl TryFrom<String> for ExpiringWithin {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl fmt::Display for ExpiringWithin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// An IP address or a CIDR block such as `10.0.0.0/8`, kept as written
 /// (for `config show`) and as the network it names (for matching).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -264,6 +318,26 @@ impl TryFrom<String> for Cidr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expiring_within_reads_spans_keeps_their_text_and_defaults_to_a_week() {
+        let default = ExpiringWithin::default();
+        assert_eq!(default.to_string(), ExpiringWithin::DEFAULT);
+        assert_eq!(
+            ExpiringWithin::DEFAULT.parse::<ExpiringWithin>(),
+            Ok(default.clone()),
+            "the default is what its text says"
+        );
+        assert_eq!(default.span(), crate::tui::app::DEFAULT_EXPIRING_WITHIN);
+        let within: ExpiringWithin = "36h".parse().unwrap();
+        assert_eq!(within.span(), chrono::TimeDelta::hours(36));
+        assert_eq!(within.to_string(), "36h");
+        for bad in ["", "7", "1w", "0d", "-1d"] {
+            let e = bad.parse::<ExpiringWithin>().unwrap_err();
+            assert!(e.contains("expiring_within"), "{bad}: {e}");
+            assert!(!e.contains('\n'), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn access_log_forms() {

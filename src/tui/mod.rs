@@ -57,6 +57,8 @@ pub struct ConsoleOptions {
     pub metrics_listen: Option<SocketAddr>,
     /// Days the built-in server's usage writer keeps raw usage events.
     pub usage_retention_days: u32,
+    /// Active keys expiring within this are flagged (`console.expiring_within`).
+    pub expiring_within: chrono::TimeDelta,
 }
 
 /// How long quitting waits for in-flight requests and the usage writer.
@@ -201,6 +203,7 @@ async fn event_loop(
         executor = executor.with_rate_limits(limits.clone());
     }
     let mut app = App::new(&options.org, Utc::now(), server.status.clone());
+    app.expiring_within = options.expiring_within;
     executor.spawn(app.start());
     let mut events = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));

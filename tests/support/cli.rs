@@ -15,7 +15,7 @@ use tempfile::TempDir;
 use super::upstream::everything_stdio_command;
 
 /// The fields every key object in JSON has, sorted.
-pub const KEY_FIELDS: [&str; 12] = [
+pub const KEY_FIELDS: [&str; 15] = [
     "created_at",
     "description",
     "effective_rate_limit",
@@ -26,7 +26,10 @@ pub const KEY_FIELDS: [&str; 12] = [
     "name",
     "prefix",
     "rate_limit",
+    "replaced_by",
+    "replaces",
     "request_count",
+    "revoke_when_idle_secs",
     "status",
 ];
 

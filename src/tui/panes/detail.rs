@@ -2,6 +2,8 @@
 //! sparklines, busiest tools, client addresses (new ones flagged) and the
 //! activity log mixing lifecycle events and recent requests.
 
+mod handover;
+
 use chrono::{DateTime, TimeDelta};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -10,7 +12,7 @@ use ratatui::widgets::{Block, Paragraph};
 
 use super::{ago, date, date_time, one_line, plural, short_time, sparkline, wrap_line};
 use crate::domain::{KeyRecord, KeyStatus, LimitSource, McpAccess};
-use crate::rules::visible;
+use crate::rules::{self, visible};
 use crate::store::KeyUsage;
 use crate::tui::action::{DETAIL_RECENT, Detail};
 use crate::tui::app::{App, Focus};
@@ -110,11 +112,7 @@ fn lines<'a>(
             visible(key.revoked_by.as_deref().unwrap_or("?"))
         ));
     }
-    let expires = match key.expires_at {
-        None => "Never".to_string(),
-        Some(at) if at > app.now => format!("{} (in {} days)", date(at), (at - app.now).num_days()),
-        Some(at) => format!("{} (expired)", date_time(at)),
-    };
+    let expires = expires_text(key, app.now);
     let mut out = vec![
         field(
             "Name",
@@ -152,6 +150,7 @@ fn lines<'a>(
     if let Some(from) = &key.rotated_from {
         out.push(field("Replaces", format!("pmcp_{}", visible(from)), theme));
     }
+    out.extend(handover::lines(key, detail, app.now, theme));
     out.push(field(
         "MCP access",
         match &key.access {
@@ -175,6 +174,24 @@ fn lines<'a>(
         None => out.push(Line::styled("Loading usage…", theme.dim())),
     }
     out
+}
+
+/// The expiry with the time left in words; under a day the hour matters
+/// too ("in 3 h", never "in 0 days"). A replaced key that went unused past
+/// its idle limit has ended although its date has not come.
+fn expires_text(key: &KeyRecord, now: chrono::DateTime<chrono::Utc>) -> String {
+    match key.expires_at {
+        _ if key.idle_ended(now) && key.revoked_at.is_none() => {
+            let at = key.expires_at.map_or_else(|| "Never".to_string(), date);
+            format!("{at} (ended early: unused)")
+        }
+        None => "Never".to_string(),
+        Some(at) if at <= now => format!("{} (expired)", date_time(at)),
+        Some(at) if at - now < TimeDelta::days(1) => {
+            format!("{} (in {})", date_time(at), rules::time_left(now, at))
+        }
+        Some(at) => format!("{} (in {})", date(at), rules::time_left(now, at)),
+    }
 }
 
 /// The key's effective limit with this console's server's counts for it:
@@ -396,6 +413,25 @@ mod tests {
             more_events: false,
             rate,
         }
+    }
+
+    #[test]
+    fn expiry_says_the_time_left_in_words_with_the_hour_under_a_day() {
+        let now = chrono::DateTime::UNIX_EPOCH + TimeDelta::days(20_000);
+        let mut key = limited(None, None);
+        assert_eq!(expires_text(&key, now), "Never");
+        key.expires_at = Some(now + TimeDelta::hours(3));
+        let text = expires_text(&key, now);
+        assert!(text.ends_with(" UTC (in 3 h)"), "{text}");
+        key.expires_at = Some(now + TimeDelta::days(2) + TimeDelta::hours(4));
+        assert!(expires_text(&key, now).ends_with(" (in 2 days 4 h)"));
+        key.expires_at = Some(now - TimeDelta::minutes(1));
+        assert!(expires_text(&key, now).ends_with(" UTC (expired)"));
+        // Unused past its idle limit: ended although its date is ahead.
+        key.expires_at = Some(now + TimeDelta::days(2));
+        key.succession.replaced_at = Some(now - TimeDelta::hours(2));
+        key.succession.idle_limit = Some(TimeDelta::minutes(30));
+        assert!(expires_text(&key, now).ends_with(" (ended early: unused)"));
     }
 
     #[test]

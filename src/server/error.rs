@@ -46,6 +46,9 @@ pub enum ApiError {
         mcp: String,
         message: String,
     },
+    /// A pinned MCP's tool that is new or changed and not yet approved
+    /// (`tool_pins`); the message names the tool, so its operator knows why.
+    ToolWithheld(String),
     /// Our own fault (the store failed): logged, answered opaquely.
     Internal,
 }
@@ -57,7 +60,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::InvalidApiKey(_) => StatusCode::UNAUTHORIZED,
-            ApiError::UnauthorizedMcp => StatusCode::FORBIDDEN,
+            ApiError::UnauthorizedMcp | ApiError::ToolWithheld(_) => StatusCode::FORBIDDEN,
             ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnknownTool { .. } => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -80,6 +83,7 @@ impl ApiError {
             ApiError::UnauthorizedMcp => "unauthorized_mcp",
             ApiError::InvalidRequest(_) => "invalid_request",
             ApiError::UnknownTool { .. } => "unknown_tool",
+            ApiError::ToolWithheld(_) => "tool_withheld",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::RequestTimeout => "request_timeout",
             ApiError::RateLimited { .. } | ApiError::KeyRateLimited { .. } => "rate_limited",
@@ -95,6 +99,7 @@ impl ApiError {
             ApiError::UnauthorizedMcp => "Unauthorized MCP".into(),
             ApiError::InvalidRequest(what) => what.clone(),
             ApiError::UnknownTool { mcp, tool } => format!("Unknown tool '{tool}' on MCP '{mcp}'"),
+            ApiError::ToolWithheld(why) => why.clone(),
             ApiError::PayloadTooLarge => {
                 format!("Request body is larger than {} bytes", MAX_BODY_BYTES)
             }

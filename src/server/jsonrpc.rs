@@ -162,7 +162,8 @@ async fn list_tools(state: &AppState, key: &KeyRecord) -> Value {
     for ((mcp, spec), answer) in allowed.iter().zip(&specs).zip(answers) {
         match answer {
             Ok(list) => {
-                for tool in list.iter() {
+                let shown = super::tool_pins::visible_in(state, mcp, &list).await;
+                for tool in list.iter().zip(shown).filter_map(|(t, shown)| shown.then_some(t)) {
                     let Ok(mut value) = serde_json::to_value(tool) else {
                         continue;
                     };
@@ -176,6 +177,28 @@ async fn list_tools(state: &AppState, key: &KeyRecord) -> Value {
         }
     }
     json!({ "tools": tools })
+}
+
+/// A refusal by the tool pins as JSON-RPC: a withheld tool is named with
+/// why; one the pins do not know is answered as any unknown tool.
+fn withheld_outcome(id: &Value, name: &str, refused: ApiError) -> RpcOutcome {
+    match refused {
+        ApiError::ToolWithheld(why) => outcome(
+            error(id, super::tool_pins::TOOL_WITHHELD_CODE, why),
+            "tool_withheld",
+            403,
+        ),
+        ApiError::UnknownTool { .. } => outcome(
+            error(id, INVALID_PARAMS, format!("Unknown tool: {name}")),
+            "unknown_tool",
+            404,
+        ),
+        _ => outcome(
+            error(id, INTERNAL_ERROR, "Internal error"),
+            "internal_error",
+            500,
+        ),
+    }
 }
 
 async fn call_tool(state: &AppState, key: &KeyRecord, id: &Value, params: &Value) -> RpcOutcome {
@@ -226,6 +249,9 @@ async fn call_tool(state: &AppState, key: &KeyRecord, id: &Value, params: &Value
         }
     };
     let spec = upstream_spec(&mcp);
+    if let Err(refused) = super::tool_pins::pool_call_allowed(state, &mcp, &spec, tool).await {
+        return named(withheld_outcome(id, name, refused));
+    }
     let answer = match state.upstreams.call(&spec, tool, arguments).await {
         Ok(value) => outcome(result(id, value), "ok", 200),
         Err(UpstreamError::UnknownTool(_)) => outcome(

@@ -235,6 +235,7 @@ async fn handle(
         .map_err(denied_error)?;
 
     let spec = upstream_spec(&mcp);
+    super::tool_pins::pool_call_allowed(state, &mcp, &spec, &request.tool).await?;
     state
         .upstreams
         .call(&spec, &request.tool, request.arguments)

@@ -15,6 +15,7 @@ mod mcp;
 pub mod mcp_proxy;
 pub mod metrics;
 pub mod rate_limits;
+pub mod tool_pins;
 mod upstream_reaper;
 pub mod usage_writer;
 
@@ -50,6 +51,8 @@ pub struct AppState {
     pub proxy: mcp_proxy::McpProxy,
     /// Request counters for `GET /metrics` (on its own listener).
     pub metrics: metrics::Metrics,
+    /// Tool fingerprints and what pinned MCPs withhold.
+    pub pins: Arc<tool_pins::ToolPins>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +91,7 @@ impl Gateway {
         let writer = UsageWriter::start(store.reopen()?)?;
         let reaper_store = store.reopen()?;
         let db = store.path().to_path_buf();
+        let pins = Arc::new(tool_pins::ToolPins::start(&store)?);
         let state = Arc::new(AppState {
             verifier: Verifier::new(store)?,
             upstreams: Upstreams::new(),
@@ -98,6 +102,7 @@ impl Gateway {
             trusted_proxies: settings.trusted_proxies.clone(),
             proxy: mcp_proxy::McpProxy::new(settings),
             metrics: metrics::Metrics::default(),
+            pins,
         });
         Ok(Gateway {
             state,
@@ -173,6 +178,7 @@ impl Gateway {
         }
         self.state.upstreams.shutdown().await;
         self.writer.finish().await;
+        self.state.pins.flush().await;
         Ok(())
     }
 }

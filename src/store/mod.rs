@@ -11,6 +11,7 @@ mod mcps;
 mod orgs;
 mod rate_limits;
 mod stats;
+mod tool_pins;
 mod usage;
 
 use std::fs::{DirBuilder, OpenOptions};
@@ -34,6 +35,10 @@ pub use keys::{KeyEdit, NewKey};
 pub use mcps::NewMcp;
 pub use orgs::OrgSummary;
 pub use stats::{ClientIp, KeyUsage, RecentRequest, ToolCount};
+pub use tool_pins::{
+    MAX_TOOLS_PER_MCP, McpPins, NewlyWithheld, PinSummary, PinnedTool, SeenTool, ToolObservation,
+    ToolRecord, ToolState,
+};
 pub use usage::UsageEvent;
 
 /// "PMCP": written into the SQLite header so foreign files are recognised.
@@ -54,6 +59,9 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("../../assets/migrations/0004_rate_limits.sql")).down(include_str!(
             "../../assets/migrations/0004_rate_limits.down.sql"
         )),
+        M::up(include_str!("../../assets/migrations/0008_tool_pins.sql")).down(include_str!(
+            "../../assets/migrations/0008_tool_pins.down.sql"
+        )),
     ])
 });
 
@@ -62,7 +70,7 @@ pub fn schema_version() -> u32 {
     // One migration per version; the count is tiny and fixed at compile time.
     u32::try_from(MIGRATIONS_COUNT).unwrap_or(u32::MAX)
 }
-const MIGRATIONS_COUNT: usize = 4;
+const MIGRATIONS_COUNT: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

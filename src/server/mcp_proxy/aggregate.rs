@@ -56,6 +56,8 @@ pub struct AggregateGrant {
     pub bridge: Arc<Bridge>,
     /// Filled at `initialize` with the links of the members reached.
     pub links: Arc<OnceLock<Vec<Arc<Link>>>>,
+    /// What pinned MCPs withhold, as of this request.
+    pub pins: crate::server::tool_pins::PinsAt,
 }
 
 #[derive(Default)]
@@ -211,7 +213,10 @@ impl AggregateHandler {
         let mut gathered = Vec::new();
         for (member, entries) in futures_util::future::join_all(asked).await {
             match entries {
-                Ok(entries) => {
+                Ok(mut entries) => {
+                    if let List::Tools = list {
+                        super::withheld::withhold_member(grant_of(context)?, member.slug(), &mut entries).await;
+                    }
                     for mut entry in entries {
                         list.rename(member.slug(), &mut entry);
                         gathered.push(entry);

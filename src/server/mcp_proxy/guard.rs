@@ -146,6 +146,8 @@ async fn admit(
     // A plain tool call in a session on `/mcp/{id}`, for the direct path
     // (`session_manager`): read once, as the call it is.
     let mut plain_call = None;
+    // The tool a `tools/call` names, as the client named it (for the pins).
+    let mut called: Option<String> = None;
     let body = if method == Method::POST {
         let bytes = read_body(body).await.map_err(|e| api_refusal(&e))?;
         if let (Target::One(_), Some(_)) = (target, &session)
@@ -153,6 +155,7 @@ async fn admit(
         {
             usage.request_id = Some(call.id());
             usage.tool = Some(call.tool().to_owned());
+            called = Some(call.tool().to_owned());
             plain_call = Some(call);
         } else {
             let Some(message) = read_head(&bytes) else {
@@ -174,6 +177,9 @@ async fn admit(
                 Some((request_id, rpc_method, name)) => {
                     usage.request_id = Some(request_id);
                     initializing = rpc_method == "initialize" && session.is_none();
+                    if rpc_method == "tools/call" {
+                        called.clone_from(&name);
+                    }
                     match (target, name) {
                         (Target::All, Some(name)) => {
                             // Recorded under the MCP and name it reaches, if any.
@@ -222,6 +228,17 @@ async fn admit(
             "Session not found; initialize a new one",
             json!({ "code": "session_not_found" }),
         ));
+    }
+    if let Some(name) = &called
+        && let Some(refused) = super::withheld::refuse_call(
+            &state.pins.at(state.verifier.generation()),
+            &authorized.scope,
+            name,
+            usage.request_id.as_ref(),
+        )
+        .await
+    {
+        return Err(refused);
     }
     if let (Target::One(_), Some(id), Some(call)) = (target, &session, plain_call)
         && proxy.lane.passes(&parts.headers)
@@ -350,6 +367,7 @@ fn grant_of(state: &AppState, mcp: &Mcp, binding: &Binding) -> Grant {
         binding: binding.clone(),
         bridge: state.proxy.bridge.clone(),
         link: Arc::new(std::sync::OnceLock::new()),
+        pins: state.pins.at(state.verifier.generation()),
     }
 }
 
@@ -397,6 +415,7 @@ async fn authorized_scope(
                     },
                     bridge: state.proxy.bridge.clone(),
                     links: Arc::new(std::sync::OnceLock::new()),
+                    pins: state.pins.at(state.verifier.generation()),
                 }),
             })
         }

@@ -251,8 +251,14 @@ impl ServerHandler for ProxyHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        let paged = request.as_ref().is_some_and(|r| r.cursor.is_some());
+        let grant = grant(&context)?;
         let request = ClientRequest::ListToolsRequest(optional(request));
-        expect_result!(self, request, context, ListToolsResult)
+        let listed: Result<ListToolsResult, ErrorData> =
+            expect_result!(self, request, context, ListToolsResult);
+        let mut listed = listed?;
+        super::withheld::withhold_page(&grant, &mut listed, paged).await;
+        Ok(listed)
     }
 
     async fn call_tool(

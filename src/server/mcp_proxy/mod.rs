@@ -29,6 +29,7 @@ mod session_upstream;
 mod sessions;
 mod stateless;
 mod sweeper;
+mod withheld;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -99,6 +100,8 @@ pub struct Grant {
     /// Filled by the handler at `initialize`, so the session's upstream can
     /// be watched from outside rmcp.
     pub link: Arc<OnceLock<Arc<relay::Link>>>,
+    /// What pinned MCPs withhold, as of this request.
+    pub pins: crate::server::tool_pins::PinsAt,
 }
 
 /// The grant (`Grant` or `AggregateGrant`) the guard put on the request.

@@ -5,7 +5,10 @@
 mod support;
 
 /// Undoes the schema version after the audit chain's, to stand in for an older database.
-const SCHEMA_4_DOWN: &str = include_str!("../assets/migrations/0004_rate_limits.down.sql");
+const SCHEMA_4_DOWN: &str = concat!(
+    include_str!("../assets/migrations/0008_tool_pins.down.sql"),
+    include_str!("../assets/migrations/0004_rate_limits.down.sql")
+);
 
 use std::io::Write;
 use std::process::{Command, Stdio};

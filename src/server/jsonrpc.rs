@@ -163,7 +163,11 @@ async fn list_tools(state: &AppState, key: &KeyRecord) -> Value {
         match answer {
             Ok(list) => {
                 let shown = super::tool_pins::visible_in(state, mcp, &list).await;
-                for tool in list.iter().zip(shown).filter_map(|(t, shown)| shown.then_some(t)) {
+                for tool in list
+                    .iter()
+                    .zip(shown)
+                    .filter_map(|(t, shown)| shown.then_some(t))
+                {
                     let Ok(mut value) = serde_json::to_value(tool) else {
                         continue;
                     };

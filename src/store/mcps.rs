@@ -243,6 +243,10 @@ mod tests {
         // Turn it back into schema version 1, with an MCP as version 1 wrote it.
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(include_str!(
+            "../../assets/migrations/0008_tool_pins.down.sql"
+        ))
+        .unwrap();
+        conn.execute_batch(include_str!(
             "../../assets/migrations/0004_rate_limits.down.sql"
         ))
         .unwrap();

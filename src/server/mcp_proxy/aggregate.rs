@@ -215,7 +215,12 @@ impl AggregateHandler {
             match entries {
                 Ok(mut entries) => {
                     if let List::Tools = list {
-                        super::withheld::withhold_member(grant_of(context)?, member.slug(), &mut entries).await;
+                        super::withheld::withhold_member(
+                            grant_of(context)?,
+                            member.slug(),
+                            &mut entries,
+                        )
+                        .await;
                     }
                     for mut entry in entries {
                         list.rename(member.slug(), &mut entry);

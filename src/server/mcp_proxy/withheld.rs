@@ -74,7 +74,8 @@ pub async fn refuse_call(
     if !data.is_null() {
         error["data"] = data;
     }
-    let body = json!({ "jsonrpc": "2.0", "id": id.cloned().unwrap_or(Value::Null), "error": error });
+    let body =
+        json!({ "jsonrpc": "2.0", "id": id.cloned().unwrap_or(Value::Null), "error": error });
     // 200, as Streamable HTTP answers any JSON-RPC error to a request.
     Some((StatusCode::OK, axum::Json(body)).into_response())
 }

@@ -306,7 +306,10 @@ impl PinsAt {
                     known.insert(tool.name.clone(), tool.hash.clone());
                 }
             } else {
-                tracing::warn!(mcp = mcp.slug, "tool fingerprint queue full; recorded on a later listing");
+                tracing::warn!(
+                    mcp = mcp.slug,
+                    "tool fingerprint queue full; recorded on a later listing"
+                );
             }
         }
         let pins = match policy {
@@ -340,10 +343,7 @@ impl PinsAt {
         }
         seen.iter()
             .map(|t| {
-                pins.tools
-                    .get(&t.name)
-                    .and_then(|p| p.approved.as_deref())
-                    == Some(t.hash.as_str())
+                pins.tools.get(&t.name).and_then(|p| p.approved.as_deref()) == Some(t.hash.as_str())
             })
             .collect()
     }

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod rate_limits;
 pub mod tool_pins;
 mod upstream_reaper;
+pub mod usage_pruner;
 pub mod usage_writer;
 
 use std::sync::Arc;
@@ -88,7 +89,17 @@ impl Gateway {
         store: Store,
         settings: mcp_proxy::ProxySettings,
     ) -> Result<Gateway, ServeError> {
-        let writer = UsageWriter::start(store.reopen()?)?;
+        Gateway::with_settings(store, settings, crate::config::DEFAULT_RETENTION_DAYS)
+    }
+
+    /// As [`Gateway::with_proxy_settings`]; the usage writer keeps raw
+    /// usage events `usage_retention_days` and prunes older ones.
+    pub fn with_settings(
+        store: Store,
+        settings: mcp_proxy::ProxySettings,
+        usage_retention_days: u32,
+    ) -> Result<Gateway, ServeError> {
+        let writer = UsageWriter::start_with_retention(store.reopen()?, usage_retention_days)?;
         let reaper_store = store.reopen()?;
         let db = store.path().to_path_buf();
         let pins = Arc::new(tool_pins::ToolPins::start(&store)?);

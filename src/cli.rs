@@ -14,6 +14,7 @@ mod format;
 mod keys_cmd;
 mod mcps_cmd;
 mod org_cmd;
+mod pins_cmd;
 mod prompt;
 mod serve_cmd;
 mod usage_cmd;
@@ -297,14 +298,38 @@ pub enum McpsCommand {
         /// Seconds a tool call may take before it answers 504 [default: 30]
         #[arg(long, value_name = "SECS")]
         timeout: Option<u64>,
+        /// Pin its tools: the first listing is trusted, and a tool that is
+        /// later new or changed is withheld from clients until approved
+        #[arg(long)]
+        pinned: bool,
     },
     /// List the organization's MCPs (env and header values are never shown)
     List {
         #[arg(long)]
         json: bool,
     },
+    /// One MCP: its settings, pinning and tools awaiting approval
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove an MCP; keys lose access to it at once
     Remove { id: String },
+    /// Pin an MCP's tools as it lists them now: a tool that is new or
+    /// changed later is withheld from clients until approved
+    Pin { id: String },
+    /// Stop pinning an MCP: its tools are served as its upstream lists them
+    Unpin { id: String },
+    /// Approve a pinned MCP's new or changed tools: all of them, or TOOL
+    Approve { id: String, tool: Option<String> },
+    /// Every tool recorded for an MCP, with its state (approved, new or
+    /// changed — withheld while pinned — or removed) and when it changed
+    Tools {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1274,6 +1274,7 @@ fn mcps_view_add_flow() {
                     inherit_env: Vec::new(),
                     headers: Vec::new(),
                     timeout_secs: Some(30),
+                    pinned: false,
                 }
             );
         }

@@ -9,7 +9,7 @@ use unicode_width::UnicodeWidthStr;
 
 use crate::domain::{KeyRecord, LimitSource, Mcp, McpAccess, RateLimit, Timestamp};
 use crate::rules;
-use crate::store::OrgSummary;
+use crate::store::{OrgSummary, PinSummary};
 
 /// RFC 3339 in UTC with whole seconds, as every JSON time field uses.
 pub fn rfc3339(at: Timestamp) -> String {
@@ -229,9 +229,17 @@ pub struct McpJson<'a> {
     pub headers: Vec<&'a str>,
     pub timeout_secs: u64,
     pub created_at: String,
+    /// New or changed tools are withheld until approved.
+    pub pinned: bool,
+    /// Tools its upstream lists now, as far as the gateway has seen.
+    pub tools: usize,
+    /// New or changed tools kept from clients (0 unless pinned).
+    pub withheld: usize,
+    /// When any of its tools last appeared, changed or went.
+    pub tools_changed_at: Option<String>,
 }
 
-pub fn mcp_json(mcp: &Mcp) -> McpJson<'_> {
+pub fn mcp_json(mcp: &Mcp, pins: PinSummary) -> McpJson<'_> {
     use crate::domain::McpTransport::*;
     let (command, args, url, env, headers) = match &mcp.transport {
         Stdio {
@@ -263,7 +271,16 @@ pub fn mcp_json(mcp: &Mcp) -> McpJson<'_> {
         headers,
         timeout_secs: mcp.timeout.as_secs(),
         created_at: rfc3339(mcp.created_at),
+        pinned: pins.pinned,
+        tools: pins.tools,
+        withheld: withheld(pins),
+        tools_changed_at: pins.last_changed.map(rfc3339),
     }
+}
+
+/// How many tools an MCP keeps from clients now: its pending ones, if pinned.
+pub fn withheld(pins: PinSummary) -> usize {
+    if pins.pinned { pins.pending } else { 0 }
 }
 
 #[derive(Debug, Serialize)]

@@ -634,6 +634,7 @@ mod tests {
                         inherit_env: Vec::new(),
                     },
                     timeout: std::time::Duration::from_secs(5),
+                    pinned: false,
                 };
                 store.add_mcp(org, &new, &actor, t0).unwrap();
             }

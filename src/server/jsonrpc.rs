@@ -157,6 +157,9 @@ async fn list_tools(state: &AppState, key: &KeyRecord) -> Value {
     };
     let allowed: Vec<_> = mcps.iter().filter(|m| may_use(key, &m.slug)).collect();
     let specs: Vec<_> = allowed.iter().map(|mcp| upstream_spec(mcp)).collect();
+    for (mcp, spec) in allowed.iter().zip(&specs) {
+        super::tool_pins::relist_if_pinned(state, mcp, spec).await;
+    }
     let answers = state.upstreams.tools_of_each(&specs).await;
     let mut tools = Vec::new();
     for ((mcp, spec), answer) in allowed.iter().zip(&specs).zip(answers) {

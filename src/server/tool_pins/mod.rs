@@ -193,10 +193,17 @@ impl PinsAt {
         self.judge(mcp, seen, true).await
     }
 
+    /// Whether `mcp` is pinned (or its pins cannot be read: treated as pinned).
+    pub async fn is_pinned(&self, mcp: McpRef<'_>) -> bool {
+        self.policy(mcp).await.is_pinned()
+    }
+
     /// The check of a call that goes over the REST pool (REST calls and
-    /// one-shot JSON-RPC): the pool's current list is observed first, so
-    /// a change it fetched is judged before the call goes out. A pool
-    /// that cannot list leaves the call to fail as it would anyway.
+    /// one-shot JSON-RPC): on a pinned MCP the pool lists the upstream's
+    /// tools afresh (it otherwise re-lists only when told they changed,
+    /// which an upstream changing a tool under the operator need not say),
+    /// and that list is judged before the call goes out. A pool that
+    /// cannot list leaves the call to fail as it would anyway.
     pub async fn pool_call_refusal(
         &self,
         upstreams: &crate::upstream::Upstreams,
@@ -204,6 +211,9 @@ impl PinsAt {
         mcp: McpRef<'_>,
         tool: &str,
     ) -> Option<Withheld> {
+        if self.is_pinned(mcp).await {
+            upstreams.relist_next(spec);
+        }
         let Ok(list) = upstreams.tools(spec).await else {
             return None;
         };
@@ -432,6 +442,28 @@ pub async fn pool_call_allowed(
         Some(withheld) => Err(super::ApiError::ToolWithheld(
             withheld.message().unwrap_or_default(),
         )),
+    }
+}
+
+/// Makes the pool list `mcp`'s tools afresh for the next use if it is
+/// pinned (see [`PinsAt::pool_call_refusal`]): a one-shot `tools/list`
+/// then shows what the upstream lists now.
+pub async fn relist_if_pinned(
+    state: &super::AppState,
+    mcp: &crate::domain::Mcp,
+    spec: &crate::upstream::UpstreamSpec,
+) {
+    let mcp_ref = McpRef {
+        row: mcp.row_id,
+        slug: &mcp.slug,
+    };
+    if state
+        .pins
+        .at(state.verifier.generation())
+        .is_pinned(mcp_ref)
+        .await
+    {
+        state.upstreams.relist_next(spec);
     }
 }
 

@@ -10,9 +10,11 @@ mod guards;
 mod list;
 mod natural;
 mod palette_keys;
+mod withheld;
 
 pub use audit::{AUDIT_LOADED, AuditView};
 pub use list::{EXPIRING_SOON_DAYS, expiring_soon};
+pub use withheld::{WITHHELD_ROWS, WithheldView};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::Rect;
@@ -74,6 +76,23 @@ pub enum Effect {
     RemoveMcp {
         org: String,
         slug: String,
+    },
+    /// Pin (or unpin) an MCP's tools.
+    SetPinned {
+        org: String,
+        slug: String,
+        pinned: bool,
+    },
+    /// An MCP's recorded tools, for the approval view.
+    LoadWithheld {
+        org: String,
+        slug: String,
+    },
+    /// Approve one withheld tool as its upstream lists it now.
+    ApproveTool {
+        org: String,
+        slug: String,
+        tool: String,
     },
     /// Put this text on the clipboard (OSC 52 and the system clipboard).
     Copy(Zeroizing<String>),
@@ -177,6 +196,8 @@ pub enum Mode {
     Audit(Box<AuditView>),
     /// The `:` command palette.
     Palette(Box<Palette>),
+    /// A pinned MCP's withheld tools, old against new (`t` in the MCPs view).
+    Withheld(Box<WithheldView>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,6 +219,8 @@ pub struct App {
     pub orgs: Vec<OrgChoice>,
     pub keys: Vec<KeyRecord>,
     pub mcps: Vec<crate::domain::Mcp>,
+    /// Each MCP's pinning at a glance, by MCP id.
+    pub pins: std::collections::HashMap<String, crate::store::PinSummary>,
     /// Indices into `keys` that pass the filter, in sort order.
     pub view: Vec<usize>,
     /// Position in `view`.
@@ -239,6 +262,7 @@ impl App {
             orgs: Vec::new(),
             keys: Vec::new(),
             mcps: Vec::new(),
+            pins: std::collections::HashMap::new(),
             view: Vec::new(),
             selected: 0,
             offset: 0,
@@ -368,6 +392,10 @@ impl App {
                 }
                 None
             }
+            Action::WithheldLoaded { org, slug, tools } => {
+                self.on_withheld_loaded(&org, &slug, tools);
+                None
+            }
             Action::AuditLoaded { org, events } => {
                 self.on_audit_loaded(org, events);
                 None
@@ -393,6 +421,7 @@ impl App {
                         self.mode = Mode::Mcps(ListPosition::default());
                         None
                     }
+                    Operation::ApproveTool => self.reload_withheld(),
                     Operation::EditKey | Operation::RevokeKey => {
                         self.mode = Mode::Normal;
                         // The change is committed: its audit event belongs in
@@ -448,6 +477,7 @@ impl App {
         self.orgs = snapshot.orgs;
         self.keys = snapshot.keys;
         self.mcps = snapshot.mcps;
+        self.pins = snapshot.pins;
         self.loaded = true;
         let keep = self.select_on_load.take().or(previous);
         self.rebuild_view(keep);
@@ -455,6 +485,10 @@ impl App {
         // The database changed: what the audit view shows may have too.
         if matches!(self.mode, Mode::Audit(_)) {
             return Some(self.load_audit());
+        }
+        // And so may the withheld tools (a new change, an approval elsewhere).
+        if matches!(self.mode, Mode::Withheld(_)) {
+            return self.reload_withheld();
         }
         let now_selected = self.selected_key().map(|k| k.row_id);
         match now_selected {
@@ -564,6 +598,7 @@ impl App {
             },
             Mode::Orgs(at) => self.orgs_key(key, at),
             Mode::Palette(palette) => self.palette_key(palette, key),
+            Mode::Withheld(view) => self.withheld_key(view, key),
         }
     }
 

@@ -102,7 +102,10 @@ fn run(inner: &mut Inner, actor: &Actor, effect: Effect) -> Vec<Action> {
         | Effect::RotateKey { org, .. }
         | Effect::RevokeKey { org, .. }
         | Effect::AddMcp { org, .. }
-        | Effect::RemoveMcp { org, .. } => org.clone(),
+        | Effect::RemoveMcp { org, .. }
+        | Effect::SetPinned { org, .. }
+        | Effect::ApproveTool { org, .. } => org.clone(),
+        Effect::LoadWithheld { org, slug } => return vec![withheld(store, org, slug)],
         Effect::LoadDetail { key_row } => {
             return detail(store, *key_row, inner.rate_limits.as_deref())
                 .map_or_else(|e| vec![failed(Operation::Load, e)], |d| vec![d]);
@@ -198,7 +201,26 @@ fn run(inner: &mut Inner, actor: &Actor, effect: Effect) -> Vec<Action> {
             ),
             Err(e) => failed(Operation::RemoveMcp, e),
         },
-        Effect::LoadDetail { .. } | Effect::LoadAudit { .. } | Effect::Copy(_) | Effect::Quit => {
+        Effect::SetPinned { slug, pinned, .. } => {
+            match admin::set_mcp_pinned(store, &org, &slug, pinned, actor, now) {
+                Ok(changed) => Action::Done(Operation::PinMcp, pin_message(&slug, pinned, changed)),
+                Err(e) => failed(Operation::PinMcp, e),
+            }
+        }
+        Effect::ApproveTool { slug, tool, .. } => {
+            match admin::approve_tools(store, &org, &slug, Some(&tool), actor, now) {
+                Ok(_) => Action::Done(
+                    Operation::ApproveTool,
+                    format!("Approved tool '{tool}' of MCP '{slug}': clients see it again"),
+                ),
+                Err(e) => failed(Operation::ApproveTool, e),
+            }
+        }
+        Effect::LoadDetail { .. }
+        | Effect::LoadAudit { .. }
+        | Effect::LoadWithheld { .. }
+        | Effect::Copy(_)
+        | Effect::Quit => {
             return out;
         }
     };
@@ -206,6 +228,32 @@ fn run(inner: &mut Inner, actor: &Actor, effect: Effect) -> Vec<Action> {
     inner.seen_version = store.data_version().ok();
     out.push(load(store, &org_slug));
     out
+}
+
+fn pin_message(slug: &str, pinned: bool, changed: bool) -> String {
+    match (pinned, changed) {
+        (true, true) => format!(
+            "Pinned MCP '{slug}': new or changed tools are withheld until approved (t)"
+        ),
+        (false, true) => format!("Unpinned MCP '{slug}': its tools are served as listed"),
+        (true, false) => format!("MCP '{slug}' is already pinned"),
+        (false, false) => format!("MCP '{slug}' is not pinned"),
+    }
+}
+
+/// An MCP's recorded tools, for the approval view.
+fn withheld(store: &Store, org_slug: &str, slug: &str) -> Action {
+    let tools = store
+        .org(org_slug)
+        .and_then(|org| store.mcp_tools(org.row_id, slug));
+    match tools {
+        Ok(tools) => Action::WithheldLoaded {
+            org: org_slug.to_owned(),
+            slug: slug.to_owned(),
+            tools,
+        },
+        Err(e) => failed(Operation::Load, e.into()),
+    }
 }
 
 fn failed(op: Operation, error: AdminError) -> Action {
@@ -228,6 +276,7 @@ fn load(store: &Store, org_slug: &str) -> Action {
                 .collect(),
             keys: store.list_keys(org.row_id)?,
             mcps: store.list_mcps(org.row_id)?,
+            pins: store.mcp_pin_summaries(org.row_id)?,
         })
     })();
     match snapshot {

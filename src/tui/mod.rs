@@ -14,6 +14,7 @@ pub mod palette;
 pub mod panes;
 pub mod scroll;
 pub mod theme;
+pub mod tool_diff;
 pub mod ui;
 
 use std::io::{IsTerminal, Write};

@@ -127,6 +127,7 @@ pub fn snapshot_with(keys: Vec<KeyRecord>, mcps: Vec<Mcp>) -> Snapshot {
         ],
         keys,
         mcps,
+        pins: Default::default(),
     }
 }
 

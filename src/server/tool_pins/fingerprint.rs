@@ -13,6 +13,15 @@ use sha2::{Digest, Sha256};
 
 use crate::store::SeenTool;
 
+/// Most bytes of a tool's canonical JSON kept for the operator's diff: the
+/// hash covers all of it, but an upstream's megabyte descriptions are not
+/// worth a megabyte a row (the store keeps up to `MAX_TOOLS_PER_MCP` rows).
+pub const MAX_STORED_TOOL_BYTES: usize = 64 * 1024;
+
+/// Longest tool name recorded: a longer one cannot be approved by name
+/// and would only cost space; on a pinned MCP it stays withheld.
+pub const MAX_TOOL_NAME_BYTES: usize = 1024;
+
 /// The fingerprint of a tool with these parts.
 pub fn fingerprint(
     name: &str,
@@ -37,6 +46,14 @@ pub fn fingerprint(
     let mut hash = String::with_capacity(64);
     for byte in digest {
         let _ = write!(hash, "{byte:02x}");
+    }
+    if canonical.len() > MAX_STORED_TOOL_BYTES {
+        let mut cut = MAX_STORED_TOOL_BYTES;
+        while !canonical.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        canonical.truncate(cut);
+        canonical.push_str("…(cut)");
     }
     SeenTool {
         name: name.to_owned(),
@@ -143,6 +160,13 @@ mod tests {
         assert_ne!(a, b);
         assert_ne!(a, c);
         assert_ne!(b, c);
+        // A huge tool is hashed whole but kept only in part.
+        let long = "x".repeat(MAX_STORED_TOOL_BYTES * 2);
+        let huge = fingerprint("t", Some(&long), None);
+        let other = fingerprint("t", Some(&format!("{long}y")), None);
+        assert_ne!(huge.hash, other.hash);
+        assert!(huge.canonical.len() <= MAX_STORED_TOOL_BYTES + 16);
+        assert!(huge.canonical.ends_with("…(cut)"));
         // No description and an empty one are different tools to a reader.
         let none = fingerprint("t", None, None).hash;
         assert_ne!(none, fingerprint("t", Some(""), None).hash);

@@ -275,6 +275,7 @@ impl PinsAt {
         });
         let changed: Vec<SeenTool> = seen
             .iter()
+            .filter(|t| t.name.len() <= fingerprint::MAX_TOOL_NAME_BYTES)
             .filter(|t| known.get(&t.name) != Some(&t.hash))
             .cloned()
             .collect();
@@ -298,6 +299,7 @@ impl PinsAt {
                 .filter(|t| known.contains_key(&t.name))
                 .chain(
                     seen.iter()
+                        .filter(|t| t.name.len() <= fingerprint::MAX_TOOL_NAME_BYTES)
                         .filter(|t| !known.contains_key(&t.name))
                         .take(room)
                         .cloned(),

@@ -30,6 +30,8 @@ impl App {
         }
         match key.code {
             KeyCode::Char('a') | KeyCode::Char('n') => self.mode = Mode::McpForm(Box::default()),
+            KeyCode::Char('p') => return self.toggle_pin(at),
+            KeyCode::Char('t') | KeyCode::Enter => return self.open_withheld(at),
             KeyCode::Char('d') | KeyCode::Char('x') | KeyCode::Delete => {
                 match self.mcps.get(at.selected) {
                     Some(mcp) => {

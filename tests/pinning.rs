@@ -157,11 +157,21 @@ async fn a_pinned_mcp_whose_upstream_changes_a_tools_description_withholds_that_
 
     // Gone from every listing; the other tool is not.
     let listed = one_shot_tools(&server, &key).await;
-    assert_eq!(names(&listed), ["fake__add"], "one-shot JSON-RPC: {listed:?}");
-    let direct = session.list_all_tools().await.expect("tools/list on /mcp/fake");
+    assert_eq!(
+        names(&listed),
+        ["fake__add"],
+        "one-shot JSON-RPC: {listed:?}"
+    );
+    let direct = session
+        .list_all_tools()
+        .await
+        .expect("tools/list on /mcp/fake");
     let direct: Vec<&str> = direct.iter().map(|t| t.name.as_ref()).collect();
     assert_eq!(direct, ["add"], "/mcp/fake session");
-    let all = aggregate.list_all_tools().await.expect("tools/list on /mcp");
+    let all = aggregate
+        .list_all_tools()
+        .await
+        .expect("tools/list on /mcp");
     let all: Vec<&str> = all.iter().map(|t| t.name.as_ref()).collect();
     assert_eq!(all, ["fake__add"], "/mcp session");
 
@@ -217,17 +227,27 @@ async fn a_pinned_mcp_whose_upstream_changes_a_tools_description_withholds_that_
 
     // Approved from another process: served again at once, as changed.
     let approved = env.ok(["mcps", "approve", "fake", "echo"]);
-    assert!(approved.contains("Approved 1 tool of MCP 'fake': echo"), "{approved}");
+    assert!(
+        approved.contains("Approved 1 tool of MCP 'fake': echo"),
+        "{approved}"
+    );
     let listed = one_shot_tools(&server, &key).await;
     assert_eq!(names(&listed), ["fake__echo", "fake__add"], "{listed:?}");
     assert_eq!(listed[0].1, POISONED, "the approved description is served");
-    let direct = session.list_all_tools().await.expect("tools/list after approval");
+    let direct = session
+        .list_all_tools()
+        .await
+        .expect("tools/list after approval");
     assert!(direct.iter().any(|t| t.name == "echo"), "{direct:?}");
     let echoed = session
         .call_tool(call("echo", json!({"text": "hi"})))
         .await
         .expect("echo after approval");
-    assert!(text_of(&echoed).contains("echo called with"), "{}", text_of(&echoed));
+    assert!(
+        text_of(&echoed).contains("echo called with"),
+        "{}",
+        text_of(&echoed)
+    );
     let rest = rest_call(&server, &key, "fake", "echo").await;
     assert_eq!(rest.status, StatusCode::OK, "{:#}", rest.body);
     assert_eq!(env.json(["mcps", "show", "fake", "--json"])["withheld"], 0);
@@ -269,15 +289,21 @@ async fn a_pinned_mcp_whose_upstream_changes_a_tools_description_withholds_that_
 
     // Every step is in the audit trail.
     let audit = audit_actions(&env);
-    let has = |action: &str, detail: &str| {
-        audit
-            .iter()
-            .any(|(a, d)| a == action && d.contains(detail))
-    };
+    let has =
+        |action: &str, detail: &str| audit.iter().any(|(a, d)| a == action && d.contains(detail));
     assert!(has("mcp.added", "pinned"), "{audit:#?}");
-    assert!(has("mcp.tools_approved", "first use: 2 tools"), "{audit:#?}");
-    assert!(has("mcp.tool_approved", "tool 'echo' (changed)"), "{audit:#?}");
-    assert!(has("mcp.tool_approved", "tool 'upload' (new)"), "{audit:#?}");
+    assert!(
+        has("mcp.tools_approved", "first use: 2 tools"),
+        "{audit:#?}"
+    );
+    assert!(
+        has("mcp.tool_approved", "tool 'echo' (changed)"),
+        "{audit:#?}"
+    );
+    assert!(
+        has("mcp.tool_approved", "tool 'upload' (new)"),
+        "{audit:#?}"
+    );
 }
 
 #[tokio::test]
@@ -296,7 +322,10 @@ async fn an_unpinned_mcp_serves_a_changed_tool_and_pinning_it_while_serving_with
     // Unpinned: the change is served, and only noted.
     file.write(&poisoned_tools());
     let listed = session.list_all_tools().await.expect("tools/list");
-    let echo = listed.iter().find(|t| t.name == "echo").expect("echo served");
+    let echo = listed
+        .iter()
+        .find(|t| t.name == "echo")
+        .expect("echo served");
     assert_eq!(echo.description.as_deref(), Some(POISONED));
     let echoed = session
         .call_tool(call("echo", json!({"text": "hi"})))
@@ -350,11 +379,8 @@ async fn an_unpinned_mcp_serves_a_changed_tool_and_pinning_it_while_serving_with
     assert!(ghost.contains("no MCP 'ghost'"), "{ghost}");
 
     let audit = audit_actions(&env);
-    let has = |action: &str, detail: &str| {
-        audit
-            .iter()
-            .any(|(a, d)| a == action && d.contains(detail))
-    };
+    let has =
+        |action: &str, detail: &str| audit.iter().any(|(a, d)| a == action && d.contains(detail));
     assert!(has("mcp.pinned", "2 tools pinned as listed"), "{audit:#?}");
     assert!(has("mcp.unpinned", "1 pending approved"), "{audit:#?}");
 }

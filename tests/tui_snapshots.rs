@@ -713,6 +713,31 @@ fn mcps_with_entries() {
 }
 
 #[test]
+fn mcps_pinned_with_a_withheld_tool() {
+    screens("mcps_pinned", || {
+        let mut app = loaded_pinned();
+        app.update(ch('m'));
+        app
+    });
+}
+
+#[test]
+fn withheld_tools_show_old_against_new() {
+    screens("withheld_tools", || {
+        let mut app = loaded_pinned();
+        app.update(ch('m'));
+        app.update(ch('j'));
+        app.update(ch('t'));
+        app.update(Action::WithheldLoaded {
+            org: ORG.to_string(),
+            slug: "github".to_string(),
+            tools: github_tools(),
+        });
+        app
+    });
+}
+
+#[test]
 fn mcp_remove_confirm() {
     screens("mcp_remove_confirm", || {
         let mut app = loaded();

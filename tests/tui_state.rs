@@ -1382,6 +1382,133 @@ fn mcps_view_remove_flow() {
 }
 
 #[test]
+fn p_pins_an_unpinned_mcp_and_unpins_a_pinned_one() {
+    let mut app = loaded_pinned();
+    app.update(ch('m'));
+    match app.update(ch('p')) {
+        Some(Effect::SetPinned { org, slug, pinned }) => {
+            assert_eq!(
+                (org.as_str(), slug.as_str(), pinned),
+                (ORG, "everything", true)
+            );
+        }
+        other => panic!("expected SetPinned, got {other:?}"),
+    }
+    assert!(matches!(app.mode, Mode::Mcps(at) if at.selected == 0));
+    app.update(ch('j'));
+    match app.update(ch('p')) {
+        Some(Effect::SetPinned { slug, pinned, .. }) => {
+            assert_eq!((slug.as_str(), pinned), ("github", false));
+        }
+        other => panic!("expected SetPinned, got {other:?}"),
+    }
+    app.update(Action::Done(
+        Operation::PinMcp,
+        "Unpinned MCP 'github'".into(),
+    ));
+    assert!(
+        matches!(app.mode, Mode::Mcps(at) if at.selected == 1),
+        "stays on the MCP"
+    );
+    // With no MCPs there is nothing to pin.
+    let mut empty = loaded_with(snapshot_with(keys(), Vec::new()), 10);
+    empty.update(ch('m'));
+    assert!(empty.update(ch('p')).is_none());
+}
+
+#[test]
+fn t_on_a_pinned_mcp_lists_only_its_withheld_tools_with_a_diff_and_approves_the_selected() {
+    use plexmcp::tui::tool_diff::DiffLine;
+    let mut app = loaded_pinned();
+    app.update(ch('m'));
+    // Unpinned: nothing is withheld, so nothing opens.
+    assert!(app.update(ch('t')).is_none());
+    assert!(matches!(app.mode, Mode::Mcps(_)));
+    assert!(app.flash.as_ref().unwrap().text.contains("not pinned"));
+    app.update(ch('j'));
+    match app.update(ch('t')) {
+        Some(Effect::LoadWithheld { org, slug }) => {
+            assert_eq!((org.as_str(), slug.as_str()), (ORG, "github"))
+        }
+        other => panic!("expected LoadWithheld, got {other:?}"),
+    }
+    // Approving before the tools arrive does nothing.
+    assert!(app.update(ch('a')).is_none());
+    // A load for another MCP is not this view's.
+    app.update(Action::WithheldLoaded {
+        org: ORG.into(),
+        slug: "everything".into(),
+        tools: github_tools(),
+    });
+    assert!(matches!(&app.mode, Mode::Withheld(v) if !v.loaded));
+    app.update(Action::WithheldLoaded {
+        org: ORG.into(),
+        slug: "github".into(),
+        tools: github_tools(),
+    });
+    let Mode::Withheld(view) = &app.mode else {
+        panic!("expected the withheld view, got {:?}", app.mode);
+    };
+    let names: Vec<&str> = view.tools.iter().map(|(t, _)| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["create_issue", "upload"],
+        "approved tools are not listed"
+    );
+    let (_, diff) = &view.tools[0];
+    assert!(
+        diff.contains(&DiffLine::Old(
+            r#"  "description": "Creates an issue","#.into()
+        )),
+        "{diff:?}"
+    );
+    assert!(
+        diff.iter()
+            .any(|l| matches!(l, DiffLine::New(t) if t.contains("id_rsa"))),
+        "{diff:?}"
+    );
+    assert!(
+        view.tools[1]
+            .1
+            .iter()
+            .all(|l| matches!(l, DiffLine::New(_)))
+    );
+    app.update(ch('j'));
+    match app.update(ch('a')) {
+        Some(Effect::ApproveTool { org, slug, tool }) => {
+            assert_eq!(
+                (org.as_str(), slug.as_str(), tool.as_str()),
+                (ORG, "github", "upload")
+            );
+        }
+        other => panic!("expected ApproveTool, got {other:?}"),
+    }
+    // Done reloads the view; the reload drops what was approved.
+    match app.update(Action::Done(Operation::ApproveTool, "Approved".into())) {
+        Some(Effect::LoadWithheld { slug, .. }) => assert_eq!(slug, "github"),
+        other => panic!("expected LoadWithheld, got {other:?}"),
+    }
+    let mut rest = github_tools();
+    rest.retain(|t| t.name != "upload");
+    app.update(Action::WithheldLoaded {
+        org: ORG.into(),
+        slug: "github".into(),
+        tools: rest,
+    });
+    assert!(matches!(&app.mode, Mode::Withheld(v) if v.tools.len() == 1 && v.at.selected == 0));
+    // A failed approval says why and keeps the view.
+    app.update(Action::Failed(
+        Operation::ApproveTool,
+        AdminError::Internal("store failed".into()),
+    ));
+    assert!(matches!(app.mode, Mode::Withheld(_)));
+    assert!(app.flash.as_ref().unwrap().error);
+    // Esc goes back to the MCPs view on the same MCP.
+    assert!(app.update(press(KeyCode::Esc)).is_none());
+    assert!(matches!(app.mode, Mode::Mcps(at) if at.selected == 1));
+}
+
+#[test]
 fn mcps_view_with_no_mcps_removes_nothing() {
     let mut app = loaded_with(snapshot_with(keys(), Vec::new()), 10);
     app.update(ch('m'));

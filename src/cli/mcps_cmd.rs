@@ -143,7 +143,10 @@ fn show(mcp: &Mcp, pins: PinSummary) {
         ("Transport", mcp.transport.kind().to_string()),
         ("Target", clean(&mcp.transport.target())),
         ("Timeout", format!("{}s", mcp.timeout.as_secs())),
-        ("Env/headers", clean(&mcp.transport.secret_names().join(","))),
+        (
+            "Env/headers",
+            clean(&mcp.transport.secret_names().join(",")),
+        ),
         ("Created", human(mcp.created_at)),
         ("Pinned", if pins.pinned { "yes" } else { "no" }.to_owned()),
         ("Tools", pins.tools.to_string()),

@@ -5,8 +5,8 @@
 
 use serde::Serialize;
 
-use super::format::{self, clean, human, rfc3339};
 use super::CliResult;
+use super::format::{self, clean, human, rfc3339};
 use crate::admin;
 use crate::domain::{Actor, Org, Timestamp};
 use crate::store::{Store, ToolRecord, ToolState};

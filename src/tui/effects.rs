@@ -232,9 +232,9 @@ fn run(inner: &mut Inner, actor: &Actor, effect: Effect) -> Vec<Action> {
 
 fn pin_message(slug: &str, pinned: bool, changed: bool) -> String {
     match (pinned, changed) {
-        (true, true) => format!(
-            "Pinned MCP '{slug}': new or changed tools are withheld until approved (t)"
-        ),
+        (true, true) => {
+            format!("Pinned MCP '{slug}': new or changed tools are withheld until approved (t)")
+        }
         (false, true) => format!("Unpinned MCP '{slug}': its tools are served as listed"),
         (true, false) => format!("MCP '{slug}' is already pinned"),
         (false, false) => format!("MCP '{slug}' is not pinned"),

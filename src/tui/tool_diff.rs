@@ -84,12 +84,13 @@ fn middle(old: &[String], new: &[String]) -> Vec<DiffLine> {
         if i < n && j < m && old[i] == new[j] {
             out.push(DiffLine::Same(old[i].clone()));
             (i, j) = (i + 1, j + 1);
-        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            out.push(DiffLine::New(new[j].clone()));
-            j += 1;
-        } else {
+        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            // What went comes before what came, as diffs read.
             out.push(DiffLine::Old(old[i].clone()));
             i += 1;
+        } else {
+            out.push(DiffLine::New(new[j].clone()));
+            j += 1;
         }
     }
     out
@@ -126,6 +127,10 @@ mod tests {
             tool_diff(Some("cut…"), "cut…!"),
             [DiffLine::Old("cut…".into()), DiffLine::New("cut…!".into())]
         );
-        assert!(tool_diff(Some("{}"), "{}").iter().all(|l| matches!(l, DiffLine::Same(_))));
+        assert!(
+            tool_diff(Some("{}"), "{}")
+                .iter()
+                .all(|l| matches!(l, DiffLine::Same(_)))
+        );
     }
 }

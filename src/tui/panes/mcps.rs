@@ -6,8 +6,8 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Paragraph, Row, Table, Wrap};
 
 use super::{ago, with_more_marks};
-use crate::store::PinSummary;
 use crate::rules::visible;
+use crate::store::PinSummary;
 use crate::tui::app::App;
 use crate::tui::layout;
 use crate::tui::scroll::ListPosition;
@@ -23,7 +23,7 @@ pub fn render(app: &App, at: &ListPosition, frame: &mut Frame, area: Rect, theme
             theme.bold(),
         ))
         .title_bottom(Line::styled(
-            " a add · d remove · p pin/unpin · t withheld tools · j/k move · Esc back ",
+            " a add · d remove · p pin/unpin · t withheld tools · Esc back ",
             theme.dim(),
         ))
         .border_style(theme.border(true));
@@ -62,34 +62,29 @@ pub fn render(app: &App, at: &ListPosition, frame: &mut Frame, area: Rect, theme
                 row
             }
         });
+    // The pinning columns are narrow so the target keeps some room at 80 columns.
     let widths = [
         Constraint::Length(16),
-        Constraint::Length(16),
-        Constraint::Length(6),
+        Constraint::Length(14),
+        Constraint::Length(5),
         Constraint::Fill(1),
         Constraint::Length(7),
-        Constraint::Length(14),
-        Constraint::Length(13),
+        Constraint::Length(7),
+        Constraint::Length(8),
     ];
     let header = Row::new([
-        "ID",
-        "Name",
-        "Kind",
-        "Target",
-        "Timeout",
-        "Pinned",
-        "Tools changed",
+        "ID", "Name", "Kind", "Target", "Timeout", "Pinned", "Changed",
     ])
     .style(theme.accent());
     frame.render_widget(Table::new(rows, widths).header(header).block(block), rect);
 }
 
-/// `yes · 2 withheld` / `yes` / `no`: what a pinned MCP keeps from clients.
+/// `yes (2)` (two tools withheld) / `yes` / `no`.
 fn pinned_cell(pins: PinSummary) -> String {
     match (pins.pinned, pins.pending) {
         (false, _) => "no".to_owned(),
         (true, 0) => "yes".to_owned(),
-        (true, n) => format!("yes · {n} held"),
+        (true, n) => format!("yes ({n})"),
     }
 }
 

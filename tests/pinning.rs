@@ -259,6 +259,10 @@ async fn a_pinned_mcp_whose_upstream_changes_a_tools_description_withholds_that_
     assert!(ghost.contains("no MCP 'ghost'"), "{ghost}");
     let no_tool = env.fail(1, ["mcps", "approve", "fake", "nope"]);
     assert!(no_tool.contains("no tool 'nope'"), "{no_tool}");
+    for args in [["mcps", "tools", "ghost"], ["mcps", "show", "ghost"]] {
+        let ghost = env.fail(1, args);
+        assert!(ghost.contains("no MCP 'ghost'"), "{ghost}");
+    }
 
     // A tool the upstream adds later is withheld too, until approved.
     let mut more = poisoned_tools();

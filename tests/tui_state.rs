@@ -1432,7 +1432,15 @@ fn t_on_a_pinned_mcp_lists_only_its_withheld_tools_with_a_diff_and_approves_the_
         }
         other => panic!("expected LoadWithheld, got {other:?}"),
     }
-    // Approving before the tools arrive does nothing.
+    // The wheel moves nothing in an empty list; approving before the tools arrive does nothing.
+    assert!(
+        app.update(Action::Scroll {
+            notches: 1,
+            column: 1,
+            row: 1
+        })
+        .is_none()
+    );
     assert!(app.update(ch('a')).is_none());
     // A load for another MCP is not this view's.
     app.update(Action::WithheldLoaded {
@@ -1473,7 +1481,13 @@ fn t_on_a_pinned_mcp_lists_only_its_withheld_tools_with_a_diff_and_approves_the_
             .iter()
             .all(|l| matches!(l, DiffLine::New(_)))
     );
-    app.update(ch('j'));
+    // The wheel moves the selection, as j does.
+    app.update(Action::Scroll {
+        notches: 1,
+        column: 1,
+        row: 1,
+    });
+    assert!(matches!(&app.mode, Mode::Withheld(v) if v.at.selected == 1));
     match app.update(ch('a')) {
         Some(Effect::ApproveTool { org, slug, tool }) => {
             assert_eq!(

@@ -114,6 +114,10 @@ impl App {
                 let len = palette.matches().len();
                 palette.at.step(step, len, palette_rows)
             }
+            Mode::Withheld(view) => {
+                let len = view.tools.len();
+                view.at.step(step, len, super::WITHHELD_ROWS)
+            }
             _ => {}
         }
         None

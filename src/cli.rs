@@ -4,6 +4,7 @@
 //! codes) are relied on by scripts, so they are defined here and tested
 //! black-box in `tests/cli.rs`.
 
+mod access_cmd;
 mod audit_cmd;
 mod backup_cmd;
 mod completions_cmd;
@@ -187,6 +188,13 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Which tools of which MCPs a key can call now (asks the upstreams for their tool lists)
+    Access {
+        /// The key's id or display prefix
+        key: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke a key for good; it stops working at once and stays listed
     Revoke {
         /// The key's id or display prefix
@@ -223,8 +231,8 @@ pub enum KeysCommand {
 
 #[derive(Debug, Clone, Args)]
 pub struct AccessArgs {
-    /// MCP access: `all` (including MCPs added later) or an MCP id; repeat for several [create default: all]
-    #[arg(long = "mcp", value_name = "ID")]
+    /// MCP access: `all` (including MCPs added later), an MCP id (all its tools) or ID:TOOL,TOOL (only those tools); repeat for several [create default: all]
+    #[arg(long = "mcp", value_name = "ID[:TOOLS]")]
     pub mcp: Vec<String>,
 }
 
@@ -396,10 +404,18 @@ impl AccessArgs {
         if all {
             return Ok(Some(McpAccess::All));
         }
-        let mut ids = self.mcp.clone();
-        ids.sort();
-        ids.dedup();
-        Ok(Some(McpAccess::Only(ids)))
+        let mut grants = Vec::with_capacity(self.mcp.len());
+        for spec in &self.mcp {
+            let grant = crate::rules::mcp_grant(spec).map_err(|e| CliError::Usage(e.message))?;
+            if grants.iter().any(|g: &crate::domain::McpGrant| g.slug == grant.slug) {
+                return Err(CliError::Usage(format!(
+                    "--mcp {} is given twice; name each MCP once, with all its tools in one list",
+                    grant.slug
+                )));
+            }
+            grants.push(grant);
+        }
+        Ok(Some(McpAccess::only(grants)))
     }
 }
 

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::authorize::{Denied, authorize_mcp, may_use};
 use super::mcp::upstream_spec;
+use super::tool_access::may_call;
 use super::{ApiError, AppState};
 use crate::domain::KeyRecord;
 use crate::rules;
@@ -162,7 +163,7 @@ async fn list_tools(state: &AppState, key: &KeyRecord) -> Value {
     for ((mcp, spec), answer) in allowed.iter().zip(&specs).zip(answers) {
         match answer {
             Ok(list) => {
-                for tool in list.iter() {
+                for tool in list.iter().filter(|t| may_call(key, &mcp.slug, &t.name)) {
                     let Ok(mut value) = serde_json::to_value(tool) else {
                         continue;
                     };
@@ -225,6 +226,11 @@ async fn call_tool(state: &AppState, key: &KeyRecord, id: &Value, params: &Value
             ));
         }
     };
+    if !may_call(key, &mcp.slug, tool) {
+        // Told as an unknown tool is; recorded as what it is.
+        let refused = error(id, INVALID_PARAMS, format!("Unknown tool: {name}"));
+        return named(outcome(refused, "unauthorized_tool", 403));
+    }
     let spec = upstream_spec(&mcp);
     let answer = match state.upstreams.call(&spec, tool, arguments).await {
         Ok(value) => outcome(result(id, value), "ok", 200),

@@ -11,6 +11,7 @@ mod mcps;
 mod orgs;
 mod rate_limits;
 mod stats;
+mod tool_grants;
 mod usage;
 
 use std::fs::{DirBuilder, OpenOptions};
@@ -54,6 +55,9 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("../../assets/migrations/0004_rate_limits.sql")).down(include_str!(
             "../../assets/migrations/0004_rate_limits.down.sql"
         )),
+        M::up(include_str!("../../assets/migrations/0005_tool_access.sql")).down(include_str!(
+            "../../assets/migrations/0005_tool_access.down.sql"
+        )),
     ])
 });
 
@@ -62,7 +66,7 @@ pub fn schema_version() -> u32 {
     // One migration per version; the count is tiny and fixed at compile time.
     u32::try_from(MIGRATIONS_COUNT).unwrap_or(u32::MAX)
 }
-const MIGRATIONS_COUNT: usize = 4;
+const MIGRATIONS_COUNT: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

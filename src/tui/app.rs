@@ -9,6 +9,7 @@ mod dialog_lists;
 mod guards;
 mod list;
 mod natural;
+mod tool_lists;
 
 pub use audit::{AUDIT_LOADED, AuditView};
 pub use list::{EXPIRING_SOON_DAYS, expiring_soon};
@@ -72,6 +73,11 @@ pub enum Effect {
     RemoveMcp {
         org: String,
         slug: String,
+    },
+    /// Ask these MCPs' upstreams for their tool lists (`Action::ToolsLoaded`).
+    LoadTools {
+        org: String,
+        slugs: Vec<String>,
     },
     /// Put this text on the clipboard (OSC 52 and the system clipboard).
     Copy(Zeroizing<String>),
@@ -194,6 +200,8 @@ pub struct App {
     pub orgs: Vec<String>,
     pub keys: Vec<KeyRecord>,
     pub mcps: Vec<crate::domain::Mcp>,
+    /// The upstreams' tool lists, for the access previews and the picker.
+    pub tool_lists: tool_lists::ToolLists,
     /// Indices into `keys` that pass the filter, in sort order.
     pub view: Vec<usize>,
     /// Position in `view`.
@@ -235,6 +243,7 @@ impl App {
             orgs: Vec::new(),
             keys: Vec::new(),
             mcps: Vec::new(),
+            tool_lists: Default::default(),
             view: Vec::new(),
             selected: 0,
             offset: 0,
@@ -356,6 +365,10 @@ impl App {
             Action::DetailLoaded(detail) => {
                 self.detail = Some(*detail);
                 self.clamp_detail_scroll();
+                self.ask_tools_of_selected()
+            }
+            Action::ToolsLoaded { org, lists } => {
+                self.on_tools_loaded(&org, lists);
                 None
             }
             Action::RateMoved { key_row, rate } => {
@@ -493,6 +506,10 @@ impl App {
                     self.flash("No changes to save: the key is as it was", false);
                     None
                 }
+                FormOutcome::LoadTools(slug) => {
+                    self.mode = Mode::KeyForm(form);
+                    self.ask_tools([slug.as_str()], true)
+                }
                 FormOutcome::Submit(submit) => {
                     self.mode = Mode::KeyForm(form);
                     let org = self.org.clone();
@@ -546,7 +563,7 @@ impl App {
                     self.mode = Mode::McpForm(form);
                     None
                 }
-                FormOutcome::Cancel | FormOutcome::Unchanged => {
+                FormOutcome::Cancel | FormOutcome::Unchanged | FormOutcome::LoadTools(_) => {
                     self.mode = Mode::Mcps(ListPosition::default());
                     None
                 }
@@ -649,8 +666,10 @@ impl App {
             Intent::CopyPrefix => self.copy_prefix(),
             Intent::Create => {
                 let slugs: Vec<String> = self.mcps.iter().map(|m| m.slug.clone()).collect();
-                self.mode = Mode::KeyForm(Box::new(KeyForm::create(&slugs)));
-                None
+                let mut form = KeyForm::create(&slugs);
+                form.tool_lists = self.tool_lists.all().clone();
+                self.mode = Mode::KeyForm(Box::new(form));
+                self.ask_tools_of_org()
             }
             Intent::Edit | Intent::Revoke | Intent::Rotate => self.key_action(intent),
             Intent::Mcps => {
@@ -691,8 +710,13 @@ impl App {
             return None;
         }
         let slugs: Vec<String> = self.mcps.iter().map(|m| m.slug.clone()).collect();
+        if intent == Intent::Edit {
+            let mut form = KeyForm::edit(&key, &slugs);
+            form.tool_lists = self.tool_lists.all().clone();
+            self.mode = Mode::KeyForm(Box::new(form));
+            return self.ask_tools_of_org();
+        }
         self.mode = match intent {
-            Intent::Edit => Mode::KeyForm(Box::new(KeyForm::edit(&key, &slugs))),
             Intent::Revoke => Mode::Confirm(Pending::RevokeKey {
                 id: key.id.clone(),
                 name: key.name.clone(),

@@ -15,6 +15,8 @@ use crate::admin::{self, AdminError};
 use crate::config;
 use crate::domain::Actor;
 use crate::server::rate_limits::{KeyRateLimits, RateSnapshot};
+use crate::server::tool_lists::live_tool_lists;
+use crate::upstream::Upstreams;
 use crate::store::{AuditQuery, Store, StoreError};
 
 /// One row past what the details list, to know whether there are older ones.
@@ -27,6 +29,9 @@ pub struct Executor {
     actor: Actor,
     /// A routine (tick) refresh is queued or running.
     refreshing: Arc<AtomicBool>,
+    /// Where tool lists are asked: the console's server's pool, so the
+    /// upstreams it already runs answer (a pool of its own without one).
+    upstreams: Upstreams,
 }
 
 struct Inner {
@@ -52,7 +57,49 @@ impl Executor {
             actions,
             actor: config::actor_from_env(),
             refreshing: Arc::new(AtomicBool::new(false)),
+            upstreams: Upstreams::new(),
         }
+    }
+
+    /// Asks tool lists of these upstreams (the console's server's pool).
+    pub fn with_upstreams(mut self, upstreams: Upstreams) -> Executor {
+        self.upstreams = upstreams;
+        self
+    }
+
+    /// The pool tool lists are asked through (stopped at exit when it is
+    /// the console's own).
+    pub fn upstreams(&self) -> &Upstreams {
+        &self.upstreams
+    }
+
+    /// Reads the org's MCPs on a blocking thread, then asks their upstreams
+    /// for their tool lists without holding the store.
+    fn load_tools(&self, org: String, slugs: Vec<String>) {
+        let inner = self.inner.clone();
+        let actions = self.actions.clone();
+        let upstreams = self.upstreams.clone();
+        tokio::spawn(async move {
+            let read = {
+                let org = org.clone();
+                tokio::task::spawn_blocking(move || {
+                    let inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+                    let org = inner.store.org(&org)?;
+                    inner.store.list_mcps(org.row_id)
+                })
+                .await
+            };
+            let mcps: Vec<_> = match read {
+                Ok(Ok(mcps)) => mcps.into_iter().filter(|m| slugs.contains(&m.slug)).collect(),
+                Ok(Err(e)) => {
+                    let _ = actions.send(failed(Operation::Load, e.into()));
+                    return;
+                }
+                Err(_) => return,
+            };
+            let lists = live_tool_lists(&upstreams, &mcps).await;
+            let _ = actions.send(Action::ToolsLoaded { org, lists });
+        });
     }
 
     /// Shows the counts of the server this console runs in the detail pane.
@@ -66,6 +113,9 @@ impl Executor {
 
     /// Starts `effect` in the background. (Copy and Quit are the caller's.)
     pub fn spawn(&self, effect: Effect) {
+        if let Effect::LoadTools { org, slugs } = effect {
+            return self.load_tools(org, slugs);
+        }
         // Ticks ask for a refresh every second; on a big database under load
         // one may take longer, so routine refreshes never queue up behind it.
         let routine = matches!(effect, Effect::Refresh { force: false, .. });
@@ -108,7 +158,7 @@ fn run(inner: &mut Inner, actor: &Actor, effect: Effect) -> Vec<Action> {
                 .map_or_else(|e| vec![failed(Operation::Load, e)], |d| vec![d]);
         }
         Effect::LoadAudit { org } => return vec![audit(store, org)],
-        Effect::Copy(_) | Effect::Quit => return out,
+        Effect::Copy(_) | Effect::Quit | Effect::LoadTools { .. } => return out,
     };
     let org = match store.org(&org_slug) {
         Ok(org) => org,
@@ -198,7 +248,11 @@ fn run(inner: &mut Inner, actor: &Actor, effect: Effect) -> Vec<Action> {
             ),
             Err(e) => failed(Operation::RemoveMcp, e),
         },
-        Effect::LoadDetail { .. } | Effect::LoadAudit { .. } | Effect::Copy(_) | Effect::Quit => {
+        Effect::LoadDetail { .. }
+        | Effect::LoadAudit { .. }
+        | Effect::LoadTools { .. }
+        | Effect::Copy(_)
+        | Effect::Quit => {
             return out;
         }
     };

@@ -156,10 +156,10 @@ fn lines<'a>(
         "MCP access",
         match &key.access {
             McpAccess::All => "All MCPs (including ones added later)".to_string(),
-            McpAccess::Only(slugs) if slugs.is_empty() => {
+            McpAccess::Only(grants) if grants.is_empty() => {
                 "None (its MCPs were removed)".to_string()
             }
-            McpAccess::Only(slugs) => visible(&slugs.join(", ")).into_owned(),
+            McpAccess::Only(_) => visible(&key.access.describe()).into_owned(),
         },
         theme,
     ));

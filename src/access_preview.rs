@@ -1,0 +1,176 @@
+//! What a key can call right now: its grant intersected with the tools each
+//! upstream lists. `plexmcp keys access`, the console's detail pane and the
+//! key form's before/after lines all show this, so it is one pure function
+//! of the grant and the lists (fetched by the caller, which owns the I/O).
+
+use crate::domain::{McpAccess, ToolAccess};
+
+/// What is known of one upstream's tool list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolList {
+    /// Not asked yet, or the answer is on its way.
+    Pending,
+    /// The names the upstream lists now.
+    Listed(Vec<String>),
+    /// It could not be reached; the text says so without any detail that
+    /// could hold a secret (commands, URLs).
+    Unreachable(String),
+}
+
+/// One MCP the key may use, and what it can call there now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpPreview {
+    pub slug: String,
+    pub granted: ToolAccess,
+    pub now: Callable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Callable {
+    /// The upstream answered: these of its `offered` tools can be called;
+    /// `missing` are granted names it does not list now.
+    Tools {
+        callable: Vec<String>,
+        offered: usize,
+        missing: Vec<String>,
+    },
+    Unreachable(String),
+    Pending,
+}
+
+/// The preview for `access` over the org's live MCPs, with each MCP's tool
+/// list as `list_of` knows it.
+pub fn preview<'a>(
+    access: &McpAccess,
+    live_mcps: impl IntoIterator<Item = &'a str>,
+    list_of: impl Fn(&str) -> &'a ToolList,
+) -> Vec<McpPreview> {
+    live_mcps
+        .into_iter()
+        .filter_map(|slug| {
+            let granted = access.tools_of(slug)?.clone();
+            let now = match list_of(slug) {
+                ToolList::Pending => Callable::Pending,
+                ToolList::Unreachable(why) => Callable::Unreachable(why.clone()),
+                ToolList::Listed(names) => {
+                    let callable = names
+                        .iter()
+                        .filter(|n| granted.allows(n))
+                        .cloned()
+                        .collect();
+                    let missing = match &granted {
+                        ToolAccess::All => Vec::new(),
+                        ToolAccess::Only(wanted) => wanted
+                            .iter()
+                            .filter(|w| !names.contains(w))
+                            .cloned()
+                            .collect(),
+                    };
+                    Callable::Tools {
+                        callable,
+                        offered: names.len(),
+                        missing,
+                    }
+                }
+            };
+            Some(McpPreview {
+                slug: slug.to_owned(),
+                granted,
+                now,
+            })
+        })
+        .collect()
+}
+
+fn tools(n: usize) -> String {
+    if n == 1 {
+        "1 tool".to_owned()
+    } else {
+        format!("{n} tools")
+    }
+}
+
+/// `all tools` or the granted names.
+pub fn granted_text(granted: &ToolAccess) -> String {
+    match granted {
+        ToolAccess::All => "all tools".to_owned(),
+        ToolAccess::Only(names) => names.join(", "),
+    }
+}
+
+impl McpPreview {
+    /// One line, without the MCP id: `2 of 13 tools: echo, get-sum`.
+    pub fn summary(&self) -> String {
+        match &self.now {
+            Callable::Tools {
+                callable,
+                offered,
+                missing,
+            } => {
+                let mut text = match (callable.len(), &self.granted) {
+                    (0, _) => format!("no tools (it lists {}, none granted)", tools(*offered)),
+                    (n, ToolAccess::All) => format!("all {}: {}", tools(n), callable.join(", ")),
+                    (n, ToolAccess::Only(_)) => {
+                        format!("{n} of {}: {}", tools(*offered), callable.join(", "))
+                    }
+                };
+                if !missing.is_empty() {
+                    text.push_str(&format!(
+                        " (granted but not listed by the upstream now: {})",
+                        missing.join(", ")
+                    ));
+                }
+                text
+            }
+            Callable::Unreachable(why) => {
+                format!("{why}; granted: {}", granted_text(&self.granted))
+            }
+            Callable::Pending => format!(
+                "asking the upstream…; granted: {}",
+                granted_text(&self.granted)
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::McpGrant;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_grant_meets_the_live_lists() {
+        let access = McpAccess::only(vec![
+            McpGrant {
+                slug: "everything".into(),
+                tools: ToolAccess::only(names(&["get-sum", "echo", "gone"])),
+            },
+            McpGrant::all_tools("github"),
+        ]);
+        let everything = ToolList::Listed(names(&["echo", "get-sum", "get-env"]));
+        let github = ToolList::Unreachable("cannot reach the upstream".into());
+        let other = ToolList::Listed(names(&["x"]));
+        let shown = preview(&access, ["everything", "github", "other"], |slug| {
+            match slug {
+                "everything" => &everything,
+                "github" => &github,
+                _ => &other,
+            }
+        });
+        assert_eq!(shown.len(), 2, "an MCP outside the grant is not shown");
+        assert_eq!(
+            shown[0].summary(),
+            "2 of 3 tools: echo, get-sum (granted but not listed by the upstream now: gone)"
+        );
+        assert_eq!(
+            shown[1].summary(),
+            "cannot reach the upstream; granted: all tools"
+        );
+        let all = preview(&McpAccess::All, ["other"], |_| &other);
+        assert_eq!(all[0].summary(), "all 1 tool: x");
+    }
+}

@@ -468,7 +468,7 @@ fn seed(
             name: name.into(),
             description: None,
             expires: "never".into(),
-            access: McpAccess::Only(access.iter().map(|s| s.to_string()).collect()),
+            access: McpAccess::only_mcps(access.iter().map(|s| s.to_string())),
         };
         let (_, key) =
             admin::create_key_limited(&mut store, &org, &request, rate_limit, &actor, now)?;

@@ -1006,7 +1006,7 @@ fn hostile_app() -> App {
         key.revoked_by = key.revoked_by.as_ref().map(|b| hostile(b));
         key.rotated_from = Some(hostile("Old12345"));
     }
-    stored[1].access = plexmcp::domain::McpAccess::Only(vec![hostile("github")]);
+    stored[1].access = plexmcp::domain::McpAccess::only_mcps([hostile("github")]);
     let mut mcps = mcps();
     for mcp in &mut mcps {
         mcp.slug = hostile(&mcp.slug);

@@ -491,7 +491,7 @@ fn create_form_tab_order_and_expiry_choices() {
 
     // Specific access adds the checklist after MCP Access.
     app.update(press(KeyCode::Right));
-    assert_eq!(key_form(&app).access(), McpAccess::Only(Vec::new()));
+    assert_eq!(key_form(&app).access(), McpAccess::only(Vec::new()));
     app.update(press(KeyCode::Tab));
     assert_eq!(key_form(&app).focus, KeyField::McpList);
     app.update(press(KeyCode::Tab));
@@ -596,7 +596,7 @@ fn create_form_submits_the_request_as_entered() {
                     name: "ci-runner".into(),
                     description: Some("Nightly builds".into()),
                     expires: "1y".into(),
-                    access: McpAccess::Only(vec!["github".into()]),
+                    access: McpAccess::only_mcps(["github"]),
                 }
             );
         }
@@ -1856,7 +1856,7 @@ fn the_mcp_checklist_moves_like_every_list() {
     assert_eq!(key_form(&app).mcp_cursor, 5);
     assert_eq!(
         key_form(&app).access(),
-        McpAccess::Only(vec!["mcp-33".into()])
+        McpAccess::only_mcps(["mcp-33"])
     );
 }
 

@@ -608,7 +608,12 @@ mod tests {
             .unwrap();
         for key in &mut keys {
             if let McpAccess::Only(slugs) = &mut key.access {
-                *slugs = access.remove(&key.row_id).unwrap_or_default();
+                *slugs = access
+                    .remove(&key.row_id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(McpGrant::all_tools)
+                    .collect();
             }
         }
         keys
@@ -645,7 +650,7 @@ mod tests {
                 store.add_mcp(org, &new, &actor, t0).unwrap();
             }
         }
-        let only = |slugs: &[&str]| McpAccess::Only(slugs.iter().map(|s| s.to_string()).collect());
+        let only = |slugs: &[&str]| McpAccess::only_mcps(slugs.iter().copied());
         let accesses = [
             McpAccess::All,
             only(&["zeta", "alpha", "mid"]),

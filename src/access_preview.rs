@@ -154,13 +154,15 @@ mod tests {
         let everything = ToolList::Listed(names(&["echo", "get-sum", "get-env"]));
         let github = ToolList::Unreachable("cannot reach the upstream".into());
         let other = ToolList::Listed(names(&["x"]));
-        let shown = preview(&access, ["everything", "github", "other"], |slug| {
-            match slug {
+        let shown = preview(
+            &access,
+            ["everything", "github", "other"],
+            |slug| match slug {
                 "everything" => &everything,
                 "github" => &github,
                 _ => &other,
-            }
-        });
+            },
+        );
         assert_eq!(shown.len(), 2, "an MCP outside the grant is not shown");
         assert_eq!(
             shown[0].summary(),

@@ -407,7 +407,10 @@ impl AccessArgs {
         let mut grants = Vec::with_capacity(self.mcp.len());
         for spec in &self.mcp {
             let grant = crate::rules::mcp_grant(spec).map_err(|e| CliError::Usage(e.message))?;
-            if grants.iter().any(|g: &crate::domain::McpGrant| g.slug == grant.slug) {
+            if grants
+                .iter()
+                .any(|g: &crate::domain::McpGrant| g.slug == grant.slug)
+            {
                 return Err(CliError::Usage(format!(
                     "--mcp {} is given twice; name each MCP once, with all its tools in one list",
                     grant.slug

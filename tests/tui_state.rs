@@ -1854,10 +1854,7 @@ fn the_mcp_checklist_moves_like_every_list() {
     assert_eq!(key_form(&app).mcp_cursor, 8);
     app.update(wheel(-1));
     assert_eq!(key_form(&app).mcp_cursor, 5);
-    assert_eq!(
-        key_form(&app).access(),
-        McpAccess::only_mcps(["mcp-33"])
-    );
+    assert_eq!(key_form(&app).access(), McpAccess::only_mcps(["mcp-33"]));
 }
 
 /// Item 3: the details scroll to their last line and no further, so `k`

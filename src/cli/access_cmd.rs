@@ -7,8 +7,8 @@
 use chrono::Utc;
 use serde_json::json;
 
-use super::format::{self, clean};
 use super::CliResult;
+use super::format::{self, clean};
 use crate::access_preview::{Callable, McpPreview, ToolList, preview};
 use crate::domain::{KeyRecord, KeyStatus, Org};
 use crate::server::tool_lists::live_tool_lists;

@@ -131,7 +131,12 @@ mod tests {
             assert_eq!(e.field, Field::McpAccess);
         }
         let long = format!("gh:{}", "t".repeat(TOOL_NAME_MAX + 1));
-        assert!(mcp_grant(&long).unwrap_err().message.contains("limit is 128"));
+        assert!(
+            mcp_grant(&long)
+                .unwrap_err()
+                .message
+                .contains("limit is 128")
+        );
         let many: Vec<String> = (0..=TOOLS_PER_GRANT_MAX).map(|i| format!("t{i}")).collect();
         let e = mcp_grant(&format!("gh:{}", many.join(","))).unwrap_err();
         assert!(e.message.contains("at most 1000"), "{}", e.message);

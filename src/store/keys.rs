@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 use super::rate_limits::{describe, limit_columns, limit_from, org_default};
-use super::{Result, Store, StoreError, audit, is_unique_violation, opt_ts, secs, ts};
 use super::tool_grants::{grant_from, tools_column};
+use super::{Result, Store, StoreError, audit, is_unique_violation, opt_ts, secs, ts};
 use crate::domain::{Actor, KeyRecord, McpAccess, McpGrant, Plan, RateLimit, Timestamp};
 
 /// A key about to be stored: validated fields plus the argon2 hash of its text.
@@ -146,7 +146,11 @@ fn resolve_access(
     Ok(rows)
 }
 
-fn write_access(tx: &Transaction<'_>, key_row: i64, mcp_rows: &[(i64, Option<String>)]) -> Result<()> {
+fn write_access(
+    tx: &Transaction<'_>,
+    key_row: i64,
+    mcp_rows: &[(i64, Option<String>)],
+) -> Result<()> {
     tx.execute("DELETE FROM key_mcp_access WHERE key_id = ?1", [key_row])?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO key_mcp_access (key_id, mcp_id, tools_json) VALUES (?1, ?2, ?3)",

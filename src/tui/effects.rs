@@ -16,8 +16,8 @@ use crate::config;
 use crate::domain::Actor;
 use crate::server::rate_limits::{KeyRateLimits, RateSnapshot};
 use crate::server::tool_lists::live_tool_lists;
-use crate::upstream::Upstreams;
 use crate::store::{AuditQuery, Store, StoreError};
+use crate::upstream::Upstreams;
 
 /// One row past what the details list, to know whether there are older ones.
 const RECENT_PROBE: u32 = DETAIL_RECENT as u32 + 1;
@@ -90,7 +90,10 @@ impl Executor {
                 .await
             };
             let mcps: Vec<_> = match read {
-                Ok(Ok(mcps)) => mcps.into_iter().filter(|m| slugs.contains(&m.slug)).collect(),
+                Ok(Ok(mcps)) => mcps
+                    .into_iter()
+                    .filter(|m| slugs.contains(&m.slug))
+                    .collect(),
                 Ok(Err(e)) => {
                     let _ = actions.send(failed(Operation::Load, e.into()));
                     return;

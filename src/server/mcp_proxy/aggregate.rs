@@ -216,7 +216,9 @@ impl AggregateHandler {
             match entries {
                 Ok(mut entries) => {
                     if matches!(list, List::Tools) {
-                        grant_of(context)?.tools.retain_entries(member.slug(), &mut entries);
+                        grant_of(context)?
+                            .tools
+                            .retain_entries(member.slug(), &mut entries);
                     }
                     for mut entry in entries {
                         list.rename(member.slug(), &mut entry);

@@ -158,7 +158,8 @@ async fn admit(
         {
             usage.request_id = Some(call.id());
             usage.tool = Some(call.tool().to_owned());
-            usage.forbidden_tool = matches!(target, Target::One(slug) if is_forbidden_tool(&key, slug, call.tool()));
+            usage.forbidden_tool =
+                matches!(target, Target::One(slug) if is_forbidden_tool(&key, slug, call.tool()));
             plain_call = Some(call);
         } else {
             let Some(message) = read_head(&bytes) else {
@@ -188,7 +189,9 @@ async fn admit(
                                 .map(|(mcp, own)| (Some(mcp.to_owned()), own.to_owned()))
                                 .unwrap_or((None, name));
                             usage.forbidden_tool = rpc_method == "tools/call"
-                                && mcp.as_deref().is_some_and(|m| is_forbidden_tool(&key, m, &own));
+                                && mcp
+                                    .as_deref()
+                                    .is_some_and(|m| is_forbidden_tool(&key, m, &own));
                             usage.mcp = mcp;
                             usage.tool = Some(own);
                         }

@@ -99,7 +99,10 @@ impl ToolPicker {
             }
             KeyCode::Char(' ') if self.cursor == 0 => self.all = !self.all,
             KeyCode::Char(' ') => {
-                let name = self.names().get(self.cursor - 1).map(|(n, _)| n.to_string());
+                let name = self
+                    .names()
+                    .get(self.cursor - 1)
+                    .map(|(n, _)| n.to_string());
                 if let Some(name) = name {
                     self.toggle(name);
                 }

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use plexmcp::server::Gateway;
 use plexmcp::store::Store;
-use plexmcp::tui::action::{Action, Detail, ServerStatus, Snapshot};
+use plexmcp::tui::action::{Action, Detail, OrgChoice, ServerStatus, Snapshot};
 use plexmcp::tui::app::App;
 use plexmcp::tui::theme::Theme;
 use plexmcp::tui::ui;
@@ -255,7 +255,7 @@ fn first_frame(db: &std::path::Path, theme: &Theme) -> anyhow::Result<(FirstFram
     let orgs = store
         .list_orgs(now)?
         .into_iter()
-        .map(|s| s.org.slug)
+        .map(OrgChoice::from)
         .collect();
     step("list orgs", &mut at);
     let keys = store.list_keys(org.row_id)?;

@@ -1,5 +1,5 @@
 //! The command line: `plexmcp` (console), `serve`, the scriptable
-//! `keys`, `mcps`, `org`, `audit` and `config` commands, and the operator's `backup`,
+//! `keys`, `mcps`, `org`, `audit`, `usage` and `config` commands, and the operator's `backup`,
 //! `restore`, `db check`, `completions` and `man`. Output contracts (JSON fields, exit
 //! codes) are relied on by scripts, so they are defined here and tested
 //! black-box in `tests/cli.rs`.
@@ -9,6 +9,7 @@ mod audit_cmd;
 mod backup_cmd;
 mod completions_cmd;
 mod config_cmd;
+mod csv;
 mod db_cmd;
 mod format;
 mod keys_cmd;
@@ -16,6 +17,7 @@ mod mcps_cmd;
 mod org_cmd;
 mod prompt;
 mod serve_cmd;
+mod usage_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,6 +68,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "on|off|sample:N")]
     pub access_log: Option<String>,
 
+    /// Days raw usage events are kept before the usage writer of `serve` or the console prunes them; hourly statistics stay (env PLEXMCP_USAGE_RETENTION_DAYS) [default: 90]
+    #[arg(long, global = true, value_name = "DAYS")]
+    pub usage_retention_days: Option<String>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -90,6 +96,9 @@ pub enum Command {
     /// List, export and verify the audit trail of administrative changes
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Export the raw usage events (one per request) still within the retention
+    #[command(subcommand)]
+    Usage(UsageCommand),
     /// Show the effective configuration, or write a commented default file
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -349,6 +358,23 @@ pub struct AuditFilter {
     pub since: Option<String>,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum UsageCommand {
+    /// Write the organization's raw usage events to stdout, oldest first
+    /// (older ones are pruned after usage.retention_days; hourly statistics stay)
+    Export {
+        /// ndjson (one JSON object a line) or csv (RFC 4180, with a header)
+        #[arg(long, value_enum, default_value = "ndjson")]
+        format: ExportFormat,
+        /// Only this key's requests (its id or display prefix)
+        #[arg(long, value_name = "KEY")]
+        key: Option<String>,
+        /// Only requests since T: an age (30m, 24h, 7d), a date YYYY-MM-DD (UTC) or an RFC 3339 time
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+    },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
     Ndjson,
@@ -453,6 +479,7 @@ impl Cli {
             log_filter: self.log_filter.clone(),
             log_format: self.log_format.clone(),
             access_log: self.access_log.clone(),
+            usage_retention_days: self.usage_retention_days.clone(),
         }
     }
 }
@@ -516,8 +543,14 @@ fn run_on_store(
                 }
                 Command::Keys(cmd) => keys_cmd::run(&mut store, &org, cmd),
                 Command::Mcps(cmd) => mcps_cmd::run(&mut store, &org, cmd),
-                Command::Org(cmd) => org_cmd::run(&mut store, &org, cmd),
+                Command::Org(cmd) => org_cmd::run(
+                    &mut store,
+                    &org,
+                    cmd,
+                    settings.usage_retention_days.value.days(),
+                ),
                 Command::Audit(cmd) => audit_cmd::run(&mut store, &org, cmd),
+                Command::Usage(cmd) => usage_cmd::run(&mut store, &org, cmd),
                 // Not reached: `run` answers these before opening the store.
                 Command::Config(_) => config_cmd::show(settings),
                 Command::Ops(op) => run_operation(&settings.db.value, op),
@@ -576,6 +609,7 @@ fn run_console(settings: &config::Settings) -> ExitCode {
         listen,
         proxy: settings.proxy_settings(),
         metrics_listen: settings.metrics_listen.value.map(|addr| addr.0),
+        usage_retention_days: settings.usage_retention_days.value.days(),
     };
     match crate::tui::run(options) {
         Ok(()) => ExitCode::SUCCESS,

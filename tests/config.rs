@@ -83,6 +83,20 @@ fn flag_beats_env_beats_file_beats_default() {
     let mut cmd = plexmcp(&env);
     cmd.env("PLEXMCP_ORG", "from-env")
         .env("PLEXMCP_LISTEN", "127.0.0.1:2222");
+    let retention = stdout(&run(
+        {
+            let mut c = plexmcp(&env);
+            c.env("PLEXMCP_USAGE_RETENTION_DAYS", "30");
+            c
+        },
+        &["--usage-retention-days", "7", "config", "show"],
+    ));
+    assert_shown(
+        &retention,
+        "usage.retention_days",
+        "7",
+        "flag --usage-retention-days",
+    );
     let show = stdout(&run(cmd, &["--org", "from-flag", "config", "show"]));
     assert_shown(&show, "org", "\"from-flag\"", "flag --org");
     assert_shown(
@@ -93,7 +107,8 @@ fn flag_beats_env_beats_file_beats_default() {
     );
     assert_shown(&show, "log.format", "\"json\"", "file");
     assert_shown(&show, "log.access", "\"on\"", "default");
-    assert!(show.contains("(not used yet)"), "{show}");
+    assert_shown(&show, "usage.retention_days", "90", "default");
+    assert!(!show.contains("(not used yet)"), "{show}");
 
     // Without the flag the variable wins; without the variable, the file.
     let mut cmd = plexmcp(&env);

@@ -8,10 +8,6 @@ use plexmcp::domain::AuditEvent;
 use plexmcp::store::AuditRecord;
 use plexmcp::tui::action::Action;
 use plexmcp::tui::app::{App, Effect, Mode};
-use plexmcp::tui::theme::Theme;
-use plexmcp::tui::ui;
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::KeyCode;
 use tui_support::*;
 
@@ -243,19 +239,10 @@ fn a_change_to_the_database_reloads_the_view() {
 
 // ------------------------------------------------------------ screens
 
-fn draw(app: &mut App, width: u16, height: u16) -> String {
-    app.update(Action::Resize { width, height });
-    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-    terminal
-        .draw(|f| ui::render(app, f, &Theme { color: false }))
-        .unwrap();
-    terminal.backend().to_string()
-}
-
 fn screens(name: &str, make: impl Fn() -> App) {
     for (width, height) in [(80, 24), (120, 40)] {
         let mut app = make();
-        let screen = draw(&mut app, width, height);
+        let screen = screen_text(&mut app, width, height);
         insta::with_settings!({ snapshot_suffix => format!("{width}x{height}") }, {
             insta::assert_snapshot!(name, screen);
         });
@@ -295,7 +282,7 @@ fn audit_view_screens() {
 #[test]
 fn old_and_new_values_and_addresses_are_on_screen() {
     let mut app = audit_app();
-    let screen = draw(&mut app, 120, 40);
+    let screen = screen_text(&mut app, 120, 40);
     for text in [
         "\"ci\" -> \"ci-deploy\"",
         "203.0.113.9",
@@ -320,7 +307,7 @@ fn stored_text_cannot_drive_the_terminal() {
         org: ORG.into(),
         events: evil,
     });
-    let screen = draw(&mut app, 120, 40);
+    let screen = screen_text(&mut app, 120, 40);
     for c in ['\u{202E}', '\u{1b}', '\u{200B}'] {
         assert!(!screen.contains(c), "raw {c:?} on screen");
     }

@@ -10,25 +10,12 @@ use plexmcp::admin::AdminError;
 use plexmcp::server::usage_writer::Losses;
 use plexmcp::tui::action::{Action, CopyReport, ServerStatus};
 use plexmcp::tui::app::App;
-use plexmcp::tui::theme::Theme;
-use plexmcp::tui::ui;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::KeyCode;
 use tui_support::*;
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
-
-/// Draws `app` at `width`×`height` after telling it the size, as the
-/// event loop does before every draw.
-fn draw(app: &mut App, width: u16, height: u16) -> Terminal<TestBackend> {
-    app.update(Action::Resize { width, height });
-    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-    terminal
-        .draw(|f| ui::render(app, f, &Theme { color: false }))
-        .unwrap();
-    terminal
-}
 
 fn assert_screen(name: &str, app: &mut App, width: u16, height: u16) {
     let terminal = draw(app, width, height);
@@ -680,6 +667,22 @@ fn org_picker() {
 }
 
 #[test]
+fn command_palette() {
+    screens("command_palette", || {
+        let mut app = loaded();
+        app.update(ch(':'));
+        app
+    });
+    screens("command_palette_narrowed", || {
+        let mut app = loaded();
+        app.update(ch(':'));
+        type_text(&mut app, "re");
+        app.update(press(KeyCode::Down));
+        app
+    });
+}
+
+#[test]
 fn help() {
     screens("help", || {
         let mut app = loaded();
@@ -1013,7 +1016,11 @@ fn hostile_app() -> App {
         mcp.name = hostile(&mcp.name);
     }
     let mut snapshot = snapshot_with(stored, mcps);
-    snapshot.orgs.push(hostile("evil-org"));
+    snapshot.orgs.push(org_choice(
+        &hostile("evil-org"),
+        plexmcp::domain::Plan::Free,
+        0,
+    ));
     let mut app = loaded_with(snapshot, 10);
     let mut detail = detail();
     for tool in &mut detail.usage.by_tool {

@@ -11,7 +11,7 @@ use plexmcp::rules::Field;
 use plexmcp::tui::action::{Action, CopyReport, Operation, ServerStatus};
 use plexmcp::tui::app::{App, Effect, Focus, Mode, Pending, SortKey};
 use plexmcp::tui::forms::{KeyField, McpField};
-use ratatui::crossterm::event::KeyCode;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use tui_support::*;
 
 fn selected_name(app: &App) -> &str {
@@ -2089,4 +2089,103 @@ fn a_moved_rate_updates_only_the_selected_keys_detail() {
         "nothing to load"
     );
     assert_eq!(app.selected_detail().and_then(|d| d.rate), Some(rate));
+}
+
+// ---------------------------------------------------------- command palette
+
+#[test]
+fn every_palette_command_names_the_key_that_does_the_same() {
+    use plexmcp::tui::action::intent_for;
+    use plexmcp::tui::palette::COMMANDS;
+    for command in COMMANDS {
+        let code = match command.key {
+            "Esc" => KeyCode::Esc,
+            one if one.chars().count() == 1 => KeyCode::Char(one.chars().next().unwrap()),
+            other => panic!("{}: unexpected key label {other:?}", command.name),
+        };
+        let event = KeyEvent::new(code, KeyModifiers::NONE);
+        assert_eq!(
+            intent_for(event),
+            Some(command.intent),
+            "{} says {}",
+            command.name,
+            command.key
+        );
+    }
+}
+
+#[test]
+fn the_palette_runs_a_command_by_name() {
+    let mut app = loaded();
+    app.update(ch(':'));
+    assert!(matches!(app.mode, Mode::Palette(_)));
+    type_text(&mut app, "aud");
+    let effect = app.update(press(KeyCode::Enter));
+    assert!(matches!(app.mode, Mode::Audit(_)), "{:?}", app.mode);
+    assert!(
+        matches!(effect, Some(Effect::LoadAudit { .. })),
+        "{effect:?}"
+    );
+}
+
+#[test]
+fn the_palette_moves_between_matches_and_closes_with_esc() {
+    let mut app = loaded();
+    app.update(ch(':'));
+    type_text(&mut app, "sort");
+    app.update(press(KeyCode::Down));
+    // "sort", then "reverse-sort": the second one runs.
+    app.update(press(KeyCode::Enter));
+    assert_normal(&app);
+    assert!(app.sort_reversed);
+
+    app.update(ch(':'));
+    type_text(&mut app, "rev");
+    assert!(app.update(press(KeyCode::Esc)).is_none());
+    assert_normal(&app);
+    assert!(app.sort_reversed, "Esc ran nothing");
+}
+
+#[test]
+fn the_palette_switches_org_and_sets_a_filter_with_an_argument() {
+    let mut app = loaded();
+    app.update(ch(':'));
+    type_text(&mut app, "filter ci-dep");
+    app.update(press(KeyCode::Enter));
+    assert_normal(&app);
+    assert_eq!(app.filter, "ci-dep");
+    assert_eq!(app.view.len(), 1);
+
+    app.update(ch(':'));
+    type_text(&mut app, "org nowhere");
+    assert!(app.update(press(KeyCode::Enter)).is_none());
+    assert!(matches!(app.mode, Mode::Palette(_)), "stays open to fix");
+    let flash = app.flash.as_ref().expect("a message");
+    assert_eq!(flash.text, "No organization 'nowhere' (o lists them)");
+    assert!(flash.error);
+
+    app.update(press(KeyCode::Esc));
+    app.update(ch(':'));
+    type_text(&mut app, "org beta-labs");
+    match app.update(press(KeyCode::Enter)) {
+        Some(Effect::Refresh { org, force, .. }) => {
+            assert_eq!(org, "beta-labs");
+            assert!(force);
+        }
+        other => panic!("expected Refresh, got {other:?}"),
+    }
+    assert_eq!(app.org, "beta-labs");
+}
+
+#[test]
+fn the_palette_says_when_nothing_matches() {
+    let mut app = loaded();
+    app.update(ch(':'));
+    type_text(&mut app, "zzz");
+    assert!(app.update(press(KeyCode::Enter)).is_none());
+    assert!(matches!(app.mode, Mode::Palette(_)));
+    assert_eq!(
+        app.flash.as_ref().map(|f| f.text.as_str()),
+        Some("No command matches 'zzz'")
+    );
 }

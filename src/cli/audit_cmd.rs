@@ -2,11 +2,10 @@
 //! people (a table), scripts (JSON) and archives (NDJSON or CSV streamed to
 //! stdout), and a check of the database's hash chain.
 
-use std::io::{self, BufWriter, Write};
-
 use chrono::Utc;
 use serde::Serialize;
 
+use super::csv;
 use super::format::{self, clean, human};
 use super::{AuditCommand, CliError, CliResult, ExportFormat};
 use crate::admin;
@@ -130,49 +129,14 @@ fn target(r: &AuditRecord) -> String {
 /// Streams the matching events to stdout, oldest first, one row in memory
 /// at a time. A closed pipe ends the process quietly (see `cli::run`).
 fn export(store: &Store, query: &AuditQuery, format: ExportFormat) -> CliResult {
-    let stdout = io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    if format == ExportFormat::Csv {
-        write_csv_row(&mut out, CSV_HEADER.iter().map(|h| Some(*h)))?;
-    }
+    let mut out = csv::Exporter::stdout(format, &CSV_HEADER)?;
     store.audit_each(query, |record| -> Result<(), CliError> {
         let row = AuditJson::of(record);
-        match format {
-            ExportFormat::Ndjson => format::write_json_line(&mut out, &row)?,
-            ExportFormat::Csv => write_csv_row(&mut out, row.cells().iter().map(Option::as_deref))?,
-        }
+        out.row(&row, || row.cells())?;
         Ok(())
     })?;
-    out.flush()?;
+    out.finish()?;
     Ok(())
-}
-
-/// One CSV record (RFC 4180): fields joined by commas, CRLF at the end; a
-/// NULL is an empty field.
-fn write_csv_row<'a>(
-    out: &mut impl Write,
-    cells: impl Iterator<Item = Option<&'a str>>,
-) -> io::Result<()> {
-    for (i, cell) in cells.enumerate() {
-        if i > 0 {
-            out.write_all(b",")?;
-        }
-        out.write_all(csv_field(cell.unwrap_or("")).as_bytes())?;
-    }
-    out.write_all(b"\r\n")
-}
-
-/// A field quoted when it holds a comma, a quote or a line break (quotes
-/// doubled inside), or leading/trailing spaces that readers may trim.
-/// Values are never otherwise changed, so the hashes can be recomputed.
-pub fn csv_field(value: &str) -> std::borrow::Cow<'_, str> {
-    let needs_quotes =
-        value.contains([',', '"', '\r', '\n']) || value.starts_with(' ') || value.ends_with(' ');
-    if needs_quotes {
-        format!("\"{}\"", value.replace('"', "\"\"")).into()
-    } else {
-        value.into()
-    }
 }
 
 /// One event for JSON, NDJSON and CSV: the stored values, times as RFC 3339.
@@ -314,20 +278,4 @@ fn verdict(report: &ChainReport, expected: Option<&str>, say: bool) -> CliResult
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::csv_field;
-
-    #[test]
-    fn csv_fields_are_quoted_only_when_needed() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field(""), "");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
-        assert_eq!(csv_field("cr\rhere"), "\"cr\rhere\"");
-        assert_eq!(csv_field(" padded"), "\" padded\"");
-    }
 }

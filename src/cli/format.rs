@@ -319,6 +319,21 @@ pub fn org_json(s: &OrgSummary) -> OrgJson<'_> {
     }
 }
 
+/// A size for people: bytes, KiB, MiB or GiB with one decimal above bytes.
+pub fn bytes_text(bytes: u64) -> String {
+    const UNITS: [&str; 3] = ["KiB", "MiB", "GiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 pub fn limit_text(limit: Option<u32>) -> String {
     limit.map_or_else(|| "unlimited".to_string(), |l| l.to_string())
 }

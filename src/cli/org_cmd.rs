@@ -1,6 +1,7 @@
 //! `plexmcp org …`
 
 use chrono::Utc;
+use serde::Serialize;
 
 use super::format::{self, human};
 use super::{CliError, CliResult, OrgCommand};
@@ -10,14 +11,21 @@ use crate::domain::RateLimit;
 use crate::rules;
 use crate::store::Store;
 
-pub fn run(store: &mut Store, org_slug: &str, cmd: OrgCommand) -> CliResult {
+/// `retention_days`: the usage retention in effect, which `org show` reports
+/// beside the oldest raw event still kept.
+pub fn run(store: &mut Store, org_slug: &str, cmd: OrgCommand, retention_days: u32) -> CliResult {
     let actor = config::actor_from_env();
     let now = Utc::now();
     match cmd {
         OrgCommand::Show { json } => {
             let s = store.org_summary(org_slug, now)?;
+            let storage = Storage::read(store, s.org.row_id, retention_days)?;
             if json {
-                return Ok(format::print_json(&format::org_json(&s))?);
+                return Ok(format::print_json(&OrgShowJson {
+                    org: format::org_json(&s),
+                    database: &storage.database,
+                    usage: &storage.usage,
+                })?);
             }
             println!("Organization  {} ({})", s.org.slug, s.org.name);
             println!(
@@ -38,6 +46,7 @@ pub fn run(store: &mut Store, org_slug: &str, cmd: OrgCommand) -> CliResult {
                     .map_or_else(|| "none".to_owned(), |l| l.to_string())
             );
             println!("Created       {}", human(s.org.created_at));
+            storage.print();
             Ok(())
         }
         OrgCommand::SetPlan { plan } => {
@@ -117,6 +126,76 @@ pub fn run(store: &mut Store, org_slug: &str, cmd: OrgCommand) -> CliResult {
                 .collect();
             format::print_table(&["ORG", "PLAN", "ACTIVE KEYS", "MCPS", "CREATED"], &rows);
             Ok(())
+        }
+    }
+}
+
+/// `org show --json`: the organization's fields, then where its data lives.
+#[derive(Serialize)]
+struct OrgShowJson<'a> {
+    #[serde(flatten)]
+    org: format::OrgJson<'a>,
+    database: &'a DatabaseJson,
+    usage: &'a RawUsageJson,
+}
+
+#[derive(Serialize)]
+struct DatabaseJson {
+    path: String,
+    size_bytes: u64,
+    /// Space freed (by pruning, say) that later writes reuse first.
+    free_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct RawUsageJson {
+    /// RFC 3339; `null` when no raw event of this organization is kept.
+    oldest_event: Option<String>,
+    retention_days: u32,
+}
+
+/// The database's size and the organization's oldest raw usage event.
+struct Storage {
+    database: DatabaseJson,
+    usage: RawUsageJson,
+    oldest: Option<chrono::DateTime<Utc>>,
+}
+
+impl Storage {
+    fn read(store: &Store, org_id: i64, retention_days: u32) -> Result<Storage, CliError> {
+        let size = store.database_size()?;
+        let oldest = store
+            .oldest_usage_event(org_id)?
+            .and_then(chrono::DateTime::from_timestamp_millis);
+        Ok(Storage {
+            database: DatabaseJson {
+                path: store.path().display().to_string(),
+                size_bytes: size.bytes,
+                free_bytes: size.free_bytes,
+            },
+            usage: RawUsageJson {
+                oldest_event: oldest.map(format::rfc3339),
+                retention_days,
+            },
+            oldest,
+        })
+    }
+
+    fn print(&self) {
+        let db = &self.database;
+        println!(
+            "Database      {} ({}, {} free for reuse)",
+            format::clean(&db.path),
+            format::bytes_text(db.size_bytes),
+            format::bytes_text(db.free_bytes)
+        );
+        let kept = format!(
+            "kept {} days (usage.retention_days)",
+            self.usage.retention_days
+        );
+        match self.oldest {
+            Some(at) => println!("Raw usage     oldest event {}, {kept}", human(at)),
+            None => println!("Raw usage     no events, {kept}"),
         }
     }
 }

@@ -2,6 +2,8 @@
 //! SIGTERM and SIGINT stop it gracefully; SIGHUP re-reads the
 //! configuration and applies what can change while running.
 
+use std::sync::Arc;
+
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -10,6 +12,7 @@ use super::CliError;
 use crate::config::{self, Flags, Settings};
 use crate::logging::{self, FilterHandle};
 use crate::server;
+use crate::server::usage_pruner::Retention;
 use crate::store::Store;
 
 pub fn run(
@@ -35,18 +38,23 @@ pub fn run(
         if settings.config_file.present {
             tracing::info!("configuration from {}", settings.config_file.path.display());
         }
+        let mut gateway = server::Gateway::with_settings(
+            store,
+            settings.proxy_settings(),
+            settings.usage_retention_days.value.days(),
+        )?;
         let cancel = CancellationToken::new();
         let reloader = Reloader {
             flags: flags.clone(),
             current: settings.clone(),
             filter,
+            retention: gateway.state().usage.retention().clone(),
         };
         // Registered before the "serving" line, so a SIGHUP sent as soon as
         // it appears reloads rather than killing the process.
         let signals = Signals::register();
         tokio::spawn(watch_signals(signals, cancel.clone(), reloader));
         tracing::info!("plexmcp serving POST /mcp on http://{}", listener.local_addr()?);
-        let mut gateway = server::Gateway::with_proxy_settings(store, settings.proxy_settings())?;
         if let Some(metrics) = settings.metrics_listen.value {
             let addr = metrics.0;
             let listener = TcpListener::bind(addr)
@@ -112,6 +120,8 @@ struct Reloader {
     flags: Flags,
     current: Settings,
     filter: Option<FilterHandle>,
+    /// The usage writer's retention, which changes without a restart.
+    retention: Arc<Retention>,
 }
 
 impl Reloader {
@@ -132,6 +142,11 @@ impl Reloader {
                 Some(Err(e)) => tracing::error!("SIGHUP: cannot change log.filter: {e}"),
                 None => tracing::warn!("SIGHUP: log.filter needs a restart"),
             }
+        }
+        let days = new.usage_retention_days.value.days();
+        if days != old.usage_retention_days.value.days() {
+            self.retention.set_days(days);
+            tracing::info!("SIGHUP: usage.retention_days is now {days}");
         }
         if new.access_log.value != old.access_log.value {
             logging::set_access_log(new.access_log.value);

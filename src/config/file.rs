@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::values::{AccessLog, Cidr, ListenAddr, LogFilter, LogFormat};
+use super::values::{AccessLog, Cidr, ListenAddr, LogFilter, LogFormat, RetentionDays};
 
 /// What a configuration file may say; `None` means "not in the file".
 #[derive(Debug, Default, Deserialize)]
@@ -62,7 +62,7 @@ pub struct SessionsSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UsageSection {
-    pub retention_days: Option<u32>,
+    pub retention_days: Option<RetentionDays>,
 }
 
 #[derive(Debug, Default, Deserialize)]

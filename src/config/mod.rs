@@ -11,8 +11,10 @@ mod values;
 use std::path::PathBuf;
 
 pub use file::{ConfigError, FileConfig};
-pub use settings::{ConfigFileUse, Flags, Settings, Source, Sourced, process_env};
-pub use values::{AccessLog, Cidr, ListenAddr, LogFilter, LogFormat};
+pub use settings::{
+    ConfigFileUse, DEFAULT_RETENTION_DAYS, Flags, Settings, Source, Sourced, process_env,
+};
+pub use values::{AccessLog, Cidr, ListenAddr, LogFilter, LogFormat, RetentionDays};
 
 use crate::domain::Actor;
 

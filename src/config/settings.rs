@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::file::{ConfigError, FileConfig};
-use super::values::{AccessLog, Cidr, ListenAddr, LogFilter, LogFormat};
+use super::values::{AccessLog, Cidr, ListenAddr, LogFilter, LogFormat, RetentionDays};
 use super::{
     DEFAULT_COMMAND_LOG, DEFAULT_LISTEN, DEFAULT_ORG, DEFAULT_SERVE_LOG, default_config_path,
     default_db_path,
@@ -24,6 +24,7 @@ pub struct Flags {
     pub log_filter: Option<String>,
     pub log_format: Option<String>,
     pub access_log: Option<String>,
+    pub usage_retention_days: Option<String>,
 }
 
 /// Where a value came from.
@@ -113,7 +114,7 @@ pub struct Settings {
     pub session_idle_timeout_secs: Sourced<u64>,
     pub sessions_max_per_key: Sourced<u32>,
     pub sessions_max_total: Sourced<u32>,
-    pub usage_retention_days: Sourced<u32>,
+    pub usage_retention_days: Sourced<RetentionDays>,
     pub metrics_listen: Sourced<Option<ListenAddr>>,
 }
 
@@ -240,7 +241,17 @@ impl Settings {
             ),
             sessions_max_per_key: from_file(file.sessions.max_per_key, DEFAULT_SESSIONS_PER_KEY),
             sessions_max_total: from_file(file.sessions.max_total, DEFAULT_SESSIONS_TOTAL),
-            usage_retention_days: from_file(file.usage.retention_days, DEFAULT_RETENTION_DAYS),
+            usage_retention_days: pick.one(
+                flags
+                    .usage_retention_days
+                    .as_deref()
+                    .map(|v| ("--usage-retention-days", v)),
+                "PLEXMCP_USAGE_RETENTION_DAYS",
+                file.usage.retention_days,
+                RetentionDays::try_from(i64::from(DEFAULT_RETENTION_DAYS))
+                    .expect("default retention"),
+                str::parse,
+            )?,
             metrics_listen: match file.metrics.listen {
                 Some(addr) => Sourced {
                     value: Some(addr),
@@ -274,7 +285,6 @@ impl Settings {
         let mut row = |key: &str, value: String, source: Source, note: &str| {
             rows.push((key.to_string(), value, format!("{source}{note}")));
         };
-        const UNUSED: &str = " (not used yet)";
         row(
             "db",
             quoted(&self.db.value.to_string_lossy()),
@@ -381,7 +391,7 @@ impl Settings {
             "usage.retention_days",
             self.usage_retention_days.value.to_string(),
             self.usage_retention_days.source,
-            UNUSED,
+            "",
         );
         match &self.metrics_listen.value {
             Some(addr) => row(

@@ -152,6 +152,62 @@ impl fmt::Display for AccessLog {
     }
 }
 
+/// How many days raw usage events are kept: 1 to 36,500 (a century). The
+/// hourly roll-ups are kept regardless, so a short retention loses only
+/// the per-request detail, never the statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i64")]
+pub struct RetentionDays(u32);
+
+impl RetentionDays {
+    pub const MAX: u32 = 36_500;
+
+    pub fn days(self) -> u32 {
+        self.0
+    }
+
+    fn checked(days: i64) -> Result<Self, String> {
+        u32::try_from(days)
+            .ok()
+            .filter(|d| (1..=Self::MAX).contains(d))
+            .map(RetentionDays)
+            .ok_or_else(|| {
+                format!(
+                    "'{days}' is not a retention: give a number of days from 1 to {}",
+                    Self::MAX
+                )
+            })
+    }
+}
+
+impl FromStr for RetentionDays {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        // `90d` reads as well as `90`, like the durations elsewhere.
+        let digits = s.strip_suffix('d').unwrap_or(s);
+        match digits.parse::<i64>() {
+            Ok(days) => RetentionDays::checked(days),
+            Err(_) => Err(format!(
+                "'{s}' is not a retention: give a number of days from 1 to {}",
+                Self::MAX
+            )),
+        }
+    }
+}
+
+impl TryFrom<i64> for RetentionDays {
+    type Error = String;
+    fn try_from(days: i64) -> Result<Self, String> {
+        RetentionDays::checked(days)
+    }
+}
+
+impl fmt::Display for RetentionDays {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// An IP address or a CIDR block such as `10.0.0.0/8`, kept as written
 /// (for `config show`) and as the network it names (for matching).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -227,6 +283,26 @@ mod tests {
         }
         for bad in ["10.0.0.0/33", "::/129", "10.0.0/8", "proxy", "1.2.3.4/"] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn retention_days_forms() {
+        assert_eq!(
+            "90".parse::<RetentionDays>().map(RetentionDays::days),
+            Ok(90)
+        );
+        assert_eq!(
+            "7d".parse::<RetentionDays>().map(RetentionDays::days),
+            Ok(7)
+        );
+        assert_eq!(
+            "36500".parse::<RetentionDays>().map(RetentionDays::days),
+            Ok(36_500)
+        );
+        for bad in ["0", "-1", "36501", "", "d", "1.5", "ninety", "99999999999"] {
+            let e = bad.parse::<RetentionDays>().unwrap_err();
+            assert!(e.contains("from 1 to 36500"), "{bad}: {e}");
         }
     }
 

@@ -300,6 +300,19 @@ impl Collector for Scraped {
             "Usage batches whose commit failed (their events are lost).",
             losses.failed_batches,
         )?;
+        let retention = usage.retention();
+        counter(
+            &mut encoder,
+            "plexmcp_usage_events_pruned",
+            "Raw usage events deleted past usage.retention_days (hourly statistics stay).",
+            retention.pruned(),
+        )?;
+        gauge(
+            &mut encoder,
+            "plexmcp_usage_retention_days",
+            "Days raw usage events are kept.",
+            i64::from(retention.days()),
+        )?;
         gauge(
             &mut encoder,
             "plexmcp_database_size_bytes",

@@ -18,6 +18,7 @@ pub mod rate_limits;
 mod tool_access;
 pub mod tool_lists;
 mod upstream_reaper;
+pub mod usage_pruner;
 pub mod usage_writer;
 
 use std::sync::Arc;
@@ -87,7 +88,17 @@ impl Gateway {
         store: Store,
         settings: mcp_proxy::ProxySettings,
     ) -> Result<Gateway, ServeError> {
-        let writer = UsageWriter::start(store.reopen()?)?;
+        Gateway::with_settings(store, settings, crate::config::DEFAULT_RETENTION_DAYS)
+    }
+
+    /// As [`Gateway::with_proxy_settings`]; the usage writer keeps raw
+    /// usage events `usage_retention_days` and prunes older ones.
+    pub fn with_settings(
+        store: Store,
+        settings: mcp_proxy::ProxySettings,
+        usage_retention_days: u32,
+    ) -> Result<Gateway, ServeError> {
+        let writer = UsageWriter::start_with_retention(store.reopen()?, usage_retention_days)?;
         let reaper_store = store.reopen()?;
         let db = store.path().to_path_buf();
         let state = Arc::new(AppState {

@@ -3,7 +3,8 @@
 //! queued up as one transaction, so batches grow with load by themselves.
 //! What it cannot record (a full queue, a refused batch) is counted for the
 //! console and summarised in the log at most once per `WARN_EVERY`, so a
-//! full disk cannot flood the log as well.
+//! full disk cannot flood the log as well. Between batches it also prunes
+//! raw events past the retention period (`usage_pruner`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::usage_pruner::{Pruner, Retention};
 use crate::store::{Store, UsageEvent};
 
 /// Events waiting beyond this are dropped (and counted) rather than
@@ -149,6 +151,7 @@ impl LossReport {
 pub struct UsageSink {
     tx: mpsc::Sender<Message>,
     stats: Arc<WriterStats>,
+    retention: Arc<Retention>,
 }
 
 impl UsageSink {
@@ -175,6 +178,11 @@ impl UsageSink {
     pub fn stats(&self) -> &Arc<WriterStats> {
         &self.stats
     }
+
+    /// How long raw events are kept, and how many were pruned.
+    pub fn retention(&self) -> &Arc<Retention> {
+        &self.retention
+    }
 }
 
 /// Starts the writer thread and hands out sinks.
@@ -183,16 +191,33 @@ pub struct UsageWriter {
 }
 
 impl UsageWriter {
-    /// The thread ends by itself once every sink is dropped.
+    /// With the default retention (`config::DEFAULT_RETENTION_DAYS`).
     pub fn start(store: Store) -> std::io::Result<UsageWriter> {
+        UsageWriter::start_with_retention(store, crate::config::DEFAULT_RETENTION_DAYS)
+    }
+
+    /// Raw events older than `retention_days` are pruned from the first
+    /// turn on. The thread ends by itself once every sink is dropped.
+    pub fn start_with_retention(store: Store, retention_days: u32) -> std::io::Result<UsageWriter> {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let stats = Arc::new(WriterStats::default());
+        let retention = Retention::new(retention_days);
+        // Only for waiting on the queue with a deadline (pruning is due
+        // even when no events come); SQLite work runs outside it.
+        let clock = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()?;
         let thread_stats = stats.clone();
+        let pruner = Pruner::new(retention.clone(), Instant::now());
         std::thread::Builder::new()
             .name("usage-writer".into())
-            .spawn(move || run(store, rx, &thread_stats))?;
+            .spawn(move || run(store, rx, &thread_stats, pruner, &clock))?;
         Ok(UsageWriter {
-            sink: UsageSink { tx, stats },
+            sink: UsageSink {
+                tx,
+                stats,
+                retention,
+            },
         })
     }
 
@@ -206,14 +231,60 @@ impl UsageWriter {
     }
 }
 
-fn run(mut store: Store, mut rx: mpsc::Receiver<Message>, stats: &WriterStats) {
+/// What waiting on the queue brought.
+enum Next {
+    Message(Message),
+    /// Nothing within the wait: time for a pruning step.
+    Idle,
+    /// Every sink is gone.
+    Closed,
+}
+
+fn next_message(
+    rx: &mut mpsc::Receiver<Message>,
+    wait: Duration,
+    clock: &tokio::runtime::Runtime,
+) -> Next {
+    match rx.try_recv() {
+        Ok(message) => return Next::Message(message),
+        Err(mpsc::error::TryRecvError::Disconnected) => return Next::Closed,
+        Err(mpsc::error::TryRecvError::Empty) if wait.is_zero() => return Next::Idle,
+        Err(mpsc::error::TryRecvError::Empty) => {}
+    }
+    // The timer is created inside `block_on`: it needs the runtime's clock.
+    match clock.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
+        Ok(Some(message)) => Next::Message(message),
+        Ok(None) => Next::Closed,
+        Err(_) => Next::Idle,
+    }
+}
+
+fn wall_clock_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn run(
+    mut store: Store,
+    mut rx: mpsc::Receiver<Message>,
+    stats: &WriterStats,
+    mut pruner: Pruner,
+    clock: &tokio::runtime::Runtime,
+) {
     if let Err(e) = store.relax_durability() {
         tracing::warn!(error = %e, "usage writer keeps full fsync");
     }
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut waiters = Vec::new();
     let mut report = LossReport::default();
-    while let Some(first) = rx.blocking_recv() {
+    loop {
+        let first = match next_message(&mut rx, pruner.due_in(Instant::now()), clock) {
+            Next::Message(message) => message,
+            Next::Idle => {
+                pruner.step(&mut store, Instant::now(), wall_clock_ms());
+                continue;
+            }
+            Next::Closed => break,
+        };
         // Let a busy server's events gather for a moment, so one transaction
         // carries hundreds instead of a handful; a flush is served at once.
         if matches!(first, Message::Event(_)) {
@@ -236,6 +307,8 @@ fn run(mut store: Store, mut rx: mpsc::Receiver<Message>, stats: &WriterStats) {
         for done in waiters.drain(..) {
             let _ = done.send(());
         }
+        // Between write batches: one small pruning step when one is due.
+        pruner.step(&mut store, Instant::now(), wall_clock_ms());
     }
     commit(&mut store, &mut batch, stats, &mut report);
     if let Some(warning) = report.remaining(stats.losses(), Instant::now()) {

@@ -13,6 +13,7 @@ mod rate_limits;
 mod stats;
 mod tool_grants;
 mod usage;
+mod usage_retention;
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::io;
@@ -36,6 +37,7 @@ pub use mcps::NewMcp;
 pub use orgs::OrgSummary;
 pub use stats::{ClientIp, KeyUsage, RecentRequest, ToolCount};
 pub use usage::UsageEvent;
+pub use usage_retention::{DbSize, UsageQuery, UsageRecord};
 
 /// "PMCP": written into the SQLite header so foreign files are recognised.
 pub const APPLICATION_ID: u32 = 0x504D_4350;

@@ -40,6 +40,26 @@ pub struct RecentRequest {
     pub user_agent: Option<String>,
 }
 
+/// The columns `RecentRequest::from_row` reads, in its order.
+const REQUEST_COLUMNS: &str =
+    "at_ms, mcp_slug, tool, outcome, http_status, latency_us, client_ip, user_agent";
+
+impl RecentRequest {
+    /// Reads `REQUEST_COLUMNS` starting at column `first`.
+    pub(super) fn from_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Self> {
+        Ok(RecentRequest {
+            at_ms: r.get(first)?,
+            mcp: r.get(first + 1)?,
+            tool: r.get(first + 2)?,
+            outcome: r.get(first + 3)?,
+            http_status: r.get(first + 4)?,
+            latency_us: count(r.get(first + 5)?),
+            client_ip: r.get(first + 6)?,
+            user_agent: r.get(first + 7)?,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct KeyUsage {
     pub total: u64,
@@ -154,23 +174,12 @@ impl Store {
             })?
             .collect::<rusqlite::Result<_>>()?;
 
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT at_ms, mcp_slug, tool, outcome, http_status, latency_us, client_ip, user_agent FROM usage_events
-             WHERE key_id = ?1 ORDER BY at_ms DESC LIMIT ?2",
-        )?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM usage_events
+             WHERE key_id = ?1 ORDER BY at_ms DESC LIMIT ?2"
+        ))?;
         usage.recent = stmt
-            .query_map(params![key_row, recent], |r| {
-                Ok(RecentRequest {
-                    at_ms: r.get(0)?,
-                    mcp: r.get(1)?,
-                    tool: r.get(2)?,
-                    outcome: r.get(3)?,
-                    http_status: r.get(4)?,
-                    latency_us: count(r.get(5)?),
-                    client_ip: r.get(6)?,
-                    user_agent: r.get(7)?,
-                })
-            })?
+            .query_map(params![key_row, recent], |r| RecentRequest::from_row(r, 0))?
             .collect::<rusqlite::Result<_>>()?;
         Ok(usage)
     }

@@ -11,7 +11,7 @@ use crate::keys::ApiKey;
 use crate::server::live::Health;
 use crate::server::rate_limits::RateSnapshot;
 use crate::server::usage_writer::Losses;
-use crate::store::{AuditRecord, KeyUsage};
+use crate::store::{AuditRecord, KeyUsage, OrgSummary};
 
 /// Everything the store knows that the list view shows.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,9 +19,29 @@ pub struct Snapshot {
     pub org_slug: String,
     pub plan: Plan,
     pub active_keys: u32,
-    pub orgs: Vec<String>,
+    pub orgs: Vec<OrgChoice>,
     pub keys: Vec<KeyRecord>,
     pub mcps: Vec<Mcp>,
+}
+
+/// One organization as the picker lists it: enough to choose by plan and
+/// room left, without switching first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgChoice {
+    pub slug: String,
+    pub plan: Plan,
+    /// Keys counting against the plan (neither revoked nor expired).
+    pub active_keys: u32,
+}
+
+impl From<OrgSummary> for OrgChoice {
+    fn from(summary: OrgSummary) -> Self {
+        OrgChoice {
+            slug: summary.org.slug,
+            plan: summary.org.plan,
+            active_keys: summary.active_keys,
+        }
+    }
 }
 
 /// How many recent requests, and how many audit events, the details list.
@@ -175,6 +195,8 @@ pub enum Intent {
     Orgs,
     Audit,
     Help,
+    /// `:`: every action by name.
+    Palette,
     /// Long lines of the details: cut with `…` (the default) or wrapped whole.
     Wrap,
 }
@@ -269,9 +291,9 @@ pub const BINDINGS: &[Binding] = &[
         intents: &[Intent::Wrap],
     },
     Binding {
-        keys: "?",
-        does: "this help",
-        intents: &[Intent::Help],
+        keys: "? · :",
+        does: "this help · command palette (actions by name)",
+        intents: &[Intent::Help, Intent::Palette],
     },
     Binding {
         keys: "q / Ctrl-C",
@@ -312,6 +334,7 @@ pub fn intent_for(key: KeyEvent) -> Option<Intent> {
         KeyCode::Char('o') => Intent::Orgs,
         KeyCode::Char('a') => Intent::Audit,
         KeyCode::Char('?') => Intent::Help,
+        KeyCode::Char(':') => Intent::Palette,
         KeyCode::Char('w') => Intent::Wrap,
         _ => return None,
     })

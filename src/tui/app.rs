@@ -9,6 +9,7 @@ mod dialog_lists;
 mod guards;
 mod list;
 mod natural;
+mod palette_keys;
 mod tool_lists;
 
 pub use audit::{AUDIT_LOADED, AuditView};
@@ -21,11 +22,12 @@ use tui_input::backend::crossterm::EventHandler;
 use zeroize::Zeroizing;
 
 use super::action::{
-    Action, CopyReport, Detail, Intent, Operation, ServerStatus, Snapshot, intent_for,
+    Action, CopyReport, Detail, Intent, Operation, OrgChoice, ServerStatus, Snapshot, intent_for,
     is_force_quit,
 };
 use super::forms::{FormOutcome, KeyForm, KeySubmit, McpForm};
 use super::layout;
+use super::palette::Palette;
 use super::scroll::{ListPosition, Step};
 use crate::admin::{EditRequest, KeyRequest, McpRequest};
 use crate::domain::{KeyRecord, Plan, Timestamp};
@@ -179,6 +181,8 @@ pub enum Mode {
     Orgs(ListPosition),
     /// The organization's audit trail (`a`).
     Audit(Box<AuditView>),
+    /// The `:` command palette.
+    Palette(Box<Palette>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,7 +201,7 @@ pub struct App {
     pub org: String,
     pub plan: Plan,
     pub active_keys: u32,
-    pub orgs: Vec<String>,
+    pub orgs: Vec<OrgChoice>,
     pub keys: Vec<KeyRecord>,
     pub mcps: Vec<crate::domain::Mcp>,
     /// The upstreams' tool lists, for the access previews and the picker.
@@ -576,6 +580,7 @@ impl App {
                 }
             },
             Mode::Orgs(at) => self.orgs_key(key, at),
+            Mode::Palette(palette) => self.palette_key(palette, key),
         }
     }
 
@@ -610,6 +615,11 @@ impl App {
                 _ => {}
             }
         }
+        self.run_intent(intent)
+    }
+
+    /// What an intent of the list view does, from its key or the palette.
+    fn run_intent(&mut self, intent: Intent) -> Option<Effect> {
         match intent {
             Intent::Quit => self.quit(),
             Intent::Down => self.step_list(Step::Down),
@@ -677,7 +687,11 @@ impl App {
                 None
             }
             Intent::Orgs => {
-                let selected = self.orgs.iter().position(|o| *o == self.org).unwrap_or(0);
+                let selected = self
+                    .orgs
+                    .iter()
+                    .position(|o| o.slug == self.org)
+                    .unwrap_or(0);
                 let mut at = ListPosition::at(selected);
                 at.clamp(self.orgs.len(), layout::picker_rows(self.screen_area()));
                 self.mode = Mode::Orgs(at);
@@ -685,6 +699,10 @@ impl App {
             }
             Intent::Help => {
                 self.mode = Mode::Help;
+                None
+            }
+            Intent::Palette => {
+                self.mode = Mode::Palette(Box::default());
                 None
             }
             Intent::Audit => self.open_audit(),

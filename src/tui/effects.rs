@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use chrono::Utc;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::action::{Action, DETAIL_RECENT, Detail, Operation, Snapshot};
+use super::action::{Action, DETAIL_RECENT, Detail, Operation, OrgChoice, Snapshot};
 use super::app::{AUDIT_LOADED, Effect};
 use crate::admin::{self, AdminError};
 use crate::config;
@@ -281,7 +281,7 @@ fn load(store: &Store, org_slug: &str) -> Action {
             orgs: store
                 .list_orgs(now)?
                 .into_iter()
-                .map(|s| s.org.slug)
+                .map(OrgChoice::from)
                 .collect(),
             keys: store.list_keys(org.row_id)?,
             mcps: store.list_mcps(org.row_id)?,

@@ -85,3 +85,9 @@ pub const PICKER_CHROME: u16 = 4;
 pub fn picker_rows(area: Rect) -> usize {
     usize::from(area.height.saturating_sub(PICKER_CHROME)).max(1)
 }
+
+/// Rows of commands the palette shows at once: the picker's, less the typed
+/// line and the blank under it.
+pub fn palette_rows(area: Rect) -> usize {
+    picker_rows(area).saturating_sub(2).max(1)
+}

@@ -10,6 +10,7 @@ mod clipboard;
 mod effects;
 pub mod forms;
 pub mod layout;
+pub mod palette;
 pub mod panes;
 pub mod scroll;
 pub mod theme;
@@ -54,6 +55,8 @@ pub struct ConsoleOptions {
     pub proxy: crate::server::mcp_proxy::ProxySettings,
     /// Where the built-in server serves `GET /metrics`; `None` is off.
     pub metrics_listen: Option<SocketAddr>,
+    /// Days the built-in server's usage writer keeps raw usage events.
+    pub usage_retention_days: u32,
 }
 
 /// How long quitting waits for in-flight requests and the usage writer.
@@ -89,11 +92,10 @@ struct BackgroundServer {
 
 async fn start_server(
     store: &Store,
-    listen: Option<SocketAddr>,
-    proxy: crate::server::mcp_proxy::ProxySettings,
-    metrics_listen: Option<SocketAddr>,
+    options: &ConsoleOptions,
     cancel: &CancellationToken,
 ) -> BackgroundServer {
+    let (listen, metrics_listen) = (options.listen, options.metrics_listen);
     let not_running = |status| BackgroundServer {
         status,
         counters: None,
@@ -116,11 +118,9 @@ async fn start_server(
             return not_running(ServerStatus::Failed(why));
         }
     };
-    let mut gateway = match store
-        .reopen()
-        .map_err(Into::into)
-        .and_then(|store| Gateway::with_proxy_settings(store, proxy))
-    {
+    let mut gateway = match store.reopen().map_err(Into::into).and_then(|store| {
+        Gateway::with_settings(store, options.proxy.clone(), options.usage_retention_days)
+    }) {
         Ok(gateway) => gateway,
         Err(e) => return not_running(ServerStatus::Failed(e.to_string())),
     };
@@ -161,14 +161,7 @@ async fn start_server(
 
 async fn console(store: Store, options: ConsoleOptions) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
-    let server = start_server(
-        &store,
-        options.listen,
-        options.proxy.clone(),
-        options.metrics_listen,
-        &cancel,
-    )
-    .await;
+    let server = start_server(&store, &options, &cancel).await;
 
     install_panic_hook();
     let mut terminal = ratatui::try_init()?;

@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use unicode_width::UnicodeWidthStr;
 
 use super::app::{App, Focus, Mode};
-use super::panes::{audit, detail, dialogs, forms, key_list, mcps, status_bar, wrap};
+use super::panes::{audit, detail, dialogs, forms, key_list, mcps, palette, status_bar, wrap};
 use super::theme::Theme;
 use crate::rules::visible;
 
@@ -39,6 +39,7 @@ pub fn render(app: &App, frame: &mut Frame, theme: &Theme) {
         Mode::McpForm(form) => forms::mcp_form(form, frame, area, theme),
         Mode::Orgs(at) => dialogs::orgs(app, at, frame, area, theme),
         Mode::Audit(view) => audit::render(app, view, frame, area, theme),
+        Mode::Palette(p) => palette::render(p, frame, area, theme),
     }
     long_message(app, frame, areas.footer, theme);
 }
@@ -196,6 +197,7 @@ fn footer<'a>(app: &'a App, theme: &Theme, width: u16) -> Paragraph<'a> {
             ("f", "selected key"),
             ("Esc", "back"),
         ],
+        Mode::Palette(_) => &[("↑/↓", "choose"), ("Enter", "run"), ("Esc", "close")],
         Mode::Help | Mode::Filter(_) => &[("any key", "close")],
     };
     let filter = (!app.filter.is_empty() && matches!(app.mode, Mode::Normal)).then(|| {

@@ -39,7 +39,7 @@ pub struct Run {
 }
 
 /// Variables of the caller's shell that would change what the binary does.
-const CLEARED_VARS: [&str; 10] = [
+const CLEARED_VARS: [&str; 11] = [
     "PLEXMCP_DB",
     "PLEXMCP_ORG",
     "PLEXMCP_LISTEN",
@@ -47,6 +47,7 @@ const CLEARED_VARS: [&str; 10] = [
     "PLEXMCP_LOG_FORMAT",
     "PLEXMCP_ACCESS_LOG",
     "PLEXMCP_CONFIG",
+    "PLEXMCP_USAGE_RETENTION_DAYS",
     "SSH_CONNECTION",
     "LOGNAME",
     "RUST_BACKTRACE",

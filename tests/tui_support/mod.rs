@@ -11,8 +11,12 @@ use chrono::{TimeDelta, TimeZone, Utc};
 use plexmcp::domain::{AuditEvent, KeyRecord, Mcp, McpAccess, McpTransport, Plan, Timestamp};
 use plexmcp::keys::{self, ApiKey, ServerSecret};
 use plexmcp::store::{ClientIp, KeyUsage, RecentRequest, ToolCount};
-use plexmcp::tui::action::{Action, Detail, ServerStatus, Snapshot};
+use plexmcp::tui::action::{Action, Detail, OrgChoice, ServerStatus, Snapshot};
 use plexmcp::tui::app::App;
+use plexmcp::tui::theme::Theme;
+use plexmcp::tui::ui;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::Rect;
 
@@ -117,12 +121,20 @@ pub fn snapshot_with(keys: Vec<KeyRecord>, mcps: Vec<Mcp>) -> Snapshot {
         plan: Plan::Pro,
         active_keys: 2,
         orgs: vec![
-            ORG.to_string(),
-            "beta-labs".to_string(),
-            "default".to_string(),
+            org_choice(ORG, Plan::Pro, 2),
+            org_choice("beta-labs", Plan::Free, 5),
+            org_choice("default", Plan::Enterprise, 31),
         ],
         keys,
         mcps,
+    }
+}
+
+pub fn org_choice(slug: &str, plan: Plan, active_keys: u32) -> OrgChoice {
+    OrgChoice {
+        slug: slug.to_string(),
+        plan,
+        active_keys,
     }
 }
 
@@ -335,4 +347,20 @@ pub fn wheel_at(notches: i32, column: u16, row: u16) -> Action {
         column,
         row,
     }
+}
+
+/// Draws `app` at `width`×`height` after telling it the size, as the
+/// event loop does before every draw.
+pub fn draw(app: &mut App, width: u16, height: u16) -> Terminal<TestBackend> {
+    app.update(Action::Resize { width, height });
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal
+        .draw(|f| ui::render(app, f, &Theme { color: false }))
+        .unwrap();
+    terminal
+}
+
+/// The screen `draw` leaves, as text.
+pub fn screen_text(app: &mut App, width: u16, height: u16) -> String {
+    draw(app, width, height).backend().to_string()
 }

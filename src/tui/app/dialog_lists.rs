@@ -58,19 +58,8 @@ impl App {
         }
         match key.code {
             KeyCode::Enter => {
-                let org = self.orgs.get(at.selected)?.clone();
-                if org == self.org {
-                    return None;
-                }
-                self.org = org;
-                self.keys.clear();
-                self.view.clear();
-                self.detail = None;
-                self.selected = 0;
-                self.offset = 0;
-                self.loaded = false;
-                self.flash(format!("Switched to organization '{}'", self.org), false);
-                Some(self.refresh(true))
+                let org = self.orgs.get(at.selected)?.slug.clone();
+                self.switch_org(org)
             }
             KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('o') => None,
             _ => {
@@ -78,6 +67,22 @@ impl App {
                 None
             }
         }
+    }
+
+    /// Shows another organization (from the picker or `:org SLUG`).
+    pub(super) fn switch_org(&mut self, org: String) -> Option<Effect> {
+        if org == self.org {
+            return None;
+        }
+        self.org = org;
+        self.keys.clear();
+        self.view.clear();
+        self.detail = None;
+        self.selected = 0;
+        self.offset = 0;
+        self.loaded = false;
+        self.flash(format!("Switched to organization '{}'", self.org), false);
+        Some(self.refresh(true))
     }
 
     /// The wheel moves whatever list or text is in front: a dialog's list
@@ -98,10 +103,15 @@ impl App {
             return None;
         }
         let (mcps_rows, picker_rows) = (self.mcps_rows(), layout::picker_rows(self.screen_area()));
+        let palette_rows = layout::palette_rows(self.screen_area());
         match &mut self.mode {
             Mode::Mcps(at) => at.step(step, self.mcps.len(), mcps_rows),
             Mode::Orgs(at) => at.step(step, self.orgs.len(), picker_rows),
             Mode::KeyForm(form) => form.wheel(notches),
+            Mode::Palette(palette) => {
+                let len = palette.matches().len();
+                palette.at.step(step, len, palette_rows)
+            }
             _ => {}
         }
         None

@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Paragraph, Wrap};
 
 use super::with_more_marks;
 use crate::rules::visible;
-use crate::tui::action::BINDINGS;
+use crate::tui::action::{BINDINGS, OrgChoice};
 use crate::tui::app::{App, Pending, ShowKey};
 use crate::tui::layout;
 use crate::tui::scroll::ListPosition;
@@ -188,8 +188,7 @@ pub fn orgs(app: &App, at: &ListPosition, frame: &mut Frame, area: Rect, theme: 
         .iter()
         .enumerate()
         .map(|(i, org)| {
-            let marker = if *org == app.org { " (current)" } else { "" };
-            let line = Line::from(format!(" {}{marker}", visible(org)));
+            let line = Line::from(org_line(org, *org.slug == app.org));
             if shown.start + i == at.selected {
                 line.style(theme.selected())
             } else {
@@ -207,6 +206,24 @@ pub fn orgs(app: &App, at: &ListPosition, frame: &mut Frame, area: Rect, theme: 
     ));
     let block = with_more_marks(popup("Organizations", theme), &shown, theme);
     draw_in(frame, area, block, lines, 64);
+}
+
+/// One picker row: slug, plan and keys against the plan's limit, so an
+/// operator sees where there is room before switching.
+fn org_line(org: &OrgChoice, current: bool) -> String {
+    let keys = match org.plan.key_limit() {
+        Some(limit) if org.active_keys >= limit => {
+            format!("{}/{limit} keys, full", org.active_keys)
+        }
+        Some(limit) => format!("{}/{limit} keys", org.active_keys),
+        None => format!("{} keys", org.active_keys),
+    };
+    let marker = if current { " (current)" } else { "" };
+    format!(
+        " {:<24} {:<10} {keys}{marker}",
+        visible(&org.slug),
+        org.plan.as_str()
+    )
 }
 
 pub fn help(frame: &mut Frame, area: Rect, theme: &Theme) {

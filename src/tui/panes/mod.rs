@@ -6,6 +6,7 @@ pub mod dialogs;
 pub mod forms;
 pub mod key_list;
 pub mod mcps;
+pub mod palette;
 pub mod status_bar;
 
 use ratatui::style::Style;

@@ -433,14 +433,20 @@ impl AccessArgs {
         let mut grants = Vec::with_capacity(self.mcp.len());
         for spec in &self.mcp {
             let grant = crate::rules::mcp_grant(spec).map_err(|e| CliError::Usage(e.message))?;
-            if grants
+            // The same grant twice is harmless (scripts often repeat one);
+            // two different grants for one MCP would leave us guessing.
+            match grants
                 .iter()
-                .any(|g: &crate::domain::McpGrant| g.slug == grant.slug)
+                .find(|g: &&crate::domain::McpGrant| g.slug == grant.slug)
             {
-                return Err(CliError::Usage(format!(
-                    "--mcp {} is given twice; name each MCP once, with all its tools in one list",
-                    grant.slug
-                )));
+                Some(earlier) if *earlier == grant => continue,
+                Some(_) => {
+                    return Err(CliError::Usage(format!(
+                        "--mcp {} is given twice with different tools; name each MCP once, with all its tools in one list",
+                        grant.slug
+                    )));
+                }
+                None => {}
             }
             grants.push(grant);
         }

@@ -84,10 +84,17 @@ pub fn mcp_grant(raw: &str) -> Result<McpGrant, RuleError> {
     }
     let tools = match tools {
         None => ToolAccess::All,
-        Some(list) => tool_list(list.split(',').map(str::trim)).map_err(|mut e| {
-            e.message = format!("--mcp {id}: {}", e.message);
-            e
-        })?,
+        Some(list) => {
+            // `github:` names no tool at all: say so, rather than "empty name".
+            let names: Vec<&str> = match list.trim() {
+                "" => Vec::new(),
+                list => list.split(',').map(str::trim).collect(),
+            };
+            tool_list(names).map_err(|mut e| {
+                e.message = format!("--mcp {id}: {}", e.message);
+                e
+            })?
+        }
     };
     Ok(McpGrant {
         slug: id.to_string(),

@@ -122,15 +122,66 @@ impl McpPreview {
                 }
                 text
             }
+            // The grant first: in a narrow pane it is what must show.
             Callable::Unreachable(why) => {
-                format!("{why}; granted: {}", granted_text(&self.granted))
+                format!("{} granted · {why}", granted_text(&self.granted))
             }
             Callable::Pending => format!(
-                "asking the upstream…; granted: {}",
+                "{} granted · asking the upstream",
                 granted_text(&self.granted)
             ),
         }
     }
+}
+
+/// The tools (`mcp:tool`) an edit from `before` to `after` would make
+/// callable and those it would take away, for what the upstreams list now.
+pub fn changes(before: &[McpPreview], after: &[McpPreview]) -> (Vec<String>, Vec<String>) {
+    let callable = |shown: &[McpPreview]| -> Vec<String> {
+        shown
+            .iter()
+            .flat_map(|p| match &p.now {
+                Callable::Tools { callable, .. } => callable
+                    .iter()
+                    .map(|t| format!("{}:{t}", p.slug))
+                    .collect::<Vec<_>>(),
+                _ => Vec::new(),
+            })
+            .collect()
+    };
+    let (was, will) = (callable(before), callable(after));
+    let gains = will.iter().filter(|t| !was.contains(t)).cloned().collect();
+    let loses = was.iter().filter(|t| !will.contains(t)).cloned().collect();
+    (gains, loses)
+}
+
+/// [`changes`] as the CLI and the console say it: `gains: …`, `loses: …`,
+/// or that nothing callable changes.
+pub fn change_lines(before: &[McpPreview], after: &[McpPreview]) -> Vec<String> {
+    let (gains, loses) = changes(before, after);
+    let mut lines = Vec::new();
+    if !gains.is_empty() {
+        lines.push(format!("gains: {}", gains.join(", ")));
+    }
+    if !loses.is_empty() {
+        lines.push(format!("loses: {}", loses.join(", ")));
+    }
+    // An upstream not heard from cannot be counted either way: say so,
+    // rather than claim nothing changes there.
+    let mut unknown: Vec<&str> = before
+        .iter()
+        .chain(after)
+        .filter(|p| !matches!(p.now, Callable::Tools { .. }))
+        .map(|p| p.slug.as_str())
+        .collect();
+    unknown.sort_unstable();
+    unknown.dedup();
+    if !unknown.is_empty() {
+        lines.push(format!("tool lists not known for: {}", unknown.join(", ")));
+    } else if lines.is_empty() {
+        lines.push("no change to what it can call now".to_owned());
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -170,9 +221,38 @@ mod tests {
         );
         assert_eq!(
             shown[1].summary(),
-            "cannot reach the upstream; granted: all tools"
+            "all tools granted · cannot reach the upstream"
         );
         let all = preview(&McpAccess::All, ["other"], |_| &other);
         assert_eq!(all[0].summary(), "all 1 tool: x");
+    }
+
+    #[test]
+    fn an_edit_says_what_it_gains_and_loses() {
+        let everything = ToolList::Listed(names(&["echo", "get-sum", "get-env"]));
+        let before = McpAccess::only(vec![McpGrant {
+            slug: "everything".into(),
+            tools: ToolAccess::only(names(&["echo", "get-sum"])),
+        }]);
+        let after = McpAccess::only(vec![McpGrant {
+            slug: "everything".into(),
+            tools: ToolAccess::only(names(&["echo", "get-env"])),
+        }]);
+        let shown = |a: &McpAccess| preview(a, ["everything"], |_| &everything);
+        assert_eq!(
+            change_lines(&shown(&before), &shown(&after)),
+            ["gains: everything:get-env", "loses: everything:get-sum"]
+        );
+        assert_eq!(
+            change_lines(&shown(&before), &shown(&before)),
+            ["no change to what it can call now"]
+        );
+        // A list not known yet is said so, not taken as "no change".
+        let pending = ToolList::Pending;
+        let unknown = |a: &McpAccess| preview(a, ["everything"], |_| &pending);
+        assert_eq!(
+            change_lines(&unknown(&before), &unknown(&after)),
+            ["tool lists not known for: everything"]
+        );
     }
 }

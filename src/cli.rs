@@ -201,6 +201,9 @@ pub enum KeysCommand {
     Access {
         /// The key's id or display prefix
         key: String,
+        /// Also show what it could call with this access, as `keys edit --mcp` would set it; nothing is saved
+        #[arg(long = "mcp", value_name = "ID[:TOOLS]")]
+        mcp: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -417,7 +420,7 @@ fn parse_plan(s: &str) -> Result<Plan, String> {
 
 impl AccessArgs {
     /// `None` when no `--mcp` was given; a usage error for `all` mixed with ids.
-    fn access(&self) -> Result<Option<McpAccess>, CliError> {
+    pub(crate) fn access(&self) -> Result<Option<McpAccess>, CliError> {
         if self.mcp.is_empty() {
             return Ok(None);
         }

@@ -167,7 +167,12 @@ fn create_with_specific_mcps() {
     assert_eq!(all["tool_access"], json!("all"));
 
     // Two different grants for one MCP are refused, not guessed at.
-    let err = env.fail(2, ["keys", "create", "--name", "x", "--mcp", "jira:a", "--mcp", "jira"]);
+    let err = env.fail(
+        2,
+        [
+            "keys", "create", "--name", "x", "--mcp", "jira:a", "--mcp", "jira",
+        ],
+    );
     assert_eq!(
         err.trim(),
         "error: --mcp jira is given twice with different tools; name each MCP once, with all its tools in one list"

@@ -6,6 +6,7 @@
 
 mod tui_support;
 
+use plexmcp::access_preview::ToolList;
 use plexmcp::admin::AdminError;
 use plexmcp::server::usage_writer::Losses;
 use plexmcp::tui::action::{Action, CopyReport, ServerStatus};
@@ -1307,9 +1308,38 @@ fn unnamed_requests_read_the_same_everywhere_and_user_agents_show() {
     detail.usage.recent[1].tool = None;
     app.update(Action::DetailLoaded(Box::new(detail)));
     app.update(ch('w'));
-    let screen = draw(&mut app, 120, 40).backend().to_string();
+    let screen = draw(&mut app, 120, 60).backend().to_string();
     assert!(screen.contains("  -/-  90 requests"), "{screen}");
     assert!(screen.contains("504 -/- upstream_timeout"), "{screen}");
     assert!(!screen.contains("  /  "), "{screen}");
     assert!(screen.contains("curl/8.5.0"), "{screen}");
+}
+
+/// The key form's tool picker over an edit: the upstream's tools, one ticked.
+#[test]
+fn tool_picker() {
+    screens("tool_picker", || {
+        let mut app = loaded();
+        app.update(ch('j'));
+        app.update(ch('e'));
+        app.update(Action::ToolsLoaded {
+            org: ORG.into(),
+            lists: vec![(
+                "github".into(),
+                ToolList::Listed(vec![
+                    "get_issue".into(),
+                    "search_issues".into(),
+                    "create_issue".into(),
+                ]),
+            )],
+        });
+        for _ in 0..3 {
+            app.update(press(KeyCode::Tab));
+        }
+        app.update(press(KeyCode::Down));
+        app.update(ch('t'));
+        app.update(press(KeyCode::Down));
+        app.update(ch(' '));
+        app
+    });
 }

@@ -9,43 +9,71 @@ use serde_json::json;
 
 use super::CliResult;
 use super::format::{self, clean};
-use crate::access_preview::{Callable, McpPreview, ToolList, preview};
-use crate::domain::{KeyRecord, KeyStatus, Org};
+use crate::access_preview::{Callable, McpPreview, ToolList, change_lines, preview};
+use crate::domain::{KeyRecord, KeyStatus, McpAccess, Org};
 use crate::server::tool_lists::live_tool_lists;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::upstream::Upstreams;
 
-pub fn run(store: &Store, org: &Org, key: &KeyRecord, json: bool) -> CliResult {
-    let granted: Vec<_> = store
-        .list_mcps(org.row_id)?
+pub fn run(
+    store: &Store,
+    org: &Org,
+    key: &KeyRecord,
+    proposed: Option<&McpAccess>,
+    json: bool,
+) -> CliResult {
+    let mcps = store.list_mcps(org.row_id)?;
+    if let Some(McpAccess::Only(grants)) = proposed
+        && let Some(unknown) = grants
+            .iter()
+            .find(|g| !mcps.iter().any(|m| m.slug == g.slug))
+    {
+        return Err(StoreError::UnknownMcp {
+            slug: unknown.slug.clone(),
+            org: org.slug.clone(),
+        }
+        .into());
+    }
+    // Ask each upstream either access grants, once.
+    let asked: Vec<_> = mcps
         .into_iter()
-        .filter(|m| key.access.allows(&m.slug))
+        .filter(|m| key.access.allows(&m.slug) || proposed.is_some_and(|p| p.allows(&m.slug)))
         .collect();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let lists = runtime.block_on(async {
         let upstreams = Upstreams::new();
-        let lists = live_tool_lists(&upstreams, &granted).await;
+        let lists = live_tool_lists(&upstreams, &asked).await;
         upstreams.shutdown().await;
         lists
     });
-    let shown = preview(&key.access, lists.iter().map(|(s, _)| s.as_str()), |slug| {
-        lists
-            .iter()
-            .find(|(s, _)| s == slug)
-            .map_or(&ToolList::Pending, |(_, l)| l)
-    });
+    let shown_for = |access: &McpAccess| {
+        preview(access, lists.iter().map(|(s, _)| s.as_str()), |slug| {
+            lists
+                .iter()
+                .find(|(s, _)| s == slug)
+                .map_or(&ToolList::Pending, |(_, l)| l)
+        })
+    };
+    let now = shown_for(&key.access);
+    let after = proposed.map(|p| (p, shown_for(p)));
     let status = key.status(Utc::now());
     if json {
-        let mcps: Vec<_> = shown.iter().map(preview_json).collect();
-        let out = json!({
+        let mut out = json!({
             "key": key.prefix(),
             "status": status.as_str(),
             "mcp_access": format::access_json(&key.access),
             "tool_access": format::tool_access_json(&key.access),
-            "mcps": mcps,
+            "mcps": now.iter().map(preview_json).collect::<Vec<_>>(),
         });
+        if let Some((access, shown)) = &after {
+            out["after_edit"] = json!({
+                "mcp_access": format::access_json(access),
+                "tool_access": format::tool_access_json(access),
+                "mcps": shown.iter().map(preview_json).collect::<Vec<_>>(),
+            });
+        }
         return Ok(format::print_json(&out)?);
     }
     let name = clean(&key.name);
@@ -57,15 +85,26 @@ pub fn run(store: &Store, org: &Org, key: &KeyRecord, json: bool) -> CliResult {
             other.as_str()
         ),
     }
-    if shown.is_empty() {
-        println!("  no MCPs (its access is {})", key.access.describe());
-        return Ok(());
-    }
-    let width = shown.iter().map(|p| p.slug.len()).max().unwrap_or(0);
-    for mcp in &shown {
-        println!("  {:width$}  {}", mcp.slug, clean(&mcp.summary()));
+    print_previews(&key.access, &now);
+    if let Some((access, shown)) = &after {
+        println!("With access {} (not saved):", access.describe());
+        print_previews(access, shown);
+        for line in change_lines(&now, shown) {
+            println!("  {}", clean(&line));
+        }
     }
     Ok(())
+}
+
+fn print_previews(access: &McpAccess, shown: &[McpPreview]) {
+    if shown.is_empty() {
+        println!("  no MCPs (its access is {})", access.describe());
+        return;
+    }
+    let width = shown.iter().map(|p| p.slug.len()).max().unwrap_or(0);
+    for mcp in shown {
+        println!("  {:width$}  {}", mcp.slug, clean(&mcp.summary()));
+    }
 }
 
 fn preview_json(mcp: &McpPreview) -> serde_json::Value {

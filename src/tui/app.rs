@@ -679,7 +679,9 @@ impl App {
                 let mut form = KeyForm::create(&slugs);
                 form.tool_lists = self.tool_lists.all().clone();
                 self.mode = Mode::KeyForm(Box::new(form));
-                self.ask_tools_of_org()
+                // Upstreams are asked only for what the form needs: an
+                // MCP's list when it is ticked or its picker opens.
+                None
             }
             Intent::Edit | Intent::Revoke | Intent::Rotate => self.key_action(intent),
             Intent::Mcps => {
@@ -732,7 +734,8 @@ impl App {
             let mut form = KeyForm::edit(&key, &slugs);
             form.tool_lists = self.tool_lists.all().clone();
             self.mode = Mode::KeyForm(Box::new(form));
-            return self.ask_tools_of_org();
+            // What it can call now, for the form's gains/loses lines.
+            return self.ask_tools_of_selected();
         }
         self.mode = match intent {
             Intent::Revoke => Mode::Confirm(Pending::RevokeKey {

@@ -266,6 +266,20 @@ impl KeyForm {
                 None => FormOutcome::Stay,
             };
         }
+        if self.focus == KeyField::McpList && key.code == KeyCode::Char(' ') {
+            self.field_key(key);
+            self.revalidate(now);
+            // A newly ticked MCP's tools are asked for once, so an edit's
+            // gains/loses lines can count them.
+            return match self.mcps.get(self.mcp_cursor) {
+                Some((slug, true)) if !self.tool_lists.contains_key(slug) => {
+                    let slug = slug.clone();
+                    self.tool_lists.insert(slug.clone(), ToolList::Pending);
+                    FormOutcome::LoadTools(slug)
+                }
+                _ => FormOutcome::Stay,
+            };
+        }
         match key.code {
             KeyCode::Esc => return FormOutcome::Cancel,
             KeyCode::Tab => self.move_focus(true),

@@ -77,12 +77,6 @@ impl App {
         self.ask_tools(slugs.iter().map(String::as_str), false)
     }
 
-    /// Asks for every MCP's list (a key form opened: any may be ticked).
-    pub(super) fn ask_tools_of_org(&mut self) -> Option<Effect> {
-        let slugs: Vec<String> = self.mcps.iter().map(|m| m.slug.clone()).collect();
-        self.ask_tools(slugs.iter().map(String::as_str), false)
-    }
-
     pub(super) fn on_tools_loaded(&mut self, org: &str, lists: Vec<(String, ToolList)>) {
         if org != self.org {
             return; // asked for in an org we have since left

@@ -82,7 +82,8 @@ pub fn preview<'a>(
         .collect()
 }
 
-fn tools(n: usize) -> String {
+/// `1 tool`, `3 tools`.
+pub fn tools(n: usize) -> String {
     if n == 1 {
         "1 tool".to_owned()
     } else {

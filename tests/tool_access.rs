@@ -10,7 +10,7 @@ mod support;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::mcp_session::{call, connect, connect_to};
+use support::mcp_session::{Client, call, connect, connect_to};
 use support::{Env, Server};
 
 fn names(tools: &[rmcp::model::Tool]) -> Vec<String> {
@@ -64,6 +64,25 @@ fn rpc_error(answer: &Value) -> Value {
     answer["error"].clone()
 }
 
+/// Calls `granted_elsewhere` (a tool the key may not use) and
+/// `missing` (one the upstream lacks) and requires the same error for both,
+/// names aside: a refusal must not tell a hidden tool from a missing one.
+async fn refused_like_missing(client: &Client, granted_elsewhere: &str, missing: &str) {
+    let forbidden = client
+        .call_tool(call(granted_elsewhere, json!({"a": 1, "b": 2})))
+        .await
+        .expect_err("not granted");
+    let unknown = client
+        .call_tool(call(missing, json!({})))
+        .await
+        .expect_err("no such tool");
+    assert_eq!(
+        forbidden.to_string().replace(granted_elsewhere, "T"),
+        unknown.to_string().replace(missing, "T"),
+        "a refused tool looks exactly like a missing one"
+    );
+}
+
 #[tokio::test]
 async fn a_key_limited_to_one_tool_sees_only_it_and_is_refused_the_others_everywhere() {
     let env = Env::new();
@@ -103,19 +122,7 @@ async fn a_key_limited_to_one_tool_sees_only_it_and_is_refused_the_others_everyw
         .await
         .unwrap();
     assert!(support::mcp_session::text_of(&echoed).contains("Echo: session"));
-    let forbidden = client
-        .call_tool(call("get-sum", json!({"a": 1, "b": 2})))
-        .await
-        .expect_err("get-sum is not granted");
-    let unknown = client
-        .call_tool(call("no-such-tool", json!({})))
-        .await
-        .expect_err("no such tool");
-    assert_eq!(
-        forbidden.to_string().replace("get-sum", "T"),
-        unknown.to_string().replace("no-such-tool", "T"),
-        "a refused tool looks exactly like a missing one"
-    );
+    refused_like_missing(&client, "get-sum", "no-such-tool").await;
     client.cancel().await.unwrap();
 
     // The full key on the same MCP sees all of it.
@@ -133,18 +140,7 @@ async fn a_key_limited_to_one_tool_sees_only_it_and_is_refused_the_others_everyw
         names(&client.list_all_tools().await.unwrap()),
         ["everything__echo"]
     );
-    let forbidden = client
-        .call_tool(call("everything__get-sum", json!({"a": 1, "b": 2})))
-        .await
-        .expect_err("not granted");
-    let unknown = client
-        .call_tool(call("everything__no-such-tool", json!({})))
-        .await
-        .expect_err("missing");
-    assert_eq!(
-        forbidden.to_string().replace("get-sum", "T"),
-        unknown.to_string().replace("no-such-tool", "T"),
-    );
+    refused_like_missing(&client, "everything__get-sum", "everything__no-such-tool").await;
     client.cancel().await.unwrap();
 
     // One-shot JSON-RPC (no session) on `POST /mcp`.

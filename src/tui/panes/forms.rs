@@ -9,7 +9,7 @@ use tui_input::Input;
 
 use unicode_width::UnicodeWidthStr;
 
-use crate::access_preview::{ToolList, change_lines};
+use crate::access_preview::{ToolList, change_lines, tools};
 use crate::rules::{Field, visible};
 use crate::tui::forms::{EXPIRY_CHOICES, KeyField, KeyForm, McpField, McpForm, ToolPicker};
 use crate::tui::panes::wrap;
@@ -223,7 +223,7 @@ fn tool_picker(picker: &ToolPicker, frame: &mut Frame, area: Rect, theme: &Theme
             Line::styled("the upstream lists no tools now", theme.dim())
         }
         ToolList::Listed(names) => Line::styled(
-            format!("the upstream lists {}", plural_tools(names.len())),
+            format!("the upstream lists {}", tools(names.len())),
             theme.dim(),
         ),
         ToolList::Unreachable(why) => Line::styled(
@@ -302,14 +302,6 @@ fn tool_picker(picker: &ToolPicker, frame: &mut Frame, area: Rect, theme: &Theme
         width,
         theme,
     );
-}
-
-fn plural_tools(n: usize) -> String {
-    if n == 1 {
-        "1 tool".to_owned()
-    } else {
-        format!("{n} tools")
-    }
 }
 
 /// The MCP checklist in at most `room` lines: when it is longer, a window

@@ -4,6 +4,7 @@
 //! codes) are relied on by scripts, so they are defined here and tested
 //! black-box in `tests/cli.rs`.
 
+mod access_cmd;
 mod audit_cmd;
 mod backup_cmd;
 mod completions_cmd;
@@ -197,6 +198,16 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Which tools of which MCPs a key can call now (asks the upstreams for their tool lists)
+    Access {
+        /// The key's id or display prefix
+        key: String,
+        /// Also show what it could call with this access, as `keys edit --mcp` would set it; nothing is saved
+        #[arg(long = "mcp", value_name = "ID[:TOOLS]")]
+        mcp: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke a key for good; it stops working at once and stays listed
     Revoke {
         /// The key's id or display prefix
@@ -233,8 +244,8 @@ pub enum KeysCommand {
 
 #[derive(Debug, Clone, Args)]
 pub struct AccessArgs {
-    /// MCP access: `all` (including MCPs added later) or an MCP id; repeat for several [create default: all]
-    #[arg(long = "mcp", value_name = "ID")]
+    /// MCP access: `all` (including MCPs added later), an MCP id (all its tools) or ID:TOOL,TOOL (only those tools); repeat for several [create default: all]
+    #[arg(long = "mcp", value_name = "ID[:TOOLS]")]
     pub mcp: Vec<String>,
 }
 
@@ -434,7 +445,7 @@ fn parse_plan(s: &str) -> Result<Plan, String> {
 
 impl AccessArgs {
     /// `None` when no `--mcp` was given; a usage error for `all` mixed with ids.
-    fn access(&self) -> Result<Option<McpAccess>, CliError> {
+    pub(crate) fn access(&self) -> Result<Option<McpAccess>, CliError> {
         if self.mcp.is_empty() {
             return Ok(None);
         }
@@ -447,10 +458,27 @@ impl AccessArgs {
         if all {
             return Ok(Some(McpAccess::All));
         }
-        let mut ids = self.mcp.clone();
-        ids.sort();
-        ids.dedup();
-        Ok(Some(McpAccess::Only(ids)))
+        let mut grants = Vec::with_capacity(self.mcp.len());
+        for spec in &self.mcp {
+            let grant = crate::rules::mcp_grant(spec).map_err(|e| CliError::Usage(e.message))?;
+            // The same grant twice is harmless (scripts often repeat one);
+            // two different grants for one MCP would leave us guessing.
+            match grants
+                .iter()
+                .find(|g: &&crate::domain::McpGrant| g.slug == grant.slug)
+            {
+                Some(earlier) if *earlier == grant => continue,
+                Some(_) => {
+                    return Err(CliError::Usage(format!(
+                        "--mcp {} is given twice with different tools; name each MCP once, with all its tools in one list",
+                        grant.slug
+                    )));
+                }
+                None => {}
+            }
+            grants.push(grant);
+        }
+        Ok(Some(McpAccess::only(grants)))
     }
 }
 

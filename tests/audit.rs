@@ -5,8 +5,10 @@
 mod support;
 
 /// Undoes the schema version after the audit chain's, to stand in for an older database.
+/// Newest first: each migration added later puts its own down script in front.
 const SCHEMA_4_DOWN: &str = concat!(
-    include_str!("../assets/migrations/0008_tool_pins.down.sql"),
+    include_str!("../assets/migrations/0006_tool_pins.down.sql"),
+    include_str!("../assets/migrations/0005_tool_access.down.sql"),
     include_str!("../assets/migrations/0004_rate_limits.down.sql")
 );
 

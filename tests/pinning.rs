@@ -224,6 +224,15 @@ async fn a_pinned_mcp_whose_upstream_changes_a_tools_description_withholds_that_
     assert_eq!(listed_mcp[0]["withheld"], 1, "{listed_mcp:#}");
     assert_eq!(env.json(["mcps", "show", "fake", "--json"])["withheld"], 1);
     assert!(env.ok(["mcps", "list"]).contains("yes (1 withheld)"));
+    // The key's access preview does not count a withheld tool as callable.
+    let access = env.json(["keys", "access", "client", "--json"]);
+    assert_eq!(access["mcps"][0]["tools"], json!(["add"]), "{access:#}");
+    assert_eq!(access["mcps"][0]["withheld"], json!(["echo"]), "{access:#}");
+    let said = env.ok(["keys", "access", "client"]);
+    assert!(
+        said.contains("all 1 tool: add (withheld until an operator approves them: echo)"),
+        "{said}"
+    );
 
     // Approved from another process: served again at once, as changed.
     let approved = env.ok(["mcps", "approve", "fake", "echo"]);

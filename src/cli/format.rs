@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::ser::{CompactFormatter, Formatter, PrettyFormatter};
 use unicode_width::UnicodeWidthStr;
 
-use crate::domain::{KeyRecord, LimitSource, Mcp, McpAccess, RateLimit, Timestamp};
+use crate::domain::{KeyRecord, LimitSource, Mcp, McpAccess, RateLimit, Timestamp, ToolAccess};
 use crate::rules;
 use crate::store::{OrgSummary, PinSummary};
 
@@ -66,6 +66,8 @@ pub struct KeyJson<'a> {
     pub expires_at: Option<String>,
     pub status: &'static str,
     pub mcp_access: serde_json::Value,
+    /// Which tools of each granted MCP (`"all"`, or per MCP id).
+    pub tool_access: serde_json::Value,
     pub request_count: i64,
     /// The key's own limit; `null` leaves it to the org's default.
     pub rate_limit: Option<RateLimitJson>,
@@ -79,7 +81,28 @@ pub struct KeyJson<'a> {
 pub fn access_json(access: &McpAccess) -> serde_json::Value {
     match access {
         McpAccess::All => serde_json::Value::from("all"),
-        McpAccess::Only(slugs) => serde_json::Value::from(slugs.clone()),
+        McpAccess::Only(grants) => grants.iter().map(|g| g.slug.as_str()).collect(),
+    }
+}
+
+/// Which tools of each MCP: `"all"` for a key with access to every MCP,
+/// else an object from each granted MCP's id to `"all"` or its tool list.
+pub fn tool_access_json(access: &McpAccess) -> serde_json::Value {
+    match access {
+        McpAccess::All => serde_json::Value::from("all"),
+        McpAccess::Only(grants) => grants
+            .iter()
+            .map(|g| (g.slug.clone(), tools_json(&g.tools)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+    }
+}
+
+/// `"all"` or the list of names.
+pub fn tools_json(tools: &ToolAccess) -> serde_json::Value {
+    match tools {
+        ToolAccess::All => serde_json::Value::from("all"),
+        ToolAccess::Only(names) => serde_json::Value::from(names.clone()),
     }
 }
 
@@ -94,6 +117,7 @@ pub fn key_json<'a>(key: &'a KeyRecord, now: Timestamp, full: Option<&'a str>) -
         expires_at: key.expires_at.map(rfc3339),
         status: key.status(now).as_str(),
         mcp_access: access_json(&key.access),
+        tool_access: tool_access_json(&key.access),
         request_count: key.request_count,
         rate_limit: key.rate_limit.map(|l| rate_limit_json(l, None)),
         effective_rate_limit: key

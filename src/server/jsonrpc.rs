@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::authorize::{Denied, authorize_mcp, may_use};
 use super::mcp::upstream_spec;
+use super::tool_access::may_call;
 use super::{ApiError, AppState};
 use crate::domain::KeyRecord;
 use crate::rules;
@@ -170,6 +171,7 @@ async fn list_tools(state: &AppState, key: &KeyRecord) -> Value {
                     .iter()
                     .zip(shown)
                     .filter_map(|(t, shown)| shown.then_some(t))
+                    .filter(|t| may_call(key, &mcp.slug, &t.name))
                 {
                     let Ok(mut value) = serde_json::to_value(tool) else {
                         continue;
@@ -255,6 +257,11 @@ async fn call_tool(state: &AppState, key: &KeyRecord, id: &Value, params: &Value
             ));
         }
     };
+    if !may_call(key, &mcp.slug, tool) {
+        // Told as an unknown tool is; recorded as what it is.
+        let refused = error(id, INVALID_PARAMS, format!("Unknown tool: {name}"));
+        return named(outcome(refused, "unauthorized_tool", 403));
+    }
     let spec = upstream_spec(&mcp);
     if let Err(refused) = super::tool_pins::pool_call_allowed(state, &mcp, &spec, tool).await {
         return named(withheld_outcome(id, name, refused));

@@ -15,6 +15,8 @@ mod mcp;
 pub mod mcp_proxy;
 pub mod metrics;
 pub mod rate_limits;
+mod tool_access;
+pub mod tool_lists;
 pub mod tool_pins;
 mod upstream_reaper;
 pub mod usage_pruner;
@@ -30,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 pub use error::{ApiError, MAX_BODY_BYTES};
 pub use limiter::FailureLimiter;
 pub use live::LiveStats;
-pub use mcp::{CallRequest, decode_call};
+pub use mcp::{CallRequest, decode_call, upstream_spec};
 
 use crate::auth::Verifier;
 use crate::store::{Store, StoreError};

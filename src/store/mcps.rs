@@ -248,14 +248,13 @@ mod tests {
         drop(Store::open(&path).unwrap());
         // Turn it back into schema version 1, with an MCP as version 1 wrote it.
         let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(include_str!(
-            "../../assets/migrations/0008_tool_pins.down.sql"
-        ))
-        .unwrap();
-        conn.execute_batch(include_str!(
-            "../../assets/migrations/0004_rate_limits.down.sql"
-        ))
-        .unwrap();
+        for down in [
+            include_str!("../../assets/migrations/0006_tool_pins.down.sql"),
+            include_str!("../../assets/migrations/0005_tool_access.down.sql"),
+            include_str!("../../assets/migrations/0004_rate_limits.down.sql"),
+        ] {
+            conn.execute_batch(down).unwrap();
+        }
         conn.execute_batch(
             "ALTER TABLE mcps DROP COLUMN inherit_env_json;
              ALTER TABLE audit_events DROP COLUMN hash;

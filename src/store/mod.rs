@@ -11,6 +11,7 @@ mod mcps;
 mod orgs;
 mod rate_limits;
 mod stats;
+mod tool_grants;
 mod tool_pins;
 mod usage;
 mod usage_retention;
@@ -61,8 +62,11 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("../../assets/migrations/0004_rate_limits.sql")).down(include_str!(
             "../../assets/migrations/0004_rate_limits.down.sql"
         )),
-        M::up(include_str!("../../assets/migrations/0008_tool_pins.sql")).down(include_str!(
-            "../../assets/migrations/0008_tool_pins.down.sql"
+        M::up(include_str!("../../assets/migrations/0005_tool_access.sql")).down(include_str!(
+            "../../assets/migrations/0005_tool_access.down.sql"
+        )),
+        M::up(include_str!("../../assets/migrations/0006_tool_pins.sql")).down(include_str!(
+            "../../assets/migrations/0006_tool_pins.down.sql"
         )),
     ])
 });

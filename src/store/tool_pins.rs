@@ -1,4 +1,4 @@
-//! Tool fingerprints and their approvals (migration 0008): one row per
+//! Tool fingerprints and their approvals (migration 0006): one row per
 //! tool an MCP's upstream has listed, with the fingerprint seen last and
 //! the one the operator approved. The gateway hands what it sees to one
 //! writer (`record_tool_observations`), only when something changed; the

@@ -149,6 +149,11 @@ pub enum Action {
         key_row: i64,
         rate: Option<RateSnapshot>,
     },
+    /// Tool lists asked of the upstreams (`Effect::LoadTools`), one per MCP.
+    ToolsLoaded {
+        org: String,
+        lists: Vec<(String, crate::access_preview::ToolList)>,
+    },
     /// The org's latest audit events, newest first.
     AuditLoaded {
         org: String,

@@ -10,6 +10,7 @@ mod guards;
 mod list;
 mod natural;
 mod palette_keys;
+mod tool_lists;
 mod withheld;
 
 pub use audit::{AUDIT_LOADED, AuditView};
@@ -93,6 +94,11 @@ pub enum Effect {
         org: String,
         slug: String,
         tool: String,
+    },
+    /// Ask these MCPs' upstreams for their tool lists (`Action::ToolsLoaded`).
+    LoadTools {
+        org: String,
+        slugs: Vec<String>,
     },
     /// Put this text on the clipboard (OSC 52 and the system clipboard).
     Copy(Zeroizing<String>),
@@ -221,6 +227,8 @@ pub struct App {
     pub mcps: Vec<crate::domain::Mcp>,
     /// Each MCP's pinning at a glance, by MCP id.
     pub pins: std::collections::HashMap<String, crate::store::PinSummary>,
+    /// The upstreams' tool lists, for the access previews and the picker.
+    pub tool_lists: tool_lists::ToolLists,
     /// Indices into `keys` that pass the filter, in sort order.
     pub view: Vec<usize>,
     /// Position in `view`.
@@ -263,6 +271,7 @@ impl App {
             keys: Vec::new(),
             mcps: Vec::new(),
             pins: std::collections::HashMap::new(),
+            tool_lists: Default::default(),
             view: Vec::new(),
             selected: 0,
             offset: 0,
@@ -384,6 +393,10 @@ impl App {
             Action::DetailLoaded(detail) => {
                 self.detail = Some(*detail);
                 self.clamp_detail_scroll();
+                self.ask_tools_of_selected()
+            }
+            Action::ToolsLoaded { org, lists } => {
+                self.on_tools_loaded(&org, lists);
                 None
             }
             Action::RateMoved { key_row, rate } => {
@@ -531,6 +544,10 @@ impl App {
                     self.flash("No changes to save: the key is as it was", false);
                     None
                 }
+                FormOutcome::LoadTools(slug) => {
+                    self.mode = Mode::KeyForm(form);
+                    self.ask_tools([slug.as_str()], true)
+                }
                 FormOutcome::Submit(submit) => {
                     self.mode = Mode::KeyForm(form);
                     let org = self.org.clone();
@@ -584,7 +601,7 @@ impl App {
                     self.mode = Mode::McpForm(form);
                     None
                 }
-                FormOutcome::Cancel | FormOutcome::Unchanged => {
+                FormOutcome::Cancel | FormOutcome::Unchanged | FormOutcome::LoadTools(_) => {
                     self.mode = Mode::Mcps(ListPosition::default());
                     None
                 }
@@ -694,7 +711,11 @@ impl App {
             Intent::CopyPrefix => self.copy_prefix(),
             Intent::Create => {
                 let slugs: Vec<String> = self.mcps.iter().map(|m| m.slug.clone()).collect();
-                self.mode = Mode::KeyForm(Box::new(KeyForm::create(&slugs)));
+                let mut form = KeyForm::create(&slugs);
+                form.tool_lists = self.tool_lists.all().clone();
+                self.mode = Mode::KeyForm(Box::new(form));
+                // Upstreams are asked only for what the form needs: an
+                // MCP's list when it is ticked or its picker opens.
                 None
             }
             Intent::Edit | Intent::Revoke | Intent::Rotate => self.key_action(intent),
@@ -744,8 +765,14 @@ impl App {
             return None;
         }
         let slugs: Vec<String> = self.mcps.iter().map(|m| m.slug.clone()).collect();
+        if intent == Intent::Edit {
+            let mut form = KeyForm::edit(&key, &slugs);
+            form.tool_lists = self.tool_lists.all().clone();
+            self.mode = Mode::KeyForm(Box::new(form));
+            // What it can call now, for the form's gains/loses lines.
+            return self.ask_tools_of_selected();
+        }
         self.mode = match intent {
-            Intent::Edit => Mode::KeyForm(Box::new(KeyForm::edit(&key, &slugs))),
             Intent::Revoke => Mode::Confirm(Pending::RevokeKey {
                 id: key.id.clone(),
                 name: key.name.clone(),

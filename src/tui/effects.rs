@@ -15,7 +15,9 @@ use crate::admin::{self, AdminError};
 use crate::config;
 use crate::domain::Actor;
 use crate::server::rate_limits::{KeyRateLimits, RateSnapshot};
+use crate::server::tool_lists::live_tool_lists;
 use crate::store::{AuditQuery, Store, StoreError};
+use crate::upstream::Upstreams;
 
 /// One row past what the details list, to know whether there are older ones.
 const RECENT_PROBE: u32 = DETAIL_RECENT as u32 + 1;
@@ -27,6 +29,9 @@ pub struct Executor {
     actor: Actor,
     /// A routine (tick) refresh is queued or running.
     refreshing: Arc<AtomicBool>,
+    /// Where tool lists are asked: the console's server's pool, so the
+    /// upstreams it already runs answer (a pool of its own without one).
+    upstreams: Upstreams,
 }
 
 struct Inner {
@@ -52,7 +57,55 @@ impl Executor {
             actions,
             actor: config::actor_from_env(),
             refreshing: Arc::new(AtomicBool::new(false)),
+            upstreams: Upstreams::new(),
         }
+    }
+
+    /// Asks tool lists of these upstreams (the console's server's pool).
+    pub fn with_upstreams(mut self, upstreams: Upstreams) -> Executor {
+        self.upstreams = upstreams;
+        self
+    }
+
+    /// The pool tool lists are asked through (stopped at exit when it is
+    /// the console's own).
+    pub fn upstreams(&self) -> &Upstreams {
+        &self.upstreams
+    }
+
+    /// Reads the org's MCPs on a blocking thread, then asks their upstreams
+    /// for their tool lists without holding the store.
+    fn load_tools(&self, org: String, slugs: Vec<String>) {
+        let inner = self.inner.clone();
+        let actions = self.actions.clone();
+        let upstreams = self.upstreams.clone();
+        tokio::spawn(async move {
+            let read = {
+                let org = org.clone();
+                tokio::task::spawn_blocking(move || {
+                    let inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+                    let org = inner.store.org(&org)?;
+                    inner
+                        .store
+                        .list_mcps(org.row_id)?
+                        .into_iter()
+                        .filter(|m| slugs.contains(&m.slug))
+                        .map(|m| inner.store.mcp_pins(m.row_id).map(|pins| (m, pins)))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .await
+            };
+            let mcps = match read {
+                Ok(Ok(mcps)) => mcps,
+                Ok(Err(e)) => {
+                    let _ = actions.send(failed(Operation::Load, e.into()));
+                    return;
+                }
+                Err(_) => return,
+            };
+            let lists = live_tool_lists(&upstreams, &mcps).await;
+            let _ = actions.send(Action::ToolsLoaded { org, lists });
+        });
     }
 
     /// Shows the counts of the server this console runs in the detail pane.
@@ -66,6 +119,9 @@ impl Executor {
 
     /// Starts `effect` in the background. (Copy and Quit are the caller's.)
     pub fn spawn(&self, effect: Effect) {
+        if let Effect::LoadTools { org, slugs } = effect {
+            return self.load_tools(org, slugs);
+        }
         // Ticks ask for a refresh every second; on a big database under load
         // one may take longer, so routine refreshes never queue up behind it.
         let routine = matches!(effect, Effect::Refresh { force: false, .. });
@@ -111,7 +167,7 @@ fn run(inner: &mut Inner, actor: &Actor, effect: Effect) -> Vec<Action> {
                 .map_or_else(|e| vec![failed(Operation::Load, e)], |d| vec![d]);
         }
         Effect::LoadAudit { org } => return vec![audit(store, org)],
-        Effect::Copy(_) | Effect::Quit => return out,
+        Effect::Copy(_) | Effect::Quit | Effect::LoadTools { .. } => return out,
     };
     let org = match store.org(&org_slug) {
         Ok(org) => org,
@@ -219,6 +275,7 @@ fn run(inner: &mut Inner, actor: &Actor, effect: Effect) -> Vec<Action> {
         Effect::LoadDetail { .. }
         | Effect::LoadAudit { .. }
         | Effect::LoadWithheld { .. }
+        | Effect::LoadTools { .. }
         | Effect::Copy(_)
         | Effect::Quit => {
             return out;

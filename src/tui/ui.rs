@@ -175,10 +175,23 @@ fn footer<'a>(app: &'a App, theme: &Theme, width: u16) -> Paragraph<'a> {
             ("?", "help"),
             ("q", "quit"),
         ],
-        Mode::KeyForm(_) | Mode::McpForm(_) => &[
+        Mode::KeyForm(form) if form.picker.is_some() => &[
+            ("↑/↓", "move"),
+            ("Space", "tick"),
+            ("Enter", "done"),
+            ("Esc", "cancel"),
+        ],
+        Mode::KeyForm(_) => &[
             ("Tab/S-Tab", "field"),
             ("←/→", "choose"),
-            ("Space", "toggle"),
+            ("Space", "tick"),
+            ("t", "MCP's tools"),
+            ("Enter", "save"),
+            ("Esc", "cancel"),
+        ],
+        Mode::McpForm(_) => &[
+            ("Tab/S-Tab", "field"),
+            ("←/→", "choose"),
             ("Enter", "save"),
             ("Esc", "cancel"),
         ],

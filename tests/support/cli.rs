@@ -15,7 +15,7 @@ use tempfile::TempDir;
 use super::upstream::everything_stdio_command;
 
 /// The fields every key object in JSON has, sorted.
-pub const KEY_FIELDS: [&str; 12] = [
+pub const KEY_FIELDS: [&str; 13] = [
     "created_at",
     "description",
     "effective_rate_limit",
@@ -28,6 +28,7 @@ pub const KEY_FIELDS: [&str; 12] = [
     "rate_limit",
     "request_count",
     "status",
+    "tool_access",
 ];
 
 /// What one run of the binary did.

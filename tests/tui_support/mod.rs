@@ -65,7 +65,7 @@ pub fn keys() -> Vec<KeyRecord> {
     let mut laptop = key(3, "Zx9Yw8Vu", "laptop");
     laptop.created_at = at(2026, 3, 5, 17, 45);
     laptop.expires_at = None;
-    laptop.access = McpAccess::Only(vec!["github".to_string()]);
+    laptop.access = McpAccess::only_mcps(["github"]);
     laptop.last_used_at = Some(now() - TimeDelta::days(2));
     laptop.request_count = 17;
 

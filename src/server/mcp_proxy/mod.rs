@@ -45,6 +45,7 @@ pub use names::{SEPARATOR, URI_SCHEME};
 use session_manager::GatewaySessions;
 pub use sweeper::spawn as spawn_sweeper;
 
+use crate::server::tool_access::ToolGrant;
 use crate::upstream::UpstreamSpec;
 
 /// An idle session ends after this long without a request or open stream.
@@ -95,6 +96,8 @@ pub struct Grant {
     pub spec: UpstreamSpec,
     /// The key and scope the request was authorized for.
     pub binding: sessions::Binding,
+    /// Which of the MCP's tools the key may see and call, as of this request.
+    pub tools: ToolGrant,
     /// Where stateless (2026-07-28) requests find their upstream.
     pub bridge: Arc<stateless::Bridge>,
     /// Filled by the handler at `initialize`, so the session's upstream can

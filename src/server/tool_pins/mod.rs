@@ -415,6 +415,22 @@ impl Policy {
     }
 }
 
+/// Whether clients are shown `tool` under the pins the store holds, as
+/// the gateway decides on a listing: everything on an unpinned MCP; on a
+/// pinned one only tools approved as they are listed now, or every tool
+/// while none is recorded yet (trust on first use). For the access
+/// preview, which must not record what it sees.
+pub fn shown_by(pins: &McpPins, tool: &Tool) -> bool {
+    if !pins.pinned || pins.tools.is_empty() {
+        return true;
+    }
+    let seen = fingerprint::of_tool(tool);
+    pins.tools
+        .get(&seen.name)
+        .and_then(|p| p.approved.as_deref())
+        == Some(seen.hash.as_str())
+}
+
 /// The JSON-RPC error code of a withheld tool's refusal (server-defined range).
 pub const TOOL_WITHHELD_CODE: i64 = -32005;
 

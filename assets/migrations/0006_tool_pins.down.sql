@@ -1,4 +1,4 @@
--- Undoes 0008_tool_pins.sql.
+-- Undoes 0006_tool_pins.sql.
 DROP TRIGGER auth_gen_tool_insert;
 DROP TRIGGER auth_gen_tool_update;
 DROP TRIGGER auth_gen_tool_delete;

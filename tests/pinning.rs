@@ -135,7 +135,7 @@ async fn a_pinned_mcp_whose_upstream_changes_a_tools_description_withholds_that_
     let env = Env::new();
     let file = ToolsFile::new(env.dir.path().join("tools.json"), &first_tools());
     add_fake(&env, "fake", &file, &["--pinned"]);
-    let (_, key) = env.create_key("client", &[]);
+    let (key_id, key) = env.create_key("client", &[]);
     let server = Server::start(&env).await;
 
     // The first listing is trusted, and recorded as approved.
@@ -225,10 +225,10 @@ async fn a_pinned_mcp_whose_upstream_changes_a_tools_description_withholds_that_
     assert_eq!(env.json(["mcps", "show", "fake", "--json"])["withheld"], 1);
     assert!(env.ok(["mcps", "list"]).contains("yes (1 withheld)"));
     // The key's access preview does not count a withheld tool as callable.
-    let access = env.json(["keys", "access", "client", "--json"]);
+    let access = env.json(["keys", "access", &key_id, "--json"]);
     assert_eq!(access["mcps"][0]["tools"], json!(["add"]), "{access:#}");
     assert_eq!(access["mcps"][0]["withheld"], json!(["echo"]), "{access:#}");
-    let said = env.ok(["keys", "access", "client"]);
+    let said = env.ok(["keys", "access", &key_id]);
     assert!(
         said.contains("all 1 tool: add (withheld until an operator approves them: echo)"),
         "{said}"

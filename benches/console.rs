@@ -269,6 +269,7 @@ fn first_frame(db: &std::path::Path, theme: &Theme) -> anyhow::Result<(FirstFram
         orgs,
         keys,
         mcps,
+        pins: Default::default(),
     };
 
     let mut app = App::new(ORG, now, ServerStatus::Off);

@@ -28,7 +28,10 @@
 //! `--only direct-stdio,through-stdio,session-stdio,session-stdio-asking,direct-http,through-http,session-http,auth` (some
 //! rows only, e.g. under a profiler), `--rate-limit 1000000/s`
 //! (`PLEXMCP_BENCH_RATE_LIMIT`: every seeded key gets that limit, so the
-//! rows include the rate limit check).
+//! rows include the rate limit check), `--tool-access` (the keys get
+//! per-tool grants: the good key `es:echo,get-sum` and `eh:echo,get-sum`,
+//! the other key `es:get-sum` and `other`, so the auth row is refused as
+//! `unauthorized_tool` after the grant's tool check).
 
 #[path = "../tests/support/install.rs"]
 mod install;
@@ -79,6 +82,8 @@ struct Options {
     /// A rate limit put on every seeded key (`--rate-limit 1000000/s`),
     /// high enough never to refuse: what the check costs.
     rate_limit: Option<plexmcp::domain::RateLimit>,
+    /// Per-tool grants on the seeded keys (`--tool-access`).
+    tool_access: bool,
 }
 
 impl Options {
@@ -105,6 +110,7 @@ impl Options {
                     })
                     .flatten()
             },
+            tool_access: report::flag("tool-access"),
         }
     }
 
@@ -123,6 +129,7 @@ fn main() -> anyhow::Result<()> {
         &entry,
         &http.url(),
         options.rate_limit,
+        options.tool_access,
     )?;
 
     println!(
@@ -441,6 +448,7 @@ fn seed(
     entry: &Path,
     url: &str,
     rate_limit: Option<plexmcp::domain::RateLimit>,
+    tool_access: bool,
 ) -> anyhow::Result<Seeded> {
     let mut store = Store::open(db)?;
     let org = store.org("default")?;
@@ -463,12 +471,17 @@ fn seed(
         };
         admin::add_mcp(&mut store, &org, &request, &actor, now)?;
     }
+    // Grants as `--mcp` takes them; with `--tool-access`, limited to tools.
     let mut key = |name: &str, access: &[&str]| -> anyhow::Result<String> {
+        let grants = access
+            .iter()
+            .map(|spec| plexmcp::rules::mcp_grant(spec).map_err(|e| anyhow::anyhow!(e.message)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let request = KeyRequest {
             name: name.into(),
             description: None,
             expires: "never".into(),
-            access: McpAccess::Only(access.iter().map(|s| s.to_string()).collect()),
+            access: McpAccess::only(grants),
         };
         let (_, key) =
             admin::create_key_limited(&mut store, &org, &request, rate_limit, &actor, now)?;
@@ -476,8 +489,16 @@ fn seed(
     };
     Ok(Seeded {
         db: db.to_path_buf(),
-        good_key: key("bench", &["es", "eh"])?,
-        other_key: key("no-access", &["other"])?,
+        good_key: if tool_access {
+            key("bench", &["es:echo,get-sum", "eh:echo,get-sum"])?
+        } else {
+            key("bench", &["es", "eh"])?
+        },
+        other_key: if tool_access {
+            key("no-access", &["es:get-sum", "other"])?
+        } else {
+            key("no-access", &["other"])?
+        },
     })
 }
 
@@ -953,6 +974,7 @@ fn serve_process(seeded: &Seeded, client_rt: &Runtime, options: &Options) -> any
         log: options.log,
         only: String::new(),
         rate_limit: options.rate_limit,
+        tool_access: options.tool_access,
     };
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let to = |mcp: &str, key: &str, expect| Target {

@@ -174,7 +174,7 @@ fn seed(db: &Path) -> anyhow::Result<String> {
         name: "bench".into(),
         description: None,
         expires: "never".into(),
-        access: McpAccess::Only(vec!["es".into()]),
+        access: McpAccess::only_mcps(["es"]),
     };
     let (_, key) = admin::create_key(&mut store, &org, &request, &actor, now)?;
     Ok(key.expose().to_string())

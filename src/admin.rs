@@ -11,6 +11,9 @@ use crate::keys::{self, ApiKey};
 use crate::rules::{self, Expiry, Field, RateLimitSpec, RuleError};
 use crate::store::{KeyEdit, NewKey, NewMcp, Store, StoreError};
 
+mod pins;
+pub use pins::{approve_tools, mcp_tools, pin_summary, set_mcp_pinned};
+
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     /// One or more inputs broke a rule; each names its field for forms.
@@ -390,6 +393,8 @@ pub struct McpRequest {
     pub inherit_env: Vec<String>,
     pub headers: Vec<String>,
     pub timeout_secs: Option<u64>,
+    /// Withhold new or changed tools until approved (tool pinning).
+    pub pinned: bool,
 }
 
 /// Keeps a rule's value, or records its error so every problem is reported at once.
@@ -480,6 +485,7 @@ pub fn validate_mcp_request(req: &McpRequest) -> Result<NewMcp> {
                 name,
                 transport,
                 timeout,
+                pinned: req.pinned,
             })
         }
         _ => Err(AdminError::Invalid(errors)),

@@ -428,6 +428,13 @@ impl Verifier {
         self.argon2_runs.load(Ordering::Relaxed)
     }
 
+    /// The auth generation this process last confirmed: every
+    /// authentication confirms it first, so a request that passed one
+    /// decides by it (tool pins are cached under it).
+    pub fn generation(&self) -> i64 {
+        lock(&self.known).generation
+    }
+
     /// Keys and MCPs held in memory; only ones that exist are kept.
     pub fn cache_size(&self) -> usize {
         let known = lock(&self.known);

@@ -4,6 +4,7 @@
 //! codes) are relied on by scripts, so they are defined here and tested
 //! black-box in `tests/cli.rs`.
 
+mod access_cmd;
 mod audit_cmd;
 mod backup_cmd;
 mod completions_cmd;
@@ -14,6 +15,7 @@ mod format;
 mod keys_cmd;
 mod mcps_cmd;
 mod org_cmd;
+mod pins_cmd;
 mod prompt;
 mod serve_cmd;
 mod usage_cmd;
@@ -199,6 +201,16 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Which tools of which MCPs a key can call now (asks the upstreams for their tool lists)
+    Access {
+        /// The key's id or display prefix
+        key: String,
+        /// Also show what it could call with this access, as `keys edit --mcp` would set it; nothing is saved
+        #[arg(long = "mcp", value_name = "ID[:TOOLS]")]
+        mcp: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke a key for good; it stops working at once and stays listed
     Revoke {
         /// The key's id or display prefix
@@ -241,8 +253,8 @@ pub enum KeysCommand {
 
 #[derive(Debug, Clone, Args)]
 pub struct AccessArgs {
-    /// MCP access: `all` (including MCPs added later) or an MCP id; repeat for several [create default: all]
-    #[arg(long = "mcp", value_name = "ID")]
+    /// MCP access: `all` (including MCPs added later), an MCP id (all its tools) or ID:TOOL,TOOL (only those tools); repeat for several [create default: all]
+    #[arg(long = "mcp", value_name = "ID[:TOOLS]")]
     pub mcp: Vec<String>,
 }
 
@@ -306,14 +318,38 @@ pub enum McpsCommand {
         /// Seconds a tool call may take before it answers 504 [default: 30]
         #[arg(long, value_name = "SECS")]
         timeout: Option<u64>,
+        /// Pin its tools: the first listing is trusted, and a tool that is
+        /// later new or changed is withheld from clients until approved
+        #[arg(long)]
+        pinned: bool,
     },
     /// List the organization's MCPs (env and header values are never shown)
     List {
         #[arg(long)]
         json: bool,
     },
+    /// One MCP: its settings, pinning and tools awaiting approval
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove an MCP; keys lose access to it at once
     Remove { id: String },
+    /// Pin an MCP's tools as it lists them now: a tool that is new or
+    /// changed later is withheld from clients until approved
+    Pin { id: String },
+    /// Stop pinning an MCP: its tools are served as its upstream lists them
+    Unpin { id: String },
+    /// Approve a pinned MCP's new or changed tools: all of them, or TOOL
+    Approve { id: String, tool: Option<String> },
+    /// Every tool recorded for an MCP, with its state (approved, new or
+    /// changed — withheld while pinned — or removed) and when it changed
+    Tools {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -418,7 +454,7 @@ fn parse_plan(s: &str) -> Result<Plan, String> {
 
 impl AccessArgs {
     /// `None` when no `--mcp` was given; a usage error for `all` mixed with ids.
-    fn access(&self) -> Result<Option<McpAccess>, CliError> {
+    pub(crate) fn access(&self) -> Result<Option<McpAccess>, CliError> {
         if self.mcp.is_empty() {
             return Ok(None);
         }
@@ -431,10 +467,27 @@ impl AccessArgs {
         if all {
             return Ok(Some(McpAccess::All));
         }
-        let mut ids = self.mcp.clone();
-        ids.sort();
-        ids.dedup();
-        Ok(Some(McpAccess::Only(ids)))
+        let mut grants = Vec::with_capacity(self.mcp.len());
+        for spec in &self.mcp {
+            let grant = crate::rules::mcp_grant(spec).map_err(|e| CliError::Usage(e.message))?;
+            // The same grant twice is harmless (scripts often repeat one);
+            // two different grants for one MCP would leave us guessing.
+            match grants
+                .iter()
+                .find(|g: &&crate::domain::McpGrant| g.slug == grant.slug)
+            {
+                Some(earlier) if *earlier == grant => continue,
+                Some(_) => {
+                    return Err(CliError::Usage(format!(
+                        "--mcp {} is given twice with different tools; name each MCP once, with all its tools in one list",
+                        grant.slug
+                    )));
+                }
+                None => {}
+            }
+            grants.push(grant);
+        }
+        Ok(Some(McpAccess::only(grants)))
     }
 }
 

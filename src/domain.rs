@@ -162,28 +162,116 @@ pub struct Mcp {
     pub created_at: Timestamp,
 }
 
-/// Which MCPs a key may call.
+/// Which MCPs a key may call, and which tools of each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum McpAccess {
-    /// Every MCP of the org, including ones added later.
+    /// Every MCP of the org, all their tools, including MCPs added later.
     All,
-    /// Only these MCP slugs (live ones; removed MCPs drop out).
+    /// Only these MCPs (live ones; removed MCPs drop out), sorted by slug.
+    Only(Vec<McpGrant>),
+}
+
+/// One MCP a key with specific access may use, and which of its tools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpGrant {
+    pub slug: String,
+    pub tools: ToolAccess,
+}
+
+/// The tools of a granted MCP a key may call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolAccess {
+    /// Every tool, including ones the upstream adds later.
+    All,
+    /// Only these names: sorted and without duplicates (see
+    /// [`ToolAccess::only`]), so checking one is a binary search of the
+    /// cached key, with nothing allocated per request.
     Only(Vec<String>),
 }
 
-impl McpAccess {
-    pub fn allows(&self, slug: &str) -> bool {
+impl ToolAccess {
+    /// A tool list in the order lookups need: sorted, duplicates dropped.
+    pub fn only(mut tools: Vec<String>) -> ToolAccess {
+        tools.sort_unstable();
+        tools.dedup();
+        ToolAccess::Only(tools)
+    }
+
+    pub fn allows(&self, tool: &str) -> bool {
         match self {
-            McpAccess::All => true,
-            McpAccess::Only(slugs) => slugs.iter().any(|s| s == slug),
+            ToolAccess::All => true,
+            ToolAccess::Only(tools) => tools.binary_search_by(|t| t.as_str().cmp(tool)).is_ok(),
+        }
+    }
+}
+
+impl McpGrant {
+    /// A grant of every tool of `slug`.
+    pub fn all_tools(slug: impl Into<String>) -> McpGrant {
+        McpGrant {
+            slug: slug.into(),
+            tools: ToolAccess::All,
         }
     }
 
+    /// As the CLI takes it: `github` or `github:get_issue,search_issues`.
+    pub fn describe(&self) -> String {
+        match &self.tools {
+            ToolAccess::All => self.slug.clone(),
+            ToolAccess::Only(tools) => format!("{}:{}", self.slug, tools.join(",")),
+        }
+    }
+}
+
+impl McpAccess {
+    /// Every tool of each of `slugs`, sorted by slug.
+    pub fn only_mcps<S: Into<String>>(slugs: impl IntoIterator<Item = S>) -> McpAccess {
+        McpAccess::only(slugs.into_iter().map(McpGrant::all_tools).collect())
+    }
+
+    /// Specific access, in the order lookups and displays expect.
+    pub fn only(mut grants: Vec<McpGrant>) -> McpAccess {
+        grants.sort_by(|a, b| a.slug.cmp(&b.slug));
+        McpAccess::Only(grants)
+    }
+
+    pub fn allows(&self, slug: &str) -> bool {
+        self.tools_of(slug).is_some()
+    }
+
+    /// Which tools of `slug` the key may call; `None` if not the MCP at all.
+    pub fn tools_of(&self, slug: &str) -> Option<&ToolAccess> {
+        match self {
+            McpAccess::All => Some(&ToolAccess::All),
+            McpAccess::Only(grants) => grants.iter().find(|g| g.slug == slug).map(|g| &g.tools),
+        }
+    }
+
+    /// Whether the key may call `tool` of the MCP `slug`.
+    pub fn allows_tool(&self, slug: &str, tool: &str) -> bool {
+        self.tools_of(slug).is_some_and(|tools| tools.allows(tool))
+    }
+
+    /// The granted MCPs' slugs (none for `All`, which names no MCP).
+    pub fn slugs(&self) -> impl Iterator<Item = &str> {
+        let grants: &[McpGrant] = match self {
+            McpAccess::All => &[],
+            McpAccess::Only(grants) => grants,
+        };
+        grants.iter().map(|g| g.slug.as_str())
+    }
+
+    /// `all`, `none`, or the grants as the CLI takes them:
+    /// `everything, github:get_issue,search_issues`.
     pub fn describe(&self) -> String {
         match self {
             McpAccess::All => "all".to_string(),
-            McpAccess::Only(slugs) if slugs.is_empty() => "none".to_string(),
-            McpAccess::Only(slugs) => slugs.join(", "),
+            McpAccess::Only(grants) if grants.is_empty() => "none".to_string(),
+            McpAccess::Only(grants) => grants
+                .iter()
+                .map(McpGrant::describe)
+                .collect::<Vec<_>>()
+                .join(", "),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! database, managed from a terminal console or the command line. The
 //! modules are public so the black-box tests in `tests/` can reach them.
 
+pub mod access_preview;
 pub mod admin;
 pub mod auth;
 pub mod cli;

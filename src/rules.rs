@@ -7,6 +7,7 @@ mod invisible;
 mod rate_limit;
 mod since;
 mod time_left;
+mod tool_access;
 
 use std::fmt;
 use std::time::Duration;
@@ -20,6 +21,7 @@ pub use invisible::{is_unsafe_to_show, visible};
 pub use rate_limit::{RATE_MAX, RateLimitSpec, rate_limit};
 pub use since::{SinceError, since};
 pub use time_left::{span, span_words, time_left};
+pub use tool_access::{TOOL_NAME_MAX, TOOLS_PER_GRANT_MAX, mcp_grant, tool_list, tool_name};
 
 pub const NAME_MAX: usize = 100;
 pub const DESCRIPTION_MAX: usize = 1000;

@@ -5,9 +5,13 @@
 mod support;
 
 /// Undoes the schema version after the audit chain's, to stand in for an older database.
-const SCHEMA_4_DOWN: &str = include_str!("../assets/migrations/0004_rate_limits.down.sql");
-/// Undoes the rotation hand-over columns, which came after the rate limits.
-const HANDOVER_DOWN: &str = include_str!("../assets/migrations/0006_rotation_handover.down.sql");
+/// Newest first: each migration added later puts its own down script in front.
+const SCHEMA_4_DOWN: &str = concat!(
+    include_str!("../assets/migrations/0007_rotation_handover.down.sql"),
+    include_str!("../assets/migrations/0006_tool_pins.down.sql"),
+    include_str!("../assets/migrations/0005_tool_access.down.sql"),
+    include_str!("../assets/migrations/0004_rate_limits.down.sql")
+);
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -288,8 +292,7 @@ fn an_upgraded_database_chains_the_events_it_already_had() {
     // Back to schema version 2, as an older plexmcp left it.
     outside(&env)
         .execute_batch(&format!(
-            "{HANDOVER_DOWN}
-             {}
+            "{}
              ALTER TABLE audit_events DROP COLUMN hash;
              ALTER TABLE audit_events DROP COLUMN prev_hash;
              PRAGMA user_version = 2;",
@@ -601,8 +604,7 @@ fn a_long_trail_exports_whole_and_upgrades_in_batches() {
 
     outside(&env)
         .execute_batch(&format!(
-            "{HANDOVER_DOWN}
-             {}
+            "{}
              ALTER TABLE audit_events DROP COLUMN hash;
              ALTER TABLE audit_events DROP COLUMN prev_hash;
              PRAGMA user_version = 2;",

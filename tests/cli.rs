@@ -150,6 +150,35 @@ fn create_with_specific_mcps() {
     // A repeated id is harmless.
     let k = env.create_key_json("dup", &["--mcp", "jira", "--mcp", "jira"]);
     assert_eq!(k["mcp_access"], json!(["jira"]));
+    assert_eq!(k["tool_access"], json!({"jira": "all"}));
+
+    // Tools after the id limit the grant; the list is kept sorted, once each.
+    let k = env.create_key_json(
+        "tools",
+        &["--mcp", "github:search,get_issue,search", "--mcp", "jira"],
+    );
+    assert_eq!(k["mcp_access"], json!(["github", "jira"]));
+    assert_eq!(
+        k["tool_access"],
+        json!({"github": ["get_issue", "search"], "jira": "all"})
+    );
+    assert_eq!(env.show(&id_of(&k))["tool_access"], k["tool_access"]);
+    let all = env.create_key_json("every", &[]);
+    assert_eq!(all["tool_access"], json!("all"));
+
+    // Two different grants for one MCP are refused, not guessed at.
+    let err = env.fail(
+        2,
+        [
+            "keys", "create", "--name", "x", "--mcp", "jira:a", "--mcp", "jira",
+        ],
+    );
+    assert_eq!(
+        err.trim(),
+        "error: --mcp jira is given twice with different tools; name each MCP once, with all its tools in one list"
+    );
+    let err = env.fail(2, ["keys", "create", "--name", "x", "--mcp", "github:"]);
+    assert!(err.contains("list at least one tool"), "{err}");
 }
 
 #[test]

@@ -152,10 +152,7 @@ async fn sampling_mid_call_comes_back_as_an_input_request_and_the_retry_finishes
 /// The fake upstream of `upstream_pool.rs`, with its logging tool and
 /// resource subscriptions.
 fn add_fake(env: &Env, slug: &str) {
-    support::require_python3();
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake_mcp.py");
-    let command = shlex::try_join(["python3", script.to_str().unwrap()]).unwrap();
+    let command = support::fake_stdio_command(&[]);
     env.cli_ok(&["mcps", "add", slug, "--stdio", &command]);
 }
 

@@ -418,7 +418,7 @@ async fn forbidden_missing_and_removed_mcps_all_answer_the_same_403() {
     fx.add_mcp("alpha");
     fx.add_mcp("beta");
     fx.add_mcp("gamma");
-    let (_, only_alpha) = fx.key(McpAccess::Only(vec!["alpha".into()]));
+    let (_, only_alpha) = fx.key(McpAccess::only_mcps(["alpha"]));
     let (_, all) = fx.key(McpAccess::All);
 
     // gamma exists and is reached (its command fails: 502)…
@@ -624,7 +624,7 @@ fn assert_rpc_error(reply: &Reply, message: &str) {
 async fn client_chosen_mcp_names_do_not_grow_the_verifiers_memory() {
     let mut fx = Fixture::new();
     fx.add_mcp("alpha");
-    let (_, scoped) = fx.key(McpAccess::Only(vec!["alpha".into()]));
+    let (_, scoped) = fx.key(McpAccess::only_mcps(["alpha"]));
     let (_, all) = fx.key(McpAccess::All);
     let (scoped, all) = (Some(scoped.expose()), Some(all.expose()));
     // Both keys verified and cached first.
@@ -677,7 +677,7 @@ async fn client_chosen_names_reach_the_usage_log_bounded() {
     let mut fx = Fixture::new();
     fx.add_mcp("alpha");
     let (all_record, all) = fx.key(McpAccess::All);
-    let (scoped_record, scoped) = fx.key(McpAccess::Only(vec!["alpha".into()]));
+    let (scoped_record, scoped) = fx.key(McpAccess::only_mcps(["alpha"]));
     let (all, scoped) = (Some(all.expose()), Some(scoped.expose()));
     fx.usage_events().await;
     let before = database_bytes(&fx);

@@ -6,6 +6,7 @@
 
 mod tui_support;
 
+use plexmcp::access_preview::ToolList;
 use plexmcp::admin::AdminError;
 use plexmcp::server::usage_writer::Losses;
 use plexmcp::tui::action::{Action, CopyReport, ServerStatus};
@@ -774,6 +775,31 @@ fn mcps_with_entries() {
 }
 
 #[test]
+fn mcps_pinned_with_a_withheld_tool() {
+    screens("mcps_pinned", || {
+        let mut app = loaded_pinned();
+        app.update(ch('m'));
+        app
+    });
+}
+
+#[test]
+fn withheld_tools_show_old_against_new() {
+    screens("withheld_tools", || {
+        let mut app = loaded_pinned();
+        app.update(ch('m'));
+        app.update(ch('j'));
+        app.update(ch('t'));
+        app.update(Action::WithheldLoaded {
+            org: ORG.to_string(),
+            slug: "github".to_string(),
+            tools: github_tools(),
+        });
+        app
+    });
+}
+
+#[test]
 fn mcp_remove_confirm() {
     screens("mcp_remove_confirm", || {
         let mut app = loaded();
@@ -1070,7 +1096,7 @@ fn hostile_app() -> App {
         key.revoked_by = key.revoked_by.as_ref().map(|b| hostile(b));
         key.rotated_from = Some(hostile("Old12345"));
     }
-    stored[1].access = plexmcp::domain::McpAccess::Only(vec![hostile("github")]);
+    stored[1].access = plexmcp::domain::McpAccess::only_mcps([hostile("github")]);
     let mut mcps = mcps();
     for mcp in &mut mcps {
         mcp.slug = hostile(&mcp.slug);
@@ -1368,9 +1394,38 @@ fn unnamed_requests_read_the_same_everywhere_and_user_agents_show() {
     detail.usage.recent[1].tool = None;
     app.update(Action::DetailLoaded(Box::new(detail)));
     app.update(ch('w'));
-    let screen = draw(&mut app, 120, 40).backend().to_string();
+    let screen = draw(&mut app, 120, 60).backend().to_string();
     assert!(screen.contains("  -/-  90 requests"), "{screen}");
     assert!(screen.contains("504 -/- upstream_timeout"), "{screen}");
     assert!(!screen.contains("  /  "), "{screen}");
     assert!(screen.contains("curl/8.5.0"), "{screen}");
+}
+
+/// The key form's tool picker over an edit: the upstream's tools, one ticked.
+#[test]
+fn tool_picker() {
+    screens("tool_picker", || {
+        let mut app = loaded();
+        app.update(ch('j'));
+        app.update(ch('e'));
+        app.update(Action::ToolsLoaded {
+            org: ORG.into(),
+            lists: vec![(
+                "github".into(),
+                ToolList::listed(vec![
+                    "get_issue".into(),
+                    "search_issues".into(),
+                    "create_issue".into(),
+                ]),
+            )],
+        });
+        for _ in 0..3 {
+            app.update(press(KeyCode::Tab));
+        }
+        app.update(press(KeyCode::Down));
+        app.update(ch('t'));
+        app.update(press(KeyCode::Down));
+        app.update(ch(' '));
+        app
+    });
 }

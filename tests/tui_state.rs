@@ -5,8 +5,9 @@
 mod tui_support;
 
 use chrono::TimeDelta;
+use plexmcp::access_preview::ToolList;
 use plexmcp::admin::{AdminError, EditRequest, KeyRequest, McpRequest};
-use plexmcp::domain::McpAccess;
+use plexmcp::domain::{McpAccess, McpGrant, ToolAccess};
 use plexmcp::rules::Field;
 use plexmcp::tui::action::{Action, CopyReport, Operation, ServerStatus};
 use plexmcp::tui::app::{App, Effect, Focus, Mode, Pending, SortKey};
@@ -491,7 +492,7 @@ fn create_form_tab_order_and_expiry_choices() {
 
     // Specific access adds the checklist after MCP Access.
     app.update(press(KeyCode::Right));
-    assert_eq!(key_form(&app).access(), McpAccess::Only(Vec::new()));
+    assert_eq!(key_form(&app).access(), McpAccess::only(Vec::new()));
     app.update(press(KeyCode::Tab));
     assert_eq!(key_form(&app).focus, KeyField::McpList);
     app.update(press(KeyCode::Tab));
@@ -596,7 +597,7 @@ fn create_form_submits_the_request_as_entered() {
                     name: "ci-runner".into(),
                     description: Some("Nightly builds".into()),
                     expires: "1y".into(),
-                    access: McpAccess::Only(vec!["github".into()]),
+                    access: McpAccess::only_mcps(["github"]),
                 }
             );
         }
@@ -1252,6 +1253,7 @@ fn rotating_an_expired_key_offers_no_grace_and_no_keeping() {
 fn edit_form_is_prefilled_and_unchanged_submit_just_closes() {
     let mut app = loaded();
     app.update(ch('j'));
+    // Its MCPs' tool lists were asked for with the first key's details.
     assert!(app.update(ch('e')).is_none());
     let form = key_form(&app);
     assert_eq!(
@@ -1368,6 +1370,7 @@ fn mcps_view_add_flow() {
                     inherit_env: Vec::new(),
                     headers: Vec::new(),
                     timeout_secs: Some(30),
+                    pinned: false,
                 }
             );
         }
@@ -1472,6 +1475,147 @@ fn mcps_view_remove_flow() {
         "Removed MCP 'everything'".into(),
     ));
     assert!(matches!(app.mode, Mode::Mcps(_)));
+}
+
+#[test]
+fn p_pins_an_unpinned_mcp_and_unpins_a_pinned_one() {
+    let mut app = loaded_pinned();
+    app.update(ch('m'));
+    match app.update(ch('p')) {
+        Some(Effect::SetPinned { org, slug, pinned }) => {
+            assert_eq!(
+                (org.as_str(), slug.as_str(), pinned),
+                (ORG, "everything", true)
+            );
+        }
+        other => panic!("expected SetPinned, got {other:?}"),
+    }
+    assert!(matches!(app.mode, Mode::Mcps(at) if at.selected == 0));
+    app.update(ch('j'));
+    match app.update(ch('p')) {
+        Some(Effect::SetPinned { slug, pinned, .. }) => {
+            assert_eq!((slug.as_str(), pinned), ("github", false));
+        }
+        other => panic!("expected SetPinned, got {other:?}"),
+    }
+    app.update(Action::Done(
+        Operation::PinMcp,
+        "Unpinned MCP 'github'".into(),
+    ));
+    assert!(
+        matches!(app.mode, Mode::Mcps(at) if at.selected == 1),
+        "stays on the MCP"
+    );
+    // With no MCPs there is nothing to pin.
+    let mut empty = loaded_with(snapshot_with(keys(), Vec::new()), 10);
+    empty.update(ch('m'));
+    assert!(empty.update(ch('p')).is_none());
+}
+
+#[test]
+fn t_on_a_pinned_mcp_lists_only_its_withheld_tools_with_a_diff_and_approves_the_selected() {
+    use plexmcp::tui::tool_diff::DiffLine;
+    let mut app = loaded_pinned();
+    app.update(ch('m'));
+    // Unpinned: nothing is withheld, so nothing opens.
+    assert!(app.update(ch('t')).is_none());
+    assert!(matches!(app.mode, Mode::Mcps(_)));
+    assert!(app.flash.as_ref().unwrap().text.contains("not pinned"));
+    app.update(ch('j'));
+    match app.update(ch('t')) {
+        Some(Effect::LoadWithheld { org, slug }) => {
+            assert_eq!((org.as_str(), slug.as_str()), (ORG, "github"))
+        }
+        other => panic!("expected LoadWithheld, got {other:?}"),
+    }
+    // The wheel moves nothing in an empty list; approving before the tools arrive does nothing.
+    assert!(
+        app.update(Action::Scroll {
+            notches: 1,
+            column: 1,
+            row: 1
+        })
+        .is_none()
+    );
+    assert!(app.update(ch('a')).is_none());
+    // A load for another MCP is not this view's.
+    app.update(Action::WithheldLoaded {
+        org: ORG.into(),
+        slug: "everything".into(),
+        tools: github_tools(),
+    });
+    assert!(matches!(&app.mode, Mode::Withheld(v) if !v.loaded));
+    app.update(Action::WithheldLoaded {
+        org: ORG.into(),
+        slug: "github".into(),
+        tools: github_tools(),
+    });
+    let Mode::Withheld(view) = &app.mode else {
+        panic!("expected the withheld view, got {:?}", app.mode);
+    };
+    let names: Vec<&str> = view.tools.iter().map(|(t, _)| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["create_issue", "upload"],
+        "approved tools are not listed"
+    );
+    let (_, diff) = &view.tools[0];
+    assert!(
+        diff.contains(&DiffLine::Old(
+            r#"  "description": "Creates an issue","#.into()
+        )),
+        "{diff:?}"
+    );
+    assert!(
+        diff.iter()
+            .any(|l| matches!(l, DiffLine::New(t) if t.contains("id_rsa"))),
+        "{diff:?}"
+    );
+    assert!(
+        view.tools[1]
+            .1
+            .iter()
+            .all(|l| matches!(l, DiffLine::New(_)))
+    );
+    // The wheel moves the selection, as j does.
+    app.update(Action::Scroll {
+        notches: 1,
+        column: 1,
+        row: 1,
+    });
+    assert!(matches!(&app.mode, Mode::Withheld(v) if v.at.selected == 1));
+    match app.update(ch('a')) {
+        Some(Effect::ApproveTool { org, slug, tool }) => {
+            assert_eq!(
+                (org.as_str(), slug.as_str(), tool.as_str()),
+                (ORG, "github", "upload")
+            );
+        }
+        other => panic!("expected ApproveTool, got {other:?}"),
+    }
+    // Done reloads the view; the reload drops what was approved.
+    match app.update(Action::Done(Operation::ApproveTool, "Approved".into())) {
+        Some(Effect::LoadWithheld { slug, .. }) => assert_eq!(slug, "github"),
+        other => panic!("expected LoadWithheld, got {other:?}"),
+    }
+    let mut rest = github_tools();
+    rest.retain(|t| t.name != "upload");
+    app.update(Action::WithheldLoaded {
+        org: ORG.into(),
+        slug: "github".into(),
+        tools: rest,
+    });
+    assert!(matches!(&app.mode, Mode::Withheld(v) if v.tools.len() == 1 && v.at.selected == 0));
+    // A failed approval says why and keeps the view.
+    app.update(Action::Failed(
+        Operation::ApproveTool,
+        AdminError::Internal("store failed".into()),
+    ));
+    assert!(matches!(app.mode, Mode::Withheld(_)));
+    assert!(app.flash.as_ref().unwrap().error);
+    // Esc goes back to the MCPs view on the same MCP.
+    assert!(app.update(press(KeyCode::Esc)).is_none());
+    assert!(matches!(app.mode, Mode::Mcps(at) if at.selected == 1));
 }
 
 #[test]
@@ -1964,10 +2108,7 @@ fn the_mcp_checklist_moves_like_every_list() {
     assert_eq!(key_form(&app).mcp_cursor, 8);
     app.update(wheel(-1));
     assert_eq!(key_form(&app).mcp_cursor, 5);
-    assert_eq!(
-        key_form(&app).access(),
-        McpAccess::Only(vec!["mcp-33".into()])
-    );
+    assert_eq!(key_form(&app).access(), McpAccess::only_mcps(["mcp-33"]));
 }
 
 /// Item 3: the details scroll to their last line and no further, so `k`
@@ -2300,5 +2441,191 @@ fn the_palette_says_when_nothing_matches() {
     assert_eq!(
         app.flash.as_ref().map(|f| f.text.as_str()),
         Some("No command matches 'zzz'")
+    );
+}
+
+// ---------------------------------------------------------------- tool access
+
+fn tools_loaded(lists: Vec<(&str, ToolList)>) -> Action {
+    Action::ToolsLoaded {
+        org: ORG.into(),
+        lists: lists.into_iter().map(|(s, l)| (s.to_owned(), l)).collect(),
+    }
+}
+
+fn listed(names: &[&str]) -> ToolList {
+    ToolList::listed(names.iter().map(|s| s.to_string()).collect())
+}
+
+fn asked_for(effect: Option<Effect>) -> Vec<String> {
+    match effect {
+        Some(Effect::LoadTools { org, slugs }) => {
+            assert_eq!(org, ORG);
+            slugs
+        }
+        other => panic!("expected LoadTools, got {other:?}"),
+    }
+}
+
+/// The edit form of "laptop" (github only), focus on its MCP checklist at github.
+fn laptop_checklist() -> App {
+    let mut app = loaded_with(snapshot(), 10);
+    app.update(ch('j'));
+    // Editing asks for the tools of the key's MCPs, for the gains/loses lines.
+    assert_eq!(asked_for(app.update(ch('e'))), ["github"]);
+    app.update(tools_loaded(vec![(
+        "github",
+        listed(&["get_issue", "search_issues", "create_issue"]),
+    )]));
+    for _ in 0..3 {
+        app.update(press(KeyCode::Tab));
+    }
+    assert_eq!(key_form(&app).focus, KeyField::McpList);
+    app.update(press(KeyCode::Down));
+    app
+}
+
+#[test]
+fn the_tool_picker_limits_an_mcp_to_the_ticked_tools_and_the_edit_says_what_it_changes() {
+    let mut app = laptop_checklist();
+    // `t` opens github's picker and asks its upstream again.
+    assert_eq!(asked_for(app.update(ch('t'))), ["github"]);
+    let picker = key_form(&app).picker.as_ref().expect("picker open");
+    assert_eq!(picker.slug, "github");
+    assert!(picker.all);
+    let screen = screen_text(&mut app, 120, 40);
+    assert!(screen.contains("Tools of github"), "{screen}");
+    assert!(screen.contains("the upstream lists 3 tools"), "{screen}");
+    assert!(screen.contains("[x] All tools"), "{screen}");
+
+    // Tick get_issue: only the ticked ones from now on.
+    app.update(press(KeyCode::Down));
+    app.update(ch(' '));
+    let picker = key_form(&app).picker.as_ref().unwrap();
+    assert!(!picker.all);
+    assert_eq!(picker.chosen, ["get_issue"]);
+    assert!(app.update(press(KeyCode::Enter)).is_none());
+    let form = key_form(&app);
+    assert!(form.picker.is_none());
+    assert_eq!(
+        form.tool_limits.get("github").map(Vec::as_slice),
+        Some(&["get_issue".to_string()][..])
+    );
+    let screen = screen_text(&mut app, 120, 40);
+    assert!(screen.contains("[x] github  only get_issue"), "{screen}");
+    assert!(
+        screen.contains("loses: github:search_issues, github:create_issue"),
+        "{screen}"
+    );
+
+    match app.update(press(KeyCode::Enter)) {
+        Some(Effect::EditKey { request, .. }) => assert_eq!(
+            request.access,
+            Some(McpAccess::only(vec![McpGrant {
+                slug: "github".into(),
+                tools: ToolAccess::only(vec!["get_issue".into()]),
+            }]))
+        ),
+        other => panic!("expected EditKey, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_unreachable_upstream_says_so_and_tool_names_can_be_typed() {
+    let mut app = laptop_checklist();
+    app.update(ch('t'));
+    app.update(tools_loaded(vec![(
+        "github",
+        ToolList::Unreachable("cannot reach the upstream".into()),
+    )]));
+    let screen = screen_text(&mut app, 120, 40);
+    assert!(
+        screen.contains("cannot reach the upstream: type tool names below"),
+        "{screen}"
+    );
+    // No names listed: the add field is the row after "All tools".
+    app.update(press(KeyCode::Down));
+    type_text(&mut app, "a b");
+    app.update(press(KeyCode::Enter));
+    let picker = key_form(&app).picker.as_ref().unwrap();
+    let error = picker.error.as_deref().unwrap_or_default();
+    assert!(error.contains("no spaces or commas"), "{error}");
+    assert!(picker.chosen.is_empty());
+    for _ in 0..3 {
+        app.update(press(KeyCode::Backspace));
+    }
+    type_text(&mut app, "search_issues");
+    app.update(press(KeyCode::Enter));
+    assert_eq!(
+        key_form(&app).picker.as_ref().unwrap().chosen,
+        ["search_issues"]
+    );
+    let screen = screen_text(&mut app, 120, 40);
+    assert!(
+        screen.contains("[x] search_issues  (not listed now)"),
+        "{screen}"
+    );
+    // Enter on the empty field closes the picker with the typed tool.
+    app.update(press(KeyCode::Enter));
+    let form = key_form(&app);
+    assert!(form.picker.is_none());
+    assert_eq!(
+        form.tools_of("github"),
+        ToolAccess::only(vec!["search_issues".into()])
+    );
+    // Nothing to count against: the edit says the lists are not known.
+    let screen = screen_text(&mut app, 120, 40);
+    assert!(
+        screen.contains("tool lists not known for: github"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn ticking_an_mcp_asks_for_its_tools_once() {
+    let mut app = laptop_checklist();
+    app.update(press(KeyCode::Up)); // everything, not ticked
+    assert_eq!(asked_for(app.update(ch(' '))), ["everything"]);
+    assert!(app.update(ch(' ')).is_none(), "unticked: nothing to ask");
+    assert!(app.update(ch(' ')).is_none(), "asked already");
+    app.update(tools_loaded(vec![("everything", listed(&["echo"]))]));
+    let screen = screen_text(&mut app, 120, 40);
+    assert!(screen.contains("gains: everything:echo"), "{screen}");
+}
+
+#[test]
+fn the_details_show_what_the_key_can_call_now() {
+    let mut app = loaded_with(snapshot(), 10);
+    // ci-deploy may use every MCP: both are asked for with its details.
+    assert_eq!(
+        asked_for(app.update(Action::DetailLoaded(Box::new(detail())))),
+        ["everything", "github"]
+    );
+    let screen = screen_text(&mut app, 160, 60);
+    assert!(screen.contains("Can call now"), "{screen}");
+    assert!(
+        screen.contains("everything  all tools granted · asking the upstream"),
+        "{screen}"
+    );
+    app.update(tools_loaded(vec![
+        ("everything", listed(&["echo", "get-sum"])),
+        (
+            "github",
+            ToolList::Unreachable("cannot reach the upstream".into()),
+        ),
+    ]));
+    let screen = screen_text(&mut app, 160, 60);
+    assert!(
+        screen.contains("everything  all 2 tools: echo, get-sum"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("github      all tools granted · cannot reach the upstream"),
+        "{screen}"
+    );
+    // Within the minute, the same details do not ask again.
+    assert!(
+        app.update(Action::DetailLoaded(Box::new(detail())))
+            .is_none()
     );
 }

@@ -120,6 +120,7 @@ fn console_statistics(db: &Path, key_row: i64, now: Timestamp) -> String {
         orgs: vec![tui_support::org_choice(&org.slug, org.plan, 0)],
         keys: store.list_keys(org.row_id).unwrap(),
         mcps: store.list_mcps(org.row_id).unwrap(),
+        pins: Default::default(),
     };
     let mut app = App::new("default", now, tui_support::running());
     app.update(tui_support::layout(10));

@@ -7,9 +7,9 @@ use serde::Serialize;
 use serde_json::ser::{CompactFormatter, Formatter, PrettyFormatter};
 use unicode_width::UnicodeWidthStr;
 
-use crate::domain::{KeyRecord, LimitSource, Mcp, McpAccess, RateLimit, Timestamp};
+use crate::domain::{KeyRecord, LimitSource, Mcp, McpAccess, RateLimit, Timestamp, ToolAccess};
 use crate::rules;
-use crate::store::OrgSummary;
+use crate::store::{OrgSummary, PinSummary};
 
 /// RFC 3339 in UTC with whole seconds, as every JSON time field uses.
 pub fn rfc3339(at: Timestamp) -> String {
@@ -66,6 +66,8 @@ pub struct KeyJson<'a> {
     pub expires_at: Option<String>,
     pub status: &'static str,
     pub mcp_access: serde_json::Value,
+    /// Which tools of each granted MCP (`"all"`, or per MCP id).
+    pub tool_access: serde_json::Value,
     pub request_count: i64,
     /// The key's own limit; `null` leaves it to the org's default.
     pub rate_limit: Option<RateLimitJson>,
@@ -85,7 +87,28 @@ pub struct KeyJson<'a> {
 pub fn access_json(access: &McpAccess) -> serde_json::Value {
     match access {
         McpAccess::All => serde_json::Value::from("all"),
-        McpAccess::Only(slugs) => serde_json::Value::from(slugs.clone()),
+        McpAccess::Only(grants) => grants.iter().map(|g| g.slug.as_str()).collect(),
+    }
+}
+
+/// Which tools of each MCP: `"all"` for a key with access to every MCP,
+/// else an object from each granted MCP's id to `"all"` or its tool list.
+pub fn tool_access_json(access: &McpAccess) -> serde_json::Value {
+    match access {
+        McpAccess::All => serde_json::Value::from("all"),
+        McpAccess::Only(grants) => grants
+            .iter()
+            .map(|g| (g.slug.clone(), tools_json(&g.tools)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+    }
+}
+
+/// `"all"` or the list of names.
+pub fn tools_json(tools: &ToolAccess) -> serde_json::Value {
+    match tools {
+        ToolAccess::All => serde_json::Value::from("all"),
+        ToolAccess::Only(names) => serde_json::Value::from(names.clone()),
     }
 }
 
@@ -100,6 +123,7 @@ pub fn key_json<'a>(key: &'a KeyRecord, now: Timestamp, full: Option<&'a str>) -
         expires_at: key.expires_at.map(rfc3339),
         status: key.status(now).as_str(),
         mcp_access: access_json(&key.access),
+        tool_access: tool_access_json(&key.access),
         request_count: key.request_count,
         rate_limit: key.rate_limit.map(|l| rate_limit_json(l, None)),
         effective_rate_limit: key
@@ -259,9 +283,17 @@ pub struct McpJson<'a> {
     pub headers: Vec<&'a str>,
     pub timeout_secs: u64,
     pub created_at: String,
+    /// New or changed tools are withheld until approved.
+    pub pinned: bool,
+    /// Tools its upstream lists now, as far as the gateway has seen.
+    pub tools: usize,
+    /// New or changed tools kept from clients (0 unless pinned).
+    pub withheld: usize,
+    /// When any of its tools last appeared, changed or went.
+    pub tools_changed_at: Option<String>,
 }
 
-pub fn mcp_json(mcp: &Mcp) -> McpJson<'_> {
+pub fn mcp_json(mcp: &Mcp, pins: PinSummary) -> McpJson<'_> {
     use crate::domain::McpTransport::*;
     let (command, args, url, env, headers) = match &mcp.transport {
         Stdio {
@@ -293,7 +325,16 @@ pub fn mcp_json(mcp: &Mcp) -> McpJson<'_> {
         headers,
         timeout_secs: mcp.timeout.as_secs(),
         created_at: rfc3339(mcp.created_at),
+        pinned: pins.pinned,
+        tools: pins.tools,
+        withheld: withheld(pins),
+        tools_changed_at: pins.last_changed.map(rfc3339),
     }
+}
+
+/// How many tools an MCP keeps from clients now: its pending ones, if pinned.
+pub fn withheld(pins: PinSummary) -> usize {
+    if pins.pinned { pins.pending } else { 0 }
 }
 
 #[derive(Debug, Serialize)]

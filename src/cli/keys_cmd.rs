@@ -101,6 +101,11 @@ pub fn run(store: &mut Store, org_slug: &str, cmd: KeysCommand) -> CliResult {
             }
             print_details(store, &record, now)
         }
+        KeysCommand::Access { key, mcp, json } => {
+            let proposed = super::AccessArgs { mcp }.access()?;
+            let record = admin::find_key(store, &org, &key)?;
+            super::access_cmd::run(store, &org, &record, proposed.as_ref(), json)
+        }
         KeysCommand::Revoke { key, yes } => {
             let record = admin::find_key(store, &org, &key)?;
             if record.revoked_at.is_some() {

@@ -17,6 +17,8 @@ use crate::domain::RateLimit;
 pub enum ApiError {
     InvalidApiKey(Reason),
     UnauthorizedMcp,
+    /// The key may use the MCP but not that tool (or the name is not in its tool list).
+    UnauthorizedTool,
     InvalidRequest(String),
     UnknownTool {
         mcp: String,
@@ -46,6 +48,9 @@ pub enum ApiError {
         mcp: String,
         message: String,
     },
+    /// A pinned MCP's tool that is new or changed and not yet approved
+    /// (`tool_pins`); the message names the tool, so its operator knows why.
+    ToolWithheld(String),
     /// Our own fault (the store failed): logged, answered opaquely.
     Internal,
 }
@@ -57,7 +62,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::InvalidApiKey(_) => StatusCode::UNAUTHORIZED,
-            ApiError::UnauthorizedMcp => StatusCode::FORBIDDEN,
+            ApiError::UnauthorizedMcp | ApiError::UnauthorizedTool | ApiError::ToolWithheld(_) => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnknownTool { .. } => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -78,8 +85,10 @@ impl ApiError {
         match self {
             ApiError::InvalidApiKey(_) => "invalid_api_key",
             ApiError::UnauthorizedMcp => "unauthorized_mcp",
+            ApiError::UnauthorizedTool => "unauthorized_tool",
             ApiError::InvalidRequest(_) => "invalid_request",
             ApiError::UnknownTool { .. } => "unknown_tool",
+            ApiError::ToolWithheld(_) => "tool_withheld",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::RequestTimeout => "request_timeout",
             ApiError::RateLimited { .. } | ApiError::KeyRateLimited { .. } => "rate_limited",
@@ -93,8 +102,10 @@ impl ApiError {
         match self {
             ApiError::InvalidApiKey(_) => "Invalid API Key".into(),
             ApiError::UnauthorizedMcp => "Unauthorized MCP".into(),
+            ApiError::UnauthorizedTool => "Unauthorized tool".into(),
             ApiError::InvalidRequest(what) => what.clone(),
             ApiError::UnknownTool { mcp, tool } => format!("Unknown tool '{tool}' on MCP '{mcp}'"),
+            ApiError::ToolWithheld(why) => why.clone(),
             ApiError::PayloadTooLarge => {
                 format!("Request body is larger than {} bytes", MAX_BODY_BYTES)
             }

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::authorize::{Denied, authorize_mcp, may_use};
 use super::mcp::upstream_spec;
+use super::tool_access::may_call;
 use super::{ApiError, AppState};
 use crate::domain::KeyRecord;
 use crate::rules;
@@ -157,12 +158,21 @@ async fn list_tools(state: &AppState, key: &KeyRecord) -> Value {
     };
     let allowed: Vec<_> = mcps.iter().filter(|m| may_use(key, &m.slug)).collect();
     let specs: Vec<_> = allowed.iter().map(|mcp| upstream_spec(mcp)).collect();
+    for (mcp, spec) in allowed.iter().zip(&specs) {
+        super::tool_pins::relist_if_pinned(state, mcp, spec).await;
+    }
     let answers = state.upstreams.tools_of_each(&specs).await;
     let mut tools = Vec::new();
     for ((mcp, spec), answer) in allowed.iter().zip(&specs).zip(answers) {
         match answer {
             Ok(list) => {
-                for tool in list.iter() {
+                let shown = super::tool_pins::visible_in(state, mcp, &list).await;
+                for tool in list
+                    .iter()
+                    .zip(shown)
+                    .filter_map(|(t, shown)| shown.then_some(t))
+                    .filter(|t| may_call(key, &mcp.slug, &t.name))
+                {
                     let Ok(mut value) = serde_json::to_value(tool) else {
                         continue;
                     };
@@ -176,6 +186,28 @@ async fn list_tools(state: &AppState, key: &KeyRecord) -> Value {
         }
     }
     json!({ "tools": tools })
+}
+
+/// A refusal by the tool pins as JSON-RPC: a withheld tool is named with
+/// why; one the pins do not know is answered as any unknown tool.
+fn withheld_outcome(id: &Value, name: &str, refused: ApiError) -> RpcOutcome {
+    match refused {
+        ApiError::ToolWithheld(why) => outcome(
+            error(id, super::tool_pins::TOOL_WITHHELD_CODE, why),
+            "tool_withheld",
+            403,
+        ),
+        ApiError::UnknownTool { .. } => outcome(
+            error(id, INVALID_PARAMS, format!("Unknown tool: {name}")),
+            "unknown_tool",
+            404,
+        ),
+        _ => outcome(
+            error(id, INTERNAL_ERROR, "Internal error"),
+            "internal_error",
+            500,
+        ),
+    }
 }
 
 async fn call_tool(state: &AppState, key: &KeyRecord, id: &Value, params: &Value) -> RpcOutcome {
@@ -225,7 +257,15 @@ async fn call_tool(state: &AppState, key: &KeyRecord, id: &Value, params: &Value
             ));
         }
     };
+    if !may_call(key, &mcp.slug, tool) {
+        // Told as an unknown tool is; recorded as what it is.
+        let refused = error(id, INVALID_PARAMS, format!("Unknown tool: {name}"));
+        return named(outcome(refused, "unauthorized_tool", 403));
+    }
     let spec = upstream_spec(&mcp);
+    if let Err(refused) = super::tool_pins::pool_call_allowed(state, &mcp, &spec, tool).await {
+        return named(withheld_outcome(id, name, refused));
+    }
     let answer = match state.upstreams.call(&spec, tool, arguments).await {
         Ok(value) => outcome(result(id, value), "ok", 200),
         Err(UpstreamError::UnknownTool(_)) => outcome(

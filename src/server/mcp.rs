@@ -19,7 +19,7 @@ use super::authorize::{Denied, authorize_mcp, within_rate_limit};
 use super::client_addr::request_client;
 use super::error::{ApiError, MAX_BODY_BYTES};
 use super::limiter::{FailureLimiter, Reservation};
-use super::{AppState, jsonrpc};
+use super::{AppState, jsonrpc, tool_access};
 use crate::auth::{AuthError, KeyState, Reason};
 use crate::domain::Mcp;
 use crate::rules;
@@ -233,8 +233,10 @@ async fn handle(
     let mcp = authorize_mcp(state, &key, &request.mcp_id)
         .await
         .map_err(denied_error)?;
+    tool_access::authorize_tool(&key, &mcp.slug, &request.tool)?;
 
     let spec = upstream_spec(&mcp);
+    super::tool_pins::pool_call_allowed(state, &mcp, &spec, &request.tool).await?;
     state
         .upstreams
         .call(&spec, &request.tool, request.arguments)
@@ -456,7 +458,7 @@ fn invalid_body(e: impl std::fmt::Display) -> ApiError {
 
 /// The upstream pool's view of a registered MCP. The name carries the row
 /// id, so a removed and re-added MCP never reuses the old connection.
-pub(super) fn upstream_spec(mcp: &Mcp) -> UpstreamSpec {
+pub fn upstream_spec(mcp: &Mcp) -> UpstreamSpec {
     UpstreamSpec {
         name: upstream_name(&mcp.slug, mcp.row_id),
         transport: mcp.transport.clone(),

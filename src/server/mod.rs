@@ -15,6 +15,9 @@ mod mcp;
 pub mod mcp_proxy;
 pub mod metrics;
 pub mod rate_limits;
+mod tool_access;
+pub mod tool_lists;
+pub mod tool_pins;
 mod upstream_reaper;
 pub mod usage_pruner;
 pub mod usage_writer;
@@ -29,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 pub use error::{ApiError, MAX_BODY_BYTES};
 pub use limiter::FailureLimiter;
 pub use live::LiveStats;
-pub use mcp::{CallRequest, decode_call};
+pub use mcp::{CallRequest, decode_call, upstream_spec};
 
 use crate::auth::Verifier;
 use crate::store::{Store, StoreError};
@@ -51,6 +54,8 @@ pub struct AppState {
     pub proxy: mcp_proxy::McpProxy,
     /// Request counters for `GET /metrics` (on its own listener).
     pub metrics: metrics::Metrics,
+    /// Tool fingerprints and what pinned MCPs withhold.
+    pub pins: Arc<tool_pins::ToolPins>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +104,7 @@ impl Gateway {
         let writer = UsageWriter::start_with_retention(store.reopen()?, usage_retention_days)?;
         let reaper_store = store.reopen()?;
         let db = store.path().to_path_buf();
+        let pins = Arc::new(tool_pins::ToolPins::start(&store)?);
         let state = Arc::new(AppState {
             verifier: Verifier::new(store)?,
             upstreams: Upstreams::new(),
@@ -109,6 +115,7 @@ impl Gateway {
             trusted_proxies: settings.trusted_proxies.clone(),
             proxy: mcp_proxy::McpProxy::new(settings),
             metrics: metrics::Metrics::default(),
+            pins,
         });
         Ok(Gateway {
             state,
@@ -184,6 +191,7 @@ impl Gateway {
         }
         self.state.upstreams.shutdown().await;
         self.writer.finish().await;
+        self.state.pins.flush().await;
         Ok(())
     }
 }

@@ -7,11 +7,14 @@ use std::collections::HashMap;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 use super::rate_limits::{describe, limit_columns, limit_from, org_default};
+use super::tool_grants::{grant_from, tools_column};
 use super::{Result, Store, StoreError, audit, is_unique_violation, opt_ts, secs, ts};
 use chrono::TimeDelta;
 
 use super::handover::{self, Handover, still_active};
-use crate::domain::{Actor, KeyRecord, McpAccess, Plan, RateLimit, Succession, Timestamp};
+use crate::domain::{
+    Actor, KeyRecord, McpAccess, McpGrant, Plan, RateLimit, Succession, Timestamp,
+};
 
 /// A key about to be stored: validated fields plus the argon2 hash of its text.
 #[derive(Debug, Clone)]
@@ -82,13 +85,13 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
     })
 }
 
-/// Slugs of the live MCPs a key with specific access may use.
-fn access_slugs(conn: &rusqlite::Connection, key_row: i64) -> rusqlite::Result<Vec<String>> {
+/// The live MCPs a key with specific access may use, with their tools.
+fn access_grants(conn: &rusqlite::Connection, key_row: i64) -> rusqlite::Result<Vec<McpGrant>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT m.slug FROM key_mcp_access a JOIN mcps m ON m.id = a.mcp_id
+        "SELECT m.slug, a.tools_json FROM key_mcp_access a JOIN mcps m ON m.id = a.mcp_id
          WHERE a.key_id = ?1 AND m.deleted_at IS NULL ORDER BY m.slug",
     )?;
-    let rows = stmt.query_map([key_row], |r| r.get(0))?;
+    let rows = stmt.query_map([key_row], |r| Ok(grant_from(r.get(0)?, r.get(1)?)))?;
     rows.collect()
 }
 
@@ -106,11 +109,11 @@ fn load_key(
         .optional()?;
     if let Some(KeyRecord {
         row_id,
-        access: McpAccess::Only(slugs),
+        access: McpAccess::Only(grants),
         ..
     }) = key.as_mut()
     {
-        *slugs = access_slugs(conn, *row_id)?;
+        *grants = access_grants(conn, *row_id)?;
     }
     if let Some(key) = key.as_mut() {
         key.org_rate_limit = org_default(conn, key.org_id)?;
@@ -118,45 +121,55 @@ fn load_key(
     Ok(key)
 }
 
-/// Resolves slugs to live MCP rows of the org, refusing unknown ones.
-fn resolve_access(tx: &Transaction<'_>, org_id: i64, access: &McpAccess) -> Result<Vec<i64>> {
-    let McpAccess::Only(slugs) = access else {
+/// Resolves granted slugs to live MCP rows of the org (refusing unknown
+/// ones), each with its tool list as stored (`NULL`: every tool).
+fn resolve_access(
+    tx: &Transaction<'_>,
+    org_id: i64,
+    access: &McpAccess,
+) -> Result<Vec<(i64, Option<String>)>> {
+    let McpAccess::Only(grants) = access else {
         return Ok(Vec::new());
     };
-    let mut ids = Vec::with_capacity(slugs.len());
-    for slug in slugs {
+    let mut rows = Vec::with_capacity(grants.len());
+    for grant in grants {
         let id: Option<i64> = tx
             .query_row(
                 "SELECT id FROM mcps WHERE org_id = ?1 AND slug = ?2 AND deleted_at IS NULL",
-                params![org_id, slug],
+                params![org_id, grant.slug],
                 |r| r.get(0),
             )
             .optional()?;
         match id {
-            Some(id) => ids.push(id),
+            Some(id) => rows.push((id, tools_column(&grant.tools))),
             None => {
                 let org: String =
                     tx.query_row("SELECT slug FROM orgs WHERE id = ?1", [org_id], |r| {
                         r.get(0)
                     })?;
                 return Err(StoreError::UnknownMcp {
-                    slug: slug.clone(),
+                    slug: grant.slug.clone(),
                     org,
                 });
             }
         }
     }
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(ids)
+    rows.sort_unstable_by_key(|(id, _)| *id);
+    rows.dedup_by_key(|(id, _)| *id);
+    Ok(rows)
 }
 
-fn write_access(tx: &Transaction<'_>, key_row: i64, mcp_rows: &[i64]) -> Result<()> {
+fn write_access(
+    tx: &Transaction<'_>,
+    key_row: i64,
+    mcp_rows: &[(i64, Option<String>)],
+) -> Result<()> {
     tx.execute("DELETE FROM key_mcp_access WHERE key_id = ?1", [key_row])?;
-    let mut insert =
-        tx.prepare_cached("INSERT INTO key_mcp_access (key_id, mcp_id) VALUES (?1, ?2)")?;
-    for mcp in mcp_rows {
-        insert.execute(params![key_row, mcp])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO key_mcp_access (key_id, mcp_id, tools_json) VALUES (?1, ?2, ?3)",
+    )?;
+    for (mcp, tools) in mcp_rows {
+        insert.execute(params![key_row, mcp, tools])?;
     }
     Ok(())
 }
@@ -294,8 +307,8 @@ impl Store {
         Ok(keys)
     }
 
-    /// Fills in, sorted by slug, the live MCPs each key with specific
-    /// access may use. One pass over the access table and a map of live
+    /// Fills in, sorted by slug, the live MCPs (with their tools) each key
+    /// with specific access may use. One pass over the access table and a map of live
     /// MCPs replace a three-way join and a sort in SQLite.
     fn fill_access(&self, keys: &mut [KeyRecord]) -> Result<()> {
         let position: HashMap<i64, usize> = keys
@@ -316,19 +329,19 @@ impl Store {
         };
         let mut stmt = self
             .conn
-            .prepare("SELECT key_id, mcp_id FROM key_mcp_access")?;
+            .prepare("SELECT key_id, mcp_id, tools_json FROM key_mcp_access")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let (key_row, mcp_row): (i64, i64) = (row.get(0)?, row.get(1)?);
             if let (Some(&i), Some(slug)) = (position.get(&key_row), live.get(&mcp_row))
-                && let McpAccess::Only(slugs) = &mut keys[i].access
+                && let McpAccess::Only(grants) = &mut keys[i].access
             {
-                slugs.push(slug.clone());
+                grants.push(grant_from(slug.clone(), row.get(2)?));
             }
         }
         for key in keys {
-            if let McpAccess::Only(slugs) = &mut key.access {
-                slugs.sort_unstable();
+            if let McpAccess::Only(grants) = &mut key.access {
+                grants.sort_unstable_by(|a, b| a.slug.cmp(&b.slug));
             }
         }
         Ok(())
@@ -626,7 +639,12 @@ mod tests {
             .unwrap();
         for key in &mut keys {
             if let McpAccess::Only(slugs) = &mut key.access {
-                *slugs = access.remove(&key.row_id).unwrap_or_default();
+                *slugs = access
+                    .remove(&key.row_id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(McpGrant::all_tools)
+                    .collect();
             }
         }
         keys
@@ -659,11 +677,12 @@ mod tests {
                         inherit_env: Vec::new(),
                     },
                     timeout: std::time::Duration::from_secs(5),
+                    pinned: false,
                 };
                 store.add_mcp(org, &new, &actor, t0).unwrap();
             }
         }
-        let only = |slugs: &[&str]| McpAccess::Only(slugs.iter().map(|s| s.to_string()).collect());
+        let only = |slugs: &[&str]| McpAccess::only_mcps(slugs.iter().copied());
         let accesses = [
             McpAccess::All,
             only(&["zeta", "alpha", "mid"]),

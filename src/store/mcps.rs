@@ -15,6 +15,8 @@ pub struct NewMcp {
     pub name: String,
     pub transport: McpTransport,
     pub timeout: Duration,
+    /// Withhold new or changed tools until approved (`tool_pins`).
+    pub pinned: bool,
 }
 
 const MCP_COLUMNS: &str = "id, org_id, slug, name, transport, command, args_json, env_json, inherit_env_json, url, headers_json, timeout_ms, created_at";
@@ -147,8 +149,8 @@ impl Store {
         let timeout_ms = i64::try_from(new.timeout.as_millis()).unwrap_or(i64::MAX);
         let tx = self.write_tx()?;
         tx.execute(
-            "INSERT INTO mcps (org_id, slug, name, transport, command, args_json, env_json, inherit_env_json, url, headers_json, timeout_ms, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            "INSERT INTO mcps (org_id, slug, name, transport, command, args_json, env_json, inherit_env_json, url, headers_json, timeout_ms, created_at, pinned)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
                 org_id,
                 new.slug,
@@ -161,7 +163,8 @@ impl Store {
                 url,
                 headers,
                 timeout_ms,
-                secs(now)
+                secs(now),
+                i64::from(new.pinned)
             ],
         )
         .map_err(|e| {
@@ -174,7 +177,10 @@ impl Store {
                 e.into()
             }
         })?;
-        let detail = format!("{} {}", new.transport.kind(), new.transport.target());
+        let mut detail = format!("{} {}", new.transport.kind(), new.transport.target());
+        if new.pinned {
+            detail.push_str(", pinned");
+        }
         audit(
             &tx,
             org_id,
@@ -244,7 +250,9 @@ mod tests {
         let conn = Connection::open(&path).unwrap();
         // Newest first: each down migration undoes the one above it.
         for down in [
-            include_str!("../../assets/migrations/0006_rotation_handover.down.sql"),
+            include_str!("../../assets/migrations/0007_rotation_handover.down.sql"),
+            include_str!("../../assets/migrations/0006_tool_pins.down.sql"),
+            include_str!("../../assets/migrations/0005_tool_access.down.sql"),
             include_str!("../../assets/migrations/0004_rate_limits.down.sql"),
         ] {
             conn.execute_batch(down).unwrap();
@@ -287,6 +295,7 @@ mod tests {
                 inherit_env: vec!["HTTPS_PROXY".into()],
             },
             timeout: std::time::Duration::from_secs(5),
+            pinned: false,
         };
         let added = store.add_mcp(org.row_id, &new, &actor, Utc::now()).unwrap();
         assert_eq!(added.transport, new.transport);

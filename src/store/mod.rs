@@ -12,6 +12,8 @@ mod mcps;
 mod orgs;
 mod rate_limits;
 mod stats;
+mod tool_grants;
+mod tool_pins;
 mod usage;
 mod usage_retention;
 
@@ -37,6 +39,10 @@ pub use keys::{KeyEdit, NewKey};
 pub use mcps::NewMcp;
 pub use orgs::OrgSummary;
 pub use stats::{ClientIp, KeyUsage, RecentRequest, ToolCount};
+pub use tool_pins::{
+    MAX_TOOLS_PER_MCP, McpPins, NewlyWithheld, PinSummary, PinnedTool, SeenTool, ToolObservation,
+    ToolRecord, ToolState,
+};
 pub use usage::UsageEvent;
 pub use usage_retention::{DbSize, UsageQuery, UsageRecord};
 
@@ -58,11 +64,17 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("../../assets/migrations/0004_rate_limits.sql")).down(include_str!(
             "../../assets/migrations/0004_rate_limits.down.sql"
         )),
+        M::up(include_str!("../../assets/migrations/0005_tool_access.sql")).down(include_str!(
+            "../../assets/migrations/0005_tool_access.down.sql"
+        )),
+        M::up(include_str!("../../assets/migrations/0006_tool_pins.sql")).down(include_str!(
+            "../../assets/migrations/0006_tool_pins.down.sql"
+        )),
         M::up(include_str!(
-            "../../assets/migrations/0006_rotation_handover.sql"
+            "../../assets/migrations/0007_rotation_handover.sql"
         ))
         .down(include_str!(
-            "../../assets/migrations/0006_rotation_handover.down.sql"
+            "../../assets/migrations/0007_rotation_handover.down.sql"
         )),
     ])
 });
@@ -72,7 +84,7 @@ pub fn schema_version() -> u32 {
     // One migration per version; the count is tiny and fixed at compile time.
     u32::try_from(MIGRATIONS_COUNT).unwrap_or(u32::MAX)
 }
-const MIGRATIONS_COUNT: usize = 5;
+const MIGRATIONS_COUNT: usize = 7;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -477,6 +489,26 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         MIGRATIONS.validate().unwrap();
-        assert_eq!(schema_version() as usize, MIGRATIONS_COUNT);
+    }
+
+    /// The count this build claims to read is the version a new database
+    /// gets, and one per migration file: a migration added without raising
+    /// it would make every new database look "written by a newer plexmcp".
+    #[test]
+    fn the_schema_version_is_the_number_of_migrations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plexmcp.db");
+        drop(Store::open(&path).unwrap());
+        let version: u32 = Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, schema_version());
+        let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/migrations"))
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| name.ends_with(".sql") && !name.ends_with(".down.sql"))
+            .count();
+        assert_eq!(files, schema_version() as usize);
     }
 }

@@ -232,6 +232,7 @@ mod tests {
                         inherit_env: Vec::new(),
                     },
                     timeout: std::time::Duration::from_secs(1),
+                    pinned: false,
                 },
                 &actor,
                 now,

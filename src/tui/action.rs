@@ -22,6 +22,8 @@ pub struct Snapshot {
     pub orgs: Vec<OrgChoice>,
     pub keys: Vec<KeyRecord>,
     pub mcps: Vec<Mcp>,
+    /// Each MCP's pinning at a glance, by MCP id.
+    pub pins: std::collections::HashMap<String, crate::store::PinSummary>,
 }
 
 /// One organization as the picker lists it: enough to choose by plan and
@@ -109,6 +111,8 @@ pub enum Operation {
     RevokeKey,
     AddMcp,
     RemoveMcp,
+    PinMcp,
+    ApproveTool,
 }
 
 #[derive(Debug)]
@@ -145,10 +149,21 @@ pub enum Action {
         key_row: i64,
         rate: Option<RateSnapshot>,
     },
+    /// Tool lists asked of the upstreams (`Effect::LoadTools`), one per MCP.
+    ToolsLoaded {
+        org: String,
+        lists: Vec<(String, crate::access_preview::ToolList)>,
+    },
     /// The org's latest audit events, newest first.
     AuditLoaded {
         org: String,
         events: Vec<AuditRecord>,
+    },
+    /// The recorded tools of an MCP, for the approval view.
+    WithheldLoaded {
+        org: String,
+        slug: String,
+        tools: Vec<crate::store::ToolRecord>,
     },
     /// A key was just made (create or rotate): its one showing.
     KeyIssued {
@@ -267,7 +282,7 @@ pub const BINDINGS: &[Binding] = &[
     },
     Binding {
         keys: "m",
-        does: "MCP servers (add, remove)",
+        does: "MCP servers (add, remove, pin, approve tools)",
         intents: &[Intent::Mcps],
     },
     Binding {

@@ -11,10 +11,13 @@ mod list;
 mod natural;
 mod palette_keys;
 mod rotate;
+mod tool_lists;
+mod withheld;
 
 pub use audit::{AUDIT_LOADED, AuditView};
 pub use list::{DEFAULT_EXPIRING_WITHIN, expiring_soon};
 pub use rotate::{DEFAULT_GRACE, GraceField, RotateDialog, RotateOutcome, RotateStep};
+pub use withheld::{WITHHELD_ROWS, WithheldView};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::Rect;
@@ -76,6 +79,28 @@ pub enum Effect {
     RemoveMcp {
         org: String,
         slug: String,
+    },
+    /// Pin (or unpin) an MCP's tools.
+    SetPinned {
+        org: String,
+        slug: String,
+        pinned: bool,
+    },
+    /// An MCP's recorded tools, for the approval view.
+    LoadWithheld {
+        org: String,
+        slug: String,
+    },
+    /// Approve one withheld tool as its upstream lists it now.
+    ApproveTool {
+        org: String,
+        slug: String,
+        tool: String,
+    },
+    /// Ask these MCPs' upstreams for their tool lists (`Action::ToolsLoaded`).
+    LoadTools {
+        org: String,
+        slugs: Vec<String>,
     },
     /// Put this text on the clipboard (OSC 52 and the system clipboard).
     Copy(Zeroizing<String>),
@@ -178,6 +203,8 @@ pub enum Mode {
     Audit(Box<AuditView>),
     /// The `:` command palette.
     Palette(Box<Palette>),
+    /// A pinned MCP's withheld tools, old against new (`t` in the MCPs view).
+    Withheld(Box<WithheldView>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,6 +226,10 @@ pub struct App {
     pub orgs: Vec<OrgChoice>,
     pub keys: Vec<KeyRecord>,
     pub mcps: Vec<crate::domain::Mcp>,
+    /// Each MCP's pinning at a glance, by MCP id.
+    pub pins: std::collections::HashMap<String, crate::store::PinSummary>,
+    /// The upstreams' tool lists, for the access previews and the picker.
+    pub tool_lists: tool_lists::ToolLists,
     /// Indices into `keys` that pass the filter, in sort order.
     pub view: Vec<usize>,
     /// Position in `view`.
@@ -242,6 +273,8 @@ impl App {
             orgs: Vec::new(),
             keys: Vec::new(),
             mcps: Vec::new(),
+            pins: std::collections::HashMap::new(),
+            tool_lists: Default::default(),
             view: Vec::new(),
             selected: 0,
             offset: 0,
@@ -364,12 +397,20 @@ impl App {
             Action::DetailLoaded(detail) => {
                 self.detail = Some(*detail);
                 self.clamp_detail_scroll();
+                self.ask_tools_of_selected()
+            }
+            Action::ToolsLoaded { org, lists } => {
+                self.on_tools_loaded(&org, lists);
                 None
             }
             Action::RateMoved { key_row, rate } => {
                 if let Some(detail) = self.detail.as_mut().filter(|d| d.key_row == key_row) {
                     detail.rate = rate;
                 }
+                None
+            }
+            Action::WithheldLoaded { org, slug, tools } => {
+                self.on_withheld_loaded(&org, &slug, tools);
                 None
             }
             Action::AuditLoaded { org, events } => {
@@ -397,6 +438,7 @@ impl App {
                         self.mode = Mode::Mcps(ListPosition::default());
                         None
                     }
+                    Operation::ApproveTool => self.reload_withheld(),
                     Operation::EditKey | Operation::RevokeKey => {
                         self.mode = Mode::Normal;
                         // The change is committed: its audit event belongs in
@@ -452,6 +494,7 @@ impl App {
         self.orgs = snapshot.orgs;
         self.keys = snapshot.keys;
         self.mcps = snapshot.mcps;
+        self.pins = snapshot.pins;
         self.loaded = true;
         let keep = self.select_on_load.take().or(previous);
         self.rebuild_view(keep);
@@ -459,6 +502,10 @@ impl App {
         // The database changed: what the audit view shows may have too.
         if matches!(self.mode, Mode::Audit(_)) {
             return Some(self.load_audit());
+        }
+        // And so may the withheld tools (a new change, an approval elsewhere).
+        if matches!(self.mode, Mode::Withheld(_)) {
+            return self.reload_withheld();
         }
         let now_selected = self.selected_key().map(|k| k.row_id);
         match now_selected {
@@ -500,6 +547,10 @@ impl App {
                 FormOutcome::Unchanged => {
                     self.flash("No changes to save: the key is as it was", false);
                     None
+                }
+                FormOutcome::LoadTools(slug) => {
+                    self.mode = Mode::KeyForm(form);
+                    self.ask_tools([slug.as_str()], true)
                 }
                 FormOutcome::Submit(submit) => {
                     self.mode = Mode::KeyForm(form);
@@ -554,7 +605,7 @@ impl App {
                     self.mode = Mode::McpForm(form);
                     None
                 }
-                FormOutcome::Cancel | FormOutcome::Unchanged => {
+                FormOutcome::Cancel | FormOutcome::Unchanged | FormOutcome::LoadTools(_) => {
                     self.mode = Mode::Mcps(ListPosition::default());
                     None
                 }
@@ -568,6 +619,7 @@ impl App {
             },
             Mode::Orgs(at) => self.orgs_key(key, at),
             Mode::Palette(palette) => self.palette_key(palette, key),
+            Mode::Withheld(view) => self.withheld_key(view, key),
         }
     }
 
@@ -663,7 +715,11 @@ impl App {
             Intent::CopyPrefix => self.copy_prefix(),
             Intent::Create => {
                 let slugs: Vec<String> = self.mcps.iter().map(|m| m.slug.clone()).collect();
-                self.mode = Mode::KeyForm(Box::new(KeyForm::create(&slugs)));
+                let mut form = KeyForm::create(&slugs);
+                form.tool_lists = self.tool_lists.all().clone();
+                self.mode = Mode::KeyForm(Box::new(form));
+                // Upstreams are asked only for what the form needs: an
+                // MCP's list when it is ticked or its picker opens.
                 None
             }
             Intent::Edit | Intent::Revoke | Intent::Rotate => self.key_action(intent),
@@ -713,8 +769,14 @@ impl App {
             return None;
         }
         let slugs: Vec<String> = self.mcps.iter().map(|m| m.slug.clone()).collect();
+        if intent == Intent::Edit {
+            let mut form = KeyForm::edit(&key, &slugs);
+            form.tool_lists = self.tool_lists.all().clone();
+            self.mode = Mode::KeyForm(Box::new(form));
+            // What it can call now, for the form's gains/loses lines.
+            return self.ask_tools_of_selected();
+        }
         self.mode = match intent {
-            Intent::Edit => Mode::KeyForm(Box::new(KeyForm::edit(&key, &slugs))),
             Intent::Revoke => Mode::Confirm(Pending::RevokeKey {
                 id: key.id.clone(),
                 name: key.name.clone(),

@@ -15,7 +15,9 @@ use crate::admin::{self, AdminError};
 use crate::config;
 use crate::domain::{Actor, Handover};
 use crate::server::rate_limits::{KeyRateLimits, RateSnapshot};
+use crate::server::tool_lists::live_tool_lists;
 use crate::store::{AuditQuery, Store, StoreError};
+use crate::upstream::Upstreams;
 
 /// One row past what the details list, to know whether there are older ones.
 const RECENT_PROBE: u32 = DETAIL_RECENT as u32 + 1;
@@ -27,6 +29,9 @@ pub struct Executor {
     actor: Actor,
     /// A routine (tick) refresh is queued or running.
     refreshing: Arc<AtomicBool>,
+    /// Where tool lists are asked: the console's server's pool, so the
+    /// upstreams it already runs answer (a pool of its own without one).
+    upstreams: Upstreams,
 }
 
 struct Inner {
@@ -52,7 +57,55 @@ impl Executor {
             actions,
             actor: config::actor_from_env(),
             refreshing: Arc::new(AtomicBool::new(false)),
+            upstreams: Upstreams::new(),
         }
+    }
+
+    /// Asks tool lists of these upstreams (the console's server's pool).
+    pub fn with_upstreams(mut self, upstreams: Upstreams) -> Executor {
+        self.upstreams = upstreams;
+        self
+    }
+
+    /// The pool tool lists are asked through (stopped at exit when it is
+    /// the console's own).
+    pub fn upstreams(&self) -> &Upstreams {
+        &self.upstreams
+    }
+
+    /// Reads the org's MCPs on a blocking thread, then asks their upstreams
+    /// for their tool lists without holding the store.
+    fn load_tools(&self, org: String, slugs: Vec<String>) {
+        let inner = self.inner.clone();
+        let actions = self.actions.clone();
+        let upstreams = self.upstreams.clone();
+        tokio::spawn(async move {
+            let read = {
+                let org = org.clone();
+                tokio::task::spawn_blocking(move || {
+                    let inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+                    let org = inner.store.org(&org)?;
+                    inner
+                        .store
+                        .list_mcps(org.row_id)?
+                        .into_iter()
+                        .filter(|m| slugs.contains(&m.slug))
+                        .map(|m| inner.store.mcp_pins(m.row_id).map(|pins| (m, pins)))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .await
+            };
+            let mcps = match read {
+                Ok(Ok(mcps)) => mcps,
+                Ok(Err(e)) => {
+                    let _ = actions.send(failed(Operation::Load, e.into()));
+                    return;
+                }
+                Err(_) => return,
+            };
+            let lists = live_tool_lists(&upstreams, &mcps).await;
+            let _ = actions.send(Action::ToolsLoaded { org, lists });
+        });
     }
 
     /// Shows the counts of the server this console runs in the detail pane.
@@ -66,6 +119,9 @@ impl Executor {
 
     /// Starts `effect` in the background. (Copy and Quit are the caller's.)
     pub fn spawn(&self, effect: Effect) {
+        if let Effect::LoadTools { org, slugs } = effect {
+            return self.load_tools(org, slugs);
+        }
         // Ticks ask for a refresh every second; on a big database under load
         // one may take longer, so routine refreshes never queue up behind it.
         let routine = matches!(effect, Effect::Refresh { force: false, .. });
@@ -102,13 +158,16 @@ fn run(inner: &mut Inner, actor: &Actor, effect: Effect) -> Vec<Action> {
         | Effect::RotateKey { org, .. }
         | Effect::RevokeKey { org, .. }
         | Effect::AddMcp { org, .. }
-        | Effect::RemoveMcp { org, .. } => org.clone(),
+        | Effect::RemoveMcp { org, .. }
+        | Effect::SetPinned { org, .. }
+        | Effect::ApproveTool { org, .. } => org.clone(),
+        Effect::LoadWithheld { org, slug } => return vec![withheld(store, org, slug)],
         Effect::LoadDetail { key_row } => {
             return detail(store, *key_row, inner.rate_limits.as_deref())
                 .map_or_else(|e| vec![failed(Operation::Load, e)], |d| vec![d]);
         }
         Effect::LoadAudit { org } => return vec![audit(store, org)],
-        Effect::Copy(_) | Effect::Quit => return out,
+        Effect::Copy(_) | Effect::Quit | Effect::LoadTools { .. } => return out,
     };
     let org = match store.org(&org_slug) {
         Ok(org) => org,
@@ -203,7 +262,27 @@ fn run(inner: &mut Inner, actor: &Actor, effect: Effect) -> Vec<Action> {
             ),
             Err(e) => failed(Operation::RemoveMcp, e),
         },
-        Effect::LoadDetail { .. } | Effect::LoadAudit { .. } | Effect::Copy(_) | Effect::Quit => {
+        Effect::SetPinned { slug, pinned, .. } => {
+            match admin::set_mcp_pinned(store, &org, &slug, pinned, actor, now) {
+                Ok(changed) => Action::Done(Operation::PinMcp, pin_message(&slug, pinned, changed)),
+                Err(e) => failed(Operation::PinMcp, e),
+            }
+        }
+        Effect::ApproveTool { slug, tool, .. } => {
+            match admin::approve_tools(store, &org, &slug, Some(&tool), actor, now) {
+                Ok(_) => Action::Done(
+                    Operation::ApproveTool,
+                    format!("Approved tool '{tool}' of MCP '{slug}': clients see it again"),
+                ),
+                Err(e) => failed(Operation::ApproveTool, e),
+            }
+        }
+        Effect::LoadDetail { .. }
+        | Effect::LoadAudit { .. }
+        | Effect::LoadWithheld { .. }
+        | Effect::LoadTools { .. }
+        | Effect::Copy(_)
+        | Effect::Quit => {
             return out;
         }
     };
@@ -211,6 +290,32 @@ fn run(inner: &mut Inner, actor: &Actor, effect: Effect) -> Vec<Action> {
     inner.seen_version = store.data_version().ok();
     out.push(load(store, &org_slug));
     out
+}
+
+fn pin_message(slug: &str, pinned: bool, changed: bool) -> String {
+    match (pinned, changed) {
+        (true, true) => {
+            format!("Pinned MCP '{slug}': new or changed tools are withheld until approved (t)")
+        }
+        (false, true) => format!("Unpinned MCP '{slug}': its tools are served as listed"),
+        (true, false) => format!("MCP '{slug}' is already pinned"),
+        (false, false) => format!("MCP '{slug}' is not pinned"),
+    }
+}
+
+/// An MCP's recorded tools, for the approval view.
+fn withheld(store: &Store, org_slug: &str, slug: &str) -> Action {
+    let tools = store
+        .org(org_slug)
+        .and_then(|org| store.mcp_tools(org.row_id, slug));
+    match tools {
+        Ok(tools) => Action::WithheldLoaded {
+            org: org_slug.to_owned(),
+            slug: slug.to_owned(),
+            tools,
+        },
+        Err(e) => failed(Operation::Load, e.into()),
+    }
 }
 
 fn failed(op: Operation, error: AdminError) -> Action {
@@ -233,6 +338,7 @@ fn load(store: &Store, org_slug: &str) -> Action {
                 .collect(),
             keys: store.list_keys(org.row_id)?,
             mcps: store.list_mcps(org.row_id)?,
+            pins: store.mcp_pin_summaries(org.row_id)?,
         })
     })();
     match snapshot {

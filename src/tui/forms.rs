@@ -8,13 +8,18 @@ use ratatui::crossterm::event::{Event, KeyCode, KeyEvent};
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
+use std::collections::BTreeMap;
+
+use crate::access_preview::{McpPreview, ToolList, preview};
 use crate::admin::{self, AdminError, EditRequest, KeyRequest};
-use crate::domain::{KeyRecord, McpAccess, Timestamp};
+use crate::domain::{KeyRecord, McpAccess, McpGrant, Timestamp, ToolAccess};
 use crate::rules::{Expiry, Field, RuleError};
 use crate::tui::scroll::{self, Step};
 
 mod mcp_form;
+mod tool_picker;
 pub use mcp_form::{McpField, McpForm};
+pub use tool_picker::{PickerOutcome, ToolPicker};
 
 /// Expiry choices offered by the form, cycled with ←/→.
 pub const EXPIRY_CHOICES: [(&str, &str); 5] = [
@@ -48,6 +53,8 @@ pub enum FormOutcome<R> {
     /// Saving an edit that changes nothing: closes, and says so.
     Unchanged,
     Submit(R),
+    /// Fetch this MCP's tool list from its upstream (the tool picker opened).
+    LoadTools(String),
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +68,13 @@ pub struct KeyForm {
     pub all_mcps: bool,
     /// The org's MCPs and whether each is ticked.
     pub mcps: Vec<(String, bool)>,
+    /// The MCPs limited to some of their tools (absent: all tools).
+    pub tool_limits: BTreeMap<String, Vec<String>>,
+    /// The tool picker of one MCP, while it is open (`t`).
+    pub picker: Option<ToolPicker>,
+    /// The upstreams' tool lists as far as the console knows them, for the
+    /// picker and the before/after access lines.
+    pub tool_lists: BTreeMap<String, ToolList>,
     pub mcp_cursor: usize,
     pub focus: KeyField,
     pub errors: Vec<RuleError>,
@@ -89,6 +103,9 @@ impl KeyForm {
             custom_date: Input::default(),
             all_mcps: true,
             mcps: mcp_slugs.iter().map(|s| (s.clone(), false)).collect(),
+            tool_limits: BTreeMap::new(),
+            picker: None,
+            tool_lists: BTreeMap::new(),
             mcp_cursor: 0,
             focus: KeyField::Name,
             errors: Vec::new(),
@@ -102,10 +119,15 @@ impl KeyForm {
         let mut form = KeyForm::create(mcp_slugs);
         form.name = Input::new(key.name.clone());
         form.description = Input::new(key.description.clone().unwrap_or_default());
-        if let McpAccess::Only(slugs) = &key.access {
+        if let McpAccess::Only(grants) = &key.access {
             form.all_mcps = false;
             for (slug, on) in &mut form.mcps {
-                *on = slugs.contains(slug);
+                *on = key.access.allows(slug);
+            }
+            for grant in grants {
+                if let ToolAccess::Only(tools) = &grant.tools {
+                    form.tool_limits.insert(grant.slug.clone(), tools.clone());
+                }
             }
         }
         form.editing = Some(key.clone());
@@ -150,14 +172,63 @@ impl KeyForm {
         if self.all_mcps {
             McpAccess::All
         } else {
-            McpAccess::Only(
+            McpAccess::only(
                 self.mcps
                     .iter()
                     .filter(|(_, on)| *on)
-                    .map(|(s, _)| s.clone())
+                    .map(|(slug, _)| McpGrant {
+                        slug: slug.clone(),
+                        tools: self.tools_of(slug),
+                    })
                     .collect(),
             )
         }
+    }
+
+    /// The tools the form grants of `slug` if it is ticked.
+    pub fn tools_of(&self, slug: &str) -> ToolAccess {
+        match self.tool_limits.get(slug) {
+            Some(tools) => ToolAccess::only(tools.clone()),
+            None => ToolAccess::All,
+        }
+    }
+
+    /// What the key can call now (`None` when creating: nothing yet).
+    pub fn access_before(&self) -> Option<Vec<McpPreview>> {
+        let key = self.editing.as_ref()?;
+        Some(self.preview_of(&key.access))
+    }
+
+    /// What it could call once the form is saved.
+    pub fn access_after(&self) -> Vec<McpPreview> {
+        self.preview_of(&self.access())
+    }
+
+    fn preview_of(&self, access: &McpAccess) -> Vec<McpPreview> {
+        preview(access, self.mcps.iter().map(|(s, _)| s.as_str()), |slug| {
+            self.tool_lists.get(slug).unwrap_or(&ToolList::Pending)
+        })
+    }
+
+    /// An upstream's tool list arrived (or could not be had).
+    pub fn tools_loaded(&mut self, slug: &str, list: &ToolList) {
+        self.tool_lists.insert(slug.to_owned(), list.clone());
+        if let Some(picker) = &mut self.picker {
+            picker.listed(slug, list);
+        }
+    }
+
+    /// Opens the tool picker on the MCP under the checklist's cursor.
+    fn open_picker(&mut self) -> Option<String> {
+        let (slug, _) = self.mcps.get(self.mcp_cursor)?;
+        let slug = slug.clone();
+        let listed = self
+            .tool_lists
+            .get(&slug)
+            .cloned()
+            .unwrap_or(ToolList::Pending);
+        self.picker = Some(ToolPicker::open(&slug, &self.tools_of(&slug), listed));
+        Some(slug)
     }
 
     pub fn expiry_spec(&self) -> String {
@@ -169,6 +240,46 @@ impl KeyForm {
     }
 
     pub fn handle_key(&mut self, key: KeyEvent, now: Timestamp) -> FormOutcome<KeySubmit> {
+        if let Some(picker) = &mut self.picker {
+            match picker.handle_key(key) {
+                PickerOutcome::Stay => {}
+                PickerOutcome::Cancel => self.picker = None,
+                PickerOutcome::Done(tools) => {
+                    let slug = picker.slug.clone();
+                    self.picker = None;
+                    match tools {
+                        ToolAccess::All => self.tool_limits.remove(&slug),
+                        ToolAccess::Only(names) => self.tool_limits.insert(slug.clone(), names),
+                    };
+                    // Choosing its tools grants the MCP.
+                    if let Some((_, on)) = self.mcps.iter_mut().find(|(s, _)| *s == slug) {
+                        *on = true;
+                    }
+                    self.revalidate(now);
+                }
+            }
+            return FormOutcome::Stay;
+        }
+        if self.focus == KeyField::McpList && key.code == KeyCode::Char('t') {
+            return match self.open_picker() {
+                Some(slug) => FormOutcome::LoadTools(slug),
+                None => FormOutcome::Stay,
+            };
+        }
+        if self.focus == KeyField::McpList && key.code == KeyCode::Char(' ') {
+            self.field_key(key);
+            self.revalidate(now);
+            // A newly ticked MCP's tools are asked for once, so an edit's
+            // gains/loses lines can count them.
+            return match self.mcps.get(self.mcp_cursor) {
+                Some((slug, true)) if !self.tool_lists.contains_key(slug) => {
+                    let slug = slug.clone();
+                    self.tool_lists.insert(slug.clone(), ToolList::Pending);
+                    FormOutcome::LoadTools(slug)
+                }
+                _ => FormOutcome::Stay,
+            };
+        }
         match key.code {
             KeyCode::Esc => return FormOutcome::Cancel,
             KeyCode::Tab => self.move_focus(true),

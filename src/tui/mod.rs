@@ -14,6 +14,7 @@ pub mod palette;
 pub mod panes;
 pub mod scroll;
 pub mod theme;
+pub mod tool_diff;
 pub mod ui;
 
 use std::io::{IsTerminal, Write};
@@ -87,6 +88,8 @@ struct BackgroundServer {
     counters: Option<(Arc<LiveStats>, Arc<WriterStats>)>,
     /// Per-key rate limit counts, for the detail pane.
     rate_limits: Option<Arc<KeyRateLimits>>,
+    /// The server's upstream pool, which the console's tool lists use too.
+    upstreams: Option<crate::upstream::Upstreams>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -100,6 +103,7 @@ async fn start_server(
         status,
         counters: None,
         rate_limits: None,
+        upstreams: None,
         task: None,
     };
     let Some(addr) = listen else {
@@ -142,6 +146,7 @@ async fn start_server(
         gateway.state().usage.stats().clone(),
     );
     let rate_limits = gateway.state().rate_limits.clone();
+    let upstreams = gateway.state().upstreams.clone();
     let cancel = cancel.clone();
     let task = tokio::spawn(async move {
         if let Err(e) = gateway.serve(listener, cancel).await {
@@ -152,6 +157,7 @@ async fn start_server(
         status: ServerStatus::running(bound, &Health::default()),
         counters: Some(counters),
         rate_limits: Some(rate_limits),
+        upstreams: Some(upstreams),
         task: Some(task),
     }
 }
@@ -196,12 +202,30 @@ async fn event_loop(
     options: &ConsoleOptions,
     server: &BackgroundServer,
 ) -> anyhow::Result<()> {
-    let theme = Theme::from_env();
-    let (results, mut incoming) = mpsc::unbounded_channel();
+    let (results, incoming) = mpsc::unbounded_channel();
     let mut executor = Executor::new(store, results);
     if let Some(limits) = &server.rate_limits {
         executor = executor.with_rate_limits(limits.clone());
     }
+    if let Some(upstreams) = &server.upstreams {
+        executor = executor.with_upstreams(upstreams.clone());
+    }
+    let outcome = run_loop(terminal, &mut executor, incoming, options, server).await;
+    if server.upstreams.is_none() {
+        // The console's own pool (no server): stop what it started.
+        executor.upstreams().shutdown().await;
+    }
+    outcome
+}
+
+async fn run_loop(
+    terminal: &mut DefaultTerminal,
+    executor: &mut Executor,
+    mut incoming: mpsc::UnboundedReceiver<Action>,
+    options: &ConsoleOptions,
+    server: &BackgroundServer,
+) -> anyhow::Result<()> {
+    let theme = Theme::from_env();
     let mut app = App::new(&options.org, Utc::now(), server.status.clone());
     app.expiring_within = options.expiring_within;
     executor.spawn(app.start());

@@ -10,7 +10,9 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use unicode_width::UnicodeWidthStr;
 
 use super::app::{App, Focus, Mode, RotateStep};
-use super::panes::{audit, detail, dialogs, forms, key_list, mcps, palette, status_bar, wrap};
+use super::panes::{
+    audit, detail, dialogs, forms, key_list, mcps, palette, status_bar, withheld, wrap,
+};
 use super::theme::Theme;
 use crate::rules::visible;
 
@@ -40,6 +42,7 @@ pub fn render(app: &App, frame: &mut Frame, theme: &Theme) {
         Mode::Orgs(at) => dialogs::orgs(app, at, frame, area, theme),
         Mode::Audit(view) => audit::render(app, view, frame, area, theme),
         Mode::Palette(p) => palette::render(p, frame, area, theme),
+        Mode::Withheld(view) => withheld::render(app, view, frame, area, theme),
     }
     long_message(app, frame, areas.footer, theme);
 }
@@ -172,10 +175,23 @@ fn footer<'a>(app: &'a App, theme: &Theme, width: u16) -> Paragraph<'a> {
             ("?", "help"),
             ("q", "quit"),
         ],
-        Mode::KeyForm(_) | Mode::McpForm(_) => &[
+        Mode::KeyForm(form) if form.picker.is_some() => &[
+            ("↑/↓", "move"),
+            ("Space", "tick"),
+            ("Enter", "done"),
+            ("Esc", "cancel"),
+        ],
+        Mode::KeyForm(_) => &[
             ("Tab/S-Tab", "field"),
             ("←/→", "choose"),
-            ("Space", "toggle"),
+            ("Space", "tick"),
+            ("t", "MCP's tools"),
+            ("Enter", "save"),
+            ("Esc", "cancel"),
+        ],
+        Mode::McpForm(_) => &[
+            ("Tab/S-Tab", "field"),
+            ("←/→", "choose"),
             ("Enter", "save"),
             ("Esc", "cancel"),
         ],
@@ -195,9 +211,12 @@ fn footer<'a>(app: &'a App, theme: &Theme, width: u16) -> Paragraph<'a> {
         Mode::Mcps(_) => &[
             ("a", "add"),
             ("d", "remove"),
+            ("p", "pin/unpin"),
+            ("t", "withheld tools"),
             ("j/k", "move"),
             ("Esc", "back"),
         ],
+        Mode::Withheld(_) => &[("j/k", "move"), ("a/Enter", "approve"), ("Esc", "back")],
         Mode::Orgs(_) => &[("j/k", "move"), ("Enter", "switch"), ("Esc", "back")],
         Mode::Audit(view) if view.typing => &[("Enter", "keep filter"), ("Esc", "clear")],
         Mode::Audit(_) => &[

@@ -171,6 +171,11 @@ impl Connection {
         self.pid
     }
 
+    /// Makes the next [`Self::tools`] re-list, as a change notification would.
+    pub(super) fn mark_tools_stale(&self) {
+        self.shared.tools_stale.store(true, Ordering::Release);
+    }
+
     /// The cached tool list, re-fetched first if the upstream said it changed.
     pub(super) async fn tools(&self) -> Result<Arc<Vec<Tool>>, UpstreamError> {
         if self.shared.tools_stale.load(Ordering::Acquire) {

@@ -96,6 +96,17 @@ impl Upstreams {
         connection.tools().await
     }
 
+    /// Makes the next `tools`/`call` for `spec` list the upstream's tools
+    /// afresh rather than trust the cached list (a pinned MCP's tools are
+    /// judged as the upstream lists them now, not as it did on connecting).
+    /// No connection yet: nothing to do, the first use lists anyway.
+    pub fn relist_next(&self, spec: &UpstreamSpec) {
+        let slot = lock(&self.inner.slots).get(&spec.name).cloned();
+        if let Some(connection) = slot.filter(|s| s.spec == *spec).and_then(|s| s.current()) {
+            connection.mark_tools_stale();
+        }
+    }
+
     /// Call a tool. Checks the cached tool list first: an unknown tool is UnknownTool without a round trip
     /// (after the list is known; connecting + listing on first use is fine). Returns the upstream's
     /// CallToolResult serialized as JSON (serde_json::Value), passed through as-is.

@@ -15,7 +15,7 @@ use tempfile::TempDir;
 use super::upstream::everything_stdio_command;
 
 /// The fields every key object in JSON has, sorted.
-pub const KEY_FIELDS: [&str; 15] = [
+pub const KEY_FIELDS: [&str; 16] = [
     "created_at",
     "description",
     "effective_rate_limit",
@@ -31,6 +31,7 @@ pub const KEY_FIELDS: [&str; 15] = [
     "request_count",
     "revoke_when_idle_secs",
     "status",
+    "tool_access",
 ];
 
 /// What one run of the binary did.

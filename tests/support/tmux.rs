@@ -37,9 +37,14 @@ impl Tmux {
             socket_path: None,
         };
         let (w, h) = (width.to_string(), height.to_string());
-        tmux.ok(&[
+        // The socket's path comes with the session (-P -F): a console that
+        // exits at once takes the server with it before a second query.
+        let path = tmux.ok(&[
             "new-session",
             "-d",
+            "-P",
+            "-F",
+            "#{socket_path}",
             "-s",
             "console",
             "-x",
@@ -48,7 +53,6 @@ impl Tmux {
             &h,
             command,
         ]);
-        let path = tmux.ok(&["display-message", "-p", "#{socket_path}"]);
         tmux.socket_path = Some(PathBuf::from(path.trim()));
         tmux
     }

@@ -109,3 +109,34 @@ readline.createInterface({ input: process.stdin }).on("line", (line) => {
   }
 });
 "#;
+
+/// `python3 tests/fixtures/fake_mcp.py EXTRA..`, quoted for `mcps add --stdio`.
+pub fn fake_stdio_command(extra: &[&str]) -> String {
+    crate::support::require_python3();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake_mcp.py");
+    let mut words = vec!["python3", script.to_str().expect("UTF-8 fixture path")];
+    words.extend_from_slice(extra);
+    shlex::try_join(words).expect("quotable command")
+}
+
+/// The tool list a `fake_mcp.py --tools-file` upstream serves, changed
+/// under it while it runs.
+pub struct ToolsFile {
+    pub path: PathBuf,
+}
+
+impl ToolsFile {
+    /// `tools` (a JSON array of tools) at `path`.
+    pub fn new(path: PathBuf, tools: &serde_json::Value) -> ToolsFile {
+        let file = ToolsFile { path };
+        file.write(tools);
+        file
+    }
+
+    /// Replaces the list in one rename, so the upstream never reads half of it.
+    pub fn write(&self, tools: &serde_json::Value) {
+        let next = self.path.with_extension("next");
+        std::fs::write(&next, tools.to_string()).expect("write tools file");
+        std::fs::rename(&next, &self.path).expect("replace tools file");
+    }
+}

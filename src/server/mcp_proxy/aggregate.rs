@@ -38,6 +38,7 @@ use super::relay::{Link, Mode};
 use super::session_upstream::{SessionUpstream, unexpected};
 use super::sessions::Binding;
 use super::stateless::{Bridge, Member, Round};
+use crate::server::tool_access::{ToolGrant, unknown_tool};
 use crate::upstream::UpstreamSpec;
 
 /// Most pages read from one upstream for one list (a hostile upstream
@@ -52,10 +53,14 @@ pub struct AggregateGrant {
     pub members: Vec<(String, UpstreamSpec)>,
     /// The key and MCPs the request was authorized for.
     pub binding: Binding,
+    /// Which tools of each member the key may see and call, as of this request.
+    pub tools: ToolGrant,
     /// Where stateless (2026-07-28) requests find their upstreams.
     pub bridge: Arc<Bridge>,
     /// Filled at `initialize` with the links of the members reached.
     pub links: Arc<OnceLock<Vec<Arc<Link>>>>,
+    /// What pinned MCPs withhold, as of this request.
+    pub pins: crate::server::tool_pins::PinsAt,
 }
 
 #[derive(Default)]
@@ -211,7 +216,14 @@ impl AggregateHandler {
         let mut gathered = Vec::new();
         for (member, entries) in futures_util::future::join_all(asked).await {
             match entries {
-                Ok(entries) => {
+                Ok(mut entries) => {
+                    if let List::Tools = list {
+                        // The pins judge the member's whole list; the
+                        // key's grant narrows what is left.
+                        let grant = grant_of(context)?;
+                        super::withheld::withhold_member(grant, member.slug(), &mut entries).await;
+                        grant.tools.retain_entries(member.slug(), &mut entries);
+                    }
                     for mut entry in entries {
                         list.rename(member.slug(), &mut entry);
                         gathered.push(entry);
@@ -383,6 +395,11 @@ impl ServerHandler for AggregateHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.to_string();
+        if let Some((slug, own)) = split_name(&name)
+            && !grant_of(&context)?.tools.allows(slug, own)
+        {
+            return Err(unknown_tool(&name));
+        }
         let (round, slug) = self
             .named(&name, "tool", &context, |own| {
                 let mut request = request;

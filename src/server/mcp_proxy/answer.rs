@@ -40,6 +40,7 @@ fn outcome_of(message: &str, id: &Value) -> Option<(&'static str, u16)> {
     let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
     let text = error.get("message").and_then(Value::as_str).unwrap_or("");
     Some(match code {
+        crate::server::tool_pins::TOOL_WITHHELD_CODE => ("tool_withheld", 403),
         INVALID_PARAMS if text.starts_with("Unknown tool") => ("unknown_tool", 404),
         PARSE_ERROR | INVALID_REQUEST | METHOD_NOT_FOUND | INVALID_PARAMS => {
             ("invalid_request", 400)

@@ -27,6 +27,7 @@ use crate::domain::Mcp;
 use crate::server::authorize::{Denied, authorize_mcp, may_use, within_rate_limit};
 use crate::server::client_addr::request_client;
 use crate::server::mcp::{authenticate, read_body, recorded_names, upstream_spec};
+use crate::server::tool_access::{ToolGrant, is_forbidden_tool};
 use crate::server::{ApiError, AppState};
 use crate::store::UsageEvent;
 
@@ -52,6 +53,9 @@ struct Usage {
     user_agent: Option<String>,
     /// The JSON-RPC id of the request, to find its answer in the response.
     request_id: Option<Value>,
+    /// A `tools/call` of a tool outside the key's grant: the client is
+    /// told "Unknown tool", the usage record says `unauthorized_tool`.
+    forbidden_tool: bool,
 }
 
 /// Which endpoint a request came to.
@@ -99,6 +103,7 @@ async fn serve(state: Arc<AppState>, target: Target, request: Request) -> Respon
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(256).collect()),
         request_id: None,
+        forbidden_tool: false,
     };
     let response = match admit(&state, &target, request, client, &mut usage).await {
         Ok(response) => response,
@@ -146,6 +151,8 @@ async fn admit(
     // A plain tool call in a session on `/mcp/{id}`, for the direct path
     // (`session_manager`): read once, as the call it is.
     let mut plain_call = None;
+    // The tool a `tools/call` names, as the client named it (for the pins).
+    let mut called: Option<String> = None;
     let body = if method == Method::POST {
         let bytes = read_body(body).await.map_err(|e| api_refusal(&e))?;
         if let (Target::One(_), Some(_)) = (target, &session)
@@ -153,6 +160,9 @@ async fn admit(
         {
             usage.request_id = Some(call.id());
             usage.tool = Some(call.tool().to_owned());
+            called = Some(call.tool().to_owned());
+            usage.forbidden_tool =
+                matches!(target, Target::One(slug) if is_forbidden_tool(&key, slug, call.tool()));
             plain_call = Some(call);
         } else {
             let Some(message) = read_head(&bytes) else {
@@ -174,6 +184,9 @@ async fn admit(
                 Some((request_id, rpc_method, name)) => {
                     usage.request_id = Some(request_id);
                     initializing = rpc_method == "initialize" && session.is_none();
+                    if rpc_method == "tools/call" {
+                        called.clone_from(&name);
+                    }
                     match (target, name) {
                         (Target::All, Some(name)) => {
                             // Recorded under the MCP and name it reaches, if any.
@@ -181,8 +194,16 @@ async fn admit(
                                 .or_else(|| unwrap_uri(&name))
                                 .map(|(mcp, own)| (Some(mcp.to_owned()), own.to_owned()))
                                 .unwrap_or((None, name));
+                            usage.forbidden_tool = rpc_method == "tools/call"
+                                && mcp
+                                    .as_deref()
+                                    .is_some_and(|m| is_forbidden_tool(&key, m, &own));
                             usage.mcp = mcp;
                             usage.tool = Some(own);
+                        }
+                        (Target::One(slug), Some(name)) if rpc_method == "tools/call" => {
+                            usage.forbidden_tool = is_forbidden_tool(&key, slug, &name);
+                            usage.tool = Some(name);
                         }
                         (_, name) => usage.tool = Some(name.unwrap_or(rpc_method)),
                     }
@@ -223,7 +244,22 @@ async fn admit(
             json!({ "code": "session_not_found" }),
         ));
     }
+    // A tool outside the key's grant is refused as missing further on,
+    // whether or not the pins hold it back: its state is not the key's to see.
+    if let Some(name) = &called
+        && !usage.forbidden_tool
+        && let Some(refused) = super::withheld::refuse_call(
+            &state.pins.at(state.verifier.generation()),
+            &authorized.scope,
+            name,
+            usage.request_id.as_ref(),
+        )
+        .await
+    {
+        return Err(refused);
+    }
     if let (Target::One(_), Some(id), Some(call)) = (target, &session, plain_call)
+        && !usage.forbidden_tool
         && proxy.lane.passes(&parts.headers)
         && let Some(answer) = proxy.sessions.call_directly(id, call).await
     {
@@ -261,7 +297,7 @@ async fn admit(
     let mut one_grant = None;
     let (mut response, links) = match &authorized.grant {
         Granted::One(mcp) => {
-            let grant = grant_of(state, mcp, &binding);
+            let grant = grant_of(state, &key, mcp, &binding);
             parts.extensions.insert(grant.clone());
             let response = proxy.service.handle(Request::from_parts(parts, body)).await;
             let links = grant.link.get().map(|link| vec![link.clone()]);
@@ -343,13 +379,15 @@ enum Granted {
 }
 
 /// The grant rmcp's handler reads for a request on `/mcp/{mcp.slug}`.
-fn grant_of(state: &AppState, mcp: &Mcp, binding: &Binding) -> Grant {
+fn grant_of(state: &AppState, key: &KeyState, mcp: &Mcp, binding: &Binding) -> Grant {
     Grant {
         slug: mcp.slug.clone(),
         spec: upstream_spec(mcp),
         binding: binding.clone(),
+        tools: ToolGrant::new(key),
         bridge: state.proxy.bridge.clone(),
         link: Arc::new(std::sync::OnceLock::new()),
+        pins: state.pins.at(state.verifier.generation()),
     }
 }
 
@@ -395,8 +433,10 @@ async fn authorized_scope(
                         key_id: key.id.clone(),
                         scope,
                     },
+                    tools: ToolGrant::new(key),
                     bridge: state.proxy.bridge.clone(),
                     links: Arc::new(std::sync::OnceLock::new()),
+                    pins: state.pins.at(state.verifier.generation()),
                 }),
             })
         }
@@ -485,7 +525,13 @@ async fn finish(
         return response;
     };
     let request_id = usage.request_id.clone();
+    let forbidden_tool = usage.forbidden_tool;
     let record = move |answered: Option<(&'static str, u16)>| {
+        // The "Unknown tool" the client got for a tool it may not call.
+        let answered = match answered {
+            Some(("unknown_tool", _)) if forbidden_tool => Some(("unauthorized_tool", 403)),
+            other => other,
+        };
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();

@@ -29,6 +29,7 @@ use super::Grant;
 use super::relay::{Link, Mode};
 use super::session_upstream::{SessionUpstream, optional, unexpected};
 use super::stateless::{Member, Round};
+use crate::server::tool_access::unknown_tool;
 
 /// Revisions with an `initialize` handshake, served over sessions.
 pub const SERVED_VERSIONS: [ProtocolVersion; 4] = [
@@ -251,8 +252,16 @@ impl ServerHandler for ProxyHandler {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        let paged = request.as_ref().is_some_and(|r| r.cursor.is_some());
+        let slug = self.slug(&context)?;
+        let grant = grant(&context)?;
         let request = ClientRequest::ListToolsRequest(optional(request));
-        expect_result!(self, request, context, ListToolsResult)
+        let mut listed: ListToolsResult = expect_result!(self, request, context, ListToolsResult)?;
+        // The pins judge the upstream's whole list (what it lists is what
+        // they record); the key's grant narrows what is left.
+        super::withheld::withhold_page(&grant, &mut listed, paged).await;
+        grant.tools.retain_tools(&slug, &mut listed.tools);
+        Ok(listed)
     }
 
     async fn call_tool(
@@ -261,6 +270,9 @@ impl ServerHandler for ProxyHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let slug = self.slug(&context)?;
+        if !grant(&context)?.tools.allows(&slug, &request.name) {
+            return Err(unknown_tool(&request.name));
+        }
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(request));
         round_answer!(
             self.converse(request, context).await?,

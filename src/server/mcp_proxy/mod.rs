@@ -29,6 +29,7 @@ mod session_upstream;
 mod sessions;
 mod stateless;
 mod sweeper;
+mod withheld;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -44,6 +45,7 @@ pub use names::{SEPARATOR, URI_SCHEME};
 use session_manager::GatewaySessions;
 pub use sweeper::spawn as spawn_sweeper;
 
+use crate::server::tool_access::ToolGrant;
 use crate::upstream::UpstreamSpec;
 
 /// An idle session ends after this long without a request or open stream.
@@ -94,11 +96,15 @@ pub struct Grant {
     pub spec: UpstreamSpec,
     /// The key and scope the request was authorized for.
     pub binding: sessions::Binding,
+    /// Which of the MCP's tools the key may see and call, as of this request.
+    pub tools: ToolGrant,
     /// Where stateless (2026-07-28) requests find their upstream.
     pub bridge: Arc<stateless::Bridge>,
     /// Filled by the handler at `initialize`, so the session's upstream can
     /// be watched from outside rmcp.
     pub link: Arc<OnceLock<Arc<relay::Link>>>,
+    /// What pinned MCPs withhold, as of this request.
+    pub pins: crate::server::tool_pins::PinsAt,
 }
 
 /// The grant (`Grant` or `AggregateGrant`) the guard put on the request.

@@ -30,6 +30,8 @@ impl App {
         }
         match key.code {
             KeyCode::Char('a') | KeyCode::Char('n') => self.mode = Mode::McpForm(Box::default()),
+            KeyCode::Char('p') => return self.toggle_pin(at),
+            KeyCode::Char('t') | KeyCode::Enter => return self.open_withheld(at),
             KeyCode::Char('d') | KeyCode::Char('x') | KeyCode::Delete => {
                 match self.mcps.get(at.selected) {
                     Some(mcp) => {
@@ -111,6 +113,10 @@ impl App {
             Mode::Palette(palette) => {
                 let len = palette.matches().len();
                 palette.at.step(step, len, palette_rows)
+            }
+            Mode::Withheld(view) => {
+                let len = view.tools.len();
+                view.at.step(step, len, super::WITHHELD_ROWS)
             }
             _ => {}
         }

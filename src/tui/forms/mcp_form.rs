@@ -170,6 +170,8 @@ impl McpForm {
             inherit_env: Vec::new(),
             headers: Vec::new(),
             timeout_secs,
+            // Pinned from the MCP list (a key), as `mcps pin` does.
+            pinned: false,
         };
         let mut errors = match admin::validate_mcp_request(&request) {
             Ok(_) => Vec::new(),

@@ -11,6 +11,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 
 use super::{ago, date, date_time, one_line, plural, short_time, sparkline, wrap_line};
+use crate::access_preview::Callable;
 use crate::domain::{KeyRecord, KeyStatus, LimitSource, McpAccess};
 use crate::rules::{self, visible};
 use crate::store::KeyUsage;
@@ -155,10 +156,10 @@ fn lines<'a>(
         "MCP access",
         match &key.access {
             McpAccess::All => "All MCPs (including ones added later)".to_string(),
-            McpAccess::Only(slugs) if slugs.is_empty() => {
+            McpAccess::Only(grants) if grants.is_empty() => {
                 "None (its MCPs were removed)".to_string()
             }
-            McpAccess::Only(slugs) => visible(&slugs.join(", ")).into_owned(),
+            McpAccess::Only(_) => visible(&key.access.describe()).into_owned(),
         },
         theme,
     ));
@@ -166,6 +167,7 @@ fn lines<'a>(
         out.push(field("Rate limit", limit, theme));
     }
     out.push(Line::default());
+    callable_lines(app, key, status, theme, &mut out);
     match detail {
         Some(detail) => {
             usage_lines(app, &detail.usage, theme, &mut out);
@@ -192,6 +194,43 @@ fn expires_text(key: &KeyRecord, now: chrono::DateTime<chrono::Utc>) -> String {
         }
         Some(at) => format!("{} (in {})", date(at), rules::time_left(now, at)),
     }
+}
+
+/// "Can call now": the grant met with each upstream's live tool list (asked
+/// for when the key is selected, at most once a minute per MCP).
+fn callable_lines<'a>(
+    app: &App,
+    key: &KeyRecord,
+    status: KeyStatus,
+    theme: &Theme,
+    out: &mut Vec<Line<'a>>,
+) {
+    out.push(heading("Can call now", theme));
+    if status != KeyStatus::Active {
+        out.push(Line::styled(
+            format!("  nothing: the key is {}", status.as_str()),
+            theme.warn(),
+        ));
+        out.push(Line::default());
+        return;
+    }
+    let shown = app.access_now(key);
+    if shown.is_empty() {
+        out.push(Line::styled("  no MCPs", theme.dim()));
+    }
+    let width = shown.iter().map(|p| p.slug.len()).max().unwrap_or(0);
+    for mcp in &shown {
+        let style = match mcp.now {
+            Callable::Tools { .. } => ratatui::style::Style::default(),
+            Callable::Pending => theme.dim(),
+            Callable::Unreachable(_) => theme.warn(),
+        };
+        out.push(Line::from(vec![
+            Span::raw(format!("  {:width$}  ", visible(&mcp.slug))),
+            Span::styled(visible(&mcp.summary()).into_owned(), style),
+        ]));
+    }
+    out.push(Line::default());
 }
 
 /// The key's effective limit with this console's server's counts for it:

@@ -9,8 +9,9 @@ use tui_input::Input;
 
 use unicode_width::UnicodeWidthStr;
 
+use crate::access_preview::{ToolList, change_lines, tools};
 use crate::rules::{Field, visible};
-use crate::tui::forms::{EXPIRY_CHOICES, KeyField, KeyForm, McpField, McpForm};
+use crate::tui::forms::{EXPIRY_CHOICES, KeyField, KeyForm, McpField, McpForm, ToolPicker};
 use crate::tui::panes::wrap;
 use crate::tui::scroll;
 use crate::tui::theme::Theme;
@@ -176,6 +177,15 @@ pub fn key_form(form: &KeyForm, frame: &mut Frame, area: Rect, theme: &Theme) {
     // The checklist goes in last, in whatever height the rest leaves.
     let checklist_at = f.lines.len();
     f.error(form.error_for(Field::McpAccess), inner, theme);
+    // An edit says what saving it changes in what the key can call.
+    if let Some(before) = form.access_before() {
+        for line in change_lines(&before, &form.access_after()) {
+            for part in wrap(&visible(&line), inner.saturating_sub(LABEL)) {
+                f.lines
+                    .push(Line::styled(format!("{:LABEL$}{part}", ""), theme.accent()));
+            }
+        }
+    }
     let title = match &form.editing {
         Some(key) => format!("Edit key {}", visible(&key.prefix())),
         None => "Create API key".to_string(),
@@ -183,7 +193,7 @@ pub fn key_form(form: &KeyForm, frame: &mut Frame, area: Rect, theme: &Theme) {
     let mut f = f.finish(
         form.general_error.as_deref(),
         form.busy,
-        "Tab move · ←/→ choose · Space toggle · Enter save · Esc cancel",
+        "Tab move · ←/→ choose · Space tick · t tools · Enter save · Esc cancel",
         inner,
         theme,
     );
@@ -193,6 +203,115 @@ pub fn key_form(form: &KeyForm, frame: &mut Frame, area: Rect, theme: &Theme) {
         f.lines.splice(checklist_at..checklist_at, checklist);
     }
     f.draw(&title, frame, area, width, theme);
+    if let Some(picker) = &form.picker {
+        tool_picker(picker, frame, area, theme);
+    }
+}
+
+/// The tool picker over the key form: "All tools", then the upstream's
+/// tools (and chosen names it does not list), then a field to type one.
+fn tool_picker(picker: &ToolPicker, frame: &mut Frame, area: Rect, theme: &Theme) {
+    let width: u16 = 64;
+    let inner = usize::from(width - 2);
+    let mut f = FormLines {
+        lines: Vec::new(),
+        cursor: None,
+    };
+    let state = match &picker.listed {
+        ToolList::Pending => Line::styled("asking the upstream for its tools…", theme.dim()),
+        ToolList::Listed { names, withheld } if names.is_empty() && withheld.is_empty() => {
+            Line::styled("the upstream lists no tools now", theme.dim())
+        }
+        ToolList::Listed { names, withheld } if withheld.is_empty() => Line::styled(
+            format!("the upstream lists {}", tools(names.len())),
+            theme.dim(),
+        ),
+        // Withheld tools can still be granted (typed below); they become
+        // callable once approved.
+        ToolList::Listed { names, withheld } => Line::styled(
+            format!(
+                "the upstream lists {}; {} withheld by pinning",
+                tools(names.len()),
+                withheld.len()
+            ),
+            theme.dim(),
+        ),
+        ToolList::Unreachable(why) => Line::styled(
+            format!("{}: type tool names below", visible(why)),
+            theme.warn(),
+        ),
+    };
+    f.lines.push(state);
+    let names = picker.names();
+    let rows: Vec<(String, bool, bool)> =
+        std::iter::once(("All tools".to_owned(), picker.all, true))
+            .chain(names.iter().map(|(name, listed)| {
+                (
+                    visible(name).into_owned(),
+                    !picker.all && picker.is_ticked(name),
+                    *listed,
+                )
+            }))
+            .collect();
+    // Room for the rows: the screen less the box, the state line, the add
+    // field, its error, the help and the "more" marks.
+    let room = usize::from(area.height.saturating_sub(2))
+        .saturating_sub(8)
+        .max(1);
+    let window = scroll::window(
+        picker.cursor.min(rows.len().saturating_sub(1)),
+        0,
+        rows.len(),
+        room,
+    );
+    if window.start > 0 {
+        f.lines.push(Line::styled(
+            format!("  ↑ {} more", window.start),
+            theme.accent(),
+        ));
+    }
+    for (i, (name, ticked, listed)) in rows[window.start..window.end].iter().enumerate() {
+        let text = format!(
+            "  [{}] {name}{}",
+            if *ticked { "x" } else { " " },
+            if *listed { "" } else { "  (not listed now)" }
+        );
+        f.lines.push(if window.start + i == picker.cursor {
+            Line::styled(text, theme.selected())
+        } else if *listed {
+            Line::from(text)
+        } else {
+            Line::styled(text, theme.dim())
+        });
+    }
+    if window.end < rows.len() {
+        f.lines.push(Line::styled(
+            format!("  ↓ {} more", rows.len() - window.end),
+            theme.accent(),
+        ));
+    }
+    f.text(
+        "Add tool",
+        &picker.typed,
+        picker.cursor == picker.add_row(),
+        inner,
+        theme,
+    );
+    f.error(picker.error.as_deref(), inner, theme);
+    f.finish(
+        None,
+        false,
+        "↑/↓ move · Space tick · Enter done · Esc cancel",
+        inner,
+        theme,
+    )
+    .draw(
+        &format!("Tools of {}", visible(&picker.slug)),
+        frame,
+        area,
+        width,
+        theme,
+    );
 }
 
 /// The MCP checklist in at most `room` lines: when it is longer, a window
@@ -229,11 +348,18 @@ fn checklist<'a>(form: &KeyForm, room: usize, theme: &Theme) -> Vec<Line<'a>> {
     }
     for (i, (slug, on)) in form.mcps[shown.start..shown.end].iter().enumerate() {
         let focused = form.focus == KeyField::McpList && shown.start + i == form.mcp_cursor;
+        // Which of its tools, once ticked: all, or the chosen names.
+        let tools = match (on, form.tool_limits.get(slug)) {
+            (false, _) => String::new(),
+            (true, None) => "  all tools".to_owned(),
+            (true, Some(names)) => format!("  only {}", names.join(", ")),
+        };
         let text = format!(
-            "{:LABEL$}[{}] {}",
+            "{:LABEL$}[{}] {}{}",
             "",
             if *on { "x" } else { " " },
-            visible(slug)
+            visible(slug),
+            visible(&tools)
         );
         lines.push(if focused {
             Line::styled(text, theme.selected())

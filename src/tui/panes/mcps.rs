@@ -5,8 +5,9 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Paragraph, Row, Table, Wrap};
 
-use super::with_more_marks;
+use super::{ago, with_more_marks};
 use crate::rules::visible;
+use crate::store::PinSummary;
 use crate::tui::app::App;
 use crate::tui::layout;
 use crate::tui::scroll::ListPosition;
@@ -22,7 +23,7 @@ pub fn render(app: &App, at: &ListPosition, frame: &mut Frame, area: Rect, theme
             theme.bold(),
         ))
         .title_bottom(Line::styled(
-            " a add · d remove · j/k g/G PgUp/PgDn move · Esc back ",
+            " a add · d remove · p pin/unpin · t withheld tools · Esc back ",
             theme.dim(),
         ))
         .border_style(theme.border(true));
@@ -44,12 +45,16 @@ pub fn render(app: &App, at: &ListPosition, frame: &mut Frame, area: Rect, theme
         .iter()
         .enumerate()
         .map(|(i, m)| {
+            let pins = app.pin_summary(&m.slug);
             let row = Row::new(vec![
                 visible(&m.slug).into_owned(),
                 visible(&m.name).into_owned(),
                 m.transport.kind().to_string(),
                 visible(&m.transport.target()).into_owned(),
                 format!("{}s", m.timeout.as_secs()),
+                pinned_cell(pins),
+                pins.last_changed
+                    .map_or_else(|| "never".to_owned(), |at| ago(app.now, at)),
             ]);
             if shown.start + i == at.selected {
                 row.style(theme.selected())
@@ -57,15 +62,30 @@ pub fn render(app: &App, at: &ListPosition, frame: &mut Frame, area: Rect, theme
                 row
             }
         });
+    // The pinning columns are narrow so the target keeps some room at 80 columns.
     let widths = [
         Constraint::Length(16),
-        Constraint::Length(16),
-        Constraint::Length(6),
+        Constraint::Length(14),
+        Constraint::Length(5),
         Constraint::Fill(1),
         Constraint::Length(7),
+        Constraint::Length(7),
+        Constraint::Length(8),
     ];
-    let header = Row::new(["ID", "Name", "Kind", "Target", "Timeout"]).style(theme.accent());
+    let header = Row::new([
+        "ID", "Name", "Kind", "Target", "Timeout", "Pinned", "Changed",
+    ])
+    .style(theme.accent());
     frame.render_widget(Table::new(rows, widths).header(header).block(block), rect);
+}
+
+/// `yes (2)` (two tools withheld) / `yes` / `no`.
+fn pinned_cell(pins: PinSummary) -> String {
+    match (pins.pinned, pins.pending) {
+        (false, _) => "no".to_owned(),
+        (true, 0) => "yes".to_owned(),
+        (true, n) => format!("yes ({n})"),
+    }
 }
 
 #[cfg(test)]

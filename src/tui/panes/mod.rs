@@ -8,6 +8,7 @@ pub mod key_list;
 pub mod mcps;
 pub mod palette;
 pub mod status_bar;
+pub mod withheld;
 
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};

@@ -244,6 +244,12 @@ pub fn expires_cell(key: &KeyRecord) -> String {
 
 /// The expiry with the time left in words (`… (in 3 h)`), for `keys show`.
 pub fn expires_in(key: &KeyRecord, now: Timestamp) -> String {
+    // A replaced key that went unused past its idle limit ended then, though
+    // its date has not come: say so rather than "in 20 h".
+    if key.idle_ended(now) && key.revoked_at.is_none() {
+        let ended = key.succession.idle_end().map_or_else(String::new, human);
+        return format!("{ended} (ended early: unused)");
+    }
     match key.expires_at {
         None => "Never".to_string(),
         Some(at) if at > now => format!("{} (in {})", human(at), rules::time_left(now, at)),

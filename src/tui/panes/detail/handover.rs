@@ -96,7 +96,11 @@ mod tests {
             last_seen: now - TimeDelta::minutes(mins),
             requests: 1,
         };
-        let clients = [seen("10.0.0.1", 2), seen("10.0.0.2", 60), seen("10.0.0.3", 61)];
+        let clients = [
+            seen("10.0.0.1", 2),
+            seen("10.0.0.2", 60),
+            seen("10.0.0.3", 61),
+        ];
         let recent: Vec<&str> = recent_clients(&clients, now)
             .iter()
             .map(|c| c.ip.as_str())

@@ -495,6 +495,15 @@ fn create_form_specific_checklist() {
                 press(KeyCode::Tab),
                 press(KeyCode::Right),
                 press(KeyCode::Tab),
+            ],
+        );
+        // A rate brings its burst field, left blank.
+        type_text(&mut app, "120/min");
+        keys_press(
+            &mut app,
+            vec![
+                press(KeyCode::Tab),
+                press(KeyCode::Tab),
                 ch(' '),
                 press(KeyCode::Tab),
                 press(KeyCode::Down),
@@ -517,6 +526,7 @@ fn create_form_specific_nothing_ticked() {
                 press(KeyCode::Tab),
                 press(KeyCode::Tab),
                 press(KeyCode::Tab),
+                press(KeyCode::Tab),
                 ch(' '),
                 press(KeyCode::Enter),
             ],
@@ -533,6 +543,7 @@ fn create_form_specific_without_mcps() {
         keys_press(
             &mut app,
             vec![
+                press(KeyCode::Tab),
                 press(KeyCode::Tab),
                 press(KeyCode::Tab),
                 press(KeyCode::Tab),
@@ -972,7 +983,7 @@ fn form_with_a_long_checklist(at: usize) -> App {
     let mut app = loaded_with(snapshot_with(keys(), many_mcps(33)), 10);
     app.update(ch('n'));
     type_text(&mut app, "ci-runner");
-    for _ in 0..3 {
+    for _ in 0..4 {
         app.update(press(KeyCode::Tab));
     }
     app.update(press(KeyCode::Right)); // specific MCPs

@@ -7,8 +7,8 @@ mod tui_support;
 use chrono::TimeDelta;
 use plexmcp::access_preview::ToolList;
 use plexmcp::admin::{AdminError, EditRequest, KeyRequest, McpRequest};
-use plexmcp::domain::{McpAccess, McpGrant, ToolAccess};
-use plexmcp::rules::Field;
+use plexmcp::domain::{McpAccess, McpGrant, RateLimit, RatePeriod, ToolAccess};
+use plexmcp::rules::{Field, RateLimitSpec};
 use plexmcp::tui::action::{Action, CopyReport, Operation, ServerStatus};
 use plexmcp::tui::app::{App, Effect, Focus, Mode, Pending, SortKey};
 use plexmcp::tui::forms::{KeyField, McpField};
@@ -451,6 +451,7 @@ fn create_form_tab_order_and_expiry_choices() {
     let order = [
         KeyField::Description,
         KeyField::Expiry,
+        KeyField::RateLimit,
         KeyField::Access,
         KeyField::Name,
     ];
@@ -460,6 +461,8 @@ fn create_form_tab_order_and_expiry_choices() {
     }
     app.update(press(KeyCode::BackTab));
     assert_eq!(key_form(&app).focus, KeyField::Access);
+    app.update(press(KeyCode::BackTab));
+    assert_eq!(key_form(&app).focus, KeyField::RateLimit);
     app.update(press(KeyCode::BackTab));
     assert_eq!(key_form(&app).focus, KeyField::Expiry);
 
@@ -487,6 +490,8 @@ fn create_form_tab_order_and_expiry_choices() {
     app.update(press(KeyCode::Right));
     app.update(press(KeyCode::Tab));
     assert_eq!(key_form(&app).focus, KeyField::CustomDate);
+    app.update(press(KeyCode::Tab));
+    assert_eq!(key_form(&app).focus, KeyField::RateLimit);
     app.update(press(KeyCode::Tab));
     assert_eq!(key_form(&app).focus, KeyField::Access);
 
@@ -546,6 +551,7 @@ fn create_form_shows_each_error_beside_its_field_without_an_effect() {
     }
     type_text(&mut app, "2027-01-31");
     app.update(press(KeyCode::Tab));
+    app.update(press(KeyCode::Tab));
     app.update(ch(' '));
     assert!(app.update(press(KeyCode::Enter)).is_none());
     let form = key_form(&app);
@@ -553,7 +559,7 @@ fn create_form_shows_each_error_beside_its_field_without_an_effect() {
     assert!(form.error_for(Field::McpAccess).is_some());
     assert_eq!(form.focus, KeyField::Access);
 
-    // All three at once: every field has its own message.
+    // All four at once: every field has its own message.
     let mut app = loaded();
     app.update(ch('n'));
     app.update(press(KeyCode::Tab));
@@ -563,12 +569,24 @@ fn create_form_shows_each_error_beside_its_field_without_an_effect() {
     app.update(press(KeyCode::Tab));
     type_text(&mut app, "2020-01-01");
     app.update(press(KeyCode::Tab));
+    type_text(&mut app, "fast");
+    app.update(press(KeyCode::Tab));
+    assert_eq!(
+        key_form(&app).focus,
+        KeyField::Burst,
+        "a rate brings the burst"
+    );
+    app.update(press(KeyCode::Tab));
     app.update(press(KeyCode::Right));
     assert!(app.update(press(KeyCode::Enter)).is_none());
     let form = key_form(&app);
     assert!(form.error_for(Field::Name).is_some());
     assert!(form.error_for(Field::Expiry).is_some());
     assert!(form.error_for(Field::McpAccess).is_some());
+    assert_eq!(
+        form.error_for(Field::RateLimit),
+        Some("cannot read rate limit 'fast': use <requests>/s, /min or /h (e.g. 120/min), or none")
+    );
     assert_eq!(form.focus, KeyField::Name, "focus goes to the first error");
 }
 
@@ -582,6 +600,7 @@ fn create_form_submits_the_request_as_entered() {
     app.update(press(KeyCode::Tab));
     app.update(press(KeyCode::Right)); // 1 year
     app.update(press(KeyCode::Tab));
+    app.update(press(KeyCode::Tab)); // past the rate limit, left blank
     app.update(ch(' ')); // Specific
     app.update(press(KeyCode::Tab));
     app.update(press(KeyCode::Down));
@@ -589,7 +608,11 @@ fn create_form_submits_the_request_as_entered() {
     app.update(ch(' ')); // untick
     app.update(ch(' ')); // tick again
     match app.update(press(KeyCode::Enter)) {
-        Some(Effect::CreateKey { org, request }) => {
+        Some(Effect::CreateKey {
+            org,
+            request,
+            rate_limit: None,
+        }) => {
             assert_eq!(org, ORG);
             assert_eq!(
                 request,
@@ -606,6 +629,102 @@ fn create_form_submits_the_request_as_entered() {
     // The form stays open, busy, until the store answers; Enter again is ignored.
     assert!(key_form(&app).busy);
     assert!(app.update(press(KeyCode::Enter)).is_none());
+}
+
+/// The rate limit and burst, read as `--rate-limit` / `--burst` read them.
+#[test]
+fn create_form_takes_a_rate_limit_with_a_burst() {
+    let mut app = loaded();
+    app.update(ch('n'));
+    type_text(&mut app, "limited");
+    for _ in 0..3 {
+        app.update(press(KeyCode::Tab));
+    }
+    assert_eq!(key_form(&app).focus, KeyField::RateLimit);
+    assert!(!key_form(&app).burst_shown(), "no burst without a rate");
+    type_text(&mut app, "120/min");
+    app.update(press(KeyCode::Tab));
+    assert_eq!(key_form(&app).focus, KeyField::Burst);
+    type_text(&mut app, "x");
+    assert!(app.update(press(KeyCode::Enter)).is_none());
+    assert_eq!(
+        key_form(&app).error_for(Field::RateLimit),
+        Some("cannot read burst 'x': use a whole number of requests, e.g. 20")
+    );
+    assert_eq!(key_form(&app).focus, KeyField::RateLimit);
+    app.update(press(KeyCode::Tab));
+    app.update(press(KeyCode::Backspace));
+    type_text(&mut app, "20");
+    assert_eq!(
+        key_form(&app).error_for(Field::RateLimit),
+        None,
+        "a fixed value clears its error"
+    );
+    match app.update(press(KeyCode::Enter)) {
+        Some(Effect::CreateKey { rate_limit, .. }) => assert_eq!(
+            rate_limit,
+            Some(RateLimit {
+                requests: 120,
+                per: RatePeriod::Minute,
+                burst: 20
+            })
+        ),
+        other => panic!("expected CreateKey, got {other:?}"),
+    }
+}
+
+/// An edit shows the key's limit, saves a change to it (or its removal),
+/// and leaves it alone when untouched.
+#[test]
+fn edit_form_changes_or_clears_the_rate_limit() {
+    let limited = |app: &mut App| {
+        let mut snap = snapshot();
+        let key = snap
+            .keys
+            .iter_mut()
+            .find(|k| k.name == "ci-deploy")
+            .unwrap();
+        key.rate_limit = Some(RateLimit {
+            requests: 5,
+            per: RatePeriod::Second,
+            burst: 10,
+        });
+        app.update(Action::Loaded(Box::new(snap)));
+    };
+    let mut app = loaded();
+    limited(&mut app);
+    app.update(ch('e'));
+    assert_eq!(key_form(&app).rate_limit.value(), "5/s");
+    assert_eq!(key_form(&app).burst.value(), "10");
+    type_text(&mut app, "-renamed");
+    match app.update(press(KeyCode::Enter)) {
+        Some(Effect::EditKey { rate_limit, .. }) => {
+            assert_eq!(rate_limit, None, "untouched: not part of the edit")
+        }
+        other => panic!("expected EditKey, got {other:?}"),
+    }
+
+    let mut app = loaded();
+    limited(&mut app);
+    app.update(ch('e'));
+    app.update(press(KeyCode::Tab));
+    app.update(press(KeyCode::Tab));
+    assert_eq!(key_form(&app).focus, KeyField::RateLimit);
+    for _ in 0.."5/s".len() {
+        app.update(press(KeyCode::Backspace));
+    }
+    type_text(&mut app, "none");
+    match app.update(press(KeyCode::Enter)) {
+        Some(Effect::EditKey {
+            request,
+            rate_limit,
+            ..
+        }) => {
+            assert_eq!(rate_limit, Some(RateLimitSpec::None));
+            assert_eq!(request, EditRequest::default(), "nothing else changed");
+        }
+        other => panic!("expected EditKey, got {other:?}"),
+    }
 }
 
 #[test]
@@ -1273,6 +1392,8 @@ fn edit_form_is_prefilled_and_unchanged_submit_just_closes() {
     // No expiry field when editing.
     app.update(press(KeyCode::Tab));
     app.update(press(KeyCode::Tab));
+    assert_eq!(key_form(&app).focus, KeyField::RateLimit);
+    app.update(press(KeyCode::Tab));
     assert_eq!(key_form(&app).focus, KeyField::Access);
     app.update(press(KeyCode::Tab));
     assert_eq!(key_form(&app).focus, KeyField::McpList);
@@ -1293,7 +1414,12 @@ fn edit_submits_only_what_changed() {
     assert!(key_form(&app).all_mcps);
     type_text(&mut app, "-2");
     match app.update(press(KeyCode::Enter)) {
-        Some(Effect::EditKey { org, id, request }) => {
+        Some(Effect::EditKey {
+            org,
+            id,
+            request,
+            rate_limit: None,
+        }) => {
             assert_eq!(org, ORG);
             assert_eq!(id, "Ab3dE5fG");
             assert_eq!(
@@ -2093,7 +2219,7 @@ fn the_org_picker_has_every_list_key() {
 fn the_mcp_checklist_moves_like_every_list() {
     let mut app = loaded_with(snapshot_with(keys(), many_mcps(33)), 10);
     app.update(ch('n'));
-    for _ in 0..3 {
+    for _ in 0..4 {
         app.update(press(KeyCode::Tab));
     }
     app.update(press(KeyCode::Right)); // specific MCPs
@@ -2477,7 +2603,7 @@ fn laptop_checklist() -> App {
         "github",
         listed(&["get_issue", "search_issues", "create_issue"]),
     )]));
-    for _ in 0..3 {
+    for _ in 0..4 {
         app.update(press(KeyCode::Tab));
     }
     assert_eq!(key_form(&app).focus, KeyField::McpList);

@@ -267,7 +267,7 @@ pub const BINDINGS: &[Binding] = &[
     },
     Binding {
         keys: "e",
-        does: "edit name, description, MCP access",
+        does: "edit name, description, rate limit, access",
         intents: &[Intent::Edit],
     },
     Binding {

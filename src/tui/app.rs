@@ -57,11 +57,14 @@ pub enum Effect {
     CreateKey {
         org: String,
         request: KeyRequest,
+        rate_limit: Option<crate::domain::RateLimit>,
     },
     EditKey {
         org: String,
         id: String,
         request: EditRequest,
+        /// `None`: the key's rate limit stays as it is.
+        rate_limit: Option<crate::rules::RateLimitSpec>,
     },
     RotateKey {
         org: String,
@@ -556,8 +559,24 @@ impl App {
                     self.mode = Mode::KeyForm(form);
                     let org = self.org.clone();
                     Some(match submit {
-                        KeySubmit::Create(request) => Effect::CreateKey { org, request },
-                        KeySubmit::Edit { id, request } => Effect::EditKey { org, id, request },
+                        KeySubmit::Create {
+                            request,
+                            rate_limit,
+                        } => Effect::CreateKey {
+                            org,
+                            request,
+                            rate_limit,
+                        },
+                        KeySubmit::Edit {
+                            id,
+                            request,
+                            rate_limit,
+                        } => Effect::EditKey {
+                            org,
+                            id,
+                            request,
+                            rate_limit,
+                        },
                     })
                 }
             },

@@ -197,16 +197,18 @@ fn run(inner: &mut Inner, actor: &Actor, effect: Effect) -> Vec<Action> {
             }
             return out;
         }
-        Effect::CreateKey { request, .. } => {
-            match admin::create_key(store, &org, &request, actor, now) {
-                Ok((record, key)) => Action::KeyIssued {
-                    record: Box::new(record),
-                    key,
-                    replaced: None,
-                },
-                Err(e) => failed(Operation::CreateKey, e),
-            }
-        }
+        Effect::CreateKey {
+            request,
+            rate_limit,
+            ..
+        } => match admin::create_key_limited(store, &org, &request, rate_limit, actor, now) {
+            Ok((record, key)) => Action::KeyIssued {
+                record: Box::new(record),
+                key,
+                replaced: None,
+            },
+            Err(e) => failed(Operation::CreateKey, e),
+        },
         Effect::RotateKey { id, handover, .. } => {
             let rotated = admin::find_key(store, &org, &id)
                 .and_then(|old| admin::rotate_key(store, &org, &old, handover, actor, now));
@@ -240,9 +242,14 @@ fn run(inner: &mut Inner, actor: &Actor, effect: Effect) -> Vec<Action> {
                 Err(e) => failed(Operation::RevokeKey, e),
             }
         }
-        Effect::EditKey { id, request, .. } => {
+        Effect::EditKey {
+            id,
+            request,
+            rate_limit,
+            ..
+        } => {
             match admin::find_key(store, &org, &id)
-                .and_then(|k| admin::edit_key(store, &k, &request, actor, now))
+                .and_then(|k| admin::edit_key_limited(store, &k, &request, rate_limit, actor, now))
             {
                 Ok(k) => Action::Done(
                     Operation::EditKey,

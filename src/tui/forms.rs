@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 
 use crate::access_preview::{McpPreview, ToolList, preview};
 use crate::admin::{self, AdminError, EditRequest, KeyRequest};
-use crate::domain::{KeyRecord, McpAccess, McpGrant, Timestamp, ToolAccess};
-use crate::rules::{Expiry, Field, RuleError};
+use crate::domain::{KeyRecord, McpAccess, McpGrant, RateLimit, Timestamp, ToolAccess};
+use crate::rules::{Expiry, Field, RateLimitSpec, RuleError};
 use crate::tui::scroll::{self, Step};
 
 mod mcp_form;
@@ -41,6 +41,8 @@ pub enum KeyField {
     Description,
     Expiry,
     CustomDate,
+    RateLimit,
+    Burst,
     Access,
     McpList,
 }
@@ -65,6 +67,10 @@ pub struct KeyForm {
     pub description: Input,
     pub expiry: usize,
     pub custom_date: Input,
+    /// `120/min`, `5/s`, `1000/h`; blank or `none`: no limit of its own.
+    pub rate_limit: Input,
+    /// Blank: the rate's count.
+    pub burst: Input,
     pub all_mcps: bool,
     /// The org's MCPs and whether each is ticked.
     pub mcps: Vec<(String, bool)>,
@@ -89,8 +95,16 @@ pub struct KeyForm {
 /// A request the form produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeySubmit {
-    Create(KeyRequest),
-    Edit { id: String, request: EditRequest },
+    Create {
+        request: KeyRequest,
+        rate_limit: Option<RateLimit>,
+    },
+    Edit {
+        id: String,
+        request: EditRequest,
+        /// `None`: the key's rate limit stays as it is.
+        rate_limit: Option<RateLimitSpec>,
+    },
 }
 
 impl KeyForm {
@@ -101,6 +115,8 @@ impl KeyForm {
             description: Input::default(),
             expiry: DEFAULT_EXPIRY,
             custom_date: Input::default(),
+            rate_limit: Input::default(),
+            burst: Input::default(),
             all_mcps: true,
             mcps: mcp_slugs.iter().map(|s| (s.clone(), false)).collect(),
             tool_limits: BTreeMap::new(),
@@ -119,6 +135,12 @@ impl KeyForm {
         let mut form = KeyForm::create(mcp_slugs);
         form.name = Input::new(key.name.clone());
         form.description = Input::new(key.description.clone().unwrap_or_default());
+        if let Some(limit) = key.rate_limit {
+            form.rate_limit = Input::new(format!("{}/{}", limit.requests, limit.per.as_str()));
+            if limit.burst != limit.requests {
+                form.burst = Input::new(limit.burst.to_string());
+            }
+        }
         if let McpAccess::Only(grants) = &key.access {
             form.all_mcps = false;
             for (slug, on) in &mut form.mcps {
@@ -143,6 +165,10 @@ impl KeyForm {
                 fields.push(KeyField::CustomDate);
             }
         }
+        fields.push(KeyField::RateLimit);
+        if self.burst_shown() {
+            fields.push(KeyField::Burst);
+        }
         fields.push(KeyField::Access);
         if !self.all_mcps && !self.mcps.is_empty() {
             fields.push(KeyField::McpList);
@@ -159,6 +185,22 @@ impl KeyForm {
             (at + fields.len() - 1) % fields.len()
         };
         self.focus = fields[next];
+    }
+
+    /// The burst field only means something next to a rate.
+    pub fn burst_shown(&self) -> bool {
+        let rate = self.rate_limit.value().trim();
+        !rate.is_empty() && !rate.eq_ignore_ascii_case("none")
+    }
+
+    /// The rate limit the fields ask for: `None` for no limit of its own
+    /// (blank or `none`), read by the same rules as `--rate-limit`.
+    fn rate_asked(&self) -> Result<Option<RateLimit>, RuleError> {
+        if !self.burst_shown() {
+            return Ok(None);
+        }
+        let burst = Some(self.burst.value().trim()).filter(|b| !b.is_empty());
+        crate::rules::rate_limit(self.rate_limit.value(), burst).map(RateLimitSpec::limit)
     }
 
     pub fn error_for(&self, field: Field) -> Option<&str> {
@@ -297,12 +339,16 @@ impl KeyForm {
     }
 
     /// What the fields say now, to tell an edit from a cursor move.
-    fn values(&self) -> (String, String, usize, String, McpAccess) {
+    fn values(&self) -> (String, String, usize, String, [String; 2], McpAccess) {
         (
             self.name.value().to_string(),
             self.description.value().to_string(),
             self.expiry,
             self.custom_date.value().to_string(),
+            [
+                self.rate_limit.value().to_string(),
+                self.burst.value().to_string(),
+            ],
             self.access(),
         )
     }
@@ -319,6 +365,7 @@ impl KeyForm {
             KeyField::Name => Field::Name,
             KeyField::Description => Field::Description,
             KeyField::Expiry | KeyField::CustomDate => Field::Expiry,
+            KeyField::RateLimit | KeyField::Burst => Field::RateLimit,
             KeyField::Access | KeyField::McpList => Field::McpAccess,
         };
         let fresh = match self.build(now) {
@@ -339,6 +386,8 @@ impl KeyForm {
             KeyField::Name => text_key(&mut self.name, key),
             KeyField::Description => text_key(&mut self.description, key),
             KeyField::CustomDate => text_key(&mut self.custom_date, key),
+            KeyField::RateLimit => text_key(&mut self.rate_limit, key),
+            KeyField::Burst => text_key(&mut self.burst, key),
             KeyField::Expiry => cycle(&mut self.expiry, EXPIRY_CHOICES.len(), key.code),
             KeyField::Access => {
                 if matches!(
@@ -411,17 +460,24 @@ impl KeyForm {
                 } else {
                     Ok(())
                 };
-                match (checked, date) {
-                    (Ok(()), Ok(())) => Ok(Some(KeySubmit::Create(request))),
-                    (Ok(()), Err(e)) => Err(AdminError::Invalid(vec![e])),
-                    (Err(AdminError::Invalid(mut errors)), Err(e)) => {
-                        match errors.iter_mut().find(|x| x.field == Field::Expiry) {
-                            Some(expiry) => *expiry = e,
-                            None => errors.push(e),
-                        }
-                        Err(AdminError::Invalid(errors))
+                let mut errors = match checked {
+                    Ok(()) => Vec::new(),
+                    Err(AdminError::Invalid(errors)) => errors,
+                    Err(e) => return Err(e),
+                };
+                if let Err(e) = date {
+                    match errors.iter_mut().find(|x| x.field == Field::Expiry) {
+                        Some(expiry) => *expiry = e,
+                        None => errors.push(e),
                     }
-                    (Err(e), _) => Err(e),
+                }
+                let rate_limit = self.rate_asked().map_err(|e| errors.push(e)).ok();
+                match rate_limit {
+                    Some(rate_limit) if errors.is_empty() => Ok(Some(KeySubmit::Create {
+                        request,
+                        rate_limit,
+                    })),
+                    _ => Err(AdminError::Invalid(errors)),
                 }
             }
             Some(key) => {
@@ -434,13 +490,27 @@ impl KeyForm {
                     description: description.filter(|d| d.trim() != old_description),
                     access: (access != key.access).then_some(access),
                 };
-                if request == EditRequest::default() {
+                let rate_limit = match self.rate_asked() {
+                    Ok(asked) if asked == key.rate_limit => None,
+                    Ok(Some(limit)) => Some(RateLimitSpec::Limit(limit)),
+                    Ok(None) => Some(RateLimitSpec::None),
+                    Err(e) => {
+                        let mut errors = match admin::validate_edit_request(&request) {
+                            Err(AdminError::Invalid(errors)) => errors,
+                            _ => Vec::new(),
+                        };
+                        errors.push(e);
+                        return Err(AdminError::Invalid(errors));
+                    }
+                };
+                if request == EditRequest::default() && rate_limit.is_none() {
                     return Ok(None);
                 }
                 admin::validate_edit_request(&request).map(|()| {
                     Some(KeySubmit::Edit {
                         id: key.id.clone(),
                         request,
+                        rate_limit,
                     })
                 })
             }
@@ -462,6 +532,7 @@ impl KeyForm {
                 Field::Description => KeyField::Description,
                 Field::Expiry if self.expiry == CUSTOM => KeyField::CustomDate,
                 Field::Expiry => KeyField::Expiry,
+                Field::RateLimit => KeyField::RateLimit,
                 _ => KeyField::Access,
             };
         }

@@ -157,6 +157,37 @@ pub fn key_form(form: &KeyForm, frame: &mut Frame, area: Rect, theme: &Theme) {
         }
         f.error(form.error_for(Field::Expiry), inner, theme);
     }
+    f.text(
+        "Rate limit",
+        &form.rate_limit,
+        form.focus == KeyField::RateLimit,
+        inner,
+        theme,
+    );
+    if form.burst_shown() {
+        f.text(
+            "  Burst",
+            &form.burst,
+            form.focus == KeyField::Burst,
+            inner,
+            theme,
+        );
+        if form.burst.value().is_empty() {
+            f.lines.push(Line::styled(
+                format!("{:LABEL$}blank: as many as the rate's count", ""),
+                theme.dim(),
+            ));
+        }
+    } else {
+        f.lines.push(Line::styled(
+            format!(
+                "{:LABEL$}120/min, 5/s or 1000/h; blank: the org's default",
+                ""
+            ),
+            theme.dim(),
+        ));
+    }
+    f.error(form.error_for(Field::RateLimit), inner, theme);
     let access = if form.all_mcps {
         "All MCPs (including ones added later)"
     } else {

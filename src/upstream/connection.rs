@@ -27,6 +27,7 @@ use rmcp::service::{
 use rmcp::{ClientCacheConfig, ClientHandler, Peer, RoleClient, ServiceError};
 use tokio_util::sync::CancellationToken;
 
+use super::counted::{Arrivals, Counted};
 use super::{
     Transport, UpstreamError, UpstreamSpec, child, describe, describe_handshake, http, lifecycle,
     one_line, stdio,
@@ -115,7 +116,7 @@ impl Connection {
             service,
             pid,
             overflow,
-        } = open_client_untimed(spec, handler).await?;
+        } = open_client_untimed(spec, handler, None).await?;
         let peer = service.peer().clone();
         // The tool list is cached here; rmcp's response cache would only keep
         // up to 512 more copies of what an upstream sent (16 MiB each at worst).
@@ -316,12 +317,15 @@ pub struct OpenedClient<H: ClientHandler> {
 /// Connects to `spec`'s upstream (spawns the stdio child with its cleared
 /// environment, or sets up the HTTP session) and completes the MCP
 /// handshake with `handler`'s client info, within `spec.timeout`. Used by
-/// the shared pool and by every MCP proxy session alike.
+/// the shared pool and by every MCP proxy session alike. With `arrivals`,
+/// the progress and log notifications the upstream sends are counted there
+/// as they arrive (see `counted.rs`).
 pub async fn open_client<H: ClientHandler + Clone>(
     spec: &UpstreamSpec,
     handler: H,
+    arrivals: Option<Arrivals>,
 ) -> Result<OpenedClient<H>, UpstreamError> {
-    match tokio::time::timeout(spec.timeout, open_client_untimed(spec, handler)).await {
+    match tokio::time::timeout(spec.timeout, open_client_untimed(spec, handler, arrivals)).await {
         Ok(result) => result,
         Err(_) => Err(UpstreamError::Timeout(spec.timeout)),
     }
@@ -330,19 +334,27 @@ pub async fn open_client<H: ClientHandler + Clone>(
 async fn open_client_untimed<H: ClientHandler + Clone>(
     spec: &UpstreamSpec,
     handler: H,
+    arrivals: Option<Arrivals>,
 ) -> Result<OpenedClient<H>, UpstreamError> {
     if lifecycle::known_modern(&spec.name) {
-        return open_with(spec, handler, lifecycle::modern_first())
+        return open_with(spec, handler, lifecycle::modern_first(), arrivals)
             .await
             .map_err(Refusal::into_error);
     }
-    match open_with(spec, handler.clone(), ClientLifecycleMode::Initialize).await {
+    match open_with(
+        spec,
+        handler.clone(),
+        ClientLifecycleMode::Initialize,
+        arrivals.clone(),
+    )
+    .await
+    {
         Err(Refusal::OnlyModern(_)) => {
             // It speaks only 2026-07-28 (or later): ask it that way, on a new
             // connection (the refused one is spent), and remember.
             tracing::info!(target: "plexmcp::upstream", upstream = %spec.name, "upstream refused initialize for its protocol version; using server/discover");
             lifecycle::remember_modern(&spec.name);
-            open_with(spec, handler, lifecycle::modern_first()).await
+            open_with(spec, handler, lifecycle::modern_first(), arrivals).await
         }
         other => other,
     }
@@ -386,6 +398,7 @@ async fn open_with<H: ClientHandler>(
     spec: &UpstreamSpec,
     handler: H,
     lifecycle: ClientLifecycleMode,
+    arrivals: Option<Arrivals>,
 ) -> Result<OpenedClient<H>, Refusal> {
     match &spec.transport {
         Transport::Stdio {
@@ -397,7 +410,7 @@ async fn open_with<H: ClientHandler>(
             let (process, pid) = stdio::spawn(&spec.name, command, args, env, inherit_env)?;
             let overflow = process.overflow();
             let service = handler
-                .serve_with_lifecycle(process, lifecycle)
+                .serve_with_lifecycle(Counted::new(process, arrivals), lifecycle)
                 .await
                 .map_err(|e| {
                     let described = match &e {
@@ -419,7 +432,7 @@ async fn open_with<H: ClientHandler>(
             })
         }
         Transport::Http { url, headers } => {
-            let transport = http::transport(url, headers)?;
+            let transport = Counted::new(http::transport(url, headers)?, arrivals);
             let service = handler
                 .serve_with_lifecycle(transport, lifecycle)
                 .await

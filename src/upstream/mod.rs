@@ -21,6 +21,7 @@
 mod backoff;
 mod child;
 mod connection;
+mod counted;
 #[cfg(test)]
 mod fake_tests;
 mod http;
@@ -33,6 +34,7 @@ mod tests;
 use std::time::Duration;
 
 pub use connection::{OpenedClient, open_client};
+pub use counted::Arrivals;
 pub use pool::Upstreams;
 
 /// How to reach an upstream MCP server: the same description the store

@@ -14,6 +14,7 @@
 #![allow(deprecated)] // sampling, roots and logging are deprecated in 2026-07-28, not in the revisions served here
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::de::DeserializeOwned;
@@ -29,6 +30,8 @@ use rmcp::model::{
 };
 use rmcp::service::{NotificationContext, OriginatingRequestId, RequestContext, SubscriptionSink};
 use rmcp::{ClientHandler, Peer, RoleClient, RoleServer, ServiceError};
+
+use crate::upstream::Arrivals;
 
 /// A server-to-client request turned into an input request of a
 /// stateless answer; `answer` gets the client's response to it.
@@ -59,8 +62,11 @@ pub struct Link {
     pub upstream: OnceLock<Peer<RoleClient>>,
     /// Upstream progress token → the token the downstream client chose.
     pub progress: Mutex<HashMap<ProgressToken, ProgressToken>>,
-    /// Notifications from the upstream being passed on right now.
-    delivering: std::sync::atomic::AtomicUsize,
+    /// Progress and log notifications the upstream sent, counted by the
+    /// transport as they arrive (`upstream/counted.rs`)…
+    pub arrivals: Arrivals,
+    /// …and those of them the relay has dealt with (passed on or not).
+    handled: AtomicU64,
     /// Downstream requests being forwarded, oldest first: a request the
     /// upstream sends meanwhile is delivered on the newest one's stream.
     pub in_flight: Mutex<Vec<RequestId>>,
@@ -78,7 +84,8 @@ impl Link {
             log_floor: Mutex::new(None),
             upstream: OnceLock::new(),
             progress: Mutex::default(),
-            delivering: Default::default(),
+            arrivals: Arrivals::default(),
+            handled: AtomicU64::new(0),
             in_flight: Mutex::default(),
             client_answers: false,
         }
@@ -100,35 +107,48 @@ impl Link {
         self
     }
 
-    /// Waits until the notifications the upstream sent before its answer
-    /// have been passed on. rmcp hands each notification to a task of its
-    /// own, so one sent just before an answer (a last progress step, a log
-    /// line) may still be on its way when the answer is; the answer would
-    /// close the request's stream in front of it. The tasks are spawned
-    /// before the answer is delivered: a few yields let them start. In a
-    /// session only progress shares the request's stream (anything else
-    /// goes to the `GET` stream, in no order with the answer), so a request
+    /// Waits until the progress and log notifications the upstream sent
+    /// before its answer have been dealt with. rmcp hands each notification
+    /// to a task of its own, so one sent just before an answer (a last
+    /// progress step, a log line) may still be on its way when the answer
+    /// is, and the answer would close the request's stream in front of it.
+    /// The transport counted them in order, so everything that came before
+    /// the answer is in `arrivals` by now; the wait ends when `handled`
+    /// reaches it, or after `SETTLE_LIMIT` should a client be too slow to
+    /// take a notification (the answer is not held back for it). In a
+    /// session only progress shares the request's stream (log messages go
+    /// to the `GET` stream, in no order with the answer), so a request
     /// without a progress token has nothing to wait for.
     pub async fn settle(&self, progress_asked: bool) {
         if matches!(self.mode, Mode::Session) && !progress_asked {
             return;
         }
-        for _ in 0..4 {
-            tokio::task::yield_now().await;
-        }
-        for _ in 0..1000 {
-            if self.delivering.load(std::sync::atomic::Ordering::Acquire) == 0 {
+        let arrived = self.arrivals.load(Ordering::Acquire);
+        let limit = tokio::time::Instant::now() + SETTLE_LIMIT;
+        let mut spins = 0u32;
+        while self.handled.load(Ordering::Acquire) < arrived {
+            if tokio::time::Instant::now() >= limit {
+                tracing::debug!(
+                    arrived,
+                    "answer sent before every notification was passed on"
+                );
                 return;
             }
-            tokio::task::yield_now().await;
+            // The tasks usually run within a few yields; past that, sleep
+            // rather than spin a core.
+            if spins < 64 {
+                spins += 1;
+                tokio::task::yield_now().await;
+            } else {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
         }
     }
 
-    /// Counts one notification as being passed on while the guard lives.
-    fn delivering(&self) -> Delivering<'_> {
-        self.delivering
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        Delivering(&self.delivering)
+    /// Counts one progress or log notification as dealt with when the
+    /// guard drops, whichever way its handler returns.
+    fn handling(&self) -> Handling<'_> {
+        Handling(&self.handled)
     }
 
     /// A stateless request starts using (or stops using) the connection.
@@ -232,13 +252,16 @@ impl Link {
     }
 }
 
-struct Delivering<'a>(&'a std::sync::atomic::AtomicUsize);
+struct Handling<'a>(&'a AtomicU64);
 
-impl Drop for Delivering<'_> {
+impl Drop for Handling<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        self.0.fetch_add(1, Ordering::Release);
     }
 }
+
+/// Longest an answer waits for the notifications sent before it.
+const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A downstream client's answer to a relayed request.
 enum Answer {
@@ -358,7 +381,7 @@ impl ClientHandler for Relay {
         mut params: ProgressNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        let _delivering = self.link.delivering();
+        let _handling = self.link.handling();
         // Progress for a request the client asked none for is not passed on.
         let Some(token) = lock(&self.link.progress)
             .get(&params.progress_token)
@@ -377,7 +400,7 @@ impl ClientHandler for Relay {
         params: LoggingMessageNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        let _delivering = self.link.delivering();
+        let _handling = self.link.handling();
         let wanted = match self.link.mode {
             Mode::Session => true,
             Mode::Rounds(_) => {
@@ -395,7 +418,6 @@ impl ClientHandler for Relay {
         mut params: ResourceUpdatedNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
-        let _delivering = self.link.delivering();
         if let Some(slug) = &self.uri_prefix {
             params.uri = super::names::wrap_uri(slug, &params.uri);
         }
@@ -407,7 +429,6 @@ impl ClientHandler for Relay {
     }
 
     async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        let _delivering = self.link.delivering();
         if let Some(sink) = self.link.sink() {
             let _ = sink.notify_resource_list_changed().await;
         } else if let Some(peer) = self.link.notified() {
@@ -416,7 +437,6 @@ impl ClientHandler for Relay {
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        let _delivering = self.link.delivering();
         if let Some(sink) = self.link.sink() {
             let _ = sink.notify_tool_list_changed().await;
         } else if let Some(peer) = self.link.notified() {
@@ -425,7 +445,6 @@ impl ClientHandler for Relay {
     }
 
     async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
-        let _delivering = self.link.delivering();
         if let Some(sink) = self.link.sink() {
             let _ = sink.notify_prompt_list_changed().await;
         } else if let Some(peer) = self.link.notified() {

@@ -55,7 +55,7 @@ impl SessionUpstream {
             config: upstream_client_config(request),
             uri_prefix,
         };
-        let OpenedClient { service, pid, .. } = open_client(spec, relay).await.map_err(|e| {
+        let OpenedClient { service, pid, .. } = open_client(spec, relay, Some(link.arrivals.clone())).await.map_err(|e| {
             tracing::warn!(mcp = slug, upstream = %spec.name, error = %e, "proxy session: upstream unavailable");
             ErrorData::internal_error(format!("Upstream MCP '{slug}' failed"), None)
         })?;

@@ -10,6 +10,7 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 
 use serde_json::json;
+use support::mcp_session::connect;
 use support::{Env, Server, free_port};
 
 /// A configuration file in `env`'s folder with `text`; returns its path.
@@ -187,8 +188,64 @@ async fn metrics_count_requests_auth_failures_and_usage() {
         sample(&after, fastest) <= 4.0,
         "buckets are cumulative, up to the count"
     );
+    // Upstream time apart from the gateway's own: one REST request called
+    // the upstream; every POST /mcp request has an overhead, and the two
+    // add up to the request's time.
+    let series =
+        |name: &str, endpoint: &str| sample(&after, &format!("{name}{{endpoint=\"{endpoint}\"}}"));
+    assert_eq!(
+        series("plexmcp_upstream_call_duration_seconds_count", "rest"),
+        1.0
+    );
+    assert_eq!(
+        series("plexmcp_upstream_call_duration_seconds_count", "jsonrpc"),
+        0.0,
+        "tools/list is answered from the pool's list"
+    );
+    assert_eq!(
+        series("plexmcp_gateway_overhead_seconds_count", "rest"),
+        4.0
+    );
+    assert_eq!(
+        series("plexmcp_gateway_overhead_seconds_count", "jsonrpc"),
+        1.0
+    );
+    let parts = series("plexmcp_upstream_call_duration_seconds_sum", "rest")
+        + series("plexmcp_gateway_overhead_seconds_sum", "rest");
+    let whole = series("plexmcp_request_duration_seconds_sum", "rest");
+    assert!((parts - whole).abs() < 1e-5, "{parts} vs {whole}");
+    assert!(series("plexmcp_upstream_call_duration_seconds_sum", "rest") > 0.0);
+    // The upstream the call started is up, and has not been restarted.
+    let up: Vec<(&String, &f64)> = after
+        .iter()
+        .filter(|(k, _)| k.starts_with("plexmcp_upstream_up{upstream=\"ev#"))
+        .collect();
+    assert_eq!(up.len(), 1, "{after:#?}");
+    assert_eq!(*up[0].1, 1.0);
+    let restarts = up[0]
+        .0
+        .replace("plexmcp_upstream_up", "plexmcp_upstream_restarts_total");
+    assert_eq!(sample(&after, &restarts), 0.0);
     assert!(sample(&after, "plexmcp_database_size_bytes") > 0.0);
     assert_eq!(sample(&after, "plexmcp_mcp_sessions_open"), 0.0);
+
+    // A session on /mcp/ev is counted while it is open.
+    let (session, _) = connect(&server, "ev", &ev_key, "metrics").await;
+    let during = scrape(&server.client, &metrics_url).await;
+    assert_eq!(sample(&during, "plexmcp_mcp_sessions_open"), 1.0);
+    session.cancel().await.expect("the session ends");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sample(
+        &scrape(&server.client, &metrics_url).await,
+        "plexmcp_mcp_sessions_open",
+    ) != 0.0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ended session is still counted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert_eq!(sample(&after, "plexmcp_upstream_connects_total"), 1.0);
     assert_eq!(
         sample(&after, "plexmcp_upstream_connect_failures_total"),

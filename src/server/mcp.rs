@@ -88,8 +88,9 @@ pub async fn call(State(state): State<Arc<AppState>>, request: Request) -> Respo
         mcp: None,
         tool: None,
     };
-    let result = handle(&state, request, client, &mut outcome).await;
-    let (status, code, response) = match result {
+    let (result, upstream_time) =
+        crate::upstream::call_time::measure(handle(&state, request, client, &mut outcome)).await;
+    let (status, code, mut response) = match result {
         Ok(Reply::Call(value)) => (200, "ok", axum::Json(value).into_response()),
         Ok(Reply::Rpc(rpc)) => {
             outcome.mcp = rpc.mcp;
@@ -110,6 +111,11 @@ pub async fn call(State(state): State<Arc<AppState>>, request: Request) -> Respo
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
+    if let Some(spent) = upstream_time {
+        response
+            .extensions_mut()
+            .insert(super::metrics::UpstreamTime(spent));
+    }
     state.live.record(now.as_secs(), status >= 400);
     let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let (mcp, tool) = recorded_names(outcome.mcp, outcome.tool);

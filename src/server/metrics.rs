@@ -36,6 +36,15 @@ pub enum Endpoint {
 }
 
 const ENDPOINTS: [&str; 4] = ["rest", "jsonrpc", "mcp_proxy", "other"];
+/// The endpoints whose upstream time is told apart (`POST /mcp`): the
+/// first two of [`ENDPOINTS`]. Sessions on `/mcp/{id}` answer from rmcp's
+/// tasks, and their streams outlive the response headers.
+const TIMED: usize = 2;
+
+/// Time a request spent waiting on upstream tool calls, set by the
+/// handler as a response extension for [`track`].
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamTime(pub std::time::Duration);
 const METHODS: [&str; 4] = ["GET", "POST", "DELETE", "other"];
 /// Statuses the gateway answers with; anything else is counted as "other".
 const STATUSES: [u16; 17] = [
@@ -79,6 +88,9 @@ impl Latency {
 pub struct Metrics {
     requests: Vec<AtomicU64>,
     latency: [Latency; ENDPOINTS.len()],
+    /// Upstream tool-call time, and the rest of the request's time.
+    upstream: [Latency; TIMED],
+    overhead: [Latency; TIMED],
     auth_failures: [AtomicU64; REASONS.len()],
     rate_limited: AtomicU64,
 }
@@ -90,6 +102,8 @@ impl Default for Metrics {
                 .map(|_| AtomicU64::new(0))
                 .collect(),
             latency: Default::default(),
+            upstream: Default::default(),
+            overhead: Default::default(),
             auth_failures: Default::default(),
             rate_limited: AtomicU64::new(0),
         }
@@ -97,7 +111,16 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn request(&self, endpoint: Endpoint, method: &Method, status: u16, micros: u64) {
+    /// One answered request; `upstream` is the part of `micros` it waited
+    /// on upstream tool calls, where known.
+    pub fn request(
+        &self,
+        endpoint: Endpoint,
+        method: &Method,
+        status: u16,
+        micros: u64,
+        upstream: Option<u64>,
+    ) {
         let method = match *method {
             Method::GET => 0,
             Method::POST => 1,
@@ -111,6 +134,12 @@ impl Metrics {
         let at = (endpoint as usize * METHODS.len() + method) * STATUS_SLOTS + slot;
         self.requests[at].fetch_add(1, Ordering::Relaxed);
         self.latency[endpoint as usize].observe(micros);
+        if let Some(overhead) = self.overhead.get(endpoint as usize) {
+            if let Some(upstream_us) = upstream {
+                self.upstream[endpoint as usize].observe(upstream_us);
+            }
+            overhead.observe(micros.saturating_sub(upstream.unwrap_or(0)));
+        }
         if status == 429 {
             self.rate_limited.fetch_add(1, Ordering::Relaxed);
         }
@@ -139,9 +168,17 @@ pub async fn track(State(state): State<Arc<AppState>>, request: Request, next: N
         .copied()
         .unwrap_or(path_kind);
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    state
-        .metrics
-        .request(endpoint, &method, response.status().as_u16(), micros);
+    let upstream = response
+        .extensions()
+        .get::<UpstreamTime>()
+        .map(|t| u64::try_from(t.0.as_micros()).unwrap_or(u64::MAX));
+    state.metrics.request(
+        endpoint,
+        &method,
+        response.status().as_u16(),
+        micros,
+        upstream,
+    );
     response
 }
 
@@ -206,31 +243,24 @@ impl Collector for Scraped {
                 }
             }
         }
-        let mut family = encoder.encode_descriptor(
+        histograms(
+            &mut encoder,
             "plexmcp_request_duration_seconds",
             "Time from request to response headers, by endpoint kind (upstream time included).",
-            None,
-            MetricType::Histogram,
+            &m.latency,
         )?;
-        for (e, endpoint) in ENDPOINTS.iter().enumerate() {
-            let latency = &m.latency[e];
-            // Per-bucket counts: the encoder makes them cumulative.
-            let buckets: Vec<(f64, u64)> = BUCKETS
-                .iter()
-                .copied()
-                .chain([f64::INFINITY])
-                .zip(&latency.buckets)
-                .map(|(bound, count)| (bound, count.load(Ordering::Relaxed)))
-                .collect();
-            let count = buckets.iter().map(|(_, n)| n).sum();
-            let sum = latency.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-            let labels = [("endpoint", endpoint.to_string())];
-            family
-                .encode_family(&labels)?
-                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-                    sum, count, &buckets, None,
-                )?;
-        }
+        histograms(
+            &mut encoder,
+            "plexmcp_upstream_call_duration_seconds",
+            "Time POST /mcp requests waited on upstream tool calls, by endpoint kind.",
+            &m.upstream,
+        )?;
+        histograms(
+            &mut encoder,
+            "plexmcp_gateway_overhead_seconds",
+            "Time of POST /mcp requests not spent waiting on upstreams (auth, checks, encoding), by endpoint kind.",
+            &m.overhead,
+        )?;
         let mut family = encoder.encode_descriptor(
             "plexmcp_auth_failures",
             "Refused API keys, by reason.",
@@ -261,6 +291,27 @@ impl Collector for Scraped {
             "Upstream MCP connection attempts that failed.",
             connect_failures,
         )?;
+        let health = self.state.upstreams.health();
+        let mut family = encoder.encode_descriptor(
+            "plexmcp_upstream_up",
+            "Whether the shared connection to an upstream (`<mcp id>#<row>`) is usable now.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for upstream in &health {
+            let labels = [("upstream", upstream.name.clone())];
+            ConstGauge::new(i64::from(upstream.up)).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "plexmcp_upstream_restarts",
+            "Times the shared connection to an upstream was opened again after the first.",
+            None,
+            MetricType::Counter,
+        )?;
+        for upstream in &health {
+            let labels = [("upstream", upstream.name.clone())];
+            ConstCounter::new(upstream.restarts).encode(family.encode_family(&labels)?)?;
+        }
         gauge(
             &mut encoder,
             "plexmcp_mcp_sessions_open",
@@ -321,6 +372,35 @@ impl Collector for Scraped {
         )?;
         Ok(())
     }
+}
+
+/// One histogram per endpoint kind, labelled with its name.
+fn histograms(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    by_endpoint: &[Latency],
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    for (latency, endpoint) in by_endpoint.iter().zip(ENDPOINTS) {
+        // Per-bucket counts: the encoder makes them cumulative.
+        let buckets: Vec<(f64, u64)> = BUCKETS
+            .iter()
+            .copied()
+            .chain([f64::INFINITY])
+            .zip(&latency.buckets)
+            .map(|(bound, count)| (bound, count.load(Ordering::Relaxed)))
+            .collect();
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        let sum = latency.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let labels = [("endpoint", endpoint.to_string())];
+        family
+            .encode_family(&labels)?
+            .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                sum, count, &buckets, None,
+            )?;
+    }
+    Ok(())
 }
 
 /// The database file plus `-wal`, from metadata only: opening the file

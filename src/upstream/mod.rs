@@ -19,6 +19,7 @@
 //! the spec behind the name changes.
 
 mod backoff;
+pub mod call_time;
 mod child;
 mod connection;
 mod counted;
@@ -35,7 +36,7 @@ use std::time::Duration;
 
 pub use connection::{OpenedClient, open_client};
 pub use counted::Arrivals;
-pub use pool::Upstreams;
+pub use pool::{UpstreamHealth, Upstreams};
 
 /// How to reach an upstream MCP server: the same description the store
 /// keeps for a registered MCP.

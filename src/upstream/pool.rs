@@ -36,6 +36,14 @@ use super::{UpstreamError, UpstreamSpec};
 /// The longest [`Upstreams::tools_of_each`] waits, whatever the timeouts.
 pub const LIST_DEADLINE: Duration = Duration::from_secs(30);
 
+/// One upstream as the metrics show it ([`Upstreams::health`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamHealth {
+    pub name: String,
+    pub up: bool,
+    pub restarts: u64,
+}
+
 /// Cheap to clone (Arc inside). One per process.
 #[derive(Clone, Default)]
 pub struct Upstreams {
@@ -57,6 +65,8 @@ struct Slot {
     created: Instant,
     attempt: Mutex<Arc<Attempt>>,
     backoff: Mutex<Backoff>,
+    /// Connections this slot opened: past the first, each is a restart.
+    connects: std::sync::atomic::AtomicU64,
     /// Connections opened for this slot (tests use it to check sharing).
     #[cfg(test)]
     opened: std::sync::atomic::AtomicUsize,
@@ -83,6 +93,23 @@ impl Upstreams {
             self.inner.connects.load(Ordering::Relaxed),
             self.inner.connect_failures.load(Ordering::Relaxed),
         )
+    }
+
+    /// Each upstream the pool knows, for the metrics: its name, whether it
+    /// holds a usable connection now, and how many times it was connected
+    /// again after the first (after a crash or a closed connection).
+    pub fn health(&self) -> Vec<UpstreamHealth> {
+        let slots: Vec<Arc<Slot>> = lock(&self.inner.slots).values().cloned().collect();
+        let mut health: Vec<UpstreamHealth> = slots
+            .iter()
+            .map(|slot| UpstreamHealth {
+                name: slot.spec.name.clone(),
+                up: slot.current().is_some_and(|c| c.is_usable()),
+                restarts: slot.connects.load(Ordering::Relaxed).saturating_sub(1),
+            })
+            .collect();
+        health.sort_by(|a, b| a.name.cmp(&b.name));
+        health
     }
 
     /// An empty pool; nothing is started until the first `tools`/`call`.
@@ -121,7 +148,10 @@ impl Upstreams {
         if !tools.iter().any(|t| t.name == tool) {
             return Err(UpstreamError::UnknownTool(tool.to_owned()));
         }
-        connection.call(tool, arguments).await
+        let started = Instant::now();
+        let answer = connection.call(tool, arguments).await;
+        super::call_time::add(started.elapsed());
+        answer
     }
 
     /// The tools of each of `specs`, in order, asked all at once: the whole
@@ -234,6 +264,7 @@ impl Upstreams {
                 match Connection::open(spec).await {
                     Ok(connection) => {
                         self.inner.connects.fetch_add(1, Ordering::Relaxed);
+                        slot.connects.fetch_add(1, Ordering::Relaxed);
                         lock(&slot.backoff).succeeded();
                         Ok(Arc::new(connection))
                     }
@@ -269,6 +300,7 @@ impl Upstreams {
             created: Instant::now(),
             attempt: Mutex::new(Arc::new(Attempt::default())),
             backoff: Mutex::new(Backoff::default()),
+            connects: std::sync::atomic::AtomicU64::new(0),
             #[cfg(test)]
             opened: std::sync::atomic::AtomicUsize::new(0),
         });

@@ -260,6 +260,21 @@ async fn metrics_count_requests_auth_failures_and_usage() {
         let now = scrape(&server.client, &metrics_url).await;
         if sample(&now, "plexmcp_usage_events_written_total") >= 3.0 {
             assert!(sample(&now, "plexmcp_usage_batches_total") >= 1.0);
+            // By MCP: the calls that went through (the REST call and the
+            // session's requests), and the one refused, under "other".
+            assert!(
+                sample(
+                    &now,
+                    "plexmcp_mcp_requests_total{mcp=\"ev\",outcome=\"ok\"}"
+                ) >= 1.0
+            );
+            assert_eq!(
+                sample(
+                    &now,
+                    "plexmcp_mcp_requests_total{mcp=\"other\",outcome=\"unauthorized_mcp\"}"
+                ),
+                1.0
+            );
             assert_eq!(sample(&now, "plexmcp_usage_queue_depth"), 0.0);
             break;
         }

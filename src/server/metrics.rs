@@ -338,6 +338,16 @@ impl Collector for Scraped {
             "Usage events committed.",
             stats.written.load(Ordering::Relaxed),
         )?;
+        let mut family = encoder.encode_descriptor(
+            "plexmcp_mcp_requests",
+            "Requests recorded in usage, by MCP id and outcome (as the usage writer commits them).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (mcp, outcome, n) in stats.by_mcp() {
+            let labels = [("mcp", mcp), ("outcome", outcome.to_owned())];
+            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+        }
         let losses = stats.losses();
         counter(
             &mut encoder,

@@ -42,9 +42,49 @@ pub struct WriterStats {
     pub failed_batches: AtomicU64,
     /// Events in the failed batches: lost with them.
     pub failed_events: AtomicU64,
+    /// Committed events by MCP id, then outcome, for the metrics.
+    by_mcp: std::sync::Mutex<McpCounts>,
 }
 
+type McpCounts = std::collections::BTreeMap<String, std::collections::BTreeMap<&'static str, u64>>;
+
+/// Most MCP ids the per-MCP counts tell apart; more are counted as `other`.
+const MCP_SERIES_MAX: usize = 256;
+
 impl WriterStats {
+    /// Committed events by MCP id (`none` without one, `other` for a name
+    /// the key was refused, which need not exist) and outcome.
+    pub fn by_mcp(&self) -> Vec<(String, &'static str, u64)> {
+        let counts = self.by_mcp.lock().unwrap_or_else(|p| p.into_inner());
+        counts
+            .iter()
+            .flat_map(|(mcp, outcomes)| outcomes.iter().map(|(o, n)| (mcp.clone(), *o, *n)))
+            .collect()
+    }
+
+    /// Counts a committed batch: one lock per batch, on the writer's thread.
+    fn count_by_mcp(&self, batch: &[UsageEvent]) {
+        let mut counts = self.by_mcp.lock().unwrap_or_else(|p| p.into_inner());
+        for event in batch {
+            let named = match (&event.mcp_slug, event.outcome) {
+                (_, "unauthorized_mcp") => "other",
+                (Some(slug), _) => slug.as_str(),
+                (None, _) => "none",
+            };
+            let mcp = if counts.contains_key(named) || counts.len() < MCP_SERIES_MAX {
+                named
+            } else {
+                "other"
+            };
+            if !counts.contains_key(mcp) {
+                counts.insert(mcp.to_owned(), Default::default());
+            }
+            if let Some(outcomes) = counts.get_mut(mcp) {
+                *outcomes.entry(event.outcome).or_default() += 1;
+            }
+        }
+    }
+
     pub fn losses(&self) -> Losses {
         Losses {
             dropped: self.dropped.load(Ordering::Relaxed),
@@ -331,6 +371,7 @@ fn commit(
             stats
                 .written
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            stats.count_by_mcp(batch);
         }
         Err(e) => {
             // Counted here, logged by `LossReport`: one line per batch would flood the log.
@@ -347,6 +388,51 @@ fn commit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_mcp_counts_name_real_mcps_and_stay_bounded() {
+        let stats = WriterStats::default();
+        let event = |mcp: Option<String>, outcome: &'static str| UsageEvent {
+            key_row: 1,
+            mcp_slug: mcp,
+            tool: None,
+            outcome,
+            http_status: 200,
+            latency_us: 1,
+            client_ip: None,
+            user_agent: None,
+            at_ms: 0,
+        };
+        let mut batch = vec![
+            event(Some("github".into()), "ok"),
+            event(Some("github".into()), "ok"),
+            event(Some("made-up".into()), "unauthorized_mcp"),
+            event(None, "invalid_request"),
+        ];
+        batch.extend((0..MCP_SERIES_MAX + 10).map(|n| event(Some(format!("m{n}")), "ok")));
+        stats.count_by_mcp(&batch);
+        let counts = stats.by_mcp();
+        let of = |mcp: &str, outcome: &str| {
+            counts
+                .iter()
+                .find(|(m, o, _)| m == mcp && *o == outcome)
+                .map_or(0, |(_, _, n)| *n)
+        };
+        assert_eq!(of("github", "ok"), 2);
+        assert_eq!(
+            of("other", "unauthorized_mcp"),
+            1,
+            "a refused name is not a label"
+        );
+        assert_eq!(of("none", "invalid_request"), 1);
+        let names: std::collections::BTreeSet<&str> =
+            counts.iter().map(|(m, _, _)| m.as_str()).collect();
+        assert!(names.len() <= MCP_SERIES_MAX + 1, "{}", names.len());
+        assert!(
+            of("other", "ok") > 0,
+            "past the cap, names are counted as other"
+        );
+    }
 
     fn lost(dropped: u64, failed_batches: u64) -> Losses {
         Losses {

@@ -6,6 +6,8 @@
 
 mod tui_support;
 
+use plexmcp::upstream::{Health, UpstreamHealth};
+
 use plexmcp::access_preview::ToolList;
 use plexmcp::admin::AdminError;
 use plexmcp::server::usage_writer::Losses;
@@ -790,6 +792,36 @@ fn mcps_pinned_with_a_withheld_tool() {
     screens("mcps_pinned", || {
         let mut app = loaded_pinned();
         app.update(ch('m'));
+        app
+    });
+}
+
+/// The MCPs view with the console's server's view of each upstream: one
+/// connected after a restart, one failing (the selected one: its error is
+/// shown under the table), and none yet for an MCP nobody called.
+#[test]
+fn mcps_health() {
+    screens("mcps_health", || {
+        let mut app = loaded_pinned();
+        let name = |slug: &str| {
+            let mcp = app.mcps.iter().find(|m| m.slug == slug).unwrap();
+            plexmcp::server::upstream_name(&mcp.slug, mcp.row_id)
+        };
+        let health = vec![
+            UpstreamHealth {
+                name: name("everything"),
+                state: Health::Connected,
+                restarts: 1,
+            },
+            UpstreamHealth {
+                name: name("github"),
+                state: Health::Failing("HTTP 401 Unauthorized from the upstream".into()),
+                restarts: 0,
+            },
+        ];
+        app.update(Action::UpstreamHealth(health));
+        app.update(ch('m'));
+        app.update(ch('j'));
         app
     });
 }

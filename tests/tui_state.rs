@@ -2159,7 +2159,10 @@ fn the_mcps_view_has_every_list_key_and_scrolls_with_its_selection() {
     );
     app.update(ch('m'));
     let rows = plexmcp::tui::layout::mcps_rows(ratatui::layout::Rect::new(0, 0, 80, 24));
-    assert_eq!(rows, 17);
+    assert_eq!(
+        rows, 14,
+        "20 rows inside, less the header and the selected MCP's three lines"
+    );
     app.update(ch('G'));
     let at = mcps_position(&app);
     assert_eq!(at.selected, 32);
@@ -2754,4 +2757,34 @@ fn the_details_show_what_the_key_can_call_now() {
         app.update(Action::DetailLoaded(Box::new(detail())))
             .is_none()
     );
+}
+
+/// Issue 12: the MCPs view shows each upstream's health as the console's
+/// server sees it; an MCP nobody has called has none yet.
+#[test]
+fn upstream_health_is_kept_by_mcp() {
+    let mut app = loaded();
+    let github = app
+        .mcps
+        .iter()
+        .find(|m| m.slug == "github")
+        .unwrap()
+        .clone();
+    let everything = app
+        .mcps
+        .iter()
+        .find(|m| m.slug == "everything")
+        .unwrap()
+        .clone();
+    let health = plexmcp::upstream::UpstreamHealth {
+        name: plexmcp::server::upstream_name(&github.slug, github.row_id),
+        state: plexmcp::upstream::Health::Failing("refused".into()),
+        restarts: 3,
+    };
+    assert!(
+        app.update(Action::UpstreamHealth(vec![health.clone()]))
+            .is_none()
+    );
+    assert_eq!(app.health_of(&github), Some(&health));
+    assert_eq!(app.health_of(&everything), None);
 }

@@ -473,7 +473,7 @@ pub fn upstream_spec(mcp: &Mcp) -> UpstreamSpec {
 }
 
 /// The pool's name for the MCP stored in row `row_id` under `slug`.
-pub(super) fn upstream_name(slug: &str, row_id: i64) -> String {
+pub fn upstream_name(slug: &str, row_id: i64) -> String {
     format!("{slug}#{row_id}")
 }
 

@@ -300,7 +300,7 @@ impl Collector for Scraped {
         )?;
         for upstream in &health {
             let labels = [("upstream", upstream.name.clone())];
-            ConstGauge::new(i64::from(upstream.up)).encode(family.encode_family(&labels)?)?;
+            ConstGauge::new(i64::from(upstream.is_up())).encode(family.encode_family(&labels)?)?;
         }
         let mut family = encoder.encode_descriptor(
             "plexmcp_upstream_restarts",

@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 pub use error::{ApiError, MAX_BODY_BYTES};
 pub use limiter::FailureLimiter;
 pub use live::LiveStats;
-pub use mcp::{CallRequest, decode_call, upstream_spec};
+pub use mcp::{CallRequest, decode_call, upstream_name, upstream_spec};
 
 use crate::auth::Verifier;
 use crate::store::{Store, StoreError};

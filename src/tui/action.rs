@@ -149,6 +149,9 @@ pub enum Action {
         key_row: i64,
         rate: Option<RateSnapshot>,
     },
+    /// The console's server's upstream connections changed (connected,
+    /// failing, restarted): for the MCPs view.
+    UpstreamHealth(Vec<crate::upstream::UpstreamHealth>),
     /// Tool lists asked of the upstreams (`Effect::LoadTools`), one per MCP.
     ToolsLoaded {
         org: String,

@@ -231,6 +231,8 @@ pub struct App {
     pub mcps: Vec<crate::domain::Mcp>,
     /// Each MCP's pinning at a glance, by MCP id.
     pub pins: std::collections::HashMap<String, crate::store::PinSummary>,
+    /// The console's server's connections to the upstreams, by pool name.
+    pub upstream_health: Vec<crate::upstream::UpstreamHealth>,
     /// The upstreams' tool lists, for the access previews and the picker.
     pub tool_lists: tool_lists::ToolLists,
     /// Indices into `keys` that pass the filter, in sort order.
@@ -277,6 +279,7 @@ impl App {
             keys: Vec::new(),
             mcps: Vec::new(),
             pins: std::collections::HashMap::new(),
+            upstream_health: Vec::new(),
             tool_lists: Default::default(),
             view: Vec::new(),
             selected: 0,
@@ -404,6 +407,10 @@ impl App {
             }
             Action::ToolsLoaded { org, lists } => {
                 self.on_tools_loaded(&org, lists);
+                None
+            }
+            Action::UpstreamHealth(health) => {
+                self.upstream_health = health;
                 None
             }
             Action::RateMoved { key_row, rate } => {

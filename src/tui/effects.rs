@@ -29,6 +29,8 @@ pub struct Executor {
     actor: Actor,
     /// A routine (tick) refresh is queued or running.
     refreshing: Arc<AtomicBool>,
+    /// The upstream health last sent to the app: sent again only on change.
+    health_sent: Mutex<Vec<crate::upstream::UpstreamHealth>>,
     /// Where tool lists are asked: the console's server's pool, so the
     /// upstreams it already runs answer (a pool of its own without one).
     upstreams: Upstreams,
@@ -57,6 +59,7 @@ impl Executor {
             actions,
             actor: config::actor_from_env(),
             refreshing: Arc::new(AtomicBool::new(false)),
+            health_sent: Mutex::new(Vec::new()),
             upstreams: Upstreams::new(),
         }
     }
@@ -117,6 +120,17 @@ impl Executor {
         self
     }
 
+    /// Tells the app how the pool's upstreams are doing when that changed
+    /// (read from memory: cheap enough for every tick).
+    fn send_health(&self) {
+        let health = self.upstreams.health();
+        let mut sent = self.health_sent.lock().unwrap_or_else(|p| p.into_inner());
+        if *sent != health {
+            *sent = health.clone();
+            let _ = self.actions.send(Action::UpstreamHealth(health));
+        }
+    }
+
     /// Starts `effect` in the background. (Copy and Quit are the caller's.)
     pub fn spawn(&self, effect: Effect) {
         if let Effect::LoadTools { org, slugs } = effect {
@@ -125,6 +139,9 @@ impl Executor {
         // Ticks ask for a refresh every second; on a big database under load
         // one may take longer, so routine refreshes never queue up behind it.
         let routine = matches!(effect, Effect::Refresh { force: false, .. });
+        if matches!(effect, Effect::Refresh { .. }) {
+            self.send_health();
+        }
         if routine && self.refreshing.swap(true, Ordering::AcqRel) {
             return;
         }

@@ -75,8 +75,17 @@ pub fn mcps_dialog(area: Rect) -> Rect {
 /// Rows of MCPs the MCPs view shows at once (inside its border, below the
 /// header row).
 pub fn mcps_rows(area: Rect) -> usize {
-    usize::from(mcps_dialog(area).height.saturating_sub(3)).max(1)
+    usize::from(
+        mcps_dialog(area)
+            .height
+            .saturating_sub(3 + MCP_DETAIL_LINES),
+    )
+    .max(1)
 }
+
+/// Lines under the MCPs table about the selected MCP: a rule, its whole
+/// target, its timeout and health.
+pub const MCP_DETAIL_LINES: u16 = 3;
 
 /// Lines around the organization picker's list: border, blank, hint.
 pub const PICKER_CHROME: u16 = 4;

@@ -36,7 +36,7 @@ use std::time::Duration;
 
 pub use connection::{OpenedClient, open_client};
 pub use counted::Arrivals;
-pub use pool::{UpstreamHealth, Upstreams};
+pub use pool::{Health, UpstreamHealth, Upstreams};
 
 /// How to reach an upstream MCP server: the same description the store
 /// keeps for a registered MCP.

@@ -36,12 +36,26 @@ use super::{UpstreamError, UpstreamSpec};
 /// The longest [`Upstreams::tools_of_each`] waits, whatever the timeouts.
 pub const LIST_DEADLINE: Duration = Duration::from_secs(30);
 
-/// One upstream as the metrics show it ([`Upstreams::health`]).
+/// One upstream as the metrics and the console show it ([`Upstreams::health`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamHealth {
     pub name: String,
-    pub up: bool,
+    pub state: Health,
     pub restarts: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    Connected,
+    Connecting,
+    /// The last attempt failed (or the connection died), and why.
+    Failing(String),
+}
+
+impl UpstreamHealth {
+    pub fn is_up(&self) -> bool {
+        self.state == Health::Connected
+    }
 }
 
 /// Cheap to clone (Arc inside). One per process.
@@ -104,7 +118,7 @@ impl Upstreams {
             .iter()
             .map(|slot| UpstreamHealth {
                 name: slot.spec.name.clone(),
-                up: slot.current().is_some_and(|c| c.is_usable()),
+                state: slot.health(),
                 restarts: slot.connects.load(Ordering::Relaxed).saturating_sub(1),
             })
             .collect();
@@ -326,6 +340,15 @@ impl Upstreams {
 }
 
 impl Slot {
+    fn health(&self) -> Health {
+        match lock(&self.attempt).outcome.get() {
+            None => Health::Connecting,
+            Some(Ok(connection)) if connection.is_usable() => Health::Connected,
+            Some(Ok(_)) => Health::Failing("the connection closed".to_owned()),
+            Some(Err(e)) => Health::Failing(e.to_string()),
+        }
+    }
+
     /// The connection of the latest attempt, if that attempt succeeded.
     fn current(&self) -> Option<Arc<Connection>> {
         match lock(&self.attempt).outcome.get() {

@@ -154,4 +154,11 @@ impl App {
     pub fn pin_summary(&self, slug: &str) -> crate::store::PinSummary {
         self.pins.get(slug).copied().unwrap_or_default()
     }
+
+    /// How the console's server's connection to `mcp` is doing; `None`
+    /// when it has not been started (nothing has called it yet).
+    pub fn health_of(&self, mcp: &crate::domain::Mcp) -> Option<&crate::upstream::UpstreamHealth> {
+        let name = crate::server::upstream_name(&mcp.slug, mcp.row_id);
+        self.upstream_health.iter().find(|h| h.name == name)
+    }
 }

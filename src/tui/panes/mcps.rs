@@ -1,11 +1,13 @@
 //! The MCPs view: the org's upstream servers, with add and remove.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Wrap};
 
 use super::{ago, with_more_marks};
+use crate::domain::Mcp;
 use crate::rules::visible;
 use crate::store::PinSummary;
 use crate::tui::app::App;
@@ -13,6 +15,7 @@ use crate::tui::layout;
 use crate::tui::scroll::ListPosition;
 use crate::tui::theme::Theme;
 use crate::tui::ui::clear;
+use crate::upstream::{Health, UpstreamHealth};
 
 pub fn render(app: &App, at: &ListPosition, frame: &mut Frame, area: Rect, theme: &Theme) {
     let rect = layout::mcps_dialog(area);
@@ -41,20 +44,31 @@ pub fn render(app: &App, at: &ListPosition, frame: &mut Frame, area: Rect, theme
     }
     let shown = at.window(app.mcps.len(), layout::mcps_rows(area));
     block = with_more_marks(block, &shown, theme);
+    let inner = block.inner(rect);
+    frame.render_widget(block, rect);
+    let [table_area, detail_area] = Layout::vertical([
+        Constraint::Fill(1),
+        Constraint::Length(layout::MCP_DETAIL_LINES),
+    ])
+    .areas(inner);
     let rows = app.mcps[shown.start..shown.end]
         .iter()
         .enumerate()
         .map(|(i, m)| {
             let pins = app.pin_summary(&m.slug);
+            let (health, style) = health_cell(app.health_of(m), theme);
             let row = Row::new(vec![
-                visible(&m.slug).into_owned(),
-                visible(&m.name).into_owned(),
-                m.transport.kind().to_string(),
-                visible(&m.transport.target()).into_owned(),
-                format!("{}s", m.timeout.as_secs()),
-                pinned_cell(pins),
-                pins.last_changed
-                    .map_or_else(|| "never".to_owned(), |at| ago(app.now, at)),
+                Cell::from(visible(&m.slug).into_owned()),
+                Cell::from(visible(&m.name).into_owned()),
+                Cell::from(m.transport.kind().to_string()),
+                Cell::from(visible(&m.transport.target()).into_owned()),
+                Cell::from(tools_cell(pins)),
+                Cell::from(health).style(style),
+                Cell::from(pinned_cell(pins)),
+                Cell::from(
+                    pins.last_changed
+                        .map_or_else(|| "never".to_owned(), |at| ago(app.now, at)),
+                ),
             ]);
             if shown.start + i == at.selected {
                 row.style(theme.selected())
@@ -62,21 +76,111 @@ pub fn render(app: &App, at: &ListPosition, frame: &mut Frame, area: Rect, theme
                 row
             }
         });
-    // The pinning columns are narrow so the target keeps some room at 80 columns.
+    // The narrow columns leave the target some room at 80 columns; the
+    // selected MCP's whole target is shown under the table.
     let widths = [
-        Constraint::Length(16),
         Constraint::Length(14),
+        Constraint::Length(12),
         Constraint::Length(5),
         Constraint::Fill(1),
-        Constraint::Length(7),
+        Constraint::Length(5),
+        Constraint::Length(8),
         Constraint::Length(7),
         Constraint::Length(8),
     ];
     let header = Row::new([
-        "ID", "Name", "Kind", "Target", "Timeout", "Pinned", "Changed",
+        "ID", "Name", "Kind", "Target", "Tools", "Health", "Pinned", "Changed",
     ])
     .style(theme.accent());
-    frame.render_widget(Table::new(rows, widths).header(header).block(block), rect);
+    frame.render_widget(Table::new(rows, widths).header(header), table_area);
+    if let Some(mcp) = app.mcps.get(at.selected) {
+        frame.render_widget(
+            Paragraph::new(selected_lines(app, mcp, detail_area.width, theme)),
+            detail_area,
+        );
+    }
+}
+
+/// The selected MCP in full: its target (cut with `…` only if even the
+/// whole width cannot hold it), timeout, and why its upstream is failing.
+fn selected_lines<'a>(app: &App, mcp: &Mcp, width: u16, theme: &Theme) -> Vec<Line<'a>> {
+    let width = usize::from(width);
+    let target = format!(
+        "{}: {}",
+        visible(&mcp.slug),
+        visible(&mcp.transport.target())
+    );
+    let health = match app.health_of(mcp).map(|h| &h.state) {
+        None => "not started (nothing has called it yet)".to_owned(),
+        Some(Health::Connected) => "connected".to_owned(),
+        Some(Health::Connecting) => "connecting…".to_owned(),
+        Some(Health::Failing(why)) => format!("failing: {}", visible(&scrubbed(why, mcp))),
+    };
+    let restarts = app.health_of(mcp).map_or(0, |h| h.restarts).to_string();
+    let status = format!(
+        "timeout {}s · {health} · restarts {restarts}",
+        mcp.timeout.as_secs()
+    );
+    vec![
+        Line::styled("─".repeat(width), theme.dim()),
+        Line::from(cut(&target, width)),
+        Line::styled(cut(&status, width), theme.dim()),
+    ]
+}
+
+/// An upstream's error as the operator may see it: the error text of an
+/// HTTP client can quote the URL, so every URL in it is redacted as the
+/// target is, and the MCP's header values are masked.
+fn scrubbed(why: &str, mcp: &Mcp) -> String {
+    let mut text = why
+        .split(' ')
+        .map(|word| {
+            if word.contains("://") {
+                let url = word
+                    .trim_matches(|c: char| matches!(c, '(' | ')' | ',' | ':' | ';' | '\'' | '"'));
+                word.replace(url, &crate::redact::redacted_url(url))
+            } else {
+                word.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    if let crate::domain::McpTransport::Http { headers, .. } = &mcp.transport {
+        for (_, value) in headers {
+            if !value.is_empty() {
+                text = text.replace(value.as_str(), "***");
+            }
+        }
+    }
+    text
+}
+
+fn cut(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// `up`, `failing`, `starting` or `idle` (never called), coloured.
+fn health_cell(health: Option<&UpstreamHealth>, theme: &Theme) -> (&'static str, Style) {
+    match health.map(|h| &h.state) {
+        None => ("idle", theme.dim()),
+        Some(Health::Connected) => ("up", theme.ok()),
+        Some(Health::Connecting) => ("starting", theme.dim()),
+        Some(Health::Failing(_)) => ("failing", theme.warn()),
+    }
+}
+
+/// The tools its upstream listed last (recorded by every listing), or `-`.
+fn tools_cell(pins: PinSummary) -> String {
+    if pins.last_changed.is_none() {
+        "-".to_owned()
+    } else {
+        pins.tools.to_string()
+    }
 }
 
 /// `yes (2)` (two tools withheld) / `yes` / `no`.
@@ -102,6 +206,55 @@ mod tests {
     use crate::tui::app::App;
     use crate::tui::scroll::ListPosition;
     use crate::tui::theme::Theme;
+
+    #[test]
+    fn an_upstream_error_quoting_its_url_or_header_is_shown_redacted() {
+        let at = Utc.with_ymd_and_hms(2026, 2, 1, 9, 0, 0).unwrap();
+        let mut app = App::new("acme", at, ServerStatus::Off);
+        app.mcps = vec![Mcp {
+            row_id: 7,
+            org_id: 1,
+            slug: "remote".into(),
+            name: "Remote".into(),
+            transport: McpTransport::Http {
+                url: "http://h.example/mcp?token=abc9".into(),
+                headers: vec![("X-Key".into(), "s3cret-value".into())],
+            },
+            timeout: Duration::from_secs(30),
+            created_at: at,
+        }];
+        app.upstream_health = vec![crate::upstream::UpstreamHealth {
+            name: "remote#7".into(),
+            state: crate::upstream::Health::Failing(
+                "error sending request for url (http://h.example/mcp?token=abc9): refused s3cret-value"
+                    .into(),
+            ),
+            restarts: 2,
+        }];
+        let mut terminal = Terminal::new(TestBackend::new(160, 20)).unwrap();
+        terminal
+            .draw(|f| {
+                render(
+                    &app,
+                    &ListPosition::default(),
+                    f,
+                    f.area(),
+                    &Theme { color: false },
+                )
+            })
+            .unwrap();
+        let screen = terminal.backend().to_string();
+        for secret in ["abc9", "s3cret"] {
+            assert!(!screen.contains(secret), "'{secret}' on screen:\n{screen}");
+        }
+        assert!(
+            screen.contains(
+                "failing: error sending request for url (http://h.example/mcp?token=***)"
+            ),
+            "{screen}"
+        );
+        assert!(screen.contains("restarts 2"), "{screen}");
+    }
 
     #[test]
     fn url_credentials_never_reach_the_screen() {

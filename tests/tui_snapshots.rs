@@ -842,6 +842,16 @@ fn withheld_tools_show_old_against_new() {
     });
 }
 
+/// Issue 12: at 80×24 the help does not fit; scrolled to its end it shows
+/// its last lines and where it is.
+#[test]
+fn help_scrolled_on_a_short_screen() {
+    let mut app = sized(loaded(), 80, 24);
+    app.update(ch('?'));
+    app.update(ch('G'));
+    assert_screen("help_scrolled", &mut app, 80, 24);
+}
+
 #[test]
 fn mcp_remove_confirm() {
     screens("mcp_remove_confirm", || {

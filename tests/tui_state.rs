@@ -1822,7 +1822,7 @@ fn help_opens_with_question_mark_and_any_key_closes_it() {
     for close in [ch('x'), ch('q'), press(KeyCode::Esc), press(KeyCode::Enter)] {
         let mut app = loaded();
         assert!(app.update(ch('?')).is_none());
-        assert!(matches!(app.mode, Mode::Help));
+        assert!(matches!(app.mode, Mode::Help(_)));
         assert!(app.update(close).is_none());
         assert_normal(&app);
         assert!(!app.quit);
@@ -2054,13 +2054,46 @@ fn clicks_below_the_last_row_select_nothing() {
     assert_eq!(app.selected, 0);
 }
 
+/// Issue 12: a help taller than the screen scrolls with the list keys,
+/// stops with its last line at the bottom, and any other key still closes.
+#[test]
+fn help_scrolls_on_a_short_screen() {
+    let mut app = loaded();
+    // The smallest screen the console draws on; 22 rows inside the border.
+    app.update(Action::Resize {
+        width: 80,
+        height: 24,
+    });
+    app.update(ch('?'));
+    app.update(ch('j'));
+    app.update(ch('j'));
+    assert!(matches!(app.mode, Mode::Help(2)), "{:?}", app.mode);
+    app.update(ch('k'));
+    assert!(matches!(app.mode, Mode::Help(1)));
+    app.update(ch('G'));
+    let lines = plexmcp::tui::layout::HELP_LINES;
+    let last_top = u16::try_from(lines - 22).unwrap();
+    assert!(
+        matches!(app.mode, Mode::Help(top) if top == last_top),
+        "{:?}",
+        app.mode
+    );
+    app.update(ch('j'));
+    assert!(
+        matches!(app.mode, Mode::Help(top) if top == last_top),
+        "stops at the end"
+    );
+    app.update(ch('x'));
+    assert_normal(&app);
+}
+
 #[test]
 fn clicks_are_ignored_while_a_dialog_is_open() {
     let mut app = loaded();
     app.update(ch('?'));
     assert!(app.update(Action::Click { column: 5, row: 4 }).is_none());
     assert_eq!(app.selected, 0);
-    assert!(matches!(app.mode, Mode::Help));
+    assert!(matches!(app.mode, Mode::Help(_)));
 }
 
 /// Item 9: the wheel scrolls the pane under the pointer, whichever has

@@ -214,8 +214,17 @@ pub enum Intent {
     Wrap,
 }
 
+/// Lines under the bindings in the help: the keys of the dialogs and views.
+pub const HELP_NOTES: &[&str] = &[
+    " In dialogs: y confirm · n/Esc cancel · c copy a new key",
+    " Key form: Tab move · ←/→ choose · Space tick · t MCP tools",
+    " MCPs view: a add · d remove · p pin/unpin · t withheld tools",
+    " Mouse: click selects, the wheel scrolls what it is over",
+    " Press any key to close (j/k scroll when it does not fit)",
+];
+
 /// One row of the help overlay: keys as shown, what they do, the intents.
-/// Related keys share a row (help at 80×24 has no line to spare).
+/// Related keys share a row; the help scrolls when the screen is too short.
 pub struct Binding {
     pub keys: &'static str,
     pub does: &'static str,
@@ -240,7 +249,7 @@ pub const BINDINGS: &[Binding] = &[
     },
     Binding {
         keys: "PgUp / PgDn",
-        does: "page up / down",
+        does: "page up / down (also Ctrl-U / Ctrl-D)",
         intents: &[Intent::PageUp, Intent::PageDown],
     },
     Binding {

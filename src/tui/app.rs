@@ -32,7 +32,7 @@ use super::action::{
 use super::forms::{FormOutcome, KeyForm, KeySubmit, McpForm};
 use super::layout;
 use super::palette::Palette;
-use super::scroll::{ListPosition, Step};
+use super::scroll::{self, ListPosition, Step};
 use crate::admin::{EditRequest, KeyRequest, McpRequest};
 use crate::domain::{Handover, KeyRecord, Plan, Timestamp};
 use crate::keys::ApiKey;
@@ -190,7 +190,8 @@ pub enum Pending {
 pub enum Mode {
     Normal,
     Filter(Input),
-    Help,
+    /// The help screen, scrolled this many lines down.
+    Help(u16),
     KeyForm(Box<KeyForm>),
     ShowKey(Box<ShowKey>),
     Confirm(Pending),
@@ -529,7 +530,14 @@ impl App {
     fn on_key(&mut self, key: KeyEvent) -> Option<Effect> {
         match std::mem::replace(&mut self.mode, Mode::Normal) {
             Mode::Normal => self.normal_key(key),
-            Mode::Help => None,
+            Mode::Help(offset) => {
+                // The list keys scroll a help taller than the screen; any
+                // other key closes it.
+                if let Some(step) = scroll::step_for(&key) {
+                    self.mode = Mode::Help(self.help_scrolled(offset, step));
+                }
+                None
+            }
             Mode::Filter(mut input) => {
                 match key.code {
                     KeyCode::Esc => {
@@ -765,7 +773,7 @@ impl App {
                 None
             }
             Intent::Help => {
-                self.mode = Mode::Help;
+                self.mode = Mode::Help(0);
                 None
             }
             Intent::Palette => {

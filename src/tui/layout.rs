@@ -87,6 +87,10 @@ pub fn mcps_rows(area: Rect) -> usize {
 /// target, its timeout and health.
 pub const MCP_DETAIL_LINES: u16 = 3;
 
+/// Lines of the help screen: one per binding, a blank and the notes.
+pub const HELP_LINES: usize =
+    crate::tui::action::BINDINGS.len() + 1 + crate::tui::action::HELP_NOTES.len();
+
 /// Lines around the organization picker's list: border, blank, hint.
 pub const PICKER_CHROME: u16 = 4;
 

@@ -31,7 +31,7 @@ pub fn render(app: &App, frame: &mut Frame, theme: &Theme) {
 
     match &app.mode {
         Mode::Normal | Mode::Filter(_) => {}
-        Mode::Help => dialogs::help(frame, area, theme),
+        Mode::Help(offset) => dialogs::help(frame, area, *offset, theme),
         Mode::KeyForm(form) => forms::key_form(form, frame, area, theme),
         Mode::ShowKey(show) => dialogs::show_key(show, frame, area, theme),
         Mode::ConfirmQuit(show) => dialogs::confirm_quit(show, frame, area, theme),
@@ -226,7 +226,8 @@ fn footer<'a>(app: &'a App, theme: &Theme, width: u16) -> Paragraph<'a> {
             ("Esc", "back"),
         ],
         Mode::Palette(_) => &[("↑/↓", "choose"), ("Enter", "run"), ("Esc", "close")],
-        Mode::Help | Mode::Filter(_) => &[("any key", "close")],
+        Mode::Help(_) => &[("j/k", "scroll"), ("any other key", "close")],
+        Mode::Filter(_) => &[("any key", "close")],
     };
     let filter = (!app.filter.is_empty() && matches!(app.mode, Mode::Normal)).then(|| {
         Span::styled(

@@ -17,6 +17,16 @@ impl App {
     }
 
     /// The whole screen; unknown (tests that only set a layout) hides nothing.
+    /// The help's first line after `step`: it stops with its last line at
+    /// the bottom of the screen (lines as written; a narrow screen that
+    /// wraps them is clamped again when drawn).
+    pub(super) fn help_scrolled(&self, offset: u16, step: Step) -> u16 {
+        let shown = usize::from(self.screen_area().height.saturating_sub(2));
+        let last_top = layout::HELP_LINES.saturating_sub(shown);
+        let moved = crate::tui::scroll::moved(usize::from(offset), step, last_top + 1, shown);
+        u16::try_from(moved).unwrap_or(0)
+    }
+
     pub(super) fn screen_area(&self) -> Rect {
         let (width, height) = self.screen.unwrap_or((u16::MAX, u16::MAX));
         Rect::new(0, 0, width, height)

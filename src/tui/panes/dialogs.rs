@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Paragraph, Wrap};
 
 use super::with_more_marks;
 use crate::rules::visible;
-use crate::tui::action::{BINDINGS, OrgChoice};
+use crate::tui::action::{BINDINGS, HELP_NOTES, OrgChoice};
 use crate::tui::app::{App, GraceField, Pending, RotateDialog, RotateStep, ShowKey};
 use crate::tui::layout;
 use crate::tui::scroll::ListPosition;
@@ -278,7 +278,9 @@ fn org_line(org: &OrgChoice, current: bool) -> String {
     )
 }
 
-pub fn help(frame: &mut Frame, area: Rect, theme: &Theme) {
+/// The key bindings; a screen too short for them scrolls (`offset` lines
+/// down, clamped so the last line stays at the bottom) and says where it is.
+pub fn help(frame: &mut Frame, area: Rect, offset: u16, theme: &Theme) {
     let mut lines: Vec<Line> = BINDINGS
         .iter()
         .map(|b| {
@@ -289,14 +291,34 @@ pub fn help(frame: &mut Frame, area: Rect, theme: &Theme) {
         })
         .collect();
     lines.push(Line::default());
-    lines.push(Line::styled(
-        " In dialogs: y confirm · n/Esc cancel · c copy a new key",
-        theme.dim(),
-    ));
-    lines.push(Line::styled(
-        " Mouse: click selects, the wheel scrolls what it is over",
-        theme.dim(),
-    ));
-    lines.push(Line::styled(" Press any key to close", theme.dim()));
-    draw(frame, area, "Keys", lines, 64, theme);
+    for note in HELP_NOTES {
+        lines.push(Line::styled(*note, theme.dim()));
+    }
+    let height = u16::try_from(lines.len())
+        .unwrap_or(u16::MAX)
+        .saturating_add(2);
+    let rect = centered(area, 64, height);
+    let inner_width = usize::from(rect.width.saturating_sub(2)).max(1);
+    // Rows once wrapped: a line wider than the dialog takes more than one.
+    let total: usize = lines
+        .iter()
+        .map(|l| l.width().div_ceil(inner_width).max(1))
+        .sum();
+    let shown = usize::from(rect.height.saturating_sub(2));
+    let top = usize::from(offset).min(total.saturating_sub(shown));
+    let mut block = popup("Keys", theme);
+    if total > shown {
+        block = block.title_bottom(Line::styled(
+            format!(" {}–{} of {total} · j/k scroll ", top + 1, top + shown),
+            theme.dim(),
+        ));
+    }
+    clear(frame, rect);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((u16::try_from(top).unwrap_or(0), 0))
+            .block(block),
+        rect,
+    );
 }

@@ -852,6 +852,17 @@ fn help_scrolled_on_a_short_screen() {
     assert_screen("help_scrolled", &mut app, 80, 24);
 }
 
+/// Issue 12: usage as a real chart, requests and errors per day with
+/// dated and counted axes (`u`).
+#[test]
+fn usage_chart() {
+    screens("usage_chart", || {
+        let mut app = loaded();
+        app.update(ch('u'));
+        app
+    });
+}
+
 #[test]
 fn mcp_remove_confirm() {
     screens("mcp_remove_confirm", || {

@@ -2821,3 +2821,26 @@ fn upstream_health_is_kept_by_mcp() {
     assert_eq!(app.health_of(&github), Some(&health));
     assert_eq!(app.health_of(&everything), None);
 }
+
+/// Issue 12: `u` opens the selected key's usage chart; any key closes it;
+/// with no key selected it says why instead.
+#[test]
+fn u_opens_the_usage_chart_of_the_selected_key() {
+    let mut app = loaded();
+    assert!(app.update(ch('u')).is_none());
+    assert!(matches!(app.mode, Mode::Chart));
+    assert!(app.update(ch('x')).is_none());
+    assert_normal(&app);
+
+    let mut empty = loaded_with(snapshot_with(Vec::new(), Vec::new()), 10);
+    empty.update(ch('u'));
+    assert_normal(&empty);
+    assert!(
+        empty
+            .flash
+            .as_ref()
+            .is_some_and(|f| f.text.contains("No key selected")),
+        "{:?}",
+        empty.flash
+    );
+}

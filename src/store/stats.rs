@@ -71,6 +71,8 @@ pub struct KeyUsage {
     pub avg_latency_us: Option<u64>,
     /// Requests per UTC day, oldest first; the last entry is today.
     pub per_day: Vec<u64>,
+    /// Of those, the errors (status 400 or more), day by day.
+    pub errors_per_day: Vec<u64>,
     /// Requests per hour, oldest first; the last entry is the current hour.
     pub per_hour: Vec<u64>,
     /// Busiest first.
@@ -101,6 +103,7 @@ impl Store {
         let first_hour = this_hour - (HOURS as i64 - 1) * 3600;
         let mut usage = KeyUsage {
             per_day: vec![0; DAYS],
+            errors_per_day: vec![0; DAYS],
             per_hour: vec![0; HOURS],
             ..KeyUsage::default()
         };
@@ -135,6 +138,9 @@ impl Store {
                 let day = usize::try_from((hour - first_day).div_euclid(86_400)).ok();
                 if let Some(slot) = day.and_then(|d| usage.per_day.get_mut(d)) {
                     *slot += requests;
+                }
+                if let Some(slot) = day.and_then(|d| usage.errors_per_day.get_mut(d)) {
+                    *slot += errors;
                 }
                 let h = usize::try_from((hour - first_hour).div_euclid(3600)).ok();
                 if let Some(slot) = h.and_then(|h| usage.per_hour.get_mut(h)) {

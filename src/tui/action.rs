@@ -212,6 +212,8 @@ pub enum Intent {
     Palette,
     /// Long lines of the details: cut with `…` (the default) or wrapped whole.
     Wrap,
+    /// `u`: the selected key's requests and errors per day, as a chart.
+    Chart,
 }
 
 /// Lines under the bindings in the help: the keys of the dialogs and views.
@@ -308,9 +310,9 @@ pub const BINDINGS: &[Binding] = &[
         intents: &[Intent::Audit],
     },
     Binding {
-        keys: "w",
-        does: "details: wrap long lines / cut them with …",
-        intents: &[Intent::Wrap],
+        keys: "w · u",
+        does: "details: wrap long lines · usage chart (30 days)",
+        intents: &[Intent::Wrap, Intent::Chart],
     },
     Binding {
         keys: "? · :",
@@ -358,6 +360,7 @@ pub fn intent_for(key: KeyEvent) -> Option<Intent> {
         KeyCode::Char('?') => Intent::Help,
         KeyCode::Char(':') => Intent::Palette,
         KeyCode::Char('w') => Intent::Wrap,
+        KeyCode::Char('u') => Intent::Chart,
         _ => return None,
     })
 }

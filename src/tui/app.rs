@@ -209,6 +209,8 @@ pub enum Mode {
     Palette(Box<Palette>),
     /// A pinned MCP's withheld tools, old against new (`t` in the MCPs view).
     Withheld(Box<WithheldView>),
+    /// The selected key's usage per day as a chart (`u`); any key closes it.
+    Chart,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -530,6 +532,7 @@ impl App {
     fn on_key(&mut self, key: KeyEvent) -> Option<Effect> {
         match std::mem::replace(&mut self.mode, Mode::Normal) {
             Mode::Normal => self.normal_key(key),
+            Mode::Chart => None,
             Mode::Help(offset) => {
                 // The list keys scroll a help taller than the screen; any
                 // other key closes it.
@@ -784,6 +787,17 @@ impl App {
             Intent::Wrap => {
                 self.detail_wrap = !self.detail_wrap;
                 self.clamp_detail_scroll();
+                None
+            }
+            Intent::Chart => {
+                if self.selected_key().is_some() {
+                    self.mode = Mode::Chart;
+                } else {
+                    self.flash(
+                        "No key selected: the chart shows the selected key's usage",
+                        false,
+                    );
+                }
                 None
             }
         }

@@ -78,6 +78,12 @@ pub const COMMANDS: &[Command] = &[
         "details: wrap long lines or cut them",
         Intent::Wrap,
     ),
+    command(
+        "chart",
+        "u",
+        "the selected key's requests and errors per day",
+        Intent::Chart,
+    ),
     command("mcps", "m", "MCP servers: add, remove", Intent::Mcps),
     command(
         "org",

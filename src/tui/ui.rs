@@ -11,7 +11,7 @@ use unicode_width::UnicodeWidthStr;
 
 use super::app::{App, Focus, Mode, RotateStep};
 use super::panes::{
-    audit, detail, dialogs, forms, key_list, mcps, palette, status_bar, withheld, wrap,
+    audit, chart, detail, dialogs, forms, key_list, mcps, palette, status_bar, withheld, wrap,
 };
 use super::theme::Theme;
 use crate::rules::visible;
@@ -43,6 +43,7 @@ pub fn render(app: &App, frame: &mut Frame, theme: &Theme) {
         Mode::Audit(view) => audit::render(app, view, frame, area, theme),
         Mode::Palette(p) => palette::render(p, frame, area, theme),
         Mode::Withheld(view) => withheld::render(app, view, frame, area, theme),
+        Mode::Chart => chart::render(app, frame, area, theme),
     }
     long_message(app, frame, areas.footer, theme);
 }
@@ -227,6 +228,7 @@ fn footer<'a>(app: &'a App, theme: &Theme, width: u16) -> Paragraph<'a> {
         ],
         Mode::Palette(_) => &[("↑/↓", "choose"), ("Enter", "run"), ("Esc", "close")],
         Mode::Help(_) => &[("j/k", "scroll"), ("any other key", "close")],
+        Mode::Chart => &[("any key", "close")],
         Mode::Filter(_) => &[("any key", "close")],
     };
     let filter = (!app.filter.is_empty() && matches!(app.mode, Mode::Normal)).then(|| {

@@ -160,6 +160,15 @@ pub fn usage() -> KeyUsage {
         errors_30d: 12,
         avg_latency_us: Some(48_250),
         per_day,
+        // Twelve errors in all, on three days.
+        errors_per_day: (0..30u64)
+            .map(|d| match d {
+                20 => 5,
+                25 => 4,
+                29 => 3,
+                _ => 0,
+            })
+            .collect(),
         per_hour,
         by_tool: vec![
             ToolCount {

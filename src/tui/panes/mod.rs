@@ -1,6 +1,7 @@
 //! One module per pane or dialog; each draws from `&App` (or a part of it).
 
 pub mod audit;
+pub mod chart;
 pub mod detail;
 pub mod dialogs;
 pub mod forms;

@@ -276,6 +276,8 @@ mod tests {
         assert_eq!(u.per_hour[HOURS - 2], 1);
         assert_eq!(u.per_day[DAYS - 1], 3);
         assert_eq!(u.per_day[DAYS - 11], 1);
+        assert_eq!(u.errors_per_day[DAYS - 1], 1, "the 404, on its day");
+        assert_eq!(u.errors_per_day.iter().sum::<u64>(), 1);
         assert_eq!(u.by_tool[0].tool, "echo");
         assert_eq!(u.by_tool[0].requests, 3);
         assert_eq!(u.clients.len(), 3);

@@ -25,7 +25,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
     let block = Block::bordered()
         .title(Line::styled(
             format!(
-                " {} ({}) · requests and errors per day, 30 days (UTC) ",
+                " {} ({}) · requests and errors per day, 30 days ",
                 visible(&key.name),
                 key.prefix()
             ),

@@ -8,18 +8,16 @@ use std::io::Write;
 use crossterm::clipboard::CopyToClipboard;
 use ratatui::crossterm::execute;
 
-use super::action::CopyReport;
-
-/// Sends `text` by OSC 52 to `terminal` and to the system clipboard.
-pub fn copy(terminal: &mut impl Write, text: &str) -> CopyReport {
-    let osc52 = execute!(terminal, CopyToClipboard::to_clipboard_from(text)).is_ok();
-    CopyReport {
-        osc52,
-        system: system_clipboard(text),
-    }
+/// Sends `text` by OSC 52 to `terminal`: on the UI task, in between two
+/// frames, so the sequence never lands inside one.
+pub fn osc52(terminal: &mut impl Write, text: &str) -> bool {
+    execute!(terminal, CopyToClipboard::to_clipboard_from(text)).is_ok()
 }
 
-fn system_clipboard(text: &str) -> Result<(), String> {
+/// The system clipboard, when a display is present. It talks to the
+/// display server, which may be slow or remote: the console calls it off
+/// the UI task (`Executor::finish_copy`).
+pub fn system_clipboard(text: &str) -> Result<(), String> {
     let has_display = ["DISPLAY", "WAYLAND_DISPLAY"]
         .iter()
         .any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()));

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 use tokio::sync::mpsc::UnboundedSender;
+use zeroize::Zeroizing;
 
-use super::action::{Action, DETAIL_RECENT, Detail, Operation, OrgChoice, Snapshot};
+use super::action::{Action, CopyReport, DETAIL_RECENT, Detail, Operation, OrgChoice, Snapshot};
 use super::app::{AUDIT_LOADED, Effect};
 use crate::admin::{self, AdminError};
 use crate::config;
@@ -129,6 +130,18 @@ impl Executor {
             *sent = health.clone();
             let _ = self.actions.send(Action::UpstreamHealth(health));
         }
+    }
+
+    /// Puts `text` on the system clipboard in the background (OSC 52 was
+    /// `osc52`), then reports both as `Action::Copied`; the text is dropped
+    /// (and zeroed) there.
+    pub fn finish_copy(&self, text: Zeroizing<String>, osc52: bool) {
+        let actions = self.actions.clone();
+        tokio::task::spawn_blocking(move || {
+            let system = super::clipboard::system_clipboard(&text);
+            drop(text);
+            let _ = actions.send(Action::Copied(CopyReport { osc52, system }));
+        });
     }
 
     /// Starts `effect` in the background. (Copy and Quit are the caller's.)

@@ -269,10 +269,11 @@ async fn run_loop(
             Some(Effect::Quit) => return Ok(()),
             Some(Effect::Copy(text)) => {
                 let mut stdout = std::io::stdout();
-                let report = clipboard::copy(&mut stdout, &text);
+                let osc52 = clipboard::osc52(&mut stdout, &text);
                 let _ = stdout.flush();
-                drop(text);
-                app.update(Action::Copied(report));
+                // The system clipboard may wait on the display server: off
+                // the UI task; its report arrives as `Action::Copied`.
+                executor.finish_copy(text, osc52);
             }
             Some(effect) => executor.spawn(effect),
         }

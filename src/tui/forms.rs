@@ -490,29 +490,27 @@ impl KeyForm {
                     description: description.filter(|d| d.trim() != old_description),
                     access: (access != key.access).then_some(access),
                 };
-                let rate_limit = match self.rate_asked() {
-                    Ok(asked) if asked == key.rate_limit => None,
-                    Ok(Some(limit)) => Some(RateLimitSpec::Limit(limit)),
-                    Ok(None) => Some(RateLimitSpec::None),
-                    Err(e) => {
-                        let mut errors = match admin::validate_edit_request(&request) {
-                            Err(AdminError::Invalid(errors)) => errors,
-                            _ => Vec::new(),
-                        };
+                // Every broken rule at once: the edit's and the rate's.
+                let (checked, asked) = (admin::validate_edit_request(&request), self.rate_asked());
+                let rate_limit = match (checked, asked) {
+                    (Ok(()), Ok(asked)) if asked == key.rate_limit => None,
+                    (Ok(()), Ok(Some(limit))) => Some(RateLimitSpec::Limit(limit)),
+                    (Ok(()), Ok(None)) => Some(RateLimitSpec::None),
+                    (Err(AdminError::Invalid(mut errors)), Err(e)) => {
                         errors.push(e);
                         return Err(AdminError::Invalid(errors));
                     }
+                    (Ok(()), Err(e)) => return Err(AdminError::Invalid(vec![e])),
+                    (Err(e), _) => return Err(e),
                 };
                 if request == EditRequest::default() && rate_limit.is_none() {
                     return Ok(None);
                 }
-                admin::validate_edit_request(&request).map(|()| {
-                    Some(KeySubmit::Edit {
-                        id: key.id.clone(),
-                        request,
-                        rate_limit,
-                    })
-                })
+                Ok(Some(KeySubmit::Edit {
+                    id: key.id.clone(),
+                    request,
+                    rate_limit,
+                }))
             }
         }
     }

@@ -7,8 +7,8 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::symbols::Marker;
-use ratatui::text::{Line, Span};
-use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, Paragraph};
+use ratatui::text::Span;
+use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph};
 
 use crate::rules::visible;
 use crate::tui::app::App;
@@ -22,17 +22,15 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect, theme: &Theme) {
     let Some(key) = app.selected_key() else {
         return;
     };
-    let block = Block::bordered()
-        .title(Line::styled(
-            format!(
-                " {} ({}) · requests and errors per day, 30 days ",
-                visible(&key.name),
-                key.prefix()
-            ),
-            theme.bold(),
-        ))
-        .title_bottom(Line::styled(" any key closes ", theme.dim()))
-        .border_style(theme.border(true));
+    let block = super::view_block(
+        format!(
+            " {} ({}) · requests and errors per day, 30 days ",
+            visible(&key.name),
+            key.prefix()
+        ),
+        " any key closes ",
+        theme,
+    );
     let usage = app
         .detail
         .as_ref()

@@ -4,9 +4,9 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
 
-use super::{ago, with_more_marks};
+use super::{ago, one_line, view_block, with_more_marks};
 use crate::domain::Mcp;
 use crate::rules::visible;
 use crate::store::PinSummary;
@@ -20,16 +20,11 @@ use crate::upstream::{Health, UpstreamHealth};
 pub fn render(app: &App, at: &ListPosition, frame: &mut Frame, area: Rect, theme: &Theme) {
     let rect = layout::mcps_dialog(area);
     clear(frame, rect);
-    let mut block = Block::bordered()
-        .title(Line::styled(
-            format!(" MCP servers of {} ", visible(&app.org)),
-            theme.bold(),
-        ))
-        .title_bottom(Line::styled(
-            " a add · d remove · p pin/unpin · t withheld tools · Esc back ",
-            theme.dim(),
-        ))
-        .border_style(theme.border(true));
+    let mut block = view_block(
+        format!(" MCP servers of {} ", visible(&app.org)),
+        " a add · d remove · p pin/unpin · t withheld tools · Esc back ",
+        theme,
+    );
     if app.mcps.is_empty() {
         let text =
             "No MCP servers yet. Press a to add one (a stdio command or a Streamable HTTP URL).";
@@ -110,21 +105,22 @@ fn selected_lines<'a>(app: &App, mcp: &Mcp, width: u16, theme: &Theme) -> Vec<Li
         visible(&mcp.slug),
         visible(&mcp.transport.target())
     );
-    let health = match app.health_of(mcp).map(|h| &h.state) {
+    let health = app.health_of(mcp);
+    let state = match health.map(|h| &h.state) {
         None => "not started (nothing has called it yet)".to_owned(),
         Some(Health::Connected) => "connected".to_owned(),
         Some(Health::Connecting) => "connecting…".to_owned(),
         Some(Health::Failing(why)) => format!("failing: {}", visible(&scrubbed(why, mcp))),
     };
-    let restarts = app.health_of(mcp).map_or(0, |h| h.restarts).to_string();
     let status = format!(
-        "timeout {}s · {health} · restarts {restarts}",
-        mcp.timeout.as_secs()
+        "timeout {}s · {state} · restarts {}",
+        mcp.timeout.as_secs(),
+        health.map_or(0, |h| h.restarts)
     );
     vec![
         Line::styled("─".repeat(width), theme.dim()),
-        Line::from(cut(&target, width)),
-        Line::styled(cut(&status, width), theme.dim()),
+        one_line(Line::from(target), width),
+        one_line(Line::styled(status, theme.dim()), width),
     ]
 }
 
@@ -153,15 +149,6 @@ fn scrubbed(why: &str, mcp: &Mcp) -> String {
         }
     }
     text
-}
-
-fn cut(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_owned();
-    }
-    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
-    out.push('…');
-    out
 }
 
 /// `up`, `failing`, `starting` or `idle` (never called), coloured.
@@ -207,22 +194,49 @@ mod tests {
     use crate::tui::scroll::ListPosition;
     use crate::tui::theme::Theme;
 
-    #[test]
-    fn an_upstream_error_quoting_its_url_or_header_is_shown_redacted() {
+    /// An app whose org has one HTTP MCP `remote` in row `row`.
+    fn app_with_remote(row: i64, url: &str, header: (&str, &str)) -> App {
         let at = Utc.with_ymd_and_hms(2026, 2, 1, 9, 0, 0).unwrap();
         let mut app = App::new("acme", at, ServerStatus::Off);
         app.mcps = vec![Mcp {
-            row_id: 7,
+            row_id: row,
             org_id: 1,
             slug: "remote".into(),
             name: "Remote".into(),
             transport: McpTransport::Http {
-                url: "http://h.example/mcp?token=abc9".into(),
-                headers: vec![("X-Key".into(), "s3cret-value".into())],
+                url: url.into(),
+                headers: vec![(header.0.into(), header.1.into())],
             },
             timeout: Duration::from_secs(30),
             created_at: at,
         }];
+        app
+    }
+
+    /// The MCPs view of `app`, `width` columns wide, as text.
+    fn screen_of(app: &App, width: u16) -> String {
+        let mut terminal = Terminal::new(TestBackend::new(width, 20)).unwrap();
+        terminal
+            .draw(|f| {
+                render(
+                    app,
+                    &ListPosition::default(),
+                    f,
+                    f.area(),
+                    &Theme { color: false },
+                )
+            })
+            .unwrap();
+        terminal.backend().to_string()
+    }
+
+    #[test]
+    fn an_upstream_error_quoting_its_url_or_header_is_shown_redacted() {
+        let mut app = app_with_remote(
+            7,
+            "http://h.example/mcp?token=abc9",
+            ("X-Key", "s3cret-value"),
+        );
         app.upstream_health = vec![crate::upstream::UpstreamHealth {
             name: "remote#7".into(),
             state: crate::upstream::Health::Failing(
@@ -231,19 +245,7 @@ mod tests {
             ),
             restarts: 2,
         }];
-        let mut terminal = Terminal::new(TestBackend::new(160, 20)).unwrap();
-        terminal
-            .draw(|f| {
-                render(
-                    &app,
-                    &ListPosition::default(),
-                    f,
-                    f.area(),
-                    &Theme { color: false },
-                )
-            })
-            .unwrap();
-        let screen = terminal.backend().to_string();
+        let screen = screen_of(&app, 160);
         for secret in ["abc9", "s3cret"] {
             assert!(!screen.contains(secret), "'{secret}' on screen:\n{screen}");
         }
@@ -258,33 +260,12 @@ mod tests {
 
     #[test]
     fn url_credentials_never_reach_the_screen() {
-        let at = Utc.with_ymd_and_hms(2026, 2, 1, 9, 0, 0).unwrap();
-        let mut app = App::new("acme", at, ServerStatus::Off);
-        app.mcps = vec![Mcp {
-            row_id: 1,
-            org_id: 1,
-            slug: "remote".into(),
-            name: "Remote".into(),
-            transport: McpTransport::Http {
-                url: "http://user:hunter2@h.example/mcp?token=abc9".into(),
-                headers: vec![("Authorization".into(), "Bearer s3cret".into())],
-            },
-            timeout: Duration::from_secs(30),
-            created_at: at,
-        }];
-        let mut terminal = Terminal::new(TestBackend::new(120, 20)).unwrap();
-        terminal
-            .draw(|f| {
-                render(
-                    &app,
-                    &ListPosition::default(),
-                    f,
-                    f.area(),
-                    &Theme { color: false },
-                )
-            })
-            .unwrap();
-        let screen = terminal.backend().to_string();
+        let app = app_with_remote(
+            1,
+            "http://user:hunter2@h.example/mcp?token=abc9",
+            ("Authorization", "Bearer s3cret"),
+        );
+        let screen = screen_of(&app, 120);
         for secret in ["hunter2", "abc9", "s3cret"] {
             assert!(!screen.contains(secret), "'{secret}' on screen:\n{screen}");
         }

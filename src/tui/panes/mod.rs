@@ -20,6 +20,15 @@ use crate::domain::Timestamp;
 use crate::tui::scroll::Window;
 use crate::tui::theme::Theme;
 
+/// The border of a view over most of the screen (MCPs, withheld tools,
+/// the usage chart): its title, and its keys along the bottom.
+pub fn view_block<'a>(title: String, hint: &'a str, theme: &Theme) -> Block<'a> {
+    Block::bordered()
+        .title(Line::styled(title, theme.bold()))
+        .title_bottom(Line::styled(hint, theme.dim()))
+        .border_style(theme.border(true))
+}
+
 /// Marks on a list's border that say it goes on past its window:
 /// `↑ 3 more` at the top right, `↓ 12 more` at the bottom right.
 pub fn with_more_marks<'a>(block: Block<'a>, shown: &Window, theme: &Theme) -> Block<'a> {

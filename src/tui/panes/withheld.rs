@@ -5,9 +5,9 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Paragraph, Row, Table, Wrap};
 
-use super::{ago, with_more_marks};
+use super::{ago, view_block, with_more_marks};
 use crate::rules::visible;
 use crate::tui::app::{App, WITHHELD_ROWS, WithheldView};
 use crate::tui::layout;
@@ -18,16 +18,11 @@ use crate::tui::ui::clear;
 pub fn render(app: &App, view: &WithheldView, frame: &mut Frame, area: Rect, theme: &Theme) {
     let rect = layout::mcps_dialog(area);
     clear(frame, rect);
-    let mut block = Block::bordered()
-        .title(Line::styled(
-            format!(" Withheld tools of {} ", visible(&view.slug)),
-            theme.bold(),
-        ))
-        .title_bottom(Line::styled(
-            " a/Enter approve the selected tool · j/k move · Esc back ",
-            theme.dim(),
-        ))
-        .border_style(theme.border(true));
+    let mut block = view_block(
+        format!(" Withheld tools of {} ", visible(&view.slug)),
+        " a/Enter approve the selected tool · j/k move · Esc back ",
+        theme,
+    );
     if view.tools.is_empty() {
         let text = if view.loaded {
             "No tools awaiting approval: clients see every tool this MCP lists."

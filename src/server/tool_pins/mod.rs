@@ -353,11 +353,7 @@ impl PinsAt {
             }
             return vec![true; seen.len()];
         }
-        seen.iter()
-            .map(|t| {
-                pins.tools.get(&t.name).and_then(|p| p.approved.as_deref()) == Some(t.hash.as_str())
-            })
-            .collect()
+        seen.iter().map(|t| approved_as_listed(&pins, t)).collect()
     }
 
     /// The MCP's pins under this request's generation: cached, or read.
@@ -424,7 +420,11 @@ pub fn shown_by(pins: &McpPins, tool: &Tool) -> bool {
     if !pins.pinned || pins.tools.is_empty() {
         return true;
     }
-    let seen = fingerprint::of_tool(tool);
+    approved_as_listed(pins, &fingerprint::of_tool(tool))
+}
+
+/// Whether `seen` is approved with the fingerprint it is listed with now.
+fn approved_as_listed(pins: &McpPins, seen: &SeenTool) -> bool {
     pins.tools
         .get(&seen.name)
         .and_then(|p| p.approved.as_deref())
